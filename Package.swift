@@ -1,0 +1,70 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "charge-gate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "charge-gate", targets: ["charge-gate"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // C libraries from Debian's packages. hiredis.pc carries -D_FILE_OFFSET_BITS=64, which
+        // SwiftPM refuses, so neither module map goes through pkg-config.
+        .systemLibrary(
+            name: "CFastCGI",
+            providers: [.apt(["libfcgi-dev"])]
+        ),
+        .systemLibrary(
+            name: "CHiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+
+        // Pure Swift: config, routing, URI handling, bucket math, JSON, the responder's decisions.
+        // Imports no C and never reads the clock itself.
+        .target(
+            name: "ChargeGateCore",
+            dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+        // The production store: hiredis behind one Swift owner per connection.
+        .target(
+            name: "ChargeGateRedis",
+            dependencies: ["ChargeGateCore", "CHiredis"]
+        ),
+        // libfcgi behind one Swift owner per request.
+        .target(
+            name: "ChargeGateFastCGI",
+            dependencies: ["CFastCGI"]
+        ),
+        // Worker threads, signals, reload: ties the core to the two wrappers.
+        .target(
+            name: "ChargeGateServer",
+            dependencies: [
+                "ChargeGateCore", "ChargeGateRedis", "ChargeGateFastCGI",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "charge-gate",
+            dependencies: [
+                "ChargeGateCore", "ChargeGateRedis", "ChargeGateServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        .testTarget(
+            name: "ChargeGateCoreTests",
+            dependencies: ["ChargeGateCore"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "ChargeGateRedisTests",
+            dependencies: ["ChargeGateCore", "ChargeGateRedis"]
+        ),
+    ]
+)

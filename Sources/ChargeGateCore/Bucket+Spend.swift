@@ -1,0 +1,63 @@
+extension Bucket {
+    /// The result of deciding a spend on known states: the outcome and, when allowed, the
+    /// states to write with their time to live (nil: keep forever).
+    public struct SpendPlan: Sendable, Equatable {
+        /// The decision.
+        public var outcome: SpendOutcome
+        /// New state per item, with its TTL in ms (nil: no expiry); empty unless allowed.
+        public var writes: [(state: BucketState, ttlMs: Int64?)]
+
+        public static func == (a: SpendPlan, b: SpendPlan) -> Bool {
+            a.outcome == b.outcome && a.writes.map(\.state) == b.writes.map(\.state)
+                && a.writes.map(\.ttlMs) == b.writes.map(\.ttlMs)
+        }
+    }
+
+    /// Decides a spend of every item or none (SPEC §5 and §6). `states[i]` is item i's stored
+    /// state (nil: missing). Denial: a pool that never refills wins (402); otherwise the
+    /// pool with the longest wait (429). This is the reference for the Lua script.
+    public static func plan(_ items: [SpendItem], states: [BucketState?], now: Int64) -> SpendPlan {
+        var levels: [Level] = []
+        levels.reserveCapacity(items.count)
+        var credits: (item: Int, available: Int64, required: Int64)?
+        var longest: (item: Int, wait: Int64)?
+        for (i, item) in items.enumerated() {
+            guard let max = item.max else {
+                levels.append(Level(available: states[i]?.current ?? 0, lastUpdatedAt: now, isFull: false))
+                continue
+            }
+            let level = Bucket.level(states[i], max: max, intervalMs: item.intervalMs, now: now)
+            levels.append(level)
+            guard level.available < item.cost else { continue }
+            if let wait = Bucket.wait(for: item.cost, level: level, max: max, intervalMs: item.intervalMs, now: now) {
+                if longest == nil || wait > longest!.wait { longest = (i, wait) }
+            } else if credits == nil {
+                credits = (i, level.available, item.cost)
+            }
+        }
+        if let credits {
+            return SpendPlan(outcome: .insufficientCredits(item: credits.item, available: credits.available, required: credits.required), writes: [])
+        }
+        if let longest {
+            return SpendPlan(outcome: .outOfCharge(item: longest.item, retryAfterMs: longest.wait), writes: [])
+        }
+        var writes: [(state: BucketState, ttlMs: Int64?)] = []
+        var remaining: [Int64] = []
+        for (i, item) in items.enumerated() {
+            guard let max = item.max else {
+                let used = levels[i].available + item.cost
+                writes.append((BucketState(current: used, lastUpdatedAt: now), nil))
+                remaining.append(used)
+                continue
+            }
+            let after = Bucket.spend(item.cost, from: levels[i], now: now)
+            var ttl: Int64?
+            if item.expires, let interval = item.intervalMs {
+                ttl = Swift.max(1, after.lastUpdatedAt + (max - after.current) * interval - now)
+            }
+            writes.append((after, ttl))
+            remaining.append(after.current)
+        }
+        return SpendPlan(outcome: .allowed(now: now, remaining: remaining), writes: writes)
+    }
+}

@@ -1,0 +1,81 @@
+/// Where the responder listens.
+public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    /// A unix socket path.
+    case unix(path: String)
+    /// A TCP `host:port`.
+    case tcp(host: String, port: Int)
+    /// The listening socket on file descriptor 0 (spawn-fcgi, systemd socket activation).
+    case inherit
+
+    /// Parses `/path`, `host:port` or `inherit`; nil when none fits.
+    public init?(parsing text: String) {
+        if text == "inherit" {
+            self = .inherit
+        } else if text.hasPrefix("/") {
+            self = .unix(path: text)
+        } else if let colon = text.lastIndex(of: ":"),
+            let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port)
+        {
+            var host = String(text[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            guard !host.isEmpty else { return nil }
+            self = .tcp(host: host, port: port)
+        } else {
+            return nil
+        }
+    }
+
+    /// The address as written in the config.
+    public var description: String {
+        switch self {
+        case .unix(let path): return path
+        case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .inherit: return "inherit"
+        }
+    }
+}
+
+/// The whole validated config file.
+public struct GateConfig: Sendable, Equatable {
+    /// Where to listen; default `/run/charge-gate/charge.sock`.
+    public var listen: ListenAddress = .unix(path: "/run/charge-gate/charge.sock")
+    /// Worker threads; nil means 2 x cores.
+    public var workers: Int?
+    /// Redis URL; nil means the memory store.
+    public var redis: RedisURL?
+    /// Connect and command timeout in milliseconds.
+    public var redisTimeoutMs: Int = 100
+    /// Prefix of every Redis key.
+    public var keyPrefix: String = "charge:"
+    /// When true, consumption always succeeds (reads still work).
+    public var devBypass: Bool = false
+    /// Bearer token for the admin endpoints; nil means they answer 403.
+    public var adminToken: String?
+    /// The request header that carries an idempotency key.
+    public var idempotencyHeader: String = "Idempotency-Key"
+    /// How long an idempotency record is kept, in seconds.
+    public var idempotencyTtlSeconds: Int = 86_400
+    /// Usage events kept in the stream (approximate trim); 0 disables the event log.
+    public var eventsMaxLen: Int = 1_000_000
+    /// Unix socket mode, as octal (default 0o660).
+    public var socketMode: Int = 0o660
+    /// Group that owns the unix socket; nil keeps the process's group.
+    public var socketGroup: String?
+    /// The pools, in config order.
+    public var pools: [PoolConfig] = []
+    /// The routes, in config order.
+    public var routes: [RouteConfig] = []
+
+    /// Creates an empty config (defaults everywhere).
+    public init() {}
+
+    /// The CGI parameter name nginx uses for the idempotency header (`HTTP_IDEMPOTENCY_KEY`).
+    public var idempotencyParam: String {
+        "HTTP_" + idempotencyHeader.uppercased().map { $0 == "-" ? "_" : $0 }.map(String.init).joined()
+    }
+
+    /// Index of the pool with this id.
+    public func poolIndex(id: String) -> Int? {
+        pools.firstIndex { $0.id == id }
+    }
+}

@@ -1,0 +1,2 @@
+// The libfcgi wrapper lives here.
+import CFastCGI

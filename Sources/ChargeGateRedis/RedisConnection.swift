@@ -1,0 +1,2 @@
+// The hiredis wrapper and the Redis store live here.
+import CHiredis

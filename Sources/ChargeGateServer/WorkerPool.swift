@@ -1,0 +1,1 @@
+// The worker loop lives here.
