@@ -44,7 +44,7 @@ let package = Package(
         .target(
             name: "ChargeGateServer",
             dependencies: [
-                "ChargeGateCore", "ChargeGateRedis", "ChargeGateFastCGI",
+                "ChargeGateCore", "ChargeGateFastCGI",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

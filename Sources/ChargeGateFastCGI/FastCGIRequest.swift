@@ -1,2 +1,73 @@
-// The libfcgi wrapper lives here.
 import CFastCGI
+
+/// One worker thread's FastCGI request: the single Swift owner of a heap-allocated
+/// `FCGX_Request` (libfcgi's streams point back into it, so it must not move). Not Sendable:
+/// it belongs to the thread that made it.
+public final class FastCGIRequest {
+    private let request: UnsafeMutablePointer<FCGX_Request>
+
+    /// Prepares a request that accepts on `listenFD`. `FastCGIListener.initialize()` must have
+    /// run first. An accept interrupted by a signal returns (so shutdown can wake workers).
+    public init(listenFD: Int32) {
+        request = .allocate(capacity: 1)
+        request.initialize(to: FCGX_Request())
+        // Owned here; FCGX_Free in deinit releases what libfcgi allocated inside it.
+        FCGX_InitRequest(request, listenFD, FCGI_FAIL_ACCEPT_ON_INTR)
+    }
+
+    deinit {
+        FCGX_Free(request, 1)
+        request.deinitialize(count: 1)
+        request.deallocate()
+    }
+
+    /// Finishes the previous request and waits for the next; false when accept failed or was
+    /// interrupted (the caller checks whether it is shutting down).
+    public func accept() -> Bool {
+        FCGX_Accept_r(request) >= 0
+    }
+
+    /// Finishes the current request (flushes and closes its streams).
+    public func finish() {
+        FCGX_Finish_r(request)
+    }
+
+    /// The param `name`, copied into a Swift string at once (libfcgi's buffer dies with the request).
+    public func param(_ name: String) -> String? {
+        guard let envp = request.pointee.envp, let value = FCGX_GetParam(name, envp) else { return nil }
+        return String(cString: value)
+    }
+
+    /// Reads at most `limit` bytes of the body; nil when the body is longer.
+    public func readBody(limit: Int) -> [UInt8]? {
+        guard let input = request.pointee.in else { return [] }
+        var body = [UInt8](repeating: 0, count: limit + 1)
+        let count = body.withUnsafeMutableBufferPointer { buffer -> Int in
+            guard let base = buffer.baseAddress else { return 0 }
+            var total = 0
+            while total < buffer.count {
+                let n = base.withMemoryRebound(to: CChar.self, capacity: buffer.count) {
+                    FCGX_GetStr($0 + total, Int32(buffer.count - total), input)
+                }
+                if n <= 0 { break }
+                total += Int(n)
+            }
+            return total
+        }
+        guard count <= limit else { return nil }
+        body.removeSubrange(count...)
+        return body
+    }
+
+    /// Writes `bytes` (the whole CGI header block and body) in one `FCGX_PutStr`.
+    @discardableResult
+    public func write(_ bytes: [UInt8]) -> Bool {
+        guard let out = request.pointee.out else { return false }
+        return bytes.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return true }
+            return base.withMemoryRebound(to: CChar.self, capacity: buffer.count) {
+                FCGX_PutStr($0, Int32(buffer.count), out) == Int32(buffer.count)
+            }
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+
+/// How `charge-gate events` writes usage events.
+public enum EventFormat: String, Sendable, CaseIterable {
+    /// One JSON object per line (the shape of `GET /api/usage/events`).
+    case jsonl
+    /// RFC 4180 CSV with a header line.
+    case csv
+
+    /// The CSV header line.
+    public static let csvHeader = "id,time,pool,subject,amount,route,method,uri,idempotencyKey"
+
+    /// `event` as one line, without the newline.
+    public func line(_ event: UsageEvent) -> String {
+        switch self {
+        case .jsonl:
+            var w = JSONWriter()
+            Responder.writeEvent(&w, event)
+            return w.text
+        case .csv:
+            return [
+                event.id, String(event.time), event.pool, event.context.subject, String(event.amount),
+                event.context.route, event.context.method, event.context.uri, event.context.idempotencyKey,
+            ].map(Self.csvField).joined(separator: ",")
+        }
+    }
+
+    /// A CSV field, quoted when it holds a comma, quote, CR or LF.
+    static func csvField(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    /// Parses a time given as epoch milliseconds or ISO 8601 (`2026-11-21T10:00:00Z`).
+    public static func parseTime(_ text: String) -> Int64? {
+        if let ms = Int64(text), ms >= 0 { return ms }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+        formatter.formatOptions = [.withInternetDateTime]
+        if let date = formatter.date(from: text) { return Int64(date.timeIntervalSince1970 * 1000) }
+        return nil
+    }
+}

@@ -1,0 +1,41 @@
+/// A validated config compiled for the request path: the routing trie and every key prefix
+/// computed once. Immutable, so worker threads share it freely; a reload builds a new one.
+public final class Gate: Sendable {
+    /// The config it was built from.
+    public let config: GateConfig
+    /// The route matcher.
+    public let router: Router
+    /// `keyPrefix + poolId`, per pool.
+    public let poolKeys: [String]
+    /// The event stream key, or nil when the event log is off.
+    public let eventsKey: String?
+    /// The CGI param carrying the idempotency header.
+    public let idempotencyParam: String
+
+    /// Compiles `config`.
+    public init(config: GateConfig) {
+        self.config = config
+        self.router = Router(routes: config.routes)
+        self.poolKeys = config.pools.map { config.keyPrefix + $0.id }
+        self.eventsKey = config.eventsMaxLen > 0 ? config.keyPrefix + "events" : nil
+        self.idempotencyParam = config.idempotencyParam
+    }
+
+    /// The store key of pool `index` for `subject` (already in key form; ignored for global pools).
+    public func key(pool index: Int, subject: String) -> String {
+        config.pools[index].scope == .subject ? poolKeys[index] + ":" + subject : poolKeys[index]
+    }
+
+    /// The spend item for pool `index` at `cost` for `subject`.
+    public func item(pool index: Int, cost: Int64, subject: String) -> SpendItem {
+        let pool = config.pools[index]
+        return SpendItem(
+            poolId: pool.id, key: key(pool: index, subject: subject), max: pool.maxCharges,
+            intervalMs: pool.intervalMs, cost: cost, expires: pool.scope == .subject)
+    }
+
+    /// The store key of the idempotency record for (subject, route, client key).
+    public func idempotencyKey(subject: String, route: String, clientKey: String) -> String {
+        config.keyPrefix + "idem:" + SHA256.hex(subject + "\n" + route + "\n" + clientKey).prefix(32)
+    }
+}

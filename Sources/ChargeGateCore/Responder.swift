@@ -1,0 +1,137 @@
+/// What the responder needs from a request: its CGI params and, for top-off, its body.
+public protocol RequestParams {
+    /// The CGI/FastCGI param `name` (`REQUEST_METHOD`, `HTTP_AUTHORIZATION`, ...), or nil.
+    func param(_ name: String) -> String?
+    /// At most `limit` bytes of the request body; nil when it is longer than that.
+    func body(limit: Int) -> [UInt8]?
+}
+
+/// Turns one FastCGI request into an answer: the gate decision for the auth subrequest, or a
+/// usage endpoint's JSON. Pure: it reads time only through the store, and holds no state of
+/// its own, so each worker thread makes one around its own store.
+public struct Responder {
+    /// The param names of the wire contract (docs/protocol.md).
+    public enum Param {
+        /// Which answer nginx wants.
+        public static let role = "CHARGE_GATE_ROLE"
+        /// nginx's normalised `$uri` of the protected request.
+        public static let uri = "CHARGE_GATE_URI"
+        /// The subject chosen in the snippet.
+        public static let subject = "CHARGE_GATE_SUBJECT"
+    }
+
+    /// The response header names the snippets read back with `auth_request_set`.
+    public enum Header {
+        /// 204, 429, 402 or 503.
+        public static let status = "X-Charge-Status"
+        /// The JSON body of a denial.
+        public static let body = "X-Charge-Body"
+        /// Seconds for `Retry-After`.
+        public static let retryAfter = "X-Charge-Retry-After"
+    }
+
+    /// The store this worker spends from.
+    public let store: any ChargeStore
+
+    /// Creates a responder over `store`.
+    public init(store: any ChargeStore) {
+        self.store = store
+    }
+
+    /// Answers one request under `gate`.
+    public func respond(to request: some RequestParams, gate: Gate) -> Response {
+        switch request.param(Param.role) {
+        case "auth": return authorize(request, gate: gate)
+        case "usage": return usage(request, gate: gate)
+        case "check": return check(request, gate: gate)
+        case "topoff": return topOff(request, gate: gate)
+        case "events": return events(request, gate: gate)
+        case let role:
+            var response = deny(503, body: Self.unavailableBody)
+            response.note = .init(isError: true, message: "request without a known \(Param.role) (got \(role.map { SafeToken.key(for: $0) } ?? "none")): denied; check the nginx snippet")
+            return response
+        }
+    }
+
+    // MARK: The auth subrequest
+
+    static let unavailableBody = #"{"error":"service_unavailable"}"#
+
+    /// The charged path: nginx's `$uri` when the snippet passes it, else `REQUEST_URI`
+    /// normalised here the way nginx would.
+    static func chargedPath(_ request: some RequestParams) -> String {
+        if let uri = request.param(Param.uri), !uri.isEmpty {
+            return URIPath.normalize(uri, decode: false)
+        }
+        return URIPath.normalize(request.param("REQUEST_URI") ?? "/", decode: true)
+    }
+
+    func authorize(_ request: some RequestParams, gate: Gate) -> Response {
+        let path = Self.chargedPath(request)
+        var method = request.param("REQUEST_METHOD") ?? ""
+        // HEAD is GET without the body: the app still does the work, so it is charged alike.
+        if method == "HEAD" { method = "GET" }
+        guard let routeIndex = gate.router.match(path: path, method: method) else { return Self.allow }
+        if gate.config.devBypass { return Self.allow }
+
+        let route = gate.config.routes[routeIndex]
+        let subject = SafeToken.key(for: request.param(Param.subject) ?? "")
+        let items = route.charges.map { gate.item(pool: $0.poolIndex, cost: $0.cost, subject: subject) }
+        var idempotencyKey: String?
+        var clientKey = ""
+        if let key = request.param(gate.idempotencyParam), !key.isEmpty {
+            clientKey = SafeToken.key(for: key)
+            idempotencyKey = gate.idempotencyKey(subject: subject, route: route.prefix, clientKey: key)
+        }
+        let spend = SpendRequest(
+            items: items, idempotencyKey: idempotencyKey,
+            idempotencyTtlMs: Int64(gate.config.idempotencyTtlSeconds) * 1000,
+            eventsKey: gate.eventsKey, eventsMaxLen: gate.config.eventsMaxLen,
+            context: EventContext(
+                subject: subject, route: route.prefix, method: request.param("REQUEST_METHOD") ?? "",
+                uri: String(path.prefix(1024)), idempotencyKey: clientKey))
+
+        let outcome: SpendOutcome
+        do {
+            outcome = try store.spend(spend)
+        } catch {
+            var response = deny(503, body: Self.unavailableBody)
+            response.note = .init(isError: true, message: "\(error) (route \(route.prefix), subject \(subject)): answered 503")
+            return response
+        }
+        switch outcome {
+        case .allowed, .repeated:
+            return Self.allow
+        case .outOfCharge(let item, let wait):
+            let pool = items[item].poolId
+            var w = JSONWriter()
+            w.beginObject()
+            w.field("error", "out_of_charge")
+            w.field("retryAfterMs", wait)
+            w.field("poolId", pool)
+            w.endObject()
+            let seconds = (wait + 999) / 1000
+            var response = deny(429, body: w.text, extra: [(Header.retryAfter, String(seconds))])
+            response.note = .init(isError: false, message: "denied out_of_charge pool=\(pool) subject=\(subject) retryAfterMs=\(wait) route=\(route.prefix)")
+            return response
+        case .insufficientCredits(let item, let available, let required):
+            let pool = items[item].poolId
+            var w = JSONWriter()
+            w.beginObject()
+            w.field("error", "insufficient_credits")
+            w.field("poolId", pool)
+            w.field("availableBalance", available)
+            w.field("required", required)
+            w.endObject()
+            var response = deny(402, body: w.text)
+            response.note = .init(isError: false, message: "denied insufficient_credits pool=\(pool) subject=\(subject) available=\(available) required=\(required) route=\(route.prefix)")
+            return response
+        }
+    }
+
+    static let allow = Response(status: 204, headers: [(Header.status, "204")])
+
+    func deny(_ status: Int, body: String, extra: [(name: String, value: String)] = []) -> Response {
+        Response(status: 403, headers: [(Header.status, String(status)), (Header.body, body)] + extra)
+    }
+}

@@ -1,0 +1,76 @@
+/// An answer for the FastCGI layer to write: status, headers, body, and what to log.
+public struct Response: Sendable, Equatable {
+    /// HTTP status.
+    public var status: Int
+    /// Header fields, in order (never `Status`; the writer adds it).
+    public var headers: [(name: String, value: String)]
+    /// The body (JSON for every answer with one).
+    public var body: String
+    /// A line worth logging (denials, errors), with its level.
+    public var note: Note?
+
+    /// A log line attached to a response.
+    public struct Note: Sendable, Equatable {
+        /// Whether it is an error (store trouble, misconfiguration) or a decision.
+        public var isError: Bool
+        /// The message, free of secrets; untrusted values appear in key form only.
+        public var message: String
+    }
+
+    /// Creates a response.
+    public init(status: Int, headers: [(name: String, value: String)] = [], body: String = "", note: Note? = nil) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.note = note
+    }
+
+    /// A JSON answer with `Cache-Control: no-store`.
+    public static func json(_ status: Int, _ body: String, extraHeaders: [(name: String, value: String)] = []) -> Response {
+        Response(status: status, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")] + extraHeaders, body: body)
+    }
+
+    /// `{"error":code}` plus optional fields.
+    public static func error(_ status: Int, _ code: String, _ fields: [(String, String)] = []) -> Response {
+        var w = JSONWriter()
+        w.beginObject()
+        w.field("error", code)
+        for (name, value) in fields { w.field(name, value) }
+        w.endObject()
+        return json(status, w.text)
+    }
+
+    /// The whole CGI header block and body, as written in one `FCGX_PutStr`.
+    public func serialized() -> [UInt8] {
+        var out = "Status: \(status) \(Self.reason(status))\r\n"
+        for (name, value) in headers { out += name + ": " + value + "\r\n" }
+        if !body.isEmpty && !headers.contains(where: { $0.name == "Content-Length" }) {
+            out += "Content-Length: \(body.utf8.count)\r\n"
+        }
+        out += "\r\n"
+        out += body
+        return Array(out.utf8)
+    }
+
+    public static func == (a: Response, b: Response) -> Bool {
+        a.status == b.status && a.body == b.body && a.note == b.note
+            && a.headers.map(\.name) == b.headers.map(\.name) && a.headers.map(\.value) == b.headers.map(\.value)
+    }
+
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: return "OK"
+        case 204: return "No Content"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 402: return "Payment Required"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 413: return "Content Too Large"
+        case 429: return "Too Many Requests"
+        case 503: return "Service Unavailable"
+        default: return "Status"
+        }
+    }
+}

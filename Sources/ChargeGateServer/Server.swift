@@ -1,0 +1,195 @@
+import ChargeGateCore
+import ChargeGateFastCGI
+import Glibc
+import Logging
+import Synchronization
+
+/// What `charge-gate serve` was told on its command line, applied over every config it loads
+/// (the first and each reload).
+public struct ServeOverrides: Sendable {
+    /// `--listen`.
+    public var listen: ListenAddress?
+    /// `--redis`.
+    public var redis: RedisURL?
+    /// `--memory`: the memory store whatever the config says.
+    public var memory: Bool
+
+    /// Creates overrides.
+    public init(listen: ListenAddress? = nil, redis: RedisURL? = nil, memory: Bool = false) {
+        self.listen = listen
+        self.redis = redis
+        self.memory = memory
+    }
+
+    /// `config` with the overrides applied.
+    public func applied(to config: GateConfig) -> GateConfig {
+        var config = config
+        if let listen { config.listen = listen }
+        if let redis { config.redis = redis }
+        if memory { config.redis = nil }
+        return config
+    }
+}
+
+/// The responder process: N worker threads, each with its own FastCGI request and its own
+/// store connection, answering until SIGTERM or SIGINT; SIGHUP reloads the config.
+public final class Server: Sendable {
+    /// Makes the store one worker thread uses; called on that thread.
+    public typealias StoreFactory = @Sendable (GateConfig) -> any ChargeStore
+    /// Loads and validates a config file (the same loader as `check-config`).
+    public typealias ConfigSource = @Sendable () -> Result<GateConfig, ConfigErrors>
+
+    private let loadConfig: ConfigSource
+    private let overrides: ServeOverrides
+    private let makeStore: StoreFactory
+    private let logger: Logger
+    private let box: GateBox
+    private let stopping = Atomic<Bool>(false)
+    private let running = Atomic<Int>(0)
+
+    /// Creates a server for the already validated `config`.
+    public init(config: GateConfig, reload: @escaping ConfigSource, overrides: ServeOverrides, makeStore: @escaping StoreFactory, logger: Logger) {
+        self.loadConfig = reload
+        self.overrides = overrides
+        self.makeStore = makeStore
+        self.logger = logger
+        self.box = GateBox(Gate(config: overrides.applied(to: config)))
+    }
+
+    /// Listens, serves until told to stop, and returns the exit status (0 after a clean stop).
+    public func run() -> Int32 {
+        let config = box.current.config
+        FastCGIListener.initialize()
+        let listenFD: Int32
+        do {
+            switch config.listen {
+            case .unix(let path):
+                listenFD = try FastCGIListener.openUnix(path: path, backlog: 1024, mode: config.socketMode, group: config.socketGroup)
+            case .tcp(let host, let port):
+                listenFD = try FastCGIListener.openTCP(host: host, port: port, backlog: 1024)
+            case .inherit:
+                listenFD = try FastCGIListener.inherited()
+            }
+        } catch {
+            logger.critical("\(error)")
+            return 1
+        }
+
+        Self.prepareSignals()
+        let workers = config.workers ?? max(2, 2 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        var threads: [NativeThread] = []
+        for index in 0..<workers {
+            guard let thread = NativeThread.start({ [self] in self.work(index: index, listenFD: listenFD) }) else {
+                logger.critical("cannot start worker thread \(index)")
+                return 1
+            }
+            threads.append(thread)
+        }
+        let store = config.redis.map { "redis \($0)" } ?? "memory store (this process only)"
+        logger.info("charge-gate listening on \(config.listen) with \(workers) workers; \(config.pools.count) pools, \(config.routes.count) routes; \(store)")
+
+        waitForStopSignal()
+
+        logger.info("stopping: finishing requests in flight")
+        stopping.store(true, ordering: .releasing)
+        FastCGIListener.requestShutdown()
+        // A signal that lands just before a worker enters accept() is lost, so keep knocking
+        // until every worker is out (bounded: nginx's own timeouts end stuck requests).
+        var waitedMs = 0
+        while running.load(ordering: .acquiring) > 0 && waitedMs < 10_000 {
+            for thread in threads { thread.signal(SIGUSR2) }
+            usleep(20_000)
+            waitedMs += 20
+        }
+        if running.load(ordering: .acquiring) == 0 {
+            for thread in threads { thread.join() }
+        }
+        if case .unix(let path) = config.listen { unlink(path) }
+        logger.info("stopped")
+        return 0
+    }
+
+    // MARK: Workers
+
+    private func work(index: Int, listenFD: Int32) {
+        running.add(1, ordering: .relaxed)
+        defer { running.subtract(1, ordering: .releasing) }
+        let request = FastCGIRequest(listenFD: listenFD)
+        let responder = Responder(store: makeStore(box.current.config))
+        var logger = self.logger
+        logger[metadataKey: "worker"] = "\(index)"
+        while !stopping.load(ordering: .acquiring) {
+            guard request.accept() else {
+                if stopping.load(ordering: .acquiring) { break }
+                usleep(1000)  // a failed accept (EMFILE...) must not spin
+                continue
+            }
+            let response = responder.respond(to: FastCGIParams(request: request), gate: box.current)
+            request.write(response.serialized())
+            request.finish()
+            if let note = response.note {
+                if note.isError { logger.error("\(note.message)") } else { logger.info("\(note.message)") }
+            }
+        }
+    }
+
+    // MARK: Signals
+
+    private static func prepareSignals() {
+        signal(SIGPIPE, SIG_IGN)
+        // SIGUSR2 only interrupts a blocking accept (no SA_RESTART); it does nothing else.
+        var wake = sigaction()
+        wake.__sigaction_handler.sa_handler = { _ in }
+        wake.sa_flags = 0
+        sigemptyset(&wake.sa_mask)
+        sigaction(SIGUSR2, &wake, nil)
+        // TERM, INT and HUP are taken by sigwait on the main thread only; workers inherit the mask.
+        var set = stopSignals()
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    private static func stopSignals() -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGHUP)
+        return set
+    }
+
+    private func waitForStopSignal() {
+        var set = Self.stopSignals()
+        while true {
+            var received: Int32 = 0
+            guard sigwait(&set, &received) == 0 else { continue }
+            if received == SIGHUP {
+                reload()
+            } else {
+                return
+            }
+        }
+    }
+
+    private func reload() {
+        switch loadConfig() {
+        case .success(let loaded):
+            let new = overrides.applied(to: loaded)
+            let old = box.current.config
+            if new.listen != old.listen || new.workers != old.workers || new.redis != old.redis
+                || new.redisTimeoutMs != old.redisTimeoutMs || new.socketMode != old.socketMode || new.socketGroup != old.socketGroup
+            {
+                logger.warning("reload: listen, workers, redis, redisTimeoutMs and socket settings take effect only after a restart; keeping the running ones")
+            }
+            var kept = new
+            kept.listen = old.listen
+            kept.workers = old.workers
+            kept.redis = old.redis
+            kept.redisTimeoutMs = old.redisTimeoutMs
+            box.replace(with: Gate(config: kept))
+            logger.info("config reloaded: \(kept.pools.count) pools, \(kept.routes.count) routes")
+        case .failure(let errors):
+            for error in errors.errors { logger.error("\(error)") }
+            logger.error("config reload failed; keeping the running config")
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import ChargeGateCore
+import ChargeGateRedis
+import Glibc
+
+/// `charge-gate events`: export the usage event log, page by page.
+struct EventsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events",
+        abstract: "Export usage events from Redis as JSON Lines or CSV, page by page (constant memory)."
+    )
+
+    @Option(help: "The YAML config file (its redis and keyPrefix are used).")
+    var config: String
+
+    @Option(help: "Only events at or after this time: epoch ms or ISO 8601.")
+    var since: String?
+
+    @Option(help: "Only events at or before this time: epoch ms or ISO 8601.")
+    var until: String?
+
+    @Option(help: "Only this pool.")
+    var pool: String?
+
+    @Option(help: "Only this subject (as sent by nginx, or its h:... key form).")
+    var subject: String?
+
+    @Option(help: "Override the config's redis URL.")
+    var redis: String?
+
+    @Option(help: "jsonl or csv.")
+    var format: String = "jsonl"
+
+    func run() throws {
+        guard let format = EventFormat(rawValue: format) else { throw ValidationError("--format: expected jsonl or csv") }
+        var query = EventQuery(limit: 1000)
+        if let since {
+            guard let t = EventFormat.parseTime(since) else { throw ValidationError("--since: expected epoch ms or ISO 8601") }
+            query.since = t
+        }
+        if let until {
+            guard let t = EventFormat.parseTime(until) else { throw ValidationError("--until: expected epoch ms or ISO 8601") }
+            query.until = t
+        }
+        query.pool = pool
+        query.subject = subject.map(SafeToken.key(for:))
+
+        let loaded: GateConfig
+        switch ConfigLoader.load(path: config) {
+        case .success(let c): loaded = c
+        case .failure(let errors):
+            for error in errors.errors { printError("\(error)") }
+            throw ExitCode(1)
+        }
+        var url = loaded.redis
+        if let redis {
+            do { url = try RedisURL(parsing: redis) } catch { throw ValidationError("--redis: \(error.text)") }
+        }
+        guard let url else {
+            printError("events: the config names no redis; the memory store keeps events inside the responder (GET /api/usage/events)")
+            throw ExitCode(1)
+        }
+        guard loaded.eventsMaxLen > 0 else {
+            printError("events: eventsMaxLen is 0 in the config: no event log is kept")
+            throw ExitCode(1)
+        }
+        let store = RedisStore(url: url, timeoutMs: max(loaded.redisTimeoutMs, 5000))
+        let stream = loaded.keyPrefix + "events"
+        var out = StandardOutput()
+        if format == .csv { out.write(EventFormat.csvHeader) }
+        while true {
+            let page: EventPage
+            do {
+                page = try store.events(stream: stream, query)
+            } catch {
+                printError("events: \(error)")
+                throw ExitCode(1)
+            }
+            for event in page.events { out.write(format.line(event)) }
+            guard let next = page.next else { break }
+            query.after = next
+        }
+        out.flush()
+    }
+}
+
+/// Buffered lines to fd 1.
+struct StandardOutput {
+    private var buffer: [UInt8] = []
+
+    mutating func write(_ line: String) {
+        buffer.append(contentsOf: line.utf8)
+        buffer.append(UInt8(ascii: "\n"))
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    mutating func flush() {
+        var offset = 0
+        while offset < buffer.count {
+            let n = buffer.withUnsafeBytes { Glibc.write(1, $0.baseAddress! + offset, $0.count - offset) }
+            if n <= 0 { break }
+            offset += n
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}

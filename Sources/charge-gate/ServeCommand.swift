@@ -1,0 +1,75 @@
+import ArgumentParser
+import ChargeGateCore
+import ChargeGateRedis
+import ChargeGateServer
+import Logging
+
+/// `charge-gate serve`: run the responder.
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the FastCGI responder. SIGTERM/SIGINT finish requests in flight and exit 0; SIGHUP reloads the config."
+    )
+
+    @Option(help: "The YAML config file.")
+    var config: String
+
+    @Option(help: "Override the config's listen: a unix socket path, host:port, or inherit (fd 0).")
+    var listen: String?
+
+    @Option(help: "Override the config's redis URL (redis://host:port/db or unix:///path?db=N).")
+    var redis: String?
+
+    @Flag(help: "Use the memory store whatever the config says (one process; state lost on restart).")
+    var memory = false
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func run() throws {
+        var overrides = ServeOverrides(memory: memory)
+        if let listen {
+            guard let address = ListenAddress(parsing: listen) else {
+                throw ValidationError("--listen: expected a unix socket path, host:port, or inherit")
+            }
+            overrides.listen = address
+        }
+        if let redis {
+            do {
+                overrides.redis = try RedisURL(parsing: redis)
+            } catch {
+                throw ValidationError("--redis: \(error.text)")
+            }
+        }
+        let path = config
+        let loaded: GateConfig
+        switch ConfigLoader.load(path: path) {
+        case .success(let config): loaded = config
+        case .failure(let errors):
+            for error in errors.errors { printError("\(error)") }
+            throw ExitCode(1)
+        }
+
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "charge-gate")
+        let memoryStore = MemoryStore(clock: SystemClock())
+        let server = Server(
+            config: loaded,
+            reload: { ConfigLoader.load(path: path) },
+            overrides: overrides,
+            makeStore: { config in
+                guard let url = config.redis else { return memoryStore }
+                return RedisStore(url: url, timeoutMs: config.redisTimeoutMs)
+            },
+            logger: logger)
+        let status = server.run()
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
