@@ -1,0 +1,196 @@
+import Yams
+
+extension ConfigLoader.Reader {
+    /// The keys of one route.
+    static let routeKeys = ["prefix", "pools", "methods", "cost"]
+
+    /// The keys of a `{id, cost}` item in a route's `pools`.
+    static let chargeKeys = ["id", "cost"]
+
+    /// A route already read, for the duplicate-prefix check.
+    private struct SeenRoute {
+        var prefix: String
+        var methods: Set<String>?
+        var line: Int
+    }
+
+    /// Reads `routes`: a list of route mappings; absent, null or empty means no routes.
+    mutating func readRoutes(_ entry: Entry?) -> [RouteConfig] {
+        guard let entry, !Self.isNull(entry.value) else { return [] }
+        guard case .sequence(let sequence) = entry.value else {
+            fail(entry.value, "routes: expected a list of routes, got \(Self.describe(entry.value))")
+            return []
+        }
+        var routes: [RouteConfig] = []
+        var seen: [SeenRoute] = []
+        for (index, node) in sequence.enumerated() {
+            if let route = readRoute(node, index: index, seen: &seen) { routes.append(route) }
+        }
+        return routes
+    }
+
+    /// Reads one route; nil when anything in it is wrong.
+    private mutating func readRoute(_ node: Node, index: Int, seen: inout [SeenRoute]) -> RouteConfig? {
+        let path = "routes[\(index)]"
+        guard case .mapping(let mapping) = node else {
+            fail(node, "\(path): expected a mapping with prefix and pools, got \(Self.describe(node))")
+            return nil
+        }
+        let errorCount = errors.count
+        let keys = entries(of: mapping, at: path, allowed: Self.routeKeys)
+
+        var prefix: String?
+        var prefixLine = Self.line(node)
+        if let entry = keys["prefix"] {
+            prefix = self.prefix(entry.value, "\(path).prefix")
+            prefixLine = Self.line(entry.value)
+        } else {
+            fail(node, "\(path).prefix: required")
+        }
+
+        var methods: Set<String>?
+        var methodsValid = true
+        if let entry = keys["methods"] {
+            methods = self.methods(entry.value, "\(path).methods")
+            methodsValid = methods != nil
+        }
+
+        // The route's default cost; nil when it is wrong (then no cost check against it).
+        var cost: (value: Int64, line: Int)? = (1, Self.line(node))
+        if let entry = keys["cost"] {
+            cost = int(entry.value, "\(path).cost", min: 1, max: Self.maxChargesLimit).map { ($0, Self.line(entry.value)) }
+        }
+
+        var charges: [RouteConfig.Charge] = []
+        if let entry = keys["pools"] {
+            charges = self.charges(entry.value, "\(path).pools", defaultCost: cost)
+        } else {
+            fail(node, "\(path).pools: required (list at least one pool id)")
+        }
+
+        if let prefix, methodsValid {
+            for earlier in seen where earlier.prefix == prefix {
+                // The earlier route wins every method it takes: the later one is (partly) dead.
+                guard let later = methods else {
+                    if earlier.methods == nil {
+                        fail(prefixLine, "\(path).prefix: duplicate prefix '\(prefix)' (first at line \(earlier.line))")
+                    }
+                    continue
+                }
+                let shadowed = earlier.methods.map { later.intersection($0) } ?? later
+                if !shadowed.isEmpty {
+                    let names = shadowed.sorted().joined(separator: ", ")
+                    fail(prefixLine, "\(path).prefix: duplicate prefix '\(prefix)' for \(names) (first at line \(earlier.line))")
+                }
+            }
+            seen.append(SeenRoute(prefix: prefix, methods: methods, line: prefixLine))
+        }
+
+        guard errors.count == errorCount, let prefix else { return nil }
+        return RouteConfig(prefix: prefix, charges: charges, methods: methods)
+    }
+
+    /// A route prefix: starts with `/`, no `?`, `#`, `%`, spaces or control characters;
+    /// normalised (`//`, `.`, `..`) and without a trailing `/` unless it is `/`.
+    private mutating func prefix(_ node: Node, _ path: String) -> String? {
+        guard let text = string(node, path) else { return nil }
+        guard text.hasPrefix("/") else {
+            fail(node, "\(path): must start with '/', got \(Self.quote(text))")
+            return nil
+        }
+        guard !text.unicodeScalars.contains(where: { "?#%".unicodeScalars.contains($0) || Self.isSpaceOrControl($0) }) else {
+            fail(node, "\(path): must not contain '?', '#', '%', spaces or control characters, got \(Self.quote(text))")
+            return nil
+        }
+        var prefix = URIPath.normalize(text, decode: false)
+        if prefix.count > 1 && prefix.hasSuffix("/") { prefix.removeLast() }
+        return prefix
+    }
+
+    /// A route's `methods`: a non-empty list of distinct `[A-Za-z]+` tokens, upper-cased.
+    private mutating func methods(_ node: Node, _ path: String) -> Set<String>? {
+        guard case .sequence(let sequence) = node else {
+            fail(node, "\(path): expected a list of HTTP methods, as [GET, POST], got \(Self.describe(node))")
+            return nil
+        }
+        guard !sequence.isEmpty else {
+            fail(node, "\(path): must list at least one method (leave the key out for every method)")
+            return nil
+        }
+        let errorCount = errors.count
+        var methods: Set<String> = []
+        for (index, item) in sequence.enumerated() {
+            let itemPath = "\(path)[\(index)]"
+            guard let text = string(item, itemPath) else { continue }
+            let isToken = !text.isEmpty && text.utf8.allSatisfy {
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0)
+            }
+            guard isToken else {
+                fail(item, "\(itemPath): expected an HTTP method such as GET or POST, got \(Self.describe(item))")
+                continue
+            }
+            let method = text.uppercased()
+            if !methods.insert(method).inserted {
+                fail(item, "\(itemPath): method \(method) is listed twice")
+            }
+        }
+        return errors.count == errorCount ? methods : nil
+    }
+
+    /// A route's `pools`: a non-empty list of pool ids or `{id, cost}` mappings, each pool once,
+    /// each cost within the pool's cap.
+    private mutating func charges(_ node: Node, _ path: String, defaultCost: (value: Int64, line: Int)?) -> [RouteConfig.Charge] {
+        guard case .sequence(let sequence) = node else {
+            fail(node, "\(path): expected a list of pool ids, got \(Self.describe(node))")
+            return []
+        }
+        if sequence.isEmpty {
+            fail(node, "\(path): must list at least one pool")
+        }
+        var charges: [RouteConfig.Charge] = []
+        var listed: [String: Int] = [:]
+        for (index, item) in sequence.enumerated() {
+            let itemPath = "\(path)[\(index)]"
+            var idNode = item
+            var idPath = itemPath
+            var cost = defaultCost
+            switch item {
+            case .scalar:
+                break
+            case .mapping(let mapping):
+                let keys = entries(of: mapping, at: itemPath, allowed: Self.chargeKeys)
+                if let entry = keys["cost"] {
+                    cost = int(entry.value, "\(itemPath).cost", min: 1, max: Self.maxChargesLimit).map { ($0, Self.line(entry.value)) }
+                }
+                guard let entry = keys["id"] else {
+                    fail(item, "\(itemPath).id: required")
+                    continue
+                }
+                idNode = entry.value
+                idPath = "\(itemPath).id"
+            default:
+                fail(item, "\(itemPath): expected a pool id or {id, cost}, got \(Self.describe(item))")
+                continue
+            }
+            guard let id = string(idNode, idPath) else { continue }
+            guard let pool = poolRefs[id] else {
+                fail(idNode, "\(itemPath): unknown pool \(Self.quote(id))")
+                continue
+            }
+            if let first = listed[id] {
+                fail(idNode, "\(itemPath): pool '\(id)' is listed twice (first as \(path)[\(first)])")
+                continue
+            }
+            listed[id] = index
+            guard let cost else { continue }
+            if let max = pool.maxCharges, cost.value > max {
+                fail(
+                    cost.line,
+                    "\(itemPath): cost \(cost.value) is more than pool '\(id)' can ever hold (maxCharges \(max)), so the route could never pass")
+                continue
+            }
+            charges.append(RouteConfig.Charge(poolIndex: pool.index, cost: cost.value))
+        }
+        return charges
+    }
+}
