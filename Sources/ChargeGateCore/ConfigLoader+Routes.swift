@@ -102,7 +102,7 @@ extension ConfigLoader.Reader {
             fail(node, "\(path): must not contain '?', '#', '%', spaces or control characters, got \(Self.quote(text))")
             return nil
         }
-        var prefix = URIPath.normalize(text, decode: false)
+        var prefix = URIPath.normalize(text)
         if prefix.count > 1 && prefix.hasSuffix("/") { prefix.removeLast() }
         return prefix
     }

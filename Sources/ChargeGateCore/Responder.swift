@@ -61,9 +61,9 @@ public struct Responder {
     /// normalised here the way nginx would.
     static func chargedPath(_ request: some RequestParams) -> String {
         if let uri = request.param(Param.uri), !uri.isEmpty {
-            return URIPath.normalize(uri, decode: false)
+            return URIPath.normalize(uri)
         }
-        return URIPath.normalize(request.param("REQUEST_URI") ?? "/", decode: true)
+        return URIPath.fromRequestURI(request.param("REQUEST_URI") ?? "/")
     }
 
     func authorize(_ request: some RequestParams, gate: Gate) -> Response {

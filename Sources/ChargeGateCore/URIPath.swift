@@ -1,25 +1,31 @@
 /// The path nginx routes, in the form routes are matched against.
 public enum URIPath {
-    /// Normalises a path the way nginx does for `$uri`: drops the query string, decodes `%XX`
-    /// once, merges `//`, resolves `.` and `..` (never above the root). The result always
-    /// starts with `/`. nginx hands the responder an already normalised `$uri`; running this
-    /// again on it changes nothing, and it makes a raw `REQUEST_URI` safe to route as a fallback.
-    public static func normalize(_ raw: some StringProtocol, decode: Bool) -> String {
-        var path = Substring(raw)
-        if let q = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<q] }
-        let decoded = decode ? PercentDecoding.decode(path) : String(path)
+    /// Normalises an already decoded path (nginx's `$uri`) the way nginx does: merges `//`,
+    /// resolves `.` and `..` (never above the root). A `?` or `#` here is part of the path
+    /// (it came from `%3F` or `%23`), so nothing is cut. The result always starts with `/`;
+    /// on nginx's own `$uri` (with `merge_slashes on`) it changes nothing.
+    public static func normalize(_ path: some StringProtocol) -> String {
         var segments: [Substring] = []
-        for segment in decoded.split(separator: "/", omittingEmptySubsequences: true) {
+        let text = Substring(path)
+        for segment in text.split(separator: "/", omittingEmptySubsequences: true) {
             switch segment {
             case ".": continue
             case "..": if !segments.isEmpty { segments.removeLast() }
             default: segments.append(segment)
             }
         }
-        let endsWithSlash = decoded.hasSuffix("/") || decoded.hasSuffix("/.") || decoded.hasSuffix("/..")
+        let endsWithSlash = text.hasSuffix("/") || text.hasSuffix("/.") || text.hasSuffix("/..")
         var result = "/" + segments.joined(separator: "/")
         if endsWithSlash && !segments.isEmpty { result += "/" }
         return result
+    }
+
+    /// The path nginx would route for a raw request target (`REQUEST_URI`): cut at the query
+    /// string, `%XX` decoded once, then normalised.
+    public static func fromRequestURI(_ raw: some StringProtocol) -> String {
+        var path = Substring(raw)
+        if let q = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<q] }
+        return normalize(PercentDecoding.decode(path))
     }
 
     /// The non-empty segments of a normalised path.

@@ -87,6 +87,16 @@ final class DownStore: ChargeStore {
         #expect(responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate).status == 204)
     }
 
+    @Test func anEncodedQuestionMarkInNginxsPathIsPartOfThePath() {
+        for _ in 0..<5 {
+            #expect(responder.respond(to: FakeRequest.auth("/api/generate?a"), gate: gate).status == 204)
+            #expect(responder.respond(to: FakeRequest.auth("/api/generate#b"), gate: gate).status == 204)
+        }
+        #expect(responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate).status == 204)
+        #expect(responder.respond(to: FakeRequest.auth("/api/generate/?a"), gate: gate).status == 204)
+        #expect(responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate).status == 403)
+    }
+
     @Test func headIsChargedLikeGet() {
         for _ in 0..<3 { #expect(responder.respond(to: FakeRequest.auth("/api/read", method: "HEAD"), gate: gate).status == 204) }
         #expect(responder.respond(to: FakeRequest.auth("/api/read", method: "GET"), gate: gate).status == 403)

@@ -16,14 +16,24 @@ import Testing
         ("/", "/"),
     ])
     func rawURIsNormalise(raw: String, expected: String) {
-        #expect(URIPath.normalize(raw, decode: true) == expected)
+        #expect(URIPath.fromRequestURI(raw) == expected)
     }
 
     @Test func normalisedPathIsAFixedPoint() {
         for raw in ["/a//b/./c/../d", "/%25%32%65", "/x/%2F/y"] {
-            let once = URIPath.normalize(raw, decode: true)
-            #expect(URIPath.normalize(once, decode: false) == once)
+            let once = URIPath.fromRequestURI(raw)
+            #expect(URIPath.normalize(once) == once)
         }
+    }
+
+    @Test(arguments: [
+        ("/api/generate?a", "/api/generate?a"),
+        ("/api/generate#b", "/api/generate#b"),
+        ("/api//generate/./x/..", "/api/generate/"),
+        ("/api/%67enerate", "/api/%67enerate"),
+    ])
+    func nginxPathsAreNeverCutOrDecodedAgain(uri: String, expected: String) {
+        #expect(URIPath.normalize(uri) == expected)
     }
 
     static let routes = [

@@ -1,0 +1,701 @@
+"""End-to-end harness (used by conftest.py and the test modules): real nginx + real charge-gate + real redis-server, all private.
+
+Each test gets a fresh stack in its own short temp dir (unix socket paths are limited to 107
+bytes): a redis-server on DIR/redis.sock (no TCP, no persistence), `charge-gate serve --config
+DIR/charge-gate.yaml` on DIR/charge.sock, and nginx on a free 127.0.0.1 port with a config
+rendered from deploy/nginx-stack.conf.in (the template deploy/local-stack uses too), which
+includes the project's nginx/ snippets unmodified and puts a stand-in app on DIR/app.sock with
+its own access log (DIR/app-access.log).
+
+Every wait is bounded, every process is stopped at teardown (also when the test failed), and a
+test that runs longer than CHARGE_GATE_E2E_TEST_TIMEOUT seconds (default 120) fails.
+
+CHARGE_GATE_BIN: the binary (default .build/debug/charge-gate).
+CHARGE_GATE_E2E_KEEP=1: keep the temp dirs (logs) of failed tests.
+"""
+
+from __future__ import annotations
+
+import atexit
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+
+
+ROOT = Path(__file__).resolve().parents[2]
+SNIPPETS = ROOT / "nginx"
+TEMPLATE = ROOT / "deploy" / "nginx-stack.conf.in"
+LOCAL_STACK = ROOT / "deploy" / "local-stack"
+TEST_TIMEOUT = int(os.environ.get("CHARGE_GATE_E2E_TEST_TIMEOUT", "120"))
+
+
+def _binary() -> Path:
+    raw = os.environ.get("CHARGE_GATE_BIN", ".build/debug/charge-gate")
+    p = Path(raw)
+    if not p.is_absolute():
+        cwd_p = Path.cwd() / p
+        p = cwd_p if cwd_p.exists() else ROOT / p
+    return p
+
+
+BIN = _binary()
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+# tests/e2e/run passes its own base dir (it cleans up after a killed pytest); else a new one.
+_BASE = Path(os.environ.get("CHARGE_GATE_E2E_BASE") or tempfile.mkdtemp(prefix="cg-e2e-", dir="/tmp"))
+_BASE.mkdir(parents=True, exist_ok=True)
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGKILL the child when pytest dies (PR_SET_PDEATHSIG), so that a killed test
+    run leaves no redis-server or charge-gate behind. nginx daemonizes: tests/e2e/run stops it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+    except Exception:  # noqa: BLE001 - best effort
+        pass
+_ALL_STACKS: list["Stack"] = []
+
+
+def cleanup_all() -> None:
+    """Stops every stack ever made here and removes the temp dirs (unless CHARGE_GATE_E2E_KEEP)."""
+    for s in _ALL_STACKS:
+        try:
+            s.stop()
+        except Exception:  # noqa: BLE001 - best effort, everything must be tried
+            pass
+    if not os.environ.get("CHARGE_GATE_E2E_KEEP"):
+        shutil.rmtree(_BASE, ignore_errors=True)
+
+
+atexit.register(cleanup_all)
+
+
+# --------------------------------------------------------------------------------------------
+# small utilities
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (bind to port 0, read it, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.02, what: str = "condition"):
+    """Polls `predicate` until it returns a truthy value or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def unix_connectable(path: Path) -> bool:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(0.5)
+    try:
+        s.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is dead for our purposes
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def stop_pid(pid: int, sig=signal.SIGTERM, timeout: float = 5.0) -> None:
+    """Sends `sig`, waits up to `timeout`, then SIGKILL."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return
+        time.sleep(0.02)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def stop_popen(proc: subprocess.Popen | None, sig=signal.SIGTERM, timeout: float = 5.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(sig)
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP
+
+
+class Response:
+    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes):
+        self.status = status
+        self.reason = reason
+        self.header_list = headers
+        self.body = body
+
+    def header(self, name: str) -> str | None:
+        for k, v in self.header_list:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def headers_named(self, name: str) -> list[str]:
+        return [v for k, v in self.header_list if k.lower() == name.lower()]
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.header_list} {self.body[:300]!r}>"
+
+
+def http_request(port: int, method: str, path: str, headers: dict | list | None = None,
+                 body: bytes | None = None, timeout: float = 10.0) -> Response:
+    """One request with http.client, the path sent verbatim (`/api//x`, `%67`, `..` kept)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        items = headers.items() if isinstance(headers, dict) else (headers or [])
+        for k, v in items:
+            conn.putheader(k, v)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        r = conn.getresponse()
+        data = r.read()
+        return Response(r.status, r.reason, r.getheaders(), data)
+    finally:
+        conn.close()
+
+
+def raw_request(port: int, data: bytes, timeout: float = 10.0) -> bytes:
+    """Sends raw bytes, returns everything the server answers until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        while True:
+            try:
+                c = s.recv(65536)
+            except socket.timeout:
+                break
+            if not c:
+                break
+            chunks.append(c)
+        return b"".join(chunks)
+
+
+# --------------------------------------------------------------------------------------------
+# Redis
+
+
+class RedisClient:
+    """A minimal RESP client over the unix socket (no redis-cli needed)."""
+
+    def __init__(self, path: Path, timeout: float = 5.0):
+        self.path = path
+        self.timeout = timeout
+
+    def command(self, *args):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        try:
+            s.connect(str(self.path))
+            out = [f"*{len(args)}\r\n".encode()]
+            for a in args:
+                b = a if isinstance(a, bytes) else str(a).encode()
+                out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+            s.sendall(b"".join(out))
+            f = s.makefile("rb")
+            return self._read(f)
+        finally:
+            s.close()
+
+    def _read(self, f):
+        line = f.readline()
+        if not line:
+            raise ConnectionError("redis closed the connection")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError("redis error: " + rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = f.read(n + 2)[:-2]
+            return data.decode()
+        if kind == b"*":
+            n = int(rest)
+            if n < 0:
+                return None
+            return [self._read(f) for _ in range(n)]
+        raise RuntimeError(f"unexpected RESP {line!r}")
+
+    def get(self, key: str):
+        return self.command("GET", key)
+
+    def now_ms(self) -> int:
+        sec, usec = self.command("TIME")
+        return int(sec) * 1000 + int(usec) // 1000
+
+
+class RedisServer:
+    def __init__(self, dir: Path):
+        self.dir = dir
+        self.sock = dir / "redis.sock"
+        self.proc: subprocess.Popen | None = None
+        self.client = RedisClient(self.sock)
+
+    def start(self):
+        if self.sock.exists():
+            self.sock.unlink()
+        log = open(self.dir / "redis.log", "ab")
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", "0", "--unixsocket", str(self.sock), "--unixsocketperm", "700",
+             "--dir", str(self.dir), "--save", "", "--appendonly", "no",
+             "--enable-debug-command", "local", "--daemonize", "no"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        log.close()
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("redis-server exited at start: " + self.log_tail())
+            try:
+                return self.client.command("PING") == "PONG"
+            except OSError:
+                return False
+
+        wait_until(ready, 10, what="redis-server")
+
+    def kill(self):
+        stop_popen(self.proc, signal.SIGKILL)
+
+    def stop(self):
+        stop_popen(self.proc, signal.SIGTERM)
+
+    def log_tail(self, n=20) -> str:
+        try:
+            return "\n".join((self.dir / "redis.log").read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+# --------------------------------------------------------------------------------------------
+# the stack
+
+
+DEFAULT_POOLS = """\
+pools:
+  - id: generate-image
+    maxCharges: 5
+    rechargeIntervalHours: 2
+    label: Image generation
+    group: AI
+  - id: describe-image
+    maxCharges: 20
+    rechargeIntervalHours: 0.5
+  - id: fast
+    maxCharges: 1
+    rechargeIntervalHours: 0.0005
+  - id: combo-a
+    maxCharges: 3
+    rechargeIntervalHours: 1
+  - id: combo-b
+    maxCharges: 1
+    rechargeIntervalHours: 2
+  - id: burst
+    maxCharges: 50
+    rechargeIntervalHours: 24
+  - id: redir
+    maxCharges: 2
+    rechargeIntervalHours: 24
+routes:
+  - prefix: /api/generate
+    pools: [generate-image]
+    methods: [POST]
+  - prefix: /api/describe
+    pools: [describe-image]
+  - prefix: /api/fast
+    pools: [fast]
+  - prefix: /api/combo
+    pools: [combo-a, combo-b]
+  - prefix: /api/combo-rev
+    pools: [combo-b, combo-a]
+  - prefix: /api/combo-a-only
+    pools: [combo-a]
+  - prefix: /api/combo-b-only
+    pools: [combo-b]
+  - prefix: /api/burst
+    pools: [burst]
+  - prefix: /api/redir
+    pools: [redir]
+  - prefix: /api/private
+    pools: [generate-image]
+  - prefix: /api/app-forbidden
+    pools: [describe-image]
+"""
+
+# Locations the tests need besides the template's gated /api/ (rendered into its EXTRA slot).
+TEST_EXTRA = """\
+        # nginx itself refuses (a `deny` beside the gate): must stay a plain 403.
+        location /api/private/ {
+            deny all;
+            include @SNIPPETS@/charge-gate-protect.conf;
+            proxy_pass http://unix:@DIR@/app.sock;
+        }
+        # The app refuses after an allow, and nginx intercepts it: must stay a plain 403.
+        location /api/app-forbidden {
+            include @SNIPPETS@/charge-gate-protect.conf;
+            proxy_intercept_errors on;
+            proxy_pass http://unix:@DIR@/app.sock;
+        }
+        # The app fails after an allow, and nginx intercepts it: must stay a plain 500.
+        location /api/app-error {
+            include @SNIPPETS@/charge-gate-protect.conf;
+            proxy_intercept_errors on;
+            proxy_pass http://unix:@DIR@/app.sock;
+        }
+        # Protected content reached through an internal redirect (try_files here; index and
+        # rewrite ... last do the same): the access phase, and auth_request, run twice.
+        location /api/redir/a/ {
+            include @SNIPPETS@/charge-gate-protect.conf;
+            try_files /nonexistent /api/redir/b$uri;
+        }
+        location /api/redir/b/ {
+            include @SNIPPETS@/charge-gate-protect.conf;
+            proxy_pass http://unix:@DIR@/app.sock;
+        }
+        # A misconfigured auth location that names an unknown role: never a free pass.
+        location = /_bogus_auth {
+            internal;
+            fastcgi_pass charge_gate;
+            fastcgi_pass_request_body off;
+            fastcgi_param CHARGE_GATE_ROLE bogus;
+            fastcgi_param CHARGE_GATE_URI $charge_gate_uri;
+            fastcgi_param REQUEST_METHOD $request_method;
+            fastcgi_param REQUEST_URI $request_uri;
+        }
+        location /api/misconfigured/ {
+            set $charge_gate_uri $uri;
+            auth_request /_bogus_auth;
+            auth_request_set $charge_gate_status $upstream_http_x_charge_status;
+            auth_request_set $charge_gate_body $upstream_http_x_charge_body;
+            auth_request_set $charge_gate_retry_after $upstream_http_x_charge_retry_after;
+            auth_request_set $charge_gate_upstream_status $upstream_status;
+            error_page 403 = @charge_gate_denied;
+            error_page 500 = @charge_gate_error;
+            proxy_pass http://unix:@DIR@/app.sock;
+        }
+"""
+
+
+def render_nginx_conf(dir: Path, port: int, extra: str = "") -> str:
+    """Renders deploy/nginx-stack.conf.in exactly as deploy/local-stack does."""
+    text = TEMPLATE.read_text()
+    user = ""
+    if os.geteuid() == 0:
+        import grp
+        import pwd
+        user = f"user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};"
+    text = text.replace("@EXTRA@", extra.rstrip("\n"))
+    text = text.replace("@USER@", user)
+    text = text.replace("@DIR@", str(dir))
+    text = text.replace("@PORT@", str(port))
+    text = text.replace("@SNIPPETS@", str(SNIPPETS))
+    return text
+
+
+class Nginx:
+    def __init__(self, dir: Path, port: int, extra: str):
+        self.dir = dir
+        self.port = port
+        self.extra = extra
+        self.conf = dir / "nginx.conf"
+
+    def start(self):
+        (self.dir / "tmp").mkdir(exist_ok=True)
+        self.conf.write_text(render_nginx_conf(self.dir, self.port, self.extra))
+        r = subprocess.run([NGINX, "-p", f"{self.dir}/", "-c", str(self.conf), "-e", str(self.dir / "error.log")],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
+        if r.returncode != 0:
+            raise AssertionError(f"nginx failed to start: {r.stderr.strip()}")
+        wait_until(lambda: self.pid() is not None, 5, what="nginx pid file")
+
+    def pid(self) -> int | None:
+        try:
+            pid = int((self.dir / "nginx.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
+    def stop(self):
+        pid = self.pid()
+        if pid is None:
+            return
+        try:
+            children = [int(c) for c in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                                       text=True, timeout=5).stdout.split()]
+        except (OSError, subprocess.SubprocessError, ValueError):
+            children = []
+        stop_pid(pid, signal.SIGTERM, 5)
+        for c in children:
+            if pid_alive(c):
+                stop_pid(c, signal.SIGKILL, 1)
+
+
+class Responder:
+    def __init__(self, dir: Path, config: Path):
+        self.dir = dir
+        self.config = config
+        self.sock = dir / "charge.sock"
+        self.proc: subprocess.Popen | None = None
+        self.log = dir / "charge-gate.log"
+
+    def start(self, extra_args: list[str] | None = None, stdin=subprocess.DEVNULL, wait_socket=True):
+        if not BIN.exists():
+            raise AssertionError(f"charge-gate binary not found at {BIN} (set CHARGE_GATE_BIN)")
+        log = open(self.log, "ab")
+        self.proc = subprocess.Popen([str(BIN), "serve", "--config", str(self.config)] + (extra_args or []),
+                                     stdin=stdin, stdout=log, stderr=subprocess.STDOUT,
+                                     preexec_fn=_die_with_parent)
+        log.close()
+        if wait_socket:
+            def ready():
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"charge-gate exited at start ({self.proc.returncode}): " + self.log_tail())
+                return unix_connectable(self.sock)
+
+            wait_until(ready, 15, what="charge-gate socket")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        stop_popen(self.proc, signal.SIGTERM, 5)
+
+    def kill(self):
+        stop_popen(self.proc, signal.SIGKILL)
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n=30) -> str:
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+
+class Stack:
+    """redis-server + charge-gate + nginx in one temp dir."""
+
+    def __init__(self, config_body: str = DEFAULT_POOLS, *, redis: bool = True, settings: str = "",
+                 extra: str = TEST_EXTRA, start_responder: bool = True):
+        self.dir = Path(tempfile.mkdtemp(prefix="s", dir=_BASE))
+        self.port = free_port()
+        self.redis = RedisServer(self.dir) if redis else None
+        self.config = self.dir / "charge-gate.yaml"
+        self.config_body = config_body
+        self.settings = settings
+        self.nginx = Nginx(self.dir, self.port, extra)
+        self.responder = Responder(self.dir, self.config)
+        self.start_responder = start_responder
+        _ALL_STACKS.append(self)
+
+    # config -----------------------------------------------------------------------------
+
+    def config_text(self, body: str | None = None, settings: str | None = None, listen: str | None = None) -> str:
+        head = f"listen: {listen or self.dir / 'charge.sock'}\n"
+        if self.redis is not None:
+            head += f"redis: unix://{self.redis.sock}\n"
+        head += "redisTimeoutMs: 500\n"
+        s = self.settings if settings is None else settings
+        if s:
+            head += textwrap.dedent(s).strip("\n") + "\n"
+        return head + (self.config_body if body is None else body)
+
+    def write_config(self, body: str | None = None, settings: str | None = None, listen: str | None = None,
+                     raw: str | None = None):
+        self.config.write_text(raw if raw is not None else self.config_text(body, settings, listen))
+
+    # lifecycle --------------------------------------------------------------------------
+
+    def start(self):
+        self.write_config()
+        if self.redis is not None:
+            self.redis.start()
+        if self.start_responder:
+            self.responder.start()
+        self.nginx.start()
+        return self
+
+    def stop(self):
+        for step in (self.nginx.stop, self.responder.stop, lambda: self.redis and self.redis.stop()):
+            try:
+                step()
+            except Exception:  # keep going: everything must be stopped
+                pass
+
+    # requests ---------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, headers=None, body: bytes | None = None, timeout: float = 10.0) -> Response:
+        return http_request(self.port, method, path, headers, body, timeout)
+
+    def get(self, path: str, **kw) -> Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw) -> Response:
+        return self.request("POST", path, **kw)
+
+    def raw(self, data: bytes, timeout: float = 10.0) -> bytes:
+        return raw_request(self.port, data, timeout)
+
+    # observations -----------------------------------------------------------------------
+
+    def app_hits(self) -> list[str]:
+        """Lines of the stand-in app's access log: `METHOD REQUEST_URI STATUS`."""
+        try:
+            return (self.dir / "app-access.log").read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+
+    def app_hits_settled(self, expected: int | None = None, timeout: float = 1.0) -> list[str]:
+        """The app log once it has `expected` lines (or after a short settle time)."""
+        if expected is None:
+            time.sleep(0.15)
+            return self.app_hits()
+        try:
+            wait_until(lambda: len(self.app_hits()) >= expected, timeout, what=f"{expected} app hits")
+        except AssertionError:
+            pass
+        time.sleep(0.05)
+        return self.app_hits()
+
+    def edge_log(self) -> list[dict]:
+        """The gated server's access log (JSON lines: method, request_uri, uri, status, gate)."""
+        try:
+            lines = (self.dir / "access.log").read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def key(self, pool: str, prefix: str = "charge:"):
+        return self.redis.client.get(prefix + pool)
+
+    def state(self, pool: str, prefix: str = "charge:"):
+        raw = self.key(pool, prefix)
+        return None if raw is None else json.loads(raw)
+
+    def usage(self) -> dict:
+        r = self.get("/api/usage")
+        assert r.status == 200, r
+        return {p["id"]: p for p in r.json()["pools"]}
+
+    def error_log(self) -> str:
+        try:
+            return (self.dir / "error.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def diagnostics(self) -> str:
+        parts = [f"--- stack dir {self.dir} port {self.port}"]
+        parts.append("--- charge-gate.log (tail)\n" + self.responder.log_tail(40))
+        parts.append("--- nginx error.log (tail)\n" + "\n".join(self.error_log().splitlines()[-20:]))
+        if self.redis is not None:
+            parts.append("--- redis.log (tail)\n" + self.redis.log_tail(10))
+        return "\n".join(parts)
+
+
+# helpers used by several test modules ---------------------------------------------------------
+
+OUT_OF_CHARGE = re.compile(r'^\{"error":"out_of_charge","retryAfterMs":(\d+),"poolId":"([A-Za-z0-9._-]+)"\}$')
+SERVICE_UNAVAILABLE = b'{"error":"service_unavailable"}'
+
+
+def app_body(method: str, uri: str) -> bytes:
+    return ('{"ok":true,"method":"%s","uri":"%s"}' % (method, uri)).encode()
+
+
+def assert_json(r: Response):
+    assert r.header("Content-Type") == "application/json", r
+
+
+def assert_allowed(r: Response, method: str, uri: str):
+    assert r.status == 200, r
+    assert_json(r)
+    assert r.body == app_body(method, uri), r
+
+
+def assert_out_of_charge(r: Response, pool: str) -> int:
+    """Asserts the exact 429 and returns retryAfterMs."""
+    assert r.status == 429, r
+    assert_json(r)
+    m = OUT_OF_CHARGE.match(r.text)
+    assert m, r
+    assert m.group(2) == pool, r
+    n = int(m.group(1))
+    assert r.headers_named("Retry-After") == [str(-(-n // 1000))], r
+    return n
+
+
+def assert_unavailable(r: Response):
+    assert r.status == 503, r
+    assert_json(r)
+    assert r.body == SERVICE_UNAVAILABLE, r
+    assert r.header("Retry-After") is None, r

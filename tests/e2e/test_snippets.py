@@ -1,0 +1,38 @@
+"""The nginx/ snippets themselves: they parse in the shipped example, and avoid the traps of
+FIELD-NOTES (no Debian fastcgi_params, CONTENT_LENGTH only where a body is passed)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from harness import NGINX, SNIPPETS
+
+
+def test_example_server_conf_parses(tmp_dir):
+    example = (SNIPPETS / "example-server.conf").read_text()
+    assert "/usr/local/share/charge-gate/nginx/" in example
+    (tmp_dir / "example.conf").write_text(example.replace("/usr/local/share/charge-gate/nginx", str(SNIPPETS)))
+    (tmp_dir / "nginx.conf").write_text(
+        f"pid {tmp_dir}/nginx.pid;\nerror_log {tmp_dir}/error.log;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  client_body_temp_path {tmp_dir}/b;\n  proxy_temp_path {tmp_dir}/p;\n"
+        f"  fastcgi_temp_path {tmp_dir}/f;\n  uwsgi_temp_path {tmp_dir}/u;\n  scgi_temp_path {tmp_dir}/s;\n"
+        f"  include {tmp_dir}/example.conf;\n}}\n")
+    r = subprocess.run([NGINX, "-t", "-q", "-p", f"{tmp_dir}/", "-c", str(tmp_dir / "nginx.conf"),
+                        "-e", str(tmp_dir / "error.log")], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+
+
+def test_snippets_avoid_the_fastcgi_params_traps():
+    texts = {p.name: p.read_text() for p in SNIPPETS.glob("charge-gate-*.conf")}
+    assert set(texts) == {"charge-gate-http.conf", "charge-gate-server.conf", "charge-gate-protect.conf",
+                          "charge-gate-usage.conf"}
+    for name, text in texts.items():
+        code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+        assert not re.search(r"include\s+\S*fastcgi", code), name
+        assert not re.search(r"^\s*upstream\s", code, re.M), name  # the operator defines it
+    server = texts["charge-gate-server.conf"]
+    assert "CONTENT_LENGTH" not in "\n".join(line.split("#", 1)[0] for line in server.splitlines())
+    assert "fastcgi_pass_request_body off;" in server
+    usage = texts["charge-gate-usage.conf"]
+    assert len(re.findall(r"^\s*fastcgi_param\s+CONTENT_LENGTH\s", usage, re.M)) == 1
