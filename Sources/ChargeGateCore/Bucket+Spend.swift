@@ -30,7 +30,7 @@ extension Bucket {
             levels.append(level)
             guard level.available < item.cost else { continue }
             if let wait = Bucket.wait(for: item.cost, level: level, max: max, intervalMs: item.intervalMs, now: now) {
-                if longest == nil || wait > longest!.wait { longest = (i, wait) }
+                if wait > (longest?.wait ?? -1) { longest = (i, wait) }
             } else if credits == nil {
                 credits = (i, level.available, item.cost)
             }

@@ -81,7 +81,7 @@ public final class MemoryStore: ChargeStore, Sendable {
             let all = s.events[stream] ?? []
             var start = 0
             if let after = query.after, let key = EventID(after) {
-                start = Self.firstIndex(in: all) { EventID($0.id)! > key }
+                start = Self.firstIndex(in: all) { (EventID($0.id).map { $0 > key }) ?? false }
             } else if let since = query.since {
                 start = Self.firstIndex(in: all) { $0.time >= since }
             }

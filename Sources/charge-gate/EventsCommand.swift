@@ -97,7 +97,10 @@ struct StandardOutput {
     mutating func flush() {
         var offset = 0
         while offset < buffer.count {
-            let n = buffer.withUnsafeBytes { Glibc.write(1, $0.baseAddress! + offset, $0.count - offset) }
+            let n = buffer.withUnsafeBytes { bytes -> Int in
+                guard let base = bytes.baseAddress else { return 0 }
+                return Glibc.write(1, base + offset, bytes.count - offset)
+            }
             if n <= 0 { break }
             offset += n
         }
