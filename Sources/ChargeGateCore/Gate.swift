@@ -11,6 +11,8 @@ public final class Gate: Sendable {
     public let eventsKey: String?
     /// The CGI param carrying the idempotency header.
     public let idempotencyParam: String
+    /// Per route: whether any of its pools is per subject (its decisions differ by subject).
+    public let routeHasSubjectPools: [Bool]
 
     /// Compiles `config`.
     public init(config: GateConfig) {
@@ -19,6 +21,9 @@ public final class Gate: Sendable {
         self.poolKeys = config.pools.map { config.keyPrefix + $0.id }
         self.eventsKey = config.eventsMaxLen > 0 ? config.keyPrefix + "events" : nil
         self.idempotencyParam = config.idempotencyParam
+        self.routeHasSubjectPools = config.routes.map { route in
+            route.charges.contains { config.pools[$0.poolIndex].scope == .subject }
+        }
     }
 
     /// The store key of pool `index` for `subject` (already in key form; ignored for global pools).

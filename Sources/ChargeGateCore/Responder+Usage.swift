@@ -153,6 +153,7 @@ extension Responder {
         } catch {
             return Self.unavailable(error, what: "top-off")
         }
+        denials.invalidateAll()
         var w = JSONWriter()
         Self.writeState(&w, pool: pool, state: result.state, now: result.now, subject: subject)
         var response = Response.json(200, w.text)

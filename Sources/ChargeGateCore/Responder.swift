@@ -7,8 +7,8 @@ public protocol RequestParams {
 }
 
 /// Turns one FastCGI request into an answer: the gate decision for the auth subrequest, or a
-/// usage endpoint's JSON. Pure: it reads time only through the store, and holds no state of
-/// its own, so each worker thread makes one around its own store.
+/// usage endpoint's JSON. Each worker thread makes one around its own store and deny cache;
+/// time comes only from the injected clock (for the deny cache) and the store.
 public struct Responder {
     /// The param names of the wire contract (docs/protocol.md).
     public enum Param {
@@ -32,10 +32,16 @@ public struct Responder {
 
     /// The store this worker spends from.
     public let store: any ChargeStore
+    /// Denials learned from the store, answered from memory until they end.
+    public let denials: DenyCache
+    /// The local clock, for the deny cache only (the store keeps its own clock).
+    public let clock: any GateClock
 
     /// Creates a responder over `store`.
-    public init(store: any ChargeStore) {
+    public init(store: any ChargeStore, clock: any GateClock, denials: DenyCache = DenyCache()) {
         self.store = store
+        self.clock = clock
+        self.denials = denials
     }
 
     /// Answers one request under `gate`.
@@ -76,13 +82,20 @@ public struct Responder {
 
         let route = gate.config.routes[routeIndex]
         let subject = SafeToken.key(for: request.param(Param.subject) ?? "")
-        let items = route.charges.map { gate.item(pool: $0.poolIndex, cost: $0.cost, subject: subject) }
         var idempotencyKey: String?
         var clientKey = ""
         if let key = request.param(gate.idempotencyParam), !key.isEmpty {
             clientKey = SafeToken.key(for: key)
             idempotencyKey = gate.idempotencyKey(subject: subject, route: route.prefix, clientKey: key)
         }
+        // A retry with an idempotency key may be the repeat of an allowed request: only the
+        // store knows, so it always asks.
+        denials.use(gate)
+        let cacheKey = gate.routeHasSubjectPools[routeIndex] ? route.prefix + "\n" + subject : route.prefix
+        if idempotencyKey == nil, let cached = denials.denial(for: cacheKey, now: clock.nowMs()) {
+            return outOfCharge(pool: cached.poolId, wait: cached.retryAfterMs, subject: subject, route: route.prefix, fromMemory: true)
+        }
+        let items = route.charges.map { gate.item(pool: $0.poolIndex, cost: $0.cost, subject: subject) }
         let spend = SpendRequest(
             items: items, idempotencyKey: idempotencyKey,
             idempotencyTtlMs: Int64(gate.config.idempotencyTtlSeconds) * 1000,
@@ -103,17 +116,8 @@ public struct Responder {
         case .allowed, .repeated:
             return Self.allow
         case .outOfCharge(let item, let wait):
-            let pool = items[item].poolId
-            var w = JSONWriter()
-            w.beginObject()
-            w.field("error", "out_of_charge")
-            w.field("retryAfterMs", wait)
-            w.field("poolId", pool)
-            w.endObject()
-            let seconds = (wait + 999) / 1000
-            var response = deny(429, body: w.text, extra: [(Header.retryAfter, String(seconds))])
-            response.note = .init(isError: false, message: "denied out_of_charge pool=\(pool) subject=\(subject) retryAfterMs=\(wait) route=\(route.prefix)")
-            return response
+            denials.remember(cacheKey, poolId: items[item].poolId, retryAfterMs: wait, now: clock.nowMs())
+            return outOfCharge(pool: items[item].poolId, wait: wait, subject: subject, route: route.prefix, fromMemory: false)
         case .insufficientCredits(let item, let available, let required):
             let pool = items[item].poolId
             var w = JSONWriter()
@@ -127,6 +131,19 @@ public struct Responder {
             response.note = .init(isError: false, message: "denied insufficient_credits pool=\(pool) subject=\(subject) available=\(available) required=\(required) route=\(route.prefix)")
             return response
         }
+    }
+
+    func outOfCharge(pool: String, wait: Int64, subject: String, route: String, fromMemory: Bool) -> Response {
+        var w = JSONWriter()
+        w.beginObject()
+        w.field("error", "out_of_charge")
+        w.field("retryAfterMs", wait)
+        w.field("poolId", pool)
+        w.endObject()
+        let seconds = (wait + 999) / 1000
+        var response = deny(429, body: w.text, extra: [(Header.retryAfter, String(seconds))])
+        response.note = .init(isError: false, message: "denied out_of_charge pool=\(pool) subject=\(subject) retryAfterMs=\(wait) route=\(route)\(fromMemory ? " (from memory)" : "")")
+        return response
     }
 
     static let allow = Response(status: 204, headers: [(Header.status, "204")])

@@ -46,6 +46,7 @@ public final class Server: Sendable {
     private let box: GateBox
     private let stopping = Atomic<Bool>(false)
     private let running = Atomic<Int>(0)
+    private let denyEpoch = DenyEpoch()
 
     /// Creates a server for the already validated `config`.
     public init(config: GateConfig, reload: @escaping ConfigSource, overrides: ServeOverrides, makeStore: @escaping StoreFactory, logger: Logger) {
@@ -115,7 +116,7 @@ public final class Server: Sendable {
         running.add(1, ordering: .relaxed)
         defer { running.subtract(1, ordering: .releasing) }
         let request = FastCGIRequest(listenFD: listenFD)
-        let responder = Responder(store: makeStore(box.current.config))
+        let responder = Responder(store: makeStore(box.current.config), clock: SystemClock(), denials: DenyCache(epoch: denyEpoch))
         var logger = self.logger
         logger[metadataKey: "worker"] = "\(index)"
         while !stopping.load(ordering: .acquiring) {

@@ -22,6 +22,17 @@ struct FakeRequest: RequestParams {
     }
 }
 
+/// A store that counts how often it is asked, over a memory store.
+final class CountingStore: ChargeStore {
+    let inner: MemoryStore
+    var spends = 0
+    init(_ inner: MemoryStore) { self.inner = inner }
+    func spend(_ request: SpendRequest) throws(StoreError) -> SpendOutcome { spends += 1; return try inner.spend(request) }
+    func peek(_ keys: [String]) throws(StoreError) -> (now: Int64, states: [BucketState?]) { try inner.peek(keys) }
+    func topOff(_ item: SpendItem, amount: Int64?) throws(StoreError) -> (now: Int64, state: BucketState) { try inner.topOff(item, amount: amount) }
+    func events(stream: String, _ query: EventQuery) throws(StoreError) -> EventPage { try inner.events(stream: stream, query) }
+}
+
 /// A store that always fails, for the fail-closed answers.
 final class DownStore: ChargeStore {
     func spend(_ request: SpendRequest) throws(StoreError) -> SpendOutcome { throw .timeout }
@@ -53,7 +64,8 @@ final class DownStore: ChargeStore {
 
     let clock = ManualClock()
     let gate = Gate(config: ResponderTests.config())
-    var responder: Responder { Responder(store: store) }
+    let denials = DenyCache()
+    var responder: Responder { Responder(store: store, clock: clock, denials: denials) }
     let store: MemoryStore
 
     init() { store = MemoryStore(clock: clock) }
@@ -131,15 +143,15 @@ final class DownStore: ChargeStore {
 
     @Test func devBypassNeverDenies() {
         let bypass = Gate(config: Self.config(devBypass: true))
-        for _ in 0..<10 { #expect(Responder(store: DownStore()).respond(to: FakeRequest.auth("/api/generate"), gate: bypass).status == 204) }
+        for _ in 0..<10 { #expect(Responder(store: DownStore(), clock: clock).respond(to: FakeRequest.auth("/api/generate"), gate: bypass).status == 204) }
     }
 
     @Test func storeDownFailsClosed() {
-        let response = Responder(store: DownStore()).respond(to: FakeRequest.auth("/api/generate"), gate: gate)
+        let response = Responder(store: DownStore(), clock: clock).respond(to: FakeRequest.auth("/api/generate"), gate: gate)
         #expect(response.status == 403)
         #expect(header(response, "X-Charge-Status") == "503")
         #expect(header(response, "X-Charge-Body") == #"{"error":"service_unavailable"}"#)
-        #expect(Responder(store: DownStore()).respond(to: FakeRequest.endpoint("usage"), gate: gate).status == 503)
+        #expect(Responder(store: DownStore(), clock: clock).respond(to: FakeRequest.endpoint("usage"), gate: gate).status == 503)
     }
 
     @Test(arguments: [nil, "", "bogus"] as [String?])
@@ -233,5 +245,81 @@ final class DownStore: ChargeStore {
         #expect(rest.body.contains(#""subject":"s2""#))
         #expect(responder.respond(to: FakeRequest.endpoint("events", query: "limit=0", token: "s3cret"), gate: gate).status == 400)
         #expect(responder.respond(to: FakeRequest.endpoint("events"), gate: gate).status == 401)
+    }
+
+    // MARK: The deny cache
+
+    @Test func aFloodOnAnEmptyPoolIsAnsweredFromMemory() {
+        let counting = CountingStore(store)
+        let responder = Responder(store: counting, clock: clock, denials: DenyCache(maxAgeMs: 1000))
+        for _ in 0..<2 { #expect(responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate).status == 204) }
+        let first = responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate)
+        #expect(header(first, "X-Charge-Status") == "429")
+        #expect(counting.spends == 3)
+        clock.advance(400)
+        for _ in 0..<1000 {
+            let denied = responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate)
+            #expect(header(denied, "X-Charge-Status") == "429")
+        }
+        #expect(counting.spends == 3)
+        let cached = responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate)
+        #expect(header(cached, "X-Charge-Body") == #"{"error":"out_of_charge","retryAfterMs":\#(2 * Self.hour - 400),"poolId":"generate-image"}"#)
+        #expect(cached.note?.message.hasSuffix("(from memory)") == true)
+        // Trusted for at most a second: then the store is asked again.
+        clock.advance(600)
+        _ = responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate)
+        #expect(counting.spends == 4)
+    }
+
+    @Test func theDenyCacheNeverAllowsAndEndsWhenChargesAreBack() {
+        var config = Self.config()
+        config.pools[0] = PoolConfig(id: "generate-image", capacity: .limited(1), recharge: .every(intervalMs: 300), rechargeIntervalHours: 300.0 / 3_600_000)
+        let gate = Gate(config: config)
+        let counting = CountingStore(store)
+        let responder = Responder(store: counting, clock: clock, denials: DenyCache(maxAgeMs: 10_000))
+        #expect(responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate).status == 204)
+        #expect(header(responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate), "X-Charge-Status") == "429")
+        clock.advance(299)
+        #expect(header(responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate), "X-Charge-Status") == "429")
+        #expect(counting.spends == 2)
+        clock.advance(1)
+        #expect(responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate).status == 204)
+        #expect(counting.spends == 3)
+    }
+
+    @Test func idempotentRetriesAndOtherSubjectsAlwaysAskTheStore() {
+        let counting = CountingStore(store)
+        let responder = Responder(store: counting, clock: clock, denials: DenyCache())
+        let keyed = FakeRequest.auth("/api/read", method: "GET", subject: "alice", headers: ["HTTP_IDEMPOTENCY_KEY": "r1"])
+        #expect(responder.respond(to: keyed, gate: gate).status == 204)
+        for _ in 0..<2 { #expect(responder.respond(to: FakeRequest.auth("/api/read", method: "GET", subject: "alice"), gate: gate).status == 204) }
+        #expect(responder.respond(to: FakeRequest.auth("/api/read", method: "GET", subject: "alice"), gate: gate).status == 403)
+        let asked = counting.spends
+        // The repeat of an allowed request is still allowed: the cache is not consulted.
+        #expect(responder.respond(to: keyed, gate: gate).status == 204)
+        #expect(counting.spends == asked + 1)
+        // Another subject's bucket is its own: not denied by alice's entry.
+        #expect(responder.respond(to: FakeRequest.auth("/api/read", method: "GET", subject: "bob"), gate: gate).status == 204)
+    }
+
+    @Test func aReloadForgetsCachedDenials() {
+        let counting = CountingStore(store)
+        let responder = Responder(store: counting, clock: clock, denials: DenyCache())
+        for _ in 0..<3 { _ = responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate) }
+        let reloaded = Gate(config: Self.config())
+        _ = responder.respond(to: FakeRequest.auth("/api/generate"), gate: reloaded)
+        #expect(counting.spends == 4)
+    }
+
+    @Test func aTopOffClearsEveryWorkersCachedDenials() {
+        let epoch = DenyEpoch()
+        let counting = CountingStore(store)
+        let worker1 = Responder(store: counting, clock: clock, denials: DenyCache(epoch: epoch))
+        let worker2 = Responder(store: counting, clock: clock, denials: DenyCache(epoch: epoch))
+        for _ in 0..<3 { _ = worker1.respond(to: FakeRequest.auth("/api/generate"), gate: gate) }
+        #expect(worker1.respond(to: FakeRequest.auth("/api/generate"), gate: gate).status == 403)
+        let topped = worker2.respond(to: FakeRequest.endpoint("topoff", method: "POST", token: "s3cret", body: #"{"poolId":"generate-image"}"#), gate: gate)
+        #expect(topped.status == 200)
+        #expect(worker1.respond(to: FakeRequest.auth("/api/generate"), gate: gate).status == 204)
     }
 }

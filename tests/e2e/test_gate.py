@@ -298,3 +298,33 @@ def test_an_internal_redirect_is_charged_once(stack):
     assert_out_of_charge(stack.get("/api/redir/a/x"), "redir")
     assert stack.state("redir")["current"] == 0
     assert len(stack.app_hits_settled(2)) == 2
+
+
+def _script_calls(stack) -> int:
+    """EVALSHA + EVAL calls Redis has answered so far."""
+    info = stack.redis.client.command("INFO", "commandstats")
+    return sum(int(re.search(r"calls=(\d+)", line).group(1)) for line in info.splitlines()
+               if line.startswith(("cmdstat_evalsha:", "cmdstat_eval:")))
+
+
+def test_a_flood_on_an_empty_pool_is_denied_from_memory(make_stack):
+    """Once a worker has seen a pool empty until T it answers the 429 itself: 4 workers, 400
+    denied requests, at most one script call per worker (plus the one that drained the pool).
+    Never an allow from memory: after a top-off the next request asks Redis and passes."""
+    stack = make_stack(settings="workers: 4\nadminToken: t0ken\n")
+    assert_allowed(stack.post("/api/generate"), "POST", "/api/generate")
+    for _ in range(4):
+        assert stack.post("/api/generate").status == 200
+    before = _script_calls(stack)
+    for _ in range(400):
+        r = stack.post("/api/generate")
+        assert r.status == 429, r
+        assert r.json()["poolId"] == "generate-image"
+    assert _script_calls(stack) - before <= 4
+    assert stack.state("generate-image")["current"] == 0
+    r = stack.request("POST", "/api/usage/topoff", headers={"Authorization": "Bearer t0ken"},
+                      body=b'{"poolId":"generate-image","amount":1}')
+    assert r.status == 200, r
+    assert_allowed(stack.post("/api/generate"), "POST", "/api/generate")
+    assert stack.post("/api/generate").status == 429
+    assert len(stack.app_hits_settled(6)) == 6

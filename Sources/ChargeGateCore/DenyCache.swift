@@ -1,0 +1,85 @@
+import Synchronization
+
+/// Shared by every worker's `DenyCache` in a process: a top-off bumps it, and each cache
+/// forgets what it learned before, so a topped-off pool is not denied from memory here.
+public final class DenyEpoch: Sendable {
+    private let value = Atomic<UInt64>(0)
+
+    /// Creates an epoch at 0.
+    public init() {}
+
+    /// Invalidates every cache that shares this epoch.
+    public func bump() { value.add(1, ordering: .releasing) }
+
+    /// The current epoch.
+    public var current: UInt64 { value.load(ordering: .acquiring) }
+}
+
+/// What one worker learned from the store about routes that are out of charge: "this route,
+/// for this subject, is denied until T". Under a flood of requests to an empty pool, the worker
+/// answers the 429 from here instead of asking Redis each time.
+///
+/// Only denials are remembered, never allowances: an entry can make a request wait (at most
+/// `maxAgeMs` longer after a top-off on another node), never let one through. Each entry lives
+/// until the pool has charges again or `maxAgeMs`, whichever is first. Not thread-safe: one per
+/// worker thread, like the store connection.
+public final class DenyCache {
+    private struct Entry {
+        var until: Int64
+        var expires: Int64
+        var poolId: String
+    }
+
+    /// How long an entry is trusted at most: a top-off or a config reload on another worker or
+    /// node shows within this time.
+    public let maxAgeMs: Int64
+    /// How many entries at most (distinct routes × subjects being denied right now).
+    public let capacity: Int
+    private var entries: [String: Entry] = [:]
+    private var gate: ObjectIdentifier?
+    private let epoch: DenyEpoch
+    private var seenEpoch: UInt64 = 0
+
+    /// Creates an empty cache; `epoch` is shared by the caches of one process.
+    public init(maxAgeMs: Int64 = 1000, capacity: Int = 65_536, epoch: DenyEpoch = DenyEpoch()) {
+        self.maxAgeMs = maxAgeMs
+        self.capacity = capacity
+        self.epoch = epoch
+    }
+
+    /// The remembered denial for `key` at `now`: the pool and the wait left; nil when none holds.
+    public func denial(for key: String, now: Int64) -> (poolId: String, retryAfterMs: Int64)? {
+        guard let entry = entries[key] else { return nil }
+        guard now < entry.expires, now < entry.until else {
+            entries[key] = nil
+            return nil
+        }
+        return (entry.poolId, entry.until - now)
+    }
+
+    /// Remembers that `key` is denied by `poolId` until `now + retryAfterMs`.
+    public func remember(_ key: String, poolId: String, retryAfterMs: Int64, now: Int64) {
+        guard retryAfterMs > 0 else { return }
+        if entries.count >= capacity {
+            entries = entries.filter { now < $0.value.expires && now < $0.value.until }
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+        }
+        entries[key] = Entry(until: now + retryAfterMs, expires: now + maxAgeMs, poolId: poolId)
+    }
+
+    /// Forgets everything learned under another config (after a reload) or before a top-off.
+    public func use(_ gate: Gate) {
+        let id = ObjectIdentifier(gate)
+        let now = epoch.current
+        if id != self.gate || now != seenEpoch {
+            if !entries.isEmpty { entries.removeAll() }
+            self.gate = id
+            seenEpoch = now
+        }
+    }
+
+    /// Tells every cache of this process that a bucket was topped off.
+    public func invalidateAll() {
+        epoch.bump()
+    }
+}
