@@ -1,2 +1,273 @@
-// The hiredis wrapper and the Redis store live here.
 import CHiredis
+import ChargeGateCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One connection to Redis: the only Swift owner of a hiredis `redisContext*`.
+///
+/// One per worker thread (a `redisContext` is not thread-safe, so this class is not `Sendable`).
+/// It connects lazily on the first command, reconnects after any I/O error, and backs off after a
+/// failed connect (25 ms doubling to 200 ms) so a dead server costs no connect storm and service
+/// resumes within a fraction of a second once Redis is back.
+///
+/// A command is never sent twice: once it may have been written, a failure is reported to the
+/// caller (a timeout after the write may mean a script ran). Before writing on a connection that
+/// sat idle, its socket is polled: an idle connection is never readable, so a readable one was
+/// closed by the server (a restart, `CLIENT KILL`, an idle timeout) and is replaced before
+/// anything is written. The password never appears in an error text.
+public final class RedisConnection {
+    /// Where to connect, with the credentials.
+    public let url: RedisURL
+    /// Connect and command timeout in milliseconds.
+    public let timeoutMs: Int
+
+    /// The owned context; nil when not connected. Freed with `redisFree` in `drop()`/`deinit`.
+    private var context: UnsafeMutablePointer<redisContext>?
+    /// Monotonic ms before which no connect is attempted (after a failed one).
+    private var retryAt: Int64 = 0
+    /// The next back-off delay.
+    private var backoffMs: Int64 = RedisConnection.firstBackoffMs
+
+    private static let firstBackoffMs: Int64 = 25
+    private static let maxBackoffMs: Int64 = 200
+
+    /// Stores the configuration; nothing is connected until the first command.
+    public init(url: RedisURL, timeoutMs: Int) {
+        self.url = url
+        self.timeoutMs = Swift.max(1, timeoutMs)
+        Self.ignoreBrokenPipe
+    }
+
+    /// hiredis writes with `write(2)`: a write to a socket the server has just closed raises
+    /// SIGPIPE, whose default action kills the process. Once per process, when SIGPIPE still
+    /// has its default action, it is ignored so the write fails with EPIPE instead (an I/O
+    /// error like any other). A handler someone else installed (libfcgi's) is left alone.
+    private static let ignoreBrokenPipe: Void = {
+        var current = sigaction()
+        guard sigaction(SIGPIPE, nil, &current) == 0 else { return }
+        #if os(Linux)
+        let isDefault = current.__sigaction_handler.sa_handler == nil
+        #else
+        let isDefault = current.__sigaction_u.__sa_handler == nil
+        #endif
+        if isDefault { signal(SIGPIPE, SIG_IGN) }
+    }()
+
+    deinit {
+        if let context { redisFree(context) }
+    }
+
+    /// Whether a context is currently held (it may still turn out to be closed by the server).
+    public var isConnected: Bool { context != nil }
+
+    /// Frees the connection, if any. The next command connects again.
+    public func close() {
+        drop()
+    }
+
+    /// Sends one command (binary-safe arguments) and returns its reply. An error reply is a
+    /// `.error` value, not a thrown error: the connection is fine and the caller decides.
+    /// Throws `.timeout` when Redis did not answer within `timeoutMs`, `.unavailable` when it
+    /// cannot be reached (or the connection is backing off).
+    public func command(_ arguments: [[UInt8]]) throws(StoreError) -> RedisValue {
+        let context = try ready()
+        return try send(arguments, on: context)
+    }
+
+    /// Sends one command whose arguments are text (sent as their UTF-8 bytes).
+    public func command(_ arguments: [String]) throws(StoreError) -> RedisValue {
+        try command(arguments.map { Array($0.utf8) })
+    }
+
+    // MARK: - Connecting
+
+    /// A context fit to write on: the current one if its socket is quiet, else a new one.
+    private func ready() throws(StoreError) -> UnsafeMutablePointer<redisContext> {
+        if let context {
+            if Self.isQuiet(context.pointee.fd) { return context }
+            // The server closed (or wrote to) an idle connection: nothing was written yet, so
+            // replacing it and sending on the new one is safe.
+            drop()
+        }
+        return try connect()
+    }
+
+    /// Whether an idle socket has nothing to read and no hang-up or error pending.
+    private static func isQuiet(_ fd: Int32) -> Bool {
+        guard fd >= 0 else { return false }
+        let events = Int16(truncatingIfNeeded: Int32(POLLIN) | pollRDHUP | Int32(POLLHUP) | Int32(POLLERR))
+        var entry = pollfd(fd: fd, events: events, revents: 0)
+        let ready = poll(&entry, 1, 0)
+        if ready < 0 { return errno == EINTR }
+        return ready == 0 || entry.revents == 0
+    }
+
+    /// `POLLRDHUP` (Linux only): the peer shut its writing side down.
+    #if os(Linux)
+    private static let pollRDHUP: Int32 = 0x2000
+    #else
+    private static let pollRDHUP: Int32 = 0
+    #endif
+
+    private func connect() throws(StoreError) -> UnsafeMutablePointer<redisContext> {
+        let now = Self.monotonicMs()
+        if now < retryAt { throw .unavailable("backing off") }
+        do {
+            let context = try open()
+            backoffMs = Self.firstBackoffMs
+            retryAt = 0
+            return context
+        } catch {
+            retryAt = Self.monotonicMs() + backoffMs
+            backoffMs = Swift.min(backoffMs * 2, Self.maxBackoffMs)
+            throw error
+        }
+    }
+
+    /// Connects, sets the command timeout, authenticates and selects the database.
+    private func open() throws(StoreError) -> UnsafeMutablePointer<redisContext> {
+        let timeout = Self.timeval(ms: timeoutMs)
+        let made: UnsafeMutablePointer<redisContext>?
+        switch url.endpoint {
+        case .unix(let path):
+            made = redisConnectUnixWithTimeout(path, timeout)
+        case .tcp(let host, let port):
+            made = redisConnectWithTimeout(host, Int32(clamping: port), timeout)
+        }
+        guard let made else { throw .unavailable("cannot allocate a Redis context") }
+        if made.pointee.err != 0 {
+            let error = storeError(made, errno: errno, action: "connect to \(url)")
+            redisFree(made)
+            throw error
+        }
+        context = made
+        if redisSetTimeout(made, timeout) != REDIS_OK {
+            let error = storeError(made, errno: errno, action: "set timeout on \(url)")
+            drop()
+            throw error
+        }
+        if case .tcp = url.endpoint {
+            _ = redisEnableKeepAlive(made)
+        }
+        if let password = url.password {
+            var auth: [[UInt8]] = [Array("AUTH".utf8)]
+            if let username = url.username { auth.append(Array(username.utf8)) }
+            auth.append(Array(password.utf8))
+            try handshake(auth, on: made, what: "AUTH")
+        }
+        if url.db != 0 {
+            try handshake([Array("SELECT".utf8), Array(String(url.db).utf8)], on: made, what: "SELECT \(url.db)")
+        }
+        return made
+    }
+
+    /// One connect-time command that must not answer an error.
+    private func handshake(_ arguments: [[UInt8]], on context: UnsafeMutablePointer<redisContext>, what: String) throws(StoreError) {
+        let reply = try send(arguments, on: context)
+        if case .error(let message) = reply {
+            drop()
+            throw .unavailable("\(what) failed on \(url): \(scrub(message))")
+        }
+    }
+
+    // MARK: - Sending
+
+    /// Writes one command and reads its reply. On an I/O error the context is dropped (the next
+    /// command reconnects) and the error is thrown: the command is never sent again here.
+    private func send(_ arguments: [[UInt8]], on context: UnsafeMutablePointer<redisContext>) throws(StoreError) -> RedisValue {
+        // All arguments in one buffer, each addressed by offset and length (binary-safe).
+        var blob: [UInt8] = []
+        blob.reserveCapacity(arguments.reduce(1) { $0 + $1.count })
+        var offsets: [Int] = []
+        var lengths: [Int] = []
+        offsets.reserveCapacity(arguments.count)
+        lengths.reserveCapacity(arguments.count)
+        for argument in arguments {
+            offsets.append(blob.count)
+            lengths.append(argument.count)
+            blob.append(contentsOf: argument)
+        }
+        blob.append(0)  // never empty, so the base address exists
+
+        let (value, savedErrno): (RedisValue?, Int32) = blob.withUnsafeBufferPointer { bytes in
+            guard let base = bytes.baseAddress else { return (nil, 0) }
+            let pointers: [UnsafePointer<CChar>?] = offsets.map { offset in
+                UnsafeRawPointer(base + offset).assumingMemoryBound(to: CChar.self)
+            }
+            return pointers.withUnsafeBufferPointer { argv in
+                lengths.withUnsafeBufferPointer { argvlen in
+                    errno = 0
+                    // hiredis copies the arguments into its output buffer; `blob`, `pointers`
+                    // and `lengths` stay alive for the whole call.
+                    let raw = redisCommandArgv(
+                        context, Int32(clamping: arguments.count),
+                        UnsafeMutablePointer(mutating: argv.baseAddress), argvlen.baseAddress)
+                    let callErrno = errno
+                    guard let raw else { return (nil, callErrno) }
+                    // Ownership: redisCommandArgv hands us the reply tree; it is copied into a
+                    // Swift value at once and freed here, exactly once. Nothing keeps a pointer.
+                    let value = RedisValue(reply: UnsafePointer(raw.assumingMemoryBound(to: redisReply.self)))
+                    freeReplyObject(raw)
+                    return (value, callErrno)
+                }
+            }
+        }
+        if let value { return value }
+        let error = context.pointee.err != 0
+            ? storeError(context, errno: savedErrno, action: "command")
+            : StoreError.unavailable("no reply from \(url)")
+        drop()
+        throw error
+    }
+
+    // MARK: - Errors and housekeeping
+
+    /// The context's C error as a `StoreError`: `.timeout` when the socket timed out, else
+    /// `.unavailable`. The text is free of the password.
+    private func storeError(_ context: UnsafeMutablePointer<redisContext>, errno code: Int32, action: String) -> StoreError {
+        let kind = context.pointee.err
+        let text = withUnsafeBytes(of: context.pointee.errstr) { raw -> String in
+            let bytes = raw.prefix { $0 != 0 }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        let lowered = text.lowercased()
+        let timedOut = kind == REDIS_ERR_IO
+            && (code == EAGAIN || code == EWOULDBLOCK || code == ETIMEDOUT
+                || lowered.contains("timed out") || lowered.contains("resource temporarily unavailable"))
+        if timedOut { return .timeout }
+        let what = text.isEmpty ? "error \(kind)" : text
+        return .unavailable(scrub("\(action): \(what)"))
+    }
+
+    /// `text` with every occurrence of the password replaced by `***`.
+    private func scrub(_ text: String) -> String {
+        guard let password = url.password, !password.isEmpty else { return text }
+        return text.replacing(password, with: "***")
+    }
+
+    /// Frees the context (if any); the next command reconnects.
+    private func drop() {
+        if let context {
+            redisFree(context)
+            self.context = nil
+        }
+    }
+
+    private static func timeval(ms: Int) -> timeval {
+        #if canImport(Glibc)
+        return Glibc.timeval(tv_sec: ms / 1000, tv_usec: (ms % 1000) * 1000)
+        #else
+        return Darwin.timeval(tv_sec: ms / 1000, tv_usec: Int32((ms % 1000) * 1000))
+        #endif
+    }
+
+    private static func monotonicMs() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+}
