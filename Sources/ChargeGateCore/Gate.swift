@@ -13,6 +13,9 @@ public final class Gate: Sendable {
     public let idempotencyParam: String
     /// Per route: whether any of its pools is per subject (its decisions differ by subject).
     public let routeHasSubjectPools: [Bool]
+    /// Per route: whether its 429s may be answered from a worker's memory. Not when a pool of
+    /// the route never refills: its balance can run out meanwhile, and a 402 must win.
+    public let routeDenialsCacheable: [Bool]
 
     /// Compiles `config`.
     public init(config: GateConfig) {
@@ -23,6 +26,12 @@ public final class Gate: Sendable {
         self.idempotencyParam = config.idempotencyParam
         self.routeHasSubjectPools = config.routes.map { route in
             route.charges.contains { config.pools[$0.poolIndex].scope == .subject }
+        }
+        self.routeDenialsCacheable = config.routes.map { route in
+            !route.charges.contains { charge in
+                let pool = config.pools[charge.poolIndex]
+                return pool.maxCharges != nil && pool.intervalMs == nil
+            }
         }
     }
 

@@ -91,8 +91,9 @@ public struct Responder {
         // A retry with an idempotency key may be the repeat of an allowed request: only the
         // store knows, so it always asks.
         denials.use(gate)
+        let cacheable = idempotencyKey == nil && gate.routeDenialsCacheable[routeIndex]
         let cacheKey = gate.routeHasSubjectPools[routeIndex] ? route.prefix + "\n" + subject : route.prefix
-        if idempotencyKey == nil, let cached = denials.denial(for: cacheKey, now: clock.nowMs()) {
+        if cacheable, let cached = denials.denial(for: cacheKey, now: clock.nowMs()) {
             return outOfCharge(pool: cached.poolId, wait: cached.retryAfterMs, subject: subject, route: route.prefix, fromMemory: true)
         }
         let items = route.charges.map { gate.item(pool: $0.poolIndex, cost: $0.cost, subject: subject) }
@@ -116,7 +117,7 @@ public struct Responder {
         case .allowed, .repeated:
             return Self.allow
         case .outOfCharge(let item, let wait):
-            denials.remember(cacheKey, poolId: items[item].poolId, retryAfterMs: wait, now: clock.nowMs())
+            if cacheable { denials.remember(cacheKey, poolId: items[item].poolId, retryAfterMs: wait, now: clock.nowMs()) }
             return outOfCharge(pool: items[item].poolId, wait: wait, subject: subject, route: route.prefix, fromMemory: false)
         case .insufficientCredits(let item, let available, let required):
             let pool = items[item].poolId

@@ -322,4 +322,20 @@ final class DownStore: ChargeStore {
         #expect(topped.status == 200)
         #expect(worker1.respond(to: FakeRequest.auth("/api/generate"), gate: gate).status == 204)
     }
+
+    @Test func routesWithCreditsAlwaysAskTheStoreSoA402CanWin() {
+        // /api/paid spends api-calls (3 per 36 s, per subject) and credits (10, cost 5).
+        let counting = CountingStore(store)
+        let responder = Responder(store: counting, clock: clock, denials: DenyCache())
+        let paid = FakeRequest.auth("/api/paid", subject: "carol")
+        let read = FakeRequest.auth("/api/read", method: "GET", subject: "carol")
+        #expect(responder.respond(to: paid, gate: gate).status == 204)
+        for _ in 0..<2 { #expect(responder.respond(to: read, gate: gate).status == 204) }
+        #expect(header(responder.respond(to: paid, gate: gate), "X-Charge-Status") == "429")
+        // Credits drop from 5 to 0 by a spend elsewhere: the next answer must be the 402.
+        _ = try? store.topOff(gate.item(pool: 2, cost: 0, subject: "carol"), amount: nil)
+        let asked = counting.spends
+        #expect(header(responder.respond(to: paid, gate: gate), "X-Charge-Status") == "429")
+        #expect(counting.spends == asked + 1)
+    }
 }
