@@ -195,9 +195,12 @@ class Response:
 
 
 def http_request(port: int, method: str, path: str, headers: dict | list | None = None,
-                 body: bytes | None = None, timeout: float = 10.0) -> Response:
-    """One request with http.client, the path sent verbatim (`/api//x`, `%67`, `..` kept)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+                 body: bytes | None = None, timeout: float = 10.0, source: str | None = None) -> Response:
+    """One request with http.client, the path sent verbatim (`/api//x`, `%67`, `..` kept).
+    `source`: bind the client socket to this local address first (e.g. "127.0.0.2": still
+    loopback traffic, but nginx sees $remote_addr 127.0.0.2)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
     try:
         conn.putrequest(method, path, skip_accept_encoding=True)
         items = headers.items() if isinstance(headers, dict) else (headers or [])
@@ -594,8 +597,9 @@ class Stack:
 
     # requests ---------------------------------------------------------------------------
 
-    def request(self, method: str, path: str, headers=None, body: bytes | None = None, timeout: float = 10.0) -> Response:
-        return http_request(self.port, method, path, headers, body, timeout)
+    def request(self, method: str, path: str, headers=None, body: bytes | None = None, timeout: float = 10.0,
+                source: str | None = None) -> Response:
+        return http_request(self.port, method, path, headers, body, timeout, source)
 
     def get(self, path: str, **kw) -> Response:
         return self.request("GET", path, **kw)
@@ -699,3 +703,41 @@ def assert_unavailable(r: Response):
     assert_json(r)
     assert r.body == SERVICE_UNAVAILABLE, r
     assert r.header("Retry-After") is None, r
+
+
+# SPEC §6 (metering) helpers ------------------------------------------------------------------
+
+EVENT_KEYS = ["id", "time", "pool", "subject", "amount", "route", "method", "uri", "idempotencyKey"]
+
+
+def fetch_events(stack: Stack, token: str, limit: int | None = None, **query) -> list[dict]:
+    """Every event of GET /api/usage/events?QUERY (admin), following `next` page by page with
+    `after`; checks each page's shape (events then next, each event's keys in order)."""
+    from urllib.parse import urlencode
+
+    events: list[dict] = []
+    after = None
+    for _ in range(100_000):
+        q = {k: v for k, v in query.items() if v is not None}
+        if limit is not None:
+            q["limit"] = limit
+        if after is not None:
+            q["after"] = after
+        r = stack.get("/api/usage/events" + ("?" + urlencode(q) if q else ""),
+                      headers={"Authorization": "Bearer " + token})
+        assert r.status == 200, r
+        assert_json(r)
+        doc = json.loads(r.body, object_pairs_hook=lambda pairs: pairs)
+        assert [k for k, _ in doc] == ["events", "next"], r
+        page = [dict(pairs) for pairs in doc[0][1]]
+        for pairs in doc[0][1]:
+            assert [k for k, _ in pairs] == EVENT_KEYS, pairs
+        if limit is not None:
+            assert len(page) <= limit, r
+        events += page
+        after = doc[1][1]
+        if after is None:
+            return events
+        if page:
+            assert after == page[-1]["id"], r
+    raise AssertionError("the events never ended (next never null)")
