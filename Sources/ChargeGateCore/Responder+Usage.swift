@@ -19,6 +19,10 @@ extension Responder {
         } catch {
             return Self.unavailable(error, what: "usage")
         }
+        if Self.wantsHTML(request) {
+            let rows = pools.map { UsagePage.Row(pool: gate.config.pools[$0], state: peeked.states[$0], subject: gate.config.pools[$0].scope == .subject ? subject : "") }
+            return Response(status: 200, headers: [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store"), ("Vary", "Accept")], body: UsagePage.render(rows, now: peeked.now))
+        }
         var w = JSONWriter()
         w.beginObject()
         w.key("pools")
@@ -28,7 +32,14 @@ extension Responder {
         }
         w.endArray()
         w.endObject()
-        return .json(200, w.text)
+        return .json(200, w.text, extraHeaders: [("Vary", "Accept")])
+    }
+
+    /// Whether the client prefers HTML (a browser): `Accept` names `text/html` before any JSON.
+    static func wantsHTML(_ request: some RequestParams) -> Bool {
+        guard let accept = request.param("HTTP_ACCEPT")?.lowercased(), let html = accept.range(of: "text/html") else { return false }
+        guard let json = accept.range(of: "application/json") else { return true }
+        return html.lowerBound < json.lowerBound
     }
 
     /// Writes one pool's STATE object (SPEC §4 and §6).
