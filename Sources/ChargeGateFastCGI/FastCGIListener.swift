@@ -53,6 +53,16 @@ public enum FastCGIListener {
         return 0
     }
 
+    /// Whether `fd` is a unix-domain socket (where closing without lingering is safe).
+    public static func isUnixSocket(_ fd: Int32) -> Bool {
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return result == 0 && Int32(address.ss_family) == AF_UNIX
+    }
+
     /// Whether something accepts connections at the unix socket `path` right now.
     static func isAccepting(unixPath path: String) -> Bool {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)

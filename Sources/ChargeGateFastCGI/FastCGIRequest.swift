@@ -27,8 +27,14 @@ public final class FastCGIRequest {
         FCGX_Accept_r(request) >= 0
     }
 
-    /// Finishes the current request (flushes and closes its streams).
-    public func finish() {
+    /// Finishes the current request: flushes the response and closes the connection.
+    ///
+    /// With `lingering`, libfcgi's own close: shut the write side, then wait (up to 2 s) for
+    /// the peer to hang up, so that a TCP peer never gets a reset that could discard the
+    /// response. Over a unix socket nothing the peer has received can be discarded, so
+    /// `lingering: false` closes at once (FCGX_Detach) and frees the worker for the next request.
+    public func finish(lingering: Bool = true) {
+        if !lingering { FCGX_Detach(request) }
         FCGX_Finish_r(request)
     }
 

@@ -115,6 +115,7 @@ public final class Server: Sendable {
     private func work(index: Int, listenFD: Int32) {
         running.add(1, ordering: .relaxed)
         defer { running.subtract(1, ordering: .releasing) }
+        let lingering = !FastCGIListener.isUnixSocket(listenFD)
         let request = FastCGIRequest(listenFD: listenFD)
         let responder = Responder(store: makeStore(box.current.config), clock: SystemClock(), denials: DenyCache(epoch: denyEpoch))
         var logger = self.logger
@@ -127,7 +128,7 @@ public final class Server: Sendable {
             }
             let response = responder.respond(to: FastCGIParams(request: request), gate: box.current)
             request.write(response.serialized())
-            request.finish()
+            request.finish(lingering: lingering)
             if let note = response.note {
                 if note.isError { logger.error("\(note.message)") } else { logger.info("\(note.message)") }
             }
