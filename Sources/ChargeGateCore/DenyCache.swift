@@ -28,6 +28,7 @@ public final class DenyCache {
         var until: Int64
         var expires: Int64
         var poolId: String
+        var answered: Int
     }
 
     /// How long an entry is trusted at most: a top-off or a config reload on another worker or
@@ -47,24 +48,29 @@ public final class DenyCache {
         self.epoch = epoch
     }
 
-    /// The remembered denial for `key` at `now`: the pool and the wait left; nil when none holds.
+    /// The remembered denial for `key` at `now`: the pool and the wait left; nil when none
+    /// holds. Each answer given from memory is counted for the next `remember`.
     public func denial(for key: String, now: Int64) -> (poolId: String, retryAfterMs: Int64)? {
-        guard let entry = entries[key] else { return nil }
-        guard now < entry.expires, now < entry.until else {
-            entries[key] = nil
-            return nil
-        }
+        guard let entry = entries[key], now < entry.expires, now < entry.until else { return nil }
+        entries[key]?.answered += 1
         return (entry.poolId, entry.until - now)
     }
 
-    /// Remembers that `key` is denied by `poolId` until `now + retryAfterMs`.
-    public func remember(_ key: String, poolId: String, retryAfterMs: Int64, now: Int64) {
-        guard retryAfterMs > 0 else { return }
+    /// Remembers that `key` is denied by `poolId` until `now + retryAfterMs`; returns how many
+    /// requests the previous entry for `key` answered from memory (for the log line).
+    @discardableResult
+    public func remember(_ key: String, poolId: String, retryAfterMs: Int64, now: Int64) -> Int {
+        let answered = entries[key]?.answered ?? 0
+        guard retryAfterMs > 0 else {
+            entries[key] = nil
+            return answered
+        }
         if entries.count >= capacity {
             entries = entries.filter { now < $0.value.expires && now < $0.value.until }
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
         }
-        entries[key] = Entry(until: now + retryAfterMs, expires: now + maxAgeMs, poolId: poolId)
+        entries[key] = Entry(until: now + retryAfterMs, expires: now + maxAgeMs, poolId: poolId, answered: 0)
+        return answered
     }
 
     /// Forgets everything learned under another config (after a reload) or before a top-off.

@@ -94,7 +94,11 @@ public struct Responder {
         let cacheable = idempotencyKey == nil && gate.routeDenialsCacheable[routeIndex]
         let cacheKey = gate.routeHasSubjectPools[routeIndex] ? route.prefix + "\n" + subject : route.prefix
         if cacheable, let cached = denials.denial(for: cacheKey, now: clock.nowMs()) {
-            return outOfCharge(pool: cached.poolId, wait: cached.retryAfterMs, subject: subject, route: route.prefix, fromMemory: true)
+            // Not logged one by one: the next denial the store decides for this key reports
+            // how many were answered from memory meanwhile.
+            var response = outOfCharge(pool: cached.poolId, wait: cached.retryAfterMs, subject: subject, route: route.prefix)
+            response.note = nil
+            return response
         }
         let items = route.charges.map { gate.item(pool: $0.poolIndex, cost: $0.cost, subject: subject) }
         let spend = SpendRequest(
@@ -117,8 +121,14 @@ public struct Responder {
         case .allowed, .repeated:
             return Self.allow
         case .outOfCharge(let item, let wait):
-            if cacheable { denials.remember(cacheKey, poolId: items[item].poolId, retryAfterMs: wait, now: clock.nowMs()) }
-            return outOfCharge(pool: items[item].poolId, wait: wait, subject: subject, route: route.prefix, fromMemory: false)
+            var response = outOfCharge(pool: items[item].poolId, wait: wait, subject: subject, route: route.prefix)
+            if cacheable {
+                let fromMemory = denials.remember(cacheKey, poolId: items[item].poolId, retryAfterMs: wait, now: clock.nowMs())
+                if fromMemory > 0, let note = response.note {
+                    response.note = .init(isError: false, message: note.message + " (+\(fromMemory) denied from memory before this)")
+                }
+            }
+            return response
         case .insufficientCredits(let item, let available, let required):
             let pool = items[item].poolId
             var w = JSONWriter()
@@ -134,7 +144,7 @@ public struct Responder {
         }
     }
 
-    func outOfCharge(pool: String, wait: Int64, subject: String, route: String, fromMemory: Bool) -> Response {
+    func outOfCharge(pool: String, wait: Int64, subject: String, route: String) -> Response {
         var w = JSONWriter()
         w.beginObject()
         w.field("error", "out_of_charge")
@@ -143,7 +153,7 @@ public struct Responder {
         w.endObject()
         let seconds = (wait + 999) / 1000
         var response = deny(429, body: w.text, extra: [(Header.retryAfter, String(seconds))])
-        response.note = .init(isError: false, message: "denied out_of_charge pool=\(pool) subject=\(subject) retryAfterMs=\(wait) route=\(route)\(fromMemory ? " (from memory)" : "")")
+        response.note = .init(isError: false, message: "denied out_of_charge pool=\(pool) subject=\(subject) retryAfterMs=\(wait) route=\(route)")
         return response
     }
 

@@ -264,11 +264,13 @@ final class DownStore: ChargeStore {
         #expect(counting.spends == 3)
         let cached = responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate)
         #expect(header(cached, "X-Charge-Body") == #"{"error":"out_of_charge","retryAfterMs":\#(2 * Self.hour - 400),"poolId":"generate-image"}"#)
-        #expect(cached.note?.message.hasSuffix("(from memory)") == true)
-        // Trusted for at most a second: then the store is asked again.
+        #expect(cached.note == nil)
+        // Trusted for at most a second: then the store is asked again, and its denial's log
+        // line accounts for the ones answered from memory.
         clock.advance(600)
-        _ = responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate)
+        let relearned = responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate)
         #expect(counting.spends == 4)
+        #expect(relearned.note?.message.hasSuffix("(+1001 denied from memory before this)") == true)
     }
 
     @Test func theDenyCacheNeverAllowsAndEndsWhenChargesAreBack() {
