@@ -43,11 +43,13 @@ extension Bucket {
         }
         var writes: [(state: BucketState, ttlMs: Int64?)] = []
         var remaining: [Int64] = []
+        var fullAt: [Int64?] = []
         for (i, item) in items.enumerated() {
             guard let max = item.max else {
                 let used = levels[i].available + item.cost
                 writes.append((BucketState(current: used, lastUpdatedAt: now), nil))
                 remaining.append(used)
+                fullAt.append(nil)
                 continue
             }
             let after = Bucket.spend(item.cost, from: levels[i], now: now)
@@ -57,7 +59,8 @@ extension Bucket {
             }
             writes.append((after, ttl))
             remaining.append(after.current)
+            fullAt.append(item.intervalMs.map { after.lastUpdatedAt + (max - after.current) * $0 })
         }
-        return SpendPlan(outcome: .allowed(now: now, remaining: remaining), writes: writes)
+        return SpendPlan(outcome: .allowed(now: now, remaining: remaining, fullAt: fullAt), writes: writes)
     }
 }

@@ -13,6 +13,10 @@ public final class Gate: Sendable {
     public let idempotencyParam: String
     /// Per route: whether any of its pools is per subject (its decisions differ by subject).
     public let routeHasSubjectPools: [Bool]
+    /// Per route: its `RateLimit-Policy` field value (IETF httpapi ratelimit headers): one
+    /// `"POOL";q=maxCharges;w=SECONDS` item per limited pool, `w` being the time to refill
+    /// fully (no `w` for a pool that never refills); unlimited pools are not listed.
+    public let routeRateLimitPolicy: [String]
     /// Per route: whether its 429s may be answered from a worker's memory. Not when a pool of
     /// the route never refills: its balance can run out meanwhile, and a 402 must win.
     public let routeDenialsCacheable: [Bool]
@@ -26,6 +30,14 @@ public final class Gate: Sendable {
         self.idempotencyParam = config.idempotencyParam
         self.routeHasSubjectPools = config.routes.map { route in
             route.charges.contains { config.pools[$0.poolIndex].scope == .subject }
+        }
+        self.routeRateLimitPolicy = config.routes.map { route in
+            route.charges.compactMap { charge -> String? in
+                let pool = config.pools[charge.poolIndex]
+                guard let max = pool.maxCharges else { return nil }
+                guard let interval = pool.intervalMs else { return "\"\(pool.id)\";q=\(max)" }
+                return "\"\(pool.id)\";q=\(max);w=\(Gate.seconds(max * interval))"
+            }.joined(separator: ", ")
         }
         self.routeDenialsCacheable = config.routes.map { route in
             !route.charges.contains { charge in
@@ -46,6 +58,11 @@ public final class Gate: Sendable {
         return SpendItem(
             poolId: pool.id, key: key(pool: index, subject: subject), max: pool.maxCharges,
             intervalMs: pool.intervalMs, cost: cost, expires: pool.scope == .subject)
+    }
+
+    /// Whole seconds, rounded up, of `ms` (never negative).
+    public static func seconds(_ ms: Int64) -> Int64 {
+        ms <= 0 ? 0 : (ms + 999) / 1000
     }
 
     /// The store key of the idempotency record for (subject, route, client key).

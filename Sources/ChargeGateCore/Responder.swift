@@ -28,6 +28,10 @@ public struct Responder {
         public static let body = "X-Charge-Body"
         /// Seconds for `Retry-After`.
         public static let retryAfter = "X-Charge-Retry-After"
+        /// The route's `RateLimit-Policy` value.
+        public static let rateLimitPolicy = "X-Charge-RateLimit-Policy"
+        /// The `RateLimit` value after this decision.
+        public static let rateLimit = "X-Charge-RateLimit"
     }
 
     /// The store this worker spends from.
@@ -93,10 +97,11 @@ public struct Responder {
         denials.use(gate)
         let cacheable = idempotencyKey == nil && gate.routeDenialsCacheable[routeIndex]
         let cacheKey = gate.routeHasSubjectPools[routeIndex] ? route.prefix + "\n" + subject : route.prefix
+        let policy = gate.routeRateLimitPolicy[routeIndex]
         if cacheable, let cached = denials.denial(for: cacheKey, now: clock.nowMs()) {
             // Not logged one by one: the next denial the store decides for this key reports
             // how many were answered from memory meanwhile.
-            var response = outOfCharge(pool: cached.poolId, wait: cached.retryAfterMs, subject: subject, route: route.prefix)
+            var response = outOfCharge(pool: cached.poolId, wait: cached.retryAfterMs, subject: subject, route: route.prefix, policy: policy)
             response.note = nil
             return response
         }
@@ -118,10 +123,12 @@ public struct Responder {
             return response
         }
         switch outcome {
-        case .allowed, .repeated:
+        case .repeated:
             return Self.allow
+        case .allowed(let now, let remaining, let fullAt):
+            return allowed(items, remaining: remaining, fullAt: fullAt, now: now, policy: policy)
         case .outOfCharge(let item, let wait):
-            var response = outOfCharge(pool: items[item].poolId, wait: wait, subject: subject, route: route.prefix)
+            var response = outOfCharge(pool: items[item].poolId, wait: wait, subject: subject, route: route.prefix, policy: policy)
             if cacheable {
                 let fromMemory = denials.remember(cacheKey, poolId: items[item].poolId, retryAfterMs: wait, now: clock.nowMs())
                 if fromMemory > 0, let note = response.note {
@@ -138,13 +145,13 @@ public struct Responder {
             w.field("availableBalance", available)
             w.field("required", required)
             w.endObject()
-            var response = deny(402, body: w.text)
+            var response = deny(402, body: w.text, extra: Self.rateLimitHeaders(policy, "\"\(pool)\";r=\(available)"))
             response.note = .init(isError: false, message: "denied insufficient_credits pool=\(pool) subject=\(subject) available=\(available) required=\(required) route=\(route.prefix)")
             return response
         }
     }
 
-    func outOfCharge(pool: String, wait: Int64, subject: String, route: String) -> Response {
+    func outOfCharge(pool: String, wait: Int64, subject: String, route: String, policy: String) -> Response {
         var w = JSONWriter()
         w.beginObject()
         w.field("error", "out_of_charge")
@@ -152,9 +159,30 @@ public struct Responder {
         w.field("poolId", pool)
         w.endObject()
         let seconds = (wait + 999) / 1000
-        var response = deny(429, body: w.text, extra: [(Header.retryAfter, String(seconds))])
+        var response = deny(429, body: w.text, extra: [(Header.retryAfter, String(seconds))] + Self.rateLimitHeaders(policy, "\"\(pool)\";r=0;t=\(seconds)"))
         response.note = .init(isError: false, message: "denied out_of_charge pool=\(pool) subject=\(subject) retryAfterMs=\(wait) route=\(route)")
         return response
+    }
+
+    /// The 204 with the `RateLimit` state of every limited pool: `r` charges left, `t` seconds
+    /// until the next one comes back (0 when full; none for a pool that never refills).
+    func allowed(_ items: [SpendItem], remaining: [Int64], fullAt: [Int64?], now: Int64, policy: String) -> Response {
+        guard !policy.isEmpty, remaining.count == items.count, fullAt.count == items.count else { return Self.allow }
+        var state = ""
+        for (i, item) in items.enumerated() {
+            guard let max = item.max else { continue }
+            if !state.isEmpty { state += ", " }
+            state += "\"\(item.poolId)\";r=\(remaining[i])"
+            if let full = fullAt[i], let interval = item.intervalMs {
+                let next = full - (max - remaining[i] - 1) * interval
+                state += ";t=\(Gate.seconds(next - now))"
+            }
+        }
+        return Response(status: 204, headers: [(Header.status, "204")] + Self.rateLimitHeaders(policy, state))
+    }
+
+    static func rateLimitHeaders(_ policy: String, _ state: String) -> [(name: String, value: String)] {
+        policy.isEmpty ? [] : [(Header.rateLimitPolicy, policy), (Header.rateLimit, state)]
     }
 
     static let allow = Response(status: 204, headers: [(Header.status, "204")])

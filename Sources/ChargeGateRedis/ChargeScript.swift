@@ -10,7 +10,8 @@
 ///   idempotency TTL ms, `ARGV[5]` events MAXLEN (`"0"`: no event), `ARGV[6...10]` the event's
 ///   subject, route, method, uri, idempotency key; then five per item i (at `10 + 5(i-1)`):
 ///   pool id, max (`""`: unlimited), interval ms (`""`: never refills), cost, expires (`"1"`/`"0"`).
-/// - Returns `{"allowed", now, remaining...}`, `{"repeated", now}`,
+/// - Returns `{"allowed", now, remaining..., fullAt...}` (fullAt `-1`: never refills, or
+///   unlimited), `{"repeated", now}`,
 ///   `{"out", item0, retryAfterMs}` or `{"credits", item0, available, required}` (item0 is the
 ///   0-based item index).
 ///
@@ -180,6 +181,7 @@ public enum ChargeScript {
             local used = item.avail + item.cost
             store(KEYS[i], used, now, nil)
             out[i + 2] = used
+            out[n + i + 2] = -1
           else
             local cur = item.avail - item.cost
             local last = item.last
@@ -191,6 +193,11 @@ public enum ChargeScript {
             end
             store(KEYS[i], cur, last, ttl)
             out[i + 2] = cur
+            if item.interval ~= nil then
+              out[n + i + 2] = last + (item.max - cur) * item.interval
+            else
+              out[n + i + 2] = -1
+            end
           end
         end
 

@@ -58,14 +58,21 @@ public final class RedisStore: ChargeStore {
         let numbers = parts.dropFirst().map(\.integer)
         switch tag {
         case "allowed":
-            guard numbers.count == request.items.count + 1, let now = numbers[0] else { break }
+            let n = request.items.count
+            guard numbers.count == 2 * n + 1, let now = numbers[0] else { break }
             var remaining: [Int64] = []
-            remaining.reserveCapacity(request.items.count)
-            for value in numbers.dropFirst() {
+            var fullAt: [Int64?] = []
+            remaining.reserveCapacity(n)
+            fullAt.reserveCapacity(n)
+            for value in numbers[1...n] {
                 guard let value else { throw .protocolError("unexpected spend reply") }
                 remaining.append(value)
             }
-            return .allowed(now: now, remaining: remaining)
+            for value in numbers[(n + 1)...] {
+                guard let value else { throw .protocolError("unexpected spend reply") }
+                fullAt.append(value < 0 ? nil : value)
+            }
+            return .allowed(now: now, remaining: remaining, fullAt: fullAt)
         case "repeated":
             guard numbers.count == 1, let now = numbers[0] else { break }
             return .repeated(now: now)

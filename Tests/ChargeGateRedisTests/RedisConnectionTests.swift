@@ -38,7 +38,7 @@ extension RedisTests {
             // tests running in parallel in other suites).
             #expect(try fixture.run("CLIENT", "KILL", "ID", String(id)).integer == 1)
             usleep(20_000)
-            guard case .allowed(_, let remaining) = try store.spend(request) else {
+            guard case .allowed(_, let remaining, _) = try store.spend(request) else {
                 Issue.record("the first spend after the kill should pass")
                 return
             }
@@ -92,14 +92,14 @@ extension RedisTests {
             let store = RedisStore(url: RedisURL(endpoint: .unix(path: socket)), timeoutMs: 500)
             let item = SpendItem(poolId: "a", key: "charge:a", max: 5, intervalMs: 3_600_000, cost: 1, expires: false)
             let request = SpendRequest(items: [item], context: context())
-            guard case .allowed(_, [4]) = try store.spend(request) else {
+            guard case .allowed(_, [4], _) = try store.spend(request) else {
                 Issue.record("the first spend should pass")
                 return
             }
             stop(process)
             process = try start()
             // The store's connection is idle and now closed by the old server.
-            guard case .allowed(_, let remaining) = try store.spend(request) else {
+            guard case .allowed(_, let remaining, _) = try store.spend(request) else {
                 Issue.record("the first spend after the restart should pass")
                 return
             }
@@ -134,7 +134,7 @@ extension RedisTests {
             sleeperDone.wait()
             #expect(sleeperReply.all == ["status(\"OK\")"], "DEBUG SLEEP must be allowed (scripts/with-redis enables it)")
 
-            guard case .allowed(_, let remaining) = try store.spend(request) else {
+            guard case .allowed(_, let remaining, _) = try store.spend(request) else {
                 Issue.record("the spend after the server woke up should pass")
                 return
             }

@@ -15,7 +15,7 @@ extension RedisTests {
             let fixture = try RedisFixture()
             let store = fixture.store()
             let item = SpendItem(poolId: "a", key: fixture.prefix + "a", max: 5, intervalMs: 3_600_000, cost: 2, expires: false)
-            guard case .allowed(let now, let remaining) = try store.spend(SpendRequest(items: [item], context: context())) else {
+            guard case .allowed(let now, let remaining, _) = try store.spend(SpendRequest(items: [item], context: context())) else {
                 Issue.record("spend should pass")
                 return
             }
@@ -126,7 +126,7 @@ extension RedisTests {
             }
             #expect(try fixture.run("EXISTS", idem2).integer == 0)
             _ = try store.topOff(empty, amount: nil)
-            guard case .allowed(_, let remaining) = try store.spend(denied) else {
+            guard case .allowed(_, let remaining, _) = try store.spend(denied) else {
                 Issue.record("the retry after the top-off should be charged")
                 return
             }
@@ -169,7 +169,7 @@ extension RedisTests {
             let outcomes = try results.all.map { try $0.get() }
             #expect(outcomes.count == 200)
             let allowed = outcomes.compactMap { outcome -> Int64? in
-                if case .allowed(_, let remaining) = outcome { return remaining[0] }
+                if case .allowed(_, let remaining, _) = outcome { return remaining[0] }
                 return nil
             }
             #expect(allowed.count == 50)
@@ -190,7 +190,7 @@ extension RedisTests {
             _ = try store.spend(request)
             try fixture.run("SCRIPT", "FLUSH")
             #expect(try fixture.run("SCRIPT", "EXISTS", ChargeScript.sha1).elements == [.integer(0)])
-            guard case .allowed(_, let remaining) = try store.spend(request) else {
+            guard case .allowed(_, let remaining, _) = try store.spend(request) else {
                 Issue.record("spend after SCRIPT FLUSH should pass")
                 return
             }

@@ -143,7 +143,7 @@ struct Scenario: Sendable, CustomTestStringConvertible {
 func verify(_ scenario: Scenario, items: [SpendItem], outcome: SpendOutcome, states: [BucketState?], t0: Int64, t1: Int64) {
     let seeded = scenario.seededStates(t0: t0)
     switch (scenario.expected, outcome) {
-    case (.allowed(let remaining, let expectedStates), .allowed(let now, let got)):
+    case (.allowed(let remaining, let expectedStates), .allowed(let now, let got, _)):
         #expect(now >= t0 && now <= t1, "now \(now) outside [\(t0), \(t1)]")
         #expect(got == remaining)
         let want: [BucketState?] = expectedStates.map { entry in
@@ -206,15 +206,15 @@ struct MemoryScenarioTests {
         let store = MemoryStore(clock: clock)
         let item = SpendItem(poolId: "a", key: "a", max: 2, intervalMs: 1000, cost: 1, expires: false)
         let request = SpendRequest(items: [item], context: context())
-        #expect(try store.spend(request) == .allowed(now: clock.nowMs(), remaining: [1]))
+        #expect(try store.spend(request) == .allowed(now: clock.nowMs(), remaining: [1], fullAt: [clock.nowMs() + 1000]))
         clock.advance(250)
-        #expect(try store.spend(request) == .allowed(now: clock.nowMs(), remaining: [0]))
+        #expect(try store.spend(request) == .allowed(now: clock.nowMs(), remaining: [0], fullAt: [clock.nowMs() + 1750]))
         let denied = try store.spend(request)
         #expect(denied == .outOfCharge(item: 0, retryAfterMs: 750))
         clock.advance(749)
         #expect(try store.spend(request) == .outOfCharge(item: 0, retryAfterMs: 1))
         clock.advance(1)
-        #expect(try store.spend(request) == .allowed(now: clock.nowMs(), remaining: [0]))
+        #expect(try store.spend(request) == .allowed(now: clock.nowMs(), remaining: [0], fullAt: [clock.nowMs() + 2000]))
     }
 }
 
@@ -243,7 +243,7 @@ extension RedisTests {
             let store = fixture.store()
             let item = SpendItem(poolId: "a", key: fixture.prefix + "a", max: 2, intervalMs: 1000, cost: 1, expires: false)
             let request = SpendRequest(items: [item], context: context())
-            guard case .allowed(_, let first) = try store.spend(request), case .allowed(_, let second) = try store.spend(request) else {
+            guard case .allowed(_, let first, _) = try store.spend(request), case .allowed(_, let second, _) = try store.spend(request) else {
                 Issue.record("the first two spends should pass")
                 return
             }
@@ -255,7 +255,7 @@ extension RedisTests {
             #expect(wait > 0 && wait <= 1000)
             usleep(UInt32(wait) * 1000)
             let after = try store.spend(request)
-            guard case .allowed(_, let remaining) = after else {
+            guard case .allowed(_, let remaining, _) = after else {
                 Issue.record("after waiting retryAfterMs (\(wait)) the spend was \(after)")
                 return
             }

@@ -416,6 +416,17 @@ TEST_EXTRA = """\
             include @SNIPPETS@/charge-gate-protect.conf;
             proxy_pass http://unix:@DIR@/app.sock;
         }
+        # Two internal redirects in a row: /api/redir/twice/x -> /api/redir/a/... -> /api/redir/b/...
+        location /api/redir/twice/ {
+            include @SNIPPETS@/charge-gate-protect.conf;
+            try_files /nonexistent /api/redir/a$uri;
+        }
+        # The documented line that turns the RateLimit fields off.
+        location /api/describe/quiet/ {
+            set $charge_gate_ratelimit_headers off;
+            include @SNIPPETS@/charge-gate-protect.conf;
+            proxy_pass http://unix:@DIR@/app.sock;
+        }
         # A misconfigured auth location that names an unknown role: never a free pass.
         location = /_bogus_auth {
             internal;

@@ -328,3 +328,40 @@ def test_a_flood_on_an_empty_pool_is_denied_from_memory(make_stack):
     assert_allowed(stack.post("/api/generate"), "POST", "/api/generate")
     assert stack.post("/api/generate").status == 429
     assert len(stack.app_hits_settled(6)) == 6
+
+
+def test_two_internal_redirects_are_charged_once(stack):
+    """/api/redir/twice/x is redirected twice (three access phases): still one charge each."""
+    for _ in range(2):
+        r = stack.get("/api/redir/twice/x")
+        assert r.status == 200, r
+        assert r.header("RateLimit") is not None, r
+    assert_out_of_charge(stack.get("/api/redir/twice/x"), "redir")
+    assert stack.state("redir")["current"] == 0
+
+
+def test_ratelimit_fields_on_allowed_and_denied_answers(stack):
+    r = stack.post("/api/generate")
+    assert r.status == 200, r
+    assert r.header("RateLimit-Policy") == '"generate-image";q=5;w=36000'
+    assert r.header("RateLimit") == '"generate-image";r=4;t=7200'
+    for _ in range(4):
+        assert stack.post("/api/generate").status == 200
+    denied = stack.post("/api/generate")
+    n = assert_out_of_charge(denied, "generate-image")
+    assert denied.header("RateLimit-Policy") == '"generate-image";q=5;w=36000'
+    assert denied.header("RateLimit") == f'"generate-image";r=0;t={(n + 999) // 1000}'
+    # Multi-pool routes list every pool, in route order.
+    r = stack.get("/api/combo")
+    assert r.header("RateLimit-Policy") == '"combo-a";q=3;w=10800, "combo-b";q=1;w=7200'
+    assert r.header("RateLimit") == '"combo-a";r=2;t=3600, "combo-b";r=0;t=7200'
+    # Unrouted: nothing charged, no fields.
+    r = stack.get("/api/unrouted")
+    assert r.status == 200 and r.header("RateLimit") is None and r.header("RateLimit-Policy") is None
+
+
+def test_ratelimit_fields_can_be_turned_off(stack):
+    r = stack.get("/api/describe/quiet/x")
+    assert r.status == 200, r
+    assert r.header("RateLimit") is None and r.header("RateLimit-Policy") is None
+    assert stack.state("describe-image")["current"] == 19
