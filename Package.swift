@@ -5,12 +5,14 @@ let package = Package(
     name: "charge-gate",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "charge-gate", targets: ["charge-gate"])
+        .executable(name: "charge-gate", targets: ["charge-gate"]),
+        .library(name: "ChargeGateCore", targets: ["ChargeGateCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C libraries from Debian's packages. hiredis.pc carries -D_FILE_OFFSET_BITS=64, which
@@ -46,6 +48,7 @@ let package = Package(
             dependencies: [
                 "ChargeGateCore", "ChargeGateFastCGI",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .executableTarget(

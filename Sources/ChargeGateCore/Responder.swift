@@ -103,6 +103,7 @@ public struct Responder {
             // how many were answered from memory meanwhile.
             var response = outOfCharge(pool: cached.poolId, wait: cached.retryAfterMs, subject: subject, route: route.prefix, policy: policy)
             response.note = nil
+            response.outcome = .outOfCharge(pool: cached.poolId, fromMemory: true)
             return response
         }
         let items = route.charges.map { gate.item(pool: $0.poolIndex, cost: $0.cost, subject: subject) }
@@ -120,15 +121,21 @@ public struct Responder {
         } catch {
             var response = deny(503, body: Self.unavailableBody)
             response.note = .init(isError: true, message: "\(error) (route \(route.prefix), subject \(subject)): answered 503")
+            response.outcome = .serviceUnavailable(pools: items.map(\.poolId))
             return response
         }
         switch outcome {
         case .repeated:
-            return Self.allow
+            var response = Self.allow
+            response.outcome = .allowed(pools: [])
+            return response
         case .allowed(let now, let remaining, let fullAt):
-            return allowed(items, remaining: remaining, fullAt: fullAt, now: now, policy: policy)
+            var response = allowed(items, remaining: remaining, fullAt: fullAt, now: now, policy: policy)
+            response.outcome = .allowed(pools: items.map(\.poolId))
+            return response
         case .outOfCharge(let item, let wait):
             var response = outOfCharge(pool: items[item].poolId, wait: wait, subject: subject, route: route.prefix, policy: policy)
+            response.outcome = .outOfCharge(pool: items[item].poolId, fromMemory: false)
             if cacheable {
                 let fromMemory = denials.remember(cacheKey, poolId: items[item].poolId, retryAfterMs: wait, now: clock.nowMs())
                 if fromMemory > 0, let note = response.note {
@@ -146,6 +153,7 @@ public struct Responder {
             w.field("required", required)
             w.endObject()
             var response = deny(402, body: w.text, extra: Self.rateLimitHeaders(policy, "\"\(pool)\";r=\(available)"))
+            response.outcome = .insufficientCredits(pool: pool)
             response.note = .init(isError: false, message: "denied insufficient_credits pool=\(pool) subject=\(subject) available=\(available) required=\(required) route=\(route.prefix)")
             return response
         }

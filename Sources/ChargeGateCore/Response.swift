@@ -8,6 +8,21 @@ public struct Response: Sendable, Equatable {
     public var body: String
     /// A line worth logging (denials, errors), with its level.
     public var note: Note?
+    /// The gate's decision, for metrics; nil for usage answers and unrouted requests.
+    public var outcome: Outcome?
+
+    /// A gate decision as metrics count it.
+    public enum Outcome: Sendable, Equatable {
+        /// Allowed: these pools were spent from (none for an idempotent repeat).
+        case allowed(pools: [String])
+        /// Out of charge: the pool with the longest wait; `fromMemory` when the worker's deny
+        /// cache answered without asking the store.
+        case outOfCharge(pool: String, fromMemory: Bool)
+        /// A pool that never refills lacks charges.
+        case insufficientCredits(pool: String)
+        /// The store could not answer: the route's pools.
+        case serviceUnavailable(pools: [String])
+    }
 
     /// A log line attached to a response.
     public struct Note: Sendable, Equatable {
@@ -53,7 +68,7 @@ public struct Response: Sendable, Equatable {
     }
 
     public static func == (a: Response, b: Response) -> Bool {
-        a.status == b.status && a.body == b.body && a.note == b.note
+        a.status == b.status && a.body == b.body && a.note == b.note && a.outcome == b.outcome
             && a.headers.map(\.name) == b.headers.map(\.name) && a.headers.map(\.value) == b.headers.map(\.value)
     }
 

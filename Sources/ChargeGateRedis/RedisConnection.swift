@@ -24,6 +24,10 @@ public final class RedisConnection {
     public let url: RedisURL
     /// Connect and command timeout in milliseconds.
     public let timeoutMs: Int
+    /// Told about every round trip, failure and (re)connect, for metrics.
+    public let observer: (any RedisObserver)?
+    /// Whether a connection was ever made (so the next one is a reconnect).
+    private var everConnected = false
 
     /// The owned context; nil when not connected. Freed with `redisFree` in `drop()`/`deinit`.
     private var context: UnsafeMutablePointer<redisContext>?
@@ -36,9 +40,10 @@ public final class RedisConnection {
     private static let maxBackoffMs: Int64 = 200
 
     /// Stores the configuration; nothing is connected until the first command.
-    public init(url: RedisURL, timeoutMs: Int) {
+    public init(url: RedisURL, timeoutMs: Int, observer: (any RedisObserver)? = nil) {
         self.url = url
         self.timeoutMs = Swift.max(1, timeoutMs)
+        self.observer = observer
         Self.ignoreBrokenPipe
     }
 
@@ -74,8 +79,20 @@ public final class RedisConnection {
     /// Throws `.timeout` when Redis did not answer within `timeoutMs`, `.unavailable` when it
     /// cannot be reached (or the connection is backing off).
     public func command(_ arguments: [[UInt8]]) throws(StoreError) -> RedisValue {
-        let context = try ready()
-        return try send(arguments, on: context)
+        guard let observer else {
+            let context = try ready()
+            return try send(arguments, on: context)
+        }
+        do {
+            let context = try ready()
+            let start = Self.monotonicNs()
+            let reply = try send(arguments, on: context)
+            observer.roundTrip(nanoseconds: Self.monotonicNs() &- start)
+            return reply
+        } catch {
+            observer.failed(error)
+            throw error
+        }
     }
 
     /// Sends one command whose arguments are text (sent as their UTF-8 bytes).
@@ -120,6 +137,8 @@ public final class RedisConnection {
             let context = try open()
             backoffMs = Self.firstBackoffMs
             retryAt = 0
+            observer?.connected(reconnect: everConnected)
+            everConnected = true
             return context
         } catch {
             retryAt = Self.monotonicMs() + backoffMs
@@ -269,5 +288,11 @@ public final class RedisConnection {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+
+    private static func monotonicNs() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 }

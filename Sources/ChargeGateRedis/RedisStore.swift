@@ -17,8 +17,8 @@ public final class RedisStore: ChargeStore {
     private static let exactLimit: Int64 = 1 << 53
 
     /// A store on a new connection to `url` (connected on first use).
-    public convenience init(url: RedisURL, timeoutMs: Int) {
-        self.init(connection: RedisConnection(url: url, timeoutMs: timeoutMs))
+    public convenience init(url: RedisURL, timeoutMs: Int, observer: (any RedisObserver)? = nil) {
+        self.init(connection: RedisConnection(url: url, timeoutMs: timeoutMs, observer: observer))
     }
 
     /// A store sending on `connection`.

@@ -47,10 +47,15 @@ public final class Server: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let running = Atomic<Int>(0)
     private let denyEpoch = DenyEpoch()
+    private let metrics: GateMetrics
 
     /// Creates a server for the already validated `config`.
-    public init(config: GateConfig, reload: @escaping ConfigSource, overrides: ServeOverrides, makeStore: @escaping StoreFactory, logger: Logger) {
+    public init(
+        config: GateConfig, reload: @escaping ConfigSource, overrides: ServeOverrides, metrics: GateMetrics,
+        makeStore: @escaping StoreFactory, logger: Logger
+    ) {
         self.loadConfig = reload
+        self.metrics = metrics
         self.overrides = overrides
         self.makeStore = makeStore
         self.logger = logger
@@ -118,6 +123,7 @@ public final class Server: Sendable {
         let lingering = !FastCGIListener.isUnixSocket(listenFD)
         let request = FastCGIRequest(listenFD: listenFD)
         let responder = Responder(store: makeStore(box.current.config), clock: SystemClock(), denials: DenyCache(epoch: denyEpoch))
+        let counters = metrics.workerCounters()
         var logger = self.logger
         logger[metadataKey: "worker"] = "\(index)"
         while !stopping.load(ordering: .acquiring) {
@@ -126,13 +132,27 @@ public final class Server: Sendable {
                 usleep(1000)  // a failed accept (EMFILE...) must not spin
                 continue
             }
-            let response = responder.respond(to: FastCGIParams(request: request), gate: box.current)
+            let params = FastCGIParams(request: request)
+            let response = params.param(Responder.Param.role) == "metrics" ? metricsAnswer(params) : responder.respond(to: params, gate: box.current)
             request.write(response.serialized())
             request.finish(lingering: lingering)
+            if let outcome = response.outcome { counters.record(outcome) }
             if let note = response.note {
                 if note.isError { logger.error("\(note.message)") } else { logger.info("\(note.message)") }
             }
         }
+    }
+
+    /// `GET /metrics`: the text exposition format.
+    private func metricsAnswer(_ params: FastCGIParams) -> Response {
+        let method = params.param("REQUEST_METHOD") ?? ""
+        guard method == "GET" || method == "HEAD" else {
+            var refused = Response.error(405, "method_not_allowed")
+            refused.headers.append(("Allow", "GET, HEAD"))
+            return refused
+        }
+        let body = String(decoding: metrics.exposition(), as: UTF8.self)
+        return Response(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store")], body: body)
     }
 
     // MARK: Signals
@@ -188,9 +208,11 @@ public final class Server: Sendable {
             kept.redis = old.redis
             kept.redisTimeoutMs = old.redisTimeoutMs
             box.replace(with: Gate(config: kept))
+            metrics.reloaded(ok: true)
             logger.info("config reloaded: \(kept.pools.count) pools, \(kept.routes.count) routes")
         case .failure(let errors):
             for error in errors.errors { logger.error("\(error)") }
+            metrics.reloaded(ok: false)
             logger.error("config reload failed; keeping the running config")
         }
     }

@@ -58,13 +58,15 @@ struct ServeCommand: ParsableCommand {
         }
         let logger = Logger(label: "charge-gate")
         let memoryStore = MemoryStore(clock: SystemClock())
+        let metrics = GateMetrics()
         let server = Server(
             config: loaded,
             reload: { ConfigLoader.load(path: path) },
             overrides: overrides,
+            metrics: metrics,
             makeStore: { config in
                 guard let url = config.redis else { return memoryStore }
-                return RedisStore(url: url, timeoutMs: config.redisTimeoutMs)
+                return RedisStore(url: url, timeoutMs: config.redisTimeoutMs, observer: metrics)
             },
             logger: logger)
         let status = server.run()
@@ -73,3 +75,9 @@ struct ServeCommand: ParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+extension GateMetrics: RedisObserver {
+    public func roundTrip(nanoseconds: UInt64) { redisRoundTrip(nanoseconds: nanoseconds) }
+    public func failed(_ error: StoreError) { redisFailed(error) }
+    public func connected(reconnect: Bool) { redisConnected(reconnect: reconnect) }
+}

@@ -1,0 +1,12 @@
+import ChargeGateCore
+
+/// What a `RedisConnection` reports as it works, for metrics. Called on the connection's own
+/// thread; implementations must be cheap and thread-safe (one observer serves every worker).
+public protocol RedisObserver: Sendable {
+    /// A command was written and its reply read, in `nanoseconds`.
+    func roundTrip(nanoseconds: UInt64)
+    /// A command could not be completed (no connection, timeout, I/O or protocol error).
+    func failed(_ error: StoreError)
+    /// A connection was made; `reconnect` when one had been made before on this connection.
+    func connected(reconnect: Bool)
+}

@@ -1,0 +1,117 @@
+import ChargeGateCore
+import Prometheus
+
+/// The responder's Prometheus metrics, in the text exposition format at the `metrics` role
+/// (nginx's `/metrics`, loopback only). One registry per process, shared by every worker.
+public final class GateMetrics: Sendable {
+    /// The registry every metric lives in.
+    public let registry = PrometheusCollectorRegistry()
+    private let redisRoundTrip: DurationHistogram
+    private let redisTimeouts: Counter
+    private let redisUnavailable: Counter
+    private let redisProtocolErrors: Counter
+    private let redisConnects: Counter
+    private let redisReconnects: Counter
+    private let reloadsOK: Counter
+    private let reloadsFailed: Counter
+
+    static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "charge_gate", metricName: metric, unitName: unit, helpText: help)
+    }
+
+    static var decisions: MetricNameDescriptor { name("decisions", "total", "Gate decisions per pool and outcome (allowed counts each pool a request spent from).") }
+    static var fromMemory: MetricNameDescriptor { name("denied_from_memory", "total", "429s answered from a worker's deny cache without asking the store (also counted in decisions).") }
+
+    /// Creates the registry and the metrics that have no per-pool labels.
+    public init() {
+        redisRoundTrip = registry.makeDurationHistogram(
+            descriptor: Self.name("redis_roundtrip", "seconds", "Redis command round trips (write to reply) as the responder measured them."),
+            buckets: [.microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500),
+                      .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250)])
+        let errors = Self.name("redis_errors", "total", "Redis commands that failed, by kind (each answered 503).")
+        redisTimeouts = registry.makeCounter(descriptor: errors, labels: [("kind", "timeout")])
+        redisUnavailable = registry.makeCounter(descriptor: errors, labels: [("kind", "unavailable")])
+        redisProtocolErrors = registry.makeCounter(descriptor: errors, labels: [("kind", "protocol")])
+        redisConnects = registry.makeCounter(descriptor: Self.name("redis_connects", "total", "Redis connections made (the first per worker included)."))
+        redisReconnects = registry.makeCounter(descriptor: Self.name("redis_reconnects", "total", "Redis connections made again after one was lost."))
+        let reloads = Self.name("config_reloads", "total", "Config reloads on SIGHUP, by result (failed: the running config was kept).")
+        reloadsOK = registry.makeCounter(descriptor: reloads, labels: [("result", "ok")])
+        reloadsFailed = registry.makeCounter(descriptor: reloads, labels: [("result", "failed")])
+    }
+
+    /// The text exposition of every metric.
+    public func exposition() -> [UInt8] {
+        registry.emitToBuffer()
+    }
+
+    /// Counts a config reload.
+    public func reloaded(ok: Bool) {
+        (ok ? reloadsOK : reloadsFailed).increment()
+    }
+
+    /// Counts a Redis round trip.
+    public func redisRoundTrip(nanoseconds: UInt64) {
+        redisRoundTrip.record(.nanoseconds(Int64(clamping: nanoseconds)))
+    }
+
+    /// Counts a failed Redis command.
+    public func redisFailed(_ error: StoreError) {
+        switch error {
+        case .timeout: redisTimeouts.increment()
+        case .unavailable: redisUnavailable.increment()
+        case .protocolError: redisProtocolErrors.increment()
+        }
+    }
+
+    /// Counts a Redis connection.
+    public func redisConnected(reconnect: Bool) {
+        redisConnects.increment()
+        if reconnect { redisReconnects.increment() }
+    }
+
+    /// One worker's handles on the per-pool counters, so that a decision costs a dictionary
+    /// lookup in the worker's own memory, not a registry lookup under its lock.
+    public final class WorkerCounters {
+        private struct Key: Hashable {
+            var fromMemory: Bool
+            var pool: String
+            var outcome: String
+        }
+
+        private let metrics: GateMetrics
+        private var counters: [Key: Counter] = [:]
+
+        init(_ metrics: GateMetrics) {
+            self.metrics = metrics
+        }
+
+        /// Counts one decision.
+        public func record(_ outcome: Response.Outcome) {
+            switch outcome {
+            case .allowed(let pools):
+                for pool in pools { counter(Key(fromMemory: false, pool: pool, outcome: "allowed")).increment() }
+            case .outOfCharge(let pool, let fromMemory):
+                counter(Key(fromMemory: false, pool: pool, outcome: "out_of_charge")).increment()
+                if fromMemory { counter(Key(fromMemory: true, pool: pool, outcome: "")).increment() }
+            case .insufficientCredits(let pool):
+                counter(Key(fromMemory: false, pool: pool, outcome: "insufficient_credits")).increment()
+            case .serviceUnavailable(let pools):
+                for pool in pools { counter(Key(fromMemory: false, pool: pool, outcome: "service_unavailable")).increment() }
+            }
+        }
+
+        private func counter(_ key: Key) -> Counter {
+            if let counter = counters[key] { return counter }
+            let counter = key.fromMemory
+                ? metrics.registry.makeCounter(descriptor: GateMetrics.fromMemory, labels: [("pool", key.pool)])
+                : metrics.registry.makeCounter(descriptor: GateMetrics.decisions, labels: [("pool", key.pool), ("outcome", key.outcome)])
+            counters[key] = counter
+            return counter
+        }
+    }
+
+    /// Counters for one worker thread.
+    public func workerCounters() -> WorkerCounters {
+        WorkerCounters(self)
+    }
+}
