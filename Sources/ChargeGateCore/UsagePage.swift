@@ -1,5 +1,11 @@
 /// The usage endpoint as an HTML page, for people: what `GET /api/usage` answers when the
 /// client asks for `text/html`.
+///
+/// One self-contained document: inline CSS, no script, no external asset, a
+/// `<meta http-equiv="refresh">` instead of polling. Pools are grouped by `group` (groups in
+/// order of first appearance, pools in config order inside; pools without a group come last,
+/// under "Other", or without a visible heading when no pool has a group). Every value that comes from
+/// the config or a client (labels, groups, subjects, and ids too) is HTML-escaped.
 public enum UsagePage {
     /// One pool's row: its config, its state brought forward to `now`, and whose bucket it is.
     public struct Row: Sendable {
@@ -18,8 +24,177 @@ public enum UsagePage {
         }
     }
 
+    /// Seconds between the page's own reloads.
+    public static let refreshSeconds = 30
+
     /// The whole page.
     public static func render(_ rows: [Row], now: Int64) -> String {
-        "<!doctype html><title>Usage</title>"
+        var html = ""
+        html.reserveCapacity(3000 + rows.count * 900)
+        let stamp = utc(now)
+        html += """
+            <!doctype html>
+            <html lang="en">
+            <head>
+            <meta charset="utf-8">
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <meta name="color-scheme" content="light dark">
+            <meta http-equiv="refresh" content="\(refreshSeconds)">
+            <title>Usage</title>
+            <style>\(css)</style>
+            </head>
+            <body>
+            <main>
+            <h1>Usage</h1>
+            <p class="asof">As of <time datetime="\(stamp.iso)">\(stamp.text)</time> · updates every \(refreshSeconds) s</p>
+
+            """
+        let groups = sections(rows)
+        if groups.isEmpty {
+            html += "<p class=\"empty\">No pools are configured.</p>\n"
+        }
+        let headed = groups.contains { !$0.name.isEmpty }
+        for (n, group) in groups.enumerated() {
+            if headed {
+                let title = group.name.isEmpty ? "Other" : group.name
+                html += "<section aria-labelledby=\"g\(n)\">\n<h2 id=\"g\(n)\">\(escape(title))</h2>\n"
+            } else {
+                // No groups: no visible heading, but the outline still goes h1 → h2 → h3.
+                html += "<section aria-labelledby=\"g\(n)\">\n<h2 id=\"g\(n)\" class=\"vh\">Pools</h2>\n"
+            }
+            html += "<ul class=\"pools\">\n"
+            for row in group.rows { card(row, now: now, into: &html) }
+            html += "</ul>\n</section>\n"
+        }
+        html += "</main>\n</body>\n</html>\n"
+        return html
     }
+
+    /// Rows grouped by `group`: groups in order of first appearance, rows in their given order;
+    /// the "" group last.
+    static func sections(_ rows: [Row]) -> [(name: String, rows: [Row])] {
+        var order: [String] = []
+        var members: [String: [Row]] = [:]
+        for row in rows {
+            if members[row.pool.group] == nil { order.append(row.pool.group) }
+            members[row.pool.group, default: []].append(row)
+        }
+        if let blank = order.firstIndex(of: "") { order.append(order.remove(at: blank)) }
+        return order.map { ($0, members[$0] ?? []) }
+    }
+
+    /// One pool as a list item.
+    static func card(_ row: Row, now: Int64, into html: inout String) {
+        let pool = row.pool
+        let label = escape(pool.label)
+        let perSubject = pool.scope == .subject
+        guard let max = pool.maxCharges else {
+            // A meter: the use count, no bar.
+            let used = Swift.max(0, row.state?.current ?? 0)
+            html += "<li class=\"pool unlimited\" id=\"pool-\(escape(pool.id))\">\n"
+            heading(pool, label: label, into: &html)
+            if perSubject { who("your use", row.subject, into: &html) }
+            html += "<p class=\"count\"><b>\(grouped(used))</b> used</p>\n"
+            html += whenLine(["unlimited", "every use is counted"]) + "</li>\n"
+            return
+        }
+        let level = Bucket.level(row.state, max: max, intervalMs: pool.intervalMs, now: now)
+        let available = level.available
+        let warning = Self.level(available: available, max: max)
+        let credits = pool.intervalMs == nil
+        html += "<li class=\"pool \(warning.rawValue)\(credits ? " credits" : "")\" id=\"pool-\(escape(pool.id))\">\n"
+        heading(pool, label: label, into: &html)
+        if perSubject { who("your balance", row.subject, into: &html) }
+
+        let amount = "\(grouped(available)) of \(grouped(max)) left"
+        html += "<p class=\"count\"><b>\(grouped(available))</b> of \(grouped(max)) left"
+        if let state = stateWord(available: available, warning: warning) {
+            html += " <span class=\"state\">\(state)</span>"
+        }
+        html += "</p>\n"
+        html += "<div class=\"bar\" role=\"meter\" aria-label=\"\(label)\" aria-valuemin=\"0\" aria-valuemax=\"\(max)\" aria-valuenow=\"\(available)\" aria-valuetext=\"\(amount)\">"
+        html += "<span style=\"width:\(width(available: available, max: max))\"></span></div>\n"
+
+        var when: [String] = []
+        if level.isFull {
+            when.append("full")
+        } else if let next = Bucket.nextRechargeAt(level, intervalMs: pool.intervalMs),
+                  let full = Bucket.fullAt(level, max: max, intervalMs: pool.intervalMs) {
+            when.append("next charge in \(retryString(ms: next - now))")
+            when.append("full in \(retryString(ms: full - now))")
+        }
+        if credits {
+            when.append("top-off only")
+        } else if let interval = pool.intervalMs {
+            when.append("+1 every \(intervalString(ms: interval))")
+        }
+        html += whenLine(when) + "</li>\n"
+    }
+
+    /// The small line under the bar; each phrase kept on one line (a narrow card wraps between
+    /// phrases, not inside "2h 15m").
+    static func whenLine(_ parts: [String]) -> String {
+        "<p class=\"when\">" + parts.map { "<span>\($0)</span>" }.joined(separator: " · ") + "</p>\n"
+    }
+
+    private static func heading(_ pool: PoolConfig, label: String, into html: inout String) {
+        html += "<h3>\(label)</h3>\n"
+        if pool.label != pool.id { html += "<small class=\"id\">\(escape(pool.id))</small>\n" }
+    }
+
+    private static func who(_ what: String, _ subject: String, into html: inout String) {
+        html += "<p class=\"who\">\(what)"
+        if !subject.isEmpty { html += " · <span class=\"subject\">\(escape(subject))</span>" }
+        html += "</p>\n"
+    }
+
+    /// The warning in words, so that colour is not the only signal.
+    private static func stateWord(available: Int64, warning: Level) -> String? {
+        if available <= 0 { return "empty" }
+        switch warning {
+        case .ok: return nil
+        case .warn: return "running low"
+        case .danger: return "almost empty"
+        }
+    }
+
+    /// The page's style sheet: system fonts, a fluid grid of cards, light and dark schemes.
+    static let css = """
+        :root{color-scheme:light dark;--bg:#f5f6f8;--card:#fff;--fg:#1f2328;--muted:#59636e;\
+        --line:#d5dae0;--track:#e3e7ec;--ok:#1f883d;--warn:#9a6700;--warn-bar:#c98a00;--danger:#cf222e}\
+        @media (prefers-color-scheme:dark){:root{--bg:#0f1318;--card:#171c23;--fg:#e6edf3;\
+        --muted:#9aa4af;--line:#2f3742;--track:#2b333d;--ok:#3fb950;--warn:#e3a21a;--warn-bar:#e3a21a;\
+        --danger:#f8514e}}\
+        *{box-sizing:border-box}\
+        body{margin:0;background:var(--bg);color:var(--fg);\
+        font:16px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans","Helvetica Neue",Arial,sans-serif;\
+        -webkit-text-size-adjust:100%;text-size-adjust:100%}\
+        main{max-width:66rem;margin:0 auto;padding:1.25rem max(1rem,env(safe-area-inset-left)) 2.5rem}\
+        h1{font-size:1.625rem;line-height:1.2;margin:0 0 .25rem}\
+        .asof,.empty{margin:0 0 1rem;color:var(--muted);font-size:.875rem}\
+        h2{font-size:.8125rem;font-weight:600;text-transform:uppercase;letter-spacing:.06em;\
+        color:var(--muted);margin:1.5rem 0 .5rem}\
+        .pools{list-style:none;margin:0;padding:0;display:grid;gap:.75rem;\
+        grid-template-columns:repeat(auto-fill,minmax(min(100%,18rem),1fr))}\
+        .pool{background:var(--card);border:1px solid var(--line);border-radius:.75rem;\
+        padding:.875rem 1rem 1rem;min-width:0}\
+        .pool h3{font-size:1.0625rem;line-height:1.3;margin:0;overflow-wrap:anywhere}\
+        .id,.subject{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"Liberation Mono",monospace;\
+        overflow-wrap:anywhere}\
+        .id{display:block;font-size:.75rem;color:var(--muted);margin-top:.125rem}\
+        .who{margin:.5rem 0 0;font-size:.8125rem;color:var(--muted)}\
+        .subject{color:var(--fg)}\
+        .count{margin:.5rem 0 .5rem;color:var(--muted);font-size:.9375rem}\
+        .count b{color:var(--fg);font-size:1.75rem;line-height:1;font-weight:650;\
+        font-variant-numeric:tabular-nums;margin-right:.125rem}\
+        .state{display:inline-block;margin-left:.375rem;padding:.0625rem .5rem;border-radius:1rem;\
+        font-size:.75rem;font-weight:600;vertical-align:.2em;border:1px solid currentColor}\
+        .warn .state{color:var(--warn)}.danger .state{color:var(--danger)}\
+        .bar{height:.625rem;border-radius:.3125rem;background:var(--track);overflow:hidden}\
+        .bar>span{display:block;height:100%;border-radius:inherit;background:var(--ok)}\
+        .warn .bar>span{background:var(--warn-bar)}.danger .bar>span{background:var(--danger)}\
+        .when{margin:.5rem 0 0;font-size:.875rem;color:var(--muted)}.when>span{white-space:nowrap}\
+        .vh{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}\
+        @media (forced-colors:active){.bar{border:1px solid CanvasText}.bar>span{background:CanvasText}}
+        """
 }
