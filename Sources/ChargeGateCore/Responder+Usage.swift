@@ -168,7 +168,9 @@ extension Responder {
         var w = JSONWriter()
         Self.writeState(&w, pool: pool, state: result.state, now: result.now, subject: subject)
         var response = Response.json(200, w.text)
-        response.note = .init(isError: false, message: "top-off pool=\(pool.id) subject=\(subject.isEmpty ? "-" : subject) amount=\(body.amount.map(String.init) ?? "fill") current=\(result.state.current)")
+        response.note = .init(isError: false, message: "top-off", fields: [
+            ("pool", pool.id), ("subject", subject), ("amount", body.amount.map(String.init) ?? "fill"), ("current", String(result.state.current)),
+        ])
         return response
     }
 
@@ -265,7 +267,7 @@ extension Responder {
 
     static func unavailable(_ error: StoreError, what: String) -> Response {
         var response = Response.json(503, unavailableBody)
-        response.note = .init(isError: true, message: "\(error) (\(what)): answered 503")
+        response.note = .init(isError: true, message: "\(error): answered 503", fields: [("endpoint", what)])
         return response
     }
 }

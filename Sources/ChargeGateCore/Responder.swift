@@ -58,7 +58,7 @@ public struct Responder {
         case "events": return events(request, gate: gate)
         case let role:
             var response = deny(503, body: Self.unavailableBody)
-            response.note = .init(isError: true, message: "request without a known \(Param.role) (got \(role.map { SafeToken.key(for: $0) } ?? "none")): denied; check the nginx snippet")
+            response.note = .init(isError: true, message: "request without a known \(Param.role): denied; check the nginx snippet", fields: [("role", role.map { SafeToken.key(for: $0) } ?? "none")])
             return response
         }
     }
@@ -120,7 +120,7 @@ public struct Responder {
             outcome = try store.spend(spend)
         } catch {
             var response = deny(503, body: Self.unavailableBody)
-            response.note = .init(isError: true, message: "\(error) (route \(route.prefix), subject \(subject)): answered 503")
+            response.note = .init(isError: true, message: "\(error): answered 503", fields: [("route", route.prefix), ("subject", subject)])
             response.outcome = .serviceUnavailable(pools: items.map(\.poolId))
             return response
         }
@@ -138,9 +138,7 @@ public struct Responder {
             response.outcome = .outOfCharge(pool: items[item].poolId, fromMemory: false)
             if cacheable {
                 let fromMemory = denials.remember(cacheKey, poolId: items[item].poolId, retryAfterMs: wait, now: clock.nowMs())
-                if fromMemory > 0, let note = response.note {
-                    response.note = .init(isError: false, message: note.message + " (+\(fromMemory) denied from memory before this)")
-                }
+                if fromMemory > 0 { response.note?.fields.append(("deniedFromMemoryBefore", String(fromMemory))) }
             }
             return response
         case .insufficientCredits(let item, let available, let required):
@@ -154,7 +152,9 @@ public struct Responder {
             w.endObject()
             var response = deny(402, body: w.text, extra: Self.rateLimitHeaders(policy, "\"\(pool)\";r=\(available)"))
             response.outcome = .insufficientCredits(pool: pool)
-            response.note = .init(isError: false, message: "denied insufficient_credits pool=\(pool) subject=\(subject) available=\(available) required=\(required) route=\(route.prefix)")
+            response.note = .init(isError: false, message: "denied insufficient_credits", fields: [
+                ("pool", pool), ("subject", subject), ("available", String(available)), ("required", String(required)), ("route", route.prefix),
+            ])
             return response
         }
     }
@@ -168,7 +168,9 @@ public struct Responder {
         w.endObject()
         let seconds = (wait + 999) / 1000
         var response = deny(429, body: w.text, extra: [(Header.retryAfter, String(seconds))] + Self.rateLimitHeaders(policy, "\"\(pool)\";r=0;t=\(seconds)"))
-        response.note = .init(isError: false, message: "denied out_of_charge pool=\(pool) subject=\(subject) retryAfterMs=\(wait) route=\(route)")
+        response.note = .init(isError: false, message: "denied out_of_charge", fields: [
+            ("pool", pool), ("subject", subject), ("retryAfterMs", String(wait)), ("route", route),
+        ])
         return response
     }
 

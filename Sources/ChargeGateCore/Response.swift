@@ -24,12 +24,32 @@ public struct Response: Sendable, Equatable {
         case serviceUnavailable(pools: [String])
     }
 
-    /// A log line attached to a response.
+    /// A log line attached to a response: a fixed message and its fields.
     public struct Note: Sendable, Equatable {
         /// Whether it is an error (store trouble, misconfiguration) or a decision.
         public var isError: Bool
-        /// The message, free of secrets; untrusted values appear in key form only.
+        /// The message, free of secrets and of untrusted values (those go in `fields`).
         public var message: String
+        /// Named values (`pool`, `subject`, `route`, ...), untrusted ones in key form only.
+        /// `subject` is the one the server may hash before logging.
+        public var fields: [(name: String, value: String)]
+
+        /// Creates a note.
+        public init(isError: Bool, message: String, fields: [(name: String, value: String)] = []) {
+            self.isError = isError
+            self.message = message
+            self.fields = fields
+        }
+
+        public static func == (a: Note, b: Note) -> Bool {
+            a.isError == b.isError && a.message == b.message
+                && a.fields.map(\.name) == b.fields.map(\.name) && a.fields.map(\.value) == b.fields.map(\.value)
+        }
+
+        /// The value of field `name`.
+        public func field(_ name: String) -> String? {
+            fields.first { $0.name == name }?.value
+        }
     }
 
     /// Creates a response.

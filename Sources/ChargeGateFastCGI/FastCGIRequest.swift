@@ -5,6 +5,9 @@ import CFastCGI
 /// it belongs to the thread that made it.
 public final class FastCGIRequest {
     private let request: UnsafeMutablePointer<FCGX_Request>
+    /// True outside a request (before the first accept, after finish): params and streams are
+    /// freed then, and reading them would touch freed memory.
+    private var finished = true
 
     /// Prepares a request that accepts on `listenFD`. `FastCGIListener.initialize()` must have
     /// run first. An accept interrupted by a signal returns (so shutdown can wake workers).
@@ -24,7 +27,9 @@ public final class FastCGIRequest {
     /// Finishes the previous request and waits for the next; false when accept failed or was
     /// interrupted (the caller checks whether it is shutting down).
     public func accept() -> Bool {
-        FCGX_Accept_r(request) >= 0
+        let accepted = FCGX_Accept_r(request) >= 0
+        finished = !accepted
+        return accepted
     }
 
     /// Finishes the current request: flushes the response and closes the connection.
@@ -36,17 +41,19 @@ public final class FastCGIRequest {
     public func finish(lingering: Bool = true) {
         if !lingering { FCGX_Detach(request) }
         FCGX_Finish_r(request)
+        finished = true
     }
 
-    /// The param `name`, copied into a Swift string at once (libfcgi's buffer dies with the request).
+    /// The param `name`, copied into a Swift string at once (libfcgi's buffer dies with the
+    /// request). nil between `finish()` and the next `accept()`: the params are gone then.
     public func param(_ name: String) -> String? {
-        guard let envp = request.pointee.envp, let value = FCGX_GetParam(name, envp) else { return nil }
+        guard finished == false, let envp = request.pointee.envp, let value = FCGX_GetParam(name, envp) else { return nil }
         return String(cString: value)
     }
 
     /// Reads at most `limit` bytes of the body; nil when the body is longer.
     public func readBody(limit: Int) -> [UInt8]? {
-        guard let input = request.pointee.in else { return [] }
+        guard !finished, let input = request.pointee.in else { return [] }
         var body = [UInt8](repeating: 0, count: limit + 1)
         let count = body.withUnsafeMutableBufferPointer { buffer -> Int in
             guard let base = buffer.baseAddress else { return 0 }
@@ -68,7 +75,7 @@ public final class FastCGIRequest {
     /// Writes `bytes` (the whole CGI header block and body) in one `FCGX_PutStr`.
     @discardableResult
     public func write(_ bytes: [UInt8]) -> Bool {
-        guard let out = request.pointee.out else { return false }
+        guard !finished, let out = request.pointee.out else { return false }
         return bytes.withUnsafeBufferPointer { buffer in
             guard let base = buffer.baseAddress else { return true }
             return base.withMemoryRebound(to: CChar.self, capacity: buffer.count) {

@@ -13,12 +13,15 @@ public struct ServeOverrides: Sendable {
     public var redis: RedisURL?
     /// `--memory`: the memory store whatever the config says.
     public var memory: Bool
+    /// `--log-subjects plain`: log subjects as they are (default: a keyed hash).
+    public var plainSubjects: Bool
 
     /// Creates overrides.
-    public init(listen: ListenAddress? = nil, redis: RedisURL? = nil, memory: Bool = false) {
+    public init(listen: ListenAddress? = nil, redis: RedisURL? = nil, memory: Bool = false, plainSubjects: Bool = false) {
         self.listen = listen
         self.redis = redis
         self.memory = memory
+        self.plainSubjects = plainSubjects
     }
 
     /// `config` with the overrides applied.
@@ -48,6 +51,9 @@ public final class Server: Sendable {
     private let running = Atomic<Int>(0)
     private let denyEpoch = DenyEpoch()
     private let metrics: GateMetrics
+    /// Random per process: subjects in logs are `s:` + a keyed hash, the same for one subject
+    /// within this process's logs, and not reversible by hashing every IPv4 address.
+    private let subjectSalt: String = (0..<4).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
 
     /// Creates a server for the already validated `config`.
     public init(
@@ -134,13 +140,27 @@ public final class Server: Sendable {
             }
             let params = FastCGIParams(request: request)
             let response = params.param(Responder.Param.role) == "metrics" ? metricsAnswer(params) : responder.respond(to: params, gate: box.current)
+            // Read before finish(): libfcgi frees the request's params there.
+            let requestID = response.note == nil ? nil : params.param("CHARGE_GATE_REQUEST_ID")
             request.write(response.serialized())
             request.finish(lingering: lingering)
             if let outcome = response.outcome { counters.record(outcome) }
-            if let note = response.note {
-                if note.isError { logger.error("\(note.message)") } else { logger.info("\(note.message)") }
+            if let note = response.note { log(note, requestID: requestID, on: logger) }
+        }
+    }
+
+    /// Logs a decision or an error with its fields; the subject hashed unless told otherwise.
+    private func log(_ note: Response.Note, requestID: String?, on logger: Logger) {
+        var metadata: Logger.Metadata = [:]
+        for (name, value) in note.fields {
+            if name == "subject" && !overrides.plainSubjects && value != SafeToken.anonymous && !value.isEmpty {
+                metadata[name] = .string("s:" + SHA256.hex(subjectSalt + value).prefix(16))
+            } else {
+                metadata[name] = .string(value)
             }
         }
+        if let requestID, !requestID.isEmpty { metadata["requestId"] = .string(SafeToken.key(for: requestID)) }
+        logger.log(level: note.isError ? .error : .info, "\(note.message)", metadata: metadata)
     }
 
     /// `GET /metrics`: the text exposition format.

@@ -26,8 +26,19 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: "Log line format: text or json (one object per line).")
+    var logFormat: LineLogHandler.Format = .text
+
+    @Option(help: "Subjects in log lines: hashed (a per-process keyed hash, the default) or plain.")
+    var logSubjects: SubjectLogging = .hashed
+
+    /// How subjects appear in logs.
+    enum SubjectLogging: String, ExpressibleByArgument, CaseIterable {
+        case hashed, plain
+    }
+
     func run() throws {
-        var overrides = ServeOverrides(memory: memory)
+        var overrides = ServeOverrides(memory: memory, plainSubjects: logSubjects == .plain)
         if let listen {
             guard let address = ListenAddress(parsing: listen) else {
                 throw ValidationError("--listen: expected a unix socket path, host:port, or inherit")
@@ -51,11 +62,8 @@ struct ServeCommand: ParsableCommand {
         }
 
         let level = logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        let format = logFormat
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: format, level: level) }
         let logger = Logger(label: "charge-gate")
         let memoryStore = MemoryStore(clock: SystemClock())
         let metrics = GateMetrics()
@@ -75,6 +83,8 @@ struct ServeCommand: ParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+extension LineLogHandler.Format: ExpressibleByArgument {}
 
 extension GateMetrics: RedisObserver {
     public func roundTrip(nanoseconds: UInt64) { redisRoundTrip(nanoseconds: nanoseconds) }

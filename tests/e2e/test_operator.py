@@ -71,3 +71,60 @@ def test_metrics_are_for_loopback_only(stack):
     r = stack.request("GET", "/metrics", source="127.0.0.2")
     assert r.status == 403, r
     assert "charge_gate" not in r.text
+
+
+def _started(make_stack, *args):
+    stack = make_stack(start=False)
+    stack.write_config()
+    stack.redis.start()
+    stack.responder.start(extra_args=list(args))
+    stack.nginx.start()
+    return stack
+
+
+def _log_lines(stack, predicate, count, timeout=5.0):
+    deadline = time.time() + timeout
+    while True:
+        lines = [l for l in stack.responder.log_text().splitlines() if predicate(l)]
+        if len(lines) >= count or time.time() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def test_json_logs_one_line_per_denial_with_hashed_subject_and_request_id(make_stack):
+    import json
+    stack = _started(make_stack, "--log-format", "json")
+    for _ in range(5):
+        assert stack.post("/api/generate").status == 200
+    assert_out_of_charge(stack.post("/api/generate"), "generate-image")
+    lines = _log_lines(stack, lambda l: '"denied out_of_charge"' in l, 1)
+    assert len(lines) == 1, stack.responder.log_text()
+    event = json.loads(lines[0])
+    assert event["level"] == "info" and event["pool"] == "generate-image" and event["route"] == "/api/generate"
+    assert re.fullmatch(r"s:[0-9a-f]{16}", event["subject"]), event
+    assert "127.0.0.1" not in lines[0]
+    assert re.fullmatch(r"[0-9a-f]{32}", event["requestId"]), event
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", event["ts"]), event
+    # Every line of the responder's log is one JSON object.
+    for line in stack.responder.log_text().splitlines():
+        if line.strip():
+            json.loads(line)
+
+
+def test_text_logs_with_plain_subjects_and_no_secrets(make_stack):
+    stack = make_stack(start=False, settings="adminToken: very-secret-token\n")
+    stack.write_config()
+    stack.redis.start()
+    stack.responder.start(extra_args=["--log-subjects", "plain"])
+    stack.nginx.start()
+    for _ in range(6):
+        stack.post("/api/generate")
+    lines = _log_lines(stack, lambda l: " denied out_of_charge " in l, 1)
+    assert len(lines) == 1 and "subject=127.0.0.1" in lines[0], stack.responder.log_text()
+    r = stack.request("POST", "/api/usage/topoff", headers={"Authorization": "Bearer wrong-guess"}, body=b'{"poolId":"generate-image"}')
+    assert r.status == 401
+    r = stack.request("POST", "/api/usage/topoff", headers={"Authorization": "Bearer very-secret-token"}, body=b'{"poolId":"generate-image"}')
+    assert r.status == 200
+    assert _log_lines(stack, lambda l: " top-off " in l, 1)
+    text = stack.responder.log_text()
+    assert "very-secret-token" not in text and "wrong-guess" not in text
