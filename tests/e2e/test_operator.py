@@ -128,3 +128,27 @@ def test_text_logs_with_plain_subjects_and_no_secrets(make_stack):
     assert _log_lines(stack, lambda l: " top-off " in l, 1)
     text = stack.responder.log_text()
     assert "very-secret-token" not in text and "wrong-guess" not in text
+
+
+def test_status_prints_the_usage_table_from_redis(stack):
+    import subprocess
+    from harness import BIN
+    for _ in range(2):
+        assert stack.post("/api/generate").status == 200
+    r = subprocess.run([str(BIN), "status", "--config", str(stack.config)], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["POOL", "GROUP", "LEFT", "NEXT", "CHARGE", "FULL", "IN", "SUBJECT"]
+    row = next(l for l in lines if l.startswith("generate-image"))
+    assert row.split()[:4] == ["generate-image", "AI", "3/5", "[######....]"], row
+    assert row.split()[4:] == ["2h", "4h"], row  # the next charge in 2 h; 2 missing x 2 h
+    assert any(l.split()[:3] == ["describe-image", "20/20", "[##########]"] for l in lines), lines
+
+
+def test_status_without_redis_says_where_to_look(make_stack):
+    import subprocess
+    from harness import BIN
+    stack = make_stack(redis=False)
+    r = subprocess.run([str(BIN), "status", "--config", str(stack.config)], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1
+    assert r.stderr.strip() == "status: the config names no redis; the memory store lives inside the responder: curl http://127.0.0.1/api/usage"
