@@ -13,13 +13,29 @@ struct CheckConfigCommand: ParsableCommand {
     var file: String
 
     func run() throws {
-        switch ConfigLoader.load(path: file) {
-        case .success(let config):
-            print("config ok: \(config.pools.count) pools, \(config.routes.count) routes")
-        case .failure(let errors):
-            for error in errors.errors { printError("\(error)") }
-            throw ExitCode(1)
-        }
+        let config = try loadConfig(file)
+        print("config ok: \(config.pools.count) pools, \(config.routes.count) routes")
+    }
+}
+
+/// The validated config at `path`; on errors, prints each as `FILE:LINE: message` and exits 1.
+func loadConfig(_ path: String) throws -> GateConfig {
+    switch ConfigLoader.load(path: path) {
+    case .success(let config):
+        return config
+    case .failure(let errors):
+        for error in errors.errors { printError("\(error)") }
+        throw ExitCode(1)
+    }
+}
+
+/// The `--redis` override parsed, or the config's URL.
+func redisURL(_ override: String?, default configured: RedisURL?) throws -> RedisURL? {
+    guard let override else { return configured }
+    do {
+        return try RedisURL(parsing: override)
+    } catch {
+        throw ValidationError("--redis: \(error.text)")
     }
 }
 

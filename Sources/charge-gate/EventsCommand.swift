@@ -45,18 +45,8 @@ struct EventsCommand: ParsableCommand {
         query.pool = pool
         query.subject = subject.map(SafeToken.key(for:))
 
-        let loaded: GateConfig
-        switch ConfigLoader.load(path: config) {
-        case .success(let c): loaded = c
-        case .failure(let errors):
-            for error in errors.errors { printError("\(error)") }
-            throw ExitCode(1)
-        }
-        var url = loaded.redis
-        if let redis {
-            do { url = try RedisURL(parsing: redis) } catch { throw ValidationError("--redis: \(error.text)") }
-        }
-        guard let url else {
+        let loaded = try loadConfig(config)
+        guard let url = try redisURL(redis, default: loaded.redis) else {
             printError("events: the config names no redis; the memory store keeps events inside the responder (GET /api/usage/events)")
             throw ExitCode(1)
         }

@@ -45,21 +45,9 @@ struct ServeCommand: ParsableCommand {
             }
             overrides.listen = address
         }
-        if let redis {
-            do {
-                overrides.redis = try RedisURL(parsing: redis)
-            } catch {
-                throw ValidationError("--redis: \(error.text)")
-            }
-        }
+        overrides.redis = try redisURL(redis, default: nil)
         let path = config
-        let loaded: GateConfig
-        switch ConfigLoader.load(path: path) {
-        case .success(let config): loaded = config
-        case .failure(let errors):
-            for error in errors.errors { printError("\(error)") }
-            throw ExitCode(1)
-        }
+        let loaded = try loadConfig(path)
 
         let level = logLevel
         let format = logFormat

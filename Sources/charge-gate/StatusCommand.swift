@@ -19,18 +19,8 @@ struct StatusCommand: ParsableCommand {
     var redis: String?
 
     func run() throws {
-        let loaded: GateConfig
-        switch ConfigLoader.load(path: config) {
-        case .success(let c): loaded = c
-        case .failure(let errors):
-            for error in errors.errors { printError("\(error)") }
-            throw ExitCode(1)
-        }
-        var url = loaded.redis
-        if let redis {
-            do { url = try RedisURL(parsing: redis) } catch { throw ValidationError("--redis: \(error.text)") }
-        }
-        guard let url else {
+        let loaded = try loadConfig(config)
+        guard let url = try redisURL(redis, default: loaded.redis) else {
             printError("status: the config names no redis; the memory store lives inside the responder: curl http://127.0.0.1/api/usage")
             throw ExitCode(1)
         }
