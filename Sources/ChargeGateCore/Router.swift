@@ -32,7 +32,9 @@ public struct Router: Sendable {
     public func match(path: String, method: String) -> Int? {
         var node = 0
         var best = Self.accepting(nodes[0].routes, method)
-        for segment in path.split(separator: "/", omittingEmptySubsequences: true) {
+        // Segments split at every `/` byte, as nginx does: splitting by Character would glue a
+        // combining mark to the slash before it and let `/api/generate/\u{301}x` miss its route.
+        for segment in URIPath.segments(path) {
             guard let next = nodes[node].children[segment] else { break }
             node = next
             if let found = Self.accepting(nodes[node].routes, method) { best = found }

@@ -1,49 +1,87 @@
 /// The path nginx routes, in the form routes are matched against.
+///
+/// Everything here works on UTF-8 bytes, as nginx does: a `/`, `.`, `?` or `#` byte is one
+/// whatever follows it. (Swift's `Character`s would glue a combining mark to the `/` before it,
+/// so `/api/generate/\u{301}x` would have had one segment `generate/\u{301}x`.)
 public enum URIPath {
+    private static let slash = UInt8(ascii: "/")
+    private static let dot = UInt8(ascii: ".")
+
     /// Normalises an already decoded path (nginx's `$uri`) the way nginx does: merges `//`,
     /// resolves `.` and `..` (never above the root). A `?` or `#` here is part of the path
     /// (it came from `%3F` or `%23`), so nothing is cut. The result always starts with `/`;
     /// on nginx's own `$uri` (with `merge_slashes on`) it changes nothing.
     public static func normalize(_ path: some StringProtocol) -> String {
-        var segments: [Substring] = []
-        let text = Substring(path)
-        for segment in text.split(separator: "/", omittingEmptySubsequences: true) {
-            switch segment {
-            case ".": continue
-            case "..": if !segments.isEmpty { segments.removeLast() }
-            default: segments.append(segment)
+        let bytes = Array(path.utf8)
+        var segments: [ArraySlice<UInt8>] = []
+        for segment in bytes.split(separator: slash, omittingEmptySubsequences: true) {
+            if segment.count == 1 && segment.first == dot { continue }
+            if segment.count == 2 && segment.allSatisfy({ $0 == dot }) {
+                if !segments.isEmpty { segments.removeLast() }
+                continue
             }
+            segments.append(segment)
         }
-        let endsWithSlash = text.hasSuffix("/") || text.hasSuffix("/.") || text.hasSuffix("/..")
-        var result = "/" + segments.joined(separator: "/")
-        if endsWithSlash && !segments.isEmpty { result += "/" }
-        return result
+        let endsWithSlash = bytes.last == slash || bytes.suffix(2).elementsEqual([slash, dot])
+            || bytes.suffix(3).elementsEqual([slash, dot, dot])
+        var out: [UInt8] = [slash]
+        out.reserveCapacity(bytes.count + 1)
+        for (index, segment) in segments.enumerated() {
+            if index > 0 { out.append(slash) }
+            out.append(contentsOf: segment)
+        }
+        if endsWithSlash && !segments.isEmpty { out.append(slash) }
+        // Cut only at ASCII bytes of valid UTF-8: the result is valid UTF-8 as it is.
+        return String(decoding: out, as: UTF8.self)
     }
 
-    /// The path nginx would route for a raw request target (`REQUEST_URI`): cut at the query
-    /// string, `%XX` decoded once, then normalised.
+    /// The path nginx would route for a raw request target (`REQUEST_URI`): cut at the first
+    /// `?` or `#` byte, `%XX` decoded once, then normalised.
     public static func fromRequestURI(_ raw: some StringProtocol) -> String {
         var path = Substring(raw)
-        if let q = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<q] }
+        if let q = path.utf8.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) {
+            path = path[..<q]
+        }
         return normalize(PercentDecoding.decode(path))
     }
 
-    /// The non-empty segments of a normalised path.
+    /// The non-empty segments of a normalised path, split at every `/` byte.
     public static func segments(_ path: String) -> [Substring] {
-        path.split(separator: "/", omittingEmptySubsequences: true)
+        var result: [Substring] = []
+        let utf8 = path.utf8
+        var start = utf8.startIndex
+        var index = start
+        while index != utf8.endIndex {
+            if utf8[index] == slash {
+                if start != index { result.append(path[start..<index]) }
+                start = utf8.index(after: index)
+            }
+            index = utf8.index(after: index)
+        }
+        if start != utf8.endIndex { result.append(path[start...]) }
+        return result
     }
 }
 
 /// `application/x-www-form-urlencoded` query strings.
 public enum QueryString {
     /// The decoded value of the first `name=` pair, or nil when absent. Malformed pairs are
-    /// skipped, never fatal.
+    /// skipped, never fatal. Pairs are split at every `&` and `=` byte, whatever follows it.
     public static func value(of name: String, in query: some StringProtocol) -> String? {
-        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            if PercentDecoding.decode(parts[0], plusAsSpace: true) == name {
-                return parts.count > 1 ? PercentDecoding.decode(parts[1], plusAsSpace: true) : ""
+        let query = Substring(query)
+        let utf8 = query.utf8
+        var start = utf8.startIndex
+        while start != utf8.endIndex {
+            let end = utf8[start...].firstIndex(of: UInt8(ascii: "&")) ?? utf8.endIndex
+            if start != end {
+                let pair = query[start..<end]
+                let equals = pair.utf8.firstIndex(of: UInt8(ascii: "="))
+                if PercentDecoding.decode(pair[..<(equals ?? end)], plusAsSpace: true) == name {
+                    guard let equals else { return "" }
+                    return PercentDecoding.decode(pair[pair.utf8.index(after: equals)...], plusAsSpace: true)
+                }
             }
+            start = end == utf8.endIndex ? end : utf8.index(after: end)
         }
         return nil
     }

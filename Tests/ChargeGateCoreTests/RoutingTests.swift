@@ -59,6 +59,12 @@ import Testing
         #expect(router.match(path: path, method: method) == expected)
     }
 
+    @Test(arguments: ["/api/generate/\u{301}x", "/api/generate/\u{301}", "/api/generate/\u{20DD}/y"])
+    func aCombiningMarkAfterASlashStillMatchesTheRoute(path: String) {
+        let router = Router(routes: Self.routes)
+        #expect(router.match(path: path, method: "POST") == 1)
+    }
+
     @Test func thousandsOfRoutesStillMatch() {
         let routes = (0..<5000).map { RouteConfig(prefix: "/t/\($0)/x", charges: [.init(poolIndex: 0, cost: 1)]) }
         let router = Router(routes: routes)

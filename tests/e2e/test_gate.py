@@ -365,3 +365,12 @@ def test_ratelimit_fields_can_be_turned_off(stack):
     assert r.status == 200, r
     assert r.header("RateLimit") is None and r.header("RateLimit-Policy") is None
     assert stack.state("describe-image")["current"] == 19
+
+
+def test_a_combining_mark_after_a_slash_is_still_charged(stack):
+    """nginx splits paths at the '/' byte; %CC%81 (U+0301) after it must not hide the segment
+    boundary from the responder, or /api/generate/<mark>x would pass uncharged."""
+    for path in ["/api/generate/%CC%81x", "/api/generate/%CC%81", "/api/generate/%E2%83%9D/y"]:
+        r = stack.post(path)
+        assert r.status == 200, r
+    assert stack.state("generate-image")["current"] == 2
