@@ -3,6 +3,9 @@ import Yams
 extension ConfigLoader.Reader {
     /// The keys of one pool.
     static let poolKeys = ["id", "maxCharges", "rechargeIntervalHours", "recharge", "label", "group", "per"]
+    /// The longest full refill a pool may have: 2^53 ms, the largest integer a Lua number holds
+    /// exactly (the Redis script's arithmetic).
+    static let maxRefillMs: Int64 = 1 << 53
 
     /// The largest `maxCharges` (and route cost): 10^15.
     static let maxChargesLimit: Int64 = 1_000_000_000_000_000
@@ -85,6 +88,14 @@ extension ConfigLoader.Reader {
             } else if let value = intervalHours(entry.value, "\(path).rechargeIntervalHours") {
                 hours = value.hours
                 intervalMs = value.ms
+                // A full refill (maxCharges x interval) must fit 2^53 ms (about 285,000 years):
+                // every time the gate computes stays an exact integer, in Swift and in Lua.
+                if case .limited(let max)? = capacity {
+                    let product = max.multipliedReportingOverflow(by: value.ms)
+                    if product.overflow || product.partialValue > Self.maxRefillMs {
+                        fail(entry.value, "\(path).rechargeIntervalHours: maxCharges x rechargeIntervalHours is too long a refill (more than 2^53 ms, about 285,000 years)")
+                    }
+                }
             }
         } else if case .limited = capacity, keys["recharge"] == nil {
             fail(node, "\(path).rechargeIntervalHours: required for a limited pool (or 'recharge: none' for one that never refills)")

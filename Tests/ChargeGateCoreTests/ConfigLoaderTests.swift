@@ -108,6 +108,7 @@ private let onePool = """
         BadConfigCase("interval-negative.yaml", "4: pools[0].rechargeIntervalHours: must be a number > 0, got -0.5"),
         BadConfigCase("interval-string.yaml", "4: pools[0].rechargeIntervalHours: expected a number of hours, got 'two'"),
         BadConfigCase("interval-too-large.yaml", "4: pools[0].rechargeIntervalHours: must be at most 876000 (100 years), got 876001"),
+        BadConfigCase("refill-too-long.yaml", "4: pools[0].rechargeIntervalHours: maxCharges x rechargeIntervalHours is too long a refill (more than 2^53 ms, about 285,000 years)"),
         BadConfigCase("interval-too-small.yaml", "4: pools[0].rechargeIntervalHours: must be at least 1 millisecond, got 0.0000001"),
         BadConfigCase(
             "interval-missing.yaml",
@@ -279,8 +280,8 @@ private let onePool = """
         expected.socketGroup = "www-data"
         expected.pools = [
             PoolConfig(
-                id: "a.b_c-1", capacity: .limited(1_000_000_000_000_000), recharge: .every(intervalMs: 900_000),
-                rechargeIntervalHours: 0.25, label: "42", group: ""),
+                id: "a.b_c-1", capacity: .limited(1_000_000_000_000_000), recharge: .every(intervalMs: 7),
+                rechargeIntervalHours: 0.000002, label: "42", group: ""),
             PoolConfig(id: "quick", capacity: .limited(3), recharge: .every(intervalMs: 3_600), rechargeIntervalHours: 0.001),
         ]
         expected.routes = [
