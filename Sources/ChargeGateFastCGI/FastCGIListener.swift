@@ -53,6 +53,12 @@ public enum FastCGIListener {
         return 0
     }
 
+    /// Whether connections wait in the listening socket's accept queue.
+    public static func hasPendingConnections(_ fd: Int32) -> Bool {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) > 0 && entry.revents & Int16(POLLIN) != 0
+    }
+
     /// Whether `fd` is a unix-domain socket (where closing without lingering is safe).
     public static func isUnixSocket(_ fd: Int32) -> Bool {
         var address = sockaddr_storage()

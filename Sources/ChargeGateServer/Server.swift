@@ -102,7 +102,8 @@ public final class Server: Sendable {
 
         waitForStopSignal()
 
-        logger.info("stopping: finishing requests in flight")
+        logger.info("stopping: answering what nginx already queued, then the requests in flight")
+        drain(listenFD, config.listen)
         stopping.store(true, ordering: .releasing)
         FastCGIListener.requestShutdown()
         // A signal that lands just before a worker enters accept() is lost, so keep knocking
@@ -116,9 +117,25 @@ public final class Server: Sendable {
         if running.load(ordering: .acquiring) == 0 {
             for thread in threads { thread.join() }
         }
-        if case .unix(let path) = config.listen { unlink(path) }
         logger.info("stopped")
         return 0
+    }
+
+    /// Lets the workers answer every connection nginx already queued. Our own unix socket is
+    /// unlinked first, so that nothing new connects (a new instance may take the path at
+    /// once); then accepting goes on until the queue has been empty for 100 ms (5 s at most).
+    /// An inherited socket is not ours to unlink: systemd keeps it, and what arrives meanwhile
+    /// waits for the next start.
+    private func drain(_ listenFD: Int32, _ listen: ListenAddress) {
+        guard case .unix(let path) = listen else { return }
+        unlink(path)
+        var quietMs = 0
+        var waitedMs = 0
+        while quietMs < 100 && waitedMs < 5000 {
+            quietMs = FastCGIListener.hasPendingConnections(listenFD) ? 0 : quietMs + 10
+            usleep(10_000)
+            waitedMs += 10
+        }
     }
 
     // MARK: Workers
