@@ -25,10 +25,16 @@ public enum EventFormat: String, Sendable, CaseIterable {
         }
     }
 
-    /// A CSV field, quoted when it holds a comma, quote, CR or LF.
+    /// A CSV field, quoted when it holds a comma, quote, CR or LF. Looked for as bytes: "\r\n"
+    /// is one Swift Character, equal to neither "\r" nor "\n" (a fuzz finding).
     static func csvField(_ text: String) -> String {
-        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        let special: Set<UInt8> = [UInt8(ascii: ","), UInt8(ascii: "\""), UInt8(ascii: "\n"), UInt8(ascii: "\r")]
+        guard text.utf8.contains(where: special.contains) else { return text }
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            if scalar == "\"" { out += "\"\"" } else { out.unicodeScalars.append(scalar) }
+        }
+        return out + "\""
     }
 
     /// Parses a time given as epoch milliseconds or ISO 8601 (`2026-11-21T10:00:00Z`).
