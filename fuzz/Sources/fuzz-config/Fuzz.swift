@@ -1,0 +1,129 @@
+// ConfigLoader.parse on arbitrary text.
+//
+// Input: the config file's bytes (decoded as UTF-8, invalid bytes as U+FFFD).
+// Invariants: never traps; deterministic; a failure carries >= 1 error, each labelled with the
+// file, a line in 0...(lines + 1), a non-empty message, sorted by line; a success is a config
+// that passes every rule the loader documents, and compiles into a Gate.
+import ChargeGateCore
+import FuzzSupport
+
+let file = "fuzz.yaml"
+
+func checkSuccess(_ config: GateConfig, _ text: String) {
+    require(!config.pools.isEmpty, "a loaded config has >= 1 pool")
+    var ids: Set<String> = []
+    for pool in config.pools {
+        require(SafeToken.isPoolID(pool.id), "pool ids match [A-Za-z0-9._-]{1,64}", show(pool.id))
+        require(ids.insert(pool.id).inserted, "pool ids are unique", show(pool.id))
+        switch pool.capacity {
+        case .limited(let max):
+            require((1...1_000_000_000_000_000).contains(max), "maxCharges is in 1...1e15", "\(max)")
+        case .unlimited:
+            require(pool.recharge == .none && pool.rechargeIntervalHours == nil, "an unlimited pool has no recharge")
+        }
+        switch pool.recharge {
+        case .every(let ms):
+            require(ms >= 1 && ms <= 876_000 * 3_600_000, "a recharge interval is 1 ms ... 100 years", "\(ms)")
+            // Gate and the bucket math multiply these (Int64, trapping; Lua doubles in Redis).
+            if let max = pool.maxCharges {
+                let refill = max.multipliedReportingOverflow(by: ms)
+                require(!refill.overflow && refill.partialValue <= 1 << 53, "a full refill (maxCharges x interval) fits 2^53 ms",
+                        "\(pool.id): \(max) x \(ms) ms")
+            }
+            require(pool.rechargeIntervalHours.map { $0 > 0 && ($0 * 3_600_000).rounded() == Double(ms) } ?? false,
+                    "intervalMs is rechargeIntervalHours in ms")
+        case .none:
+            require(pool.rechargeIntervalHours == nil, "a pool that never refills has no interval")
+        }
+    }
+    var seen: [(prefix: String, methods: Set<String>?)] = []
+    for route in config.routes {
+        let prefix = route.prefix
+        require(prefix.utf8.first == UInt8(ascii: "/"), "route prefixes start with '/'", show(prefix))
+        require(!prefix.unicodeScalars.contains { "?#% \t\r\n".unicodeScalars.contains($0) || $0.value < 0x20 || $0.value == 0x7f },
+                "route prefixes hold no '?', '#', '%', spaces or control characters", show(prefix))
+        require(prefix == "/" || prefix.utf8.last != UInt8(ascii: "/"), "route prefixes have no trailing '/'", show(prefix))
+        let renormalized = URIPath.normalize(prefix)
+        require(sameBytes(renormalized, prefix), "route prefixes are normalised", "\(show(prefix)) -> \(show(renormalized))")
+        require(!route.charges.isEmpty, "a route charges >= 1 pool", show(prefix))
+        var pools: Set<Int> = []
+        for charge in route.charges {
+            require(config.pools.indices.contains(charge.poolIndex), "a route's pools exist")
+            require(pools.insert(charge.poolIndex).inserted, "a route lists a pool once")
+            require(charge.cost >= 1 && charge.cost <= (config.pools[charge.poolIndex].maxCharges ?? 1_000_000_000_000_000),
+                    "a route's cost is 1 ... the pool's maxCharges", "\(charge.cost)")
+        }
+        if let methods = route.methods {
+            require(!methods.isEmpty, "a route's methods are absent or non-empty")
+            for method in methods {
+                require(!method.isEmpty && method.utf8.allSatisfy { $0 >= 0x41 && $0 <= 0x5a }, "methods are upper-case letters", show(method))
+            }
+        }
+        for earlier in seen where earlier.prefix == prefix {
+            let overlap: Bool
+            switch (earlier.methods, route.methods) {
+            case (nil, _): overlap = true
+            case (_?, nil): overlap = false  // the later route takes the methods the earlier leaves
+            case (let a?, let b?): overlap = !a.isDisjoint(with: b)
+            }
+            require(!overlap, "no route is shadowed by an earlier one with the same prefix", show(prefix))
+        }
+        seen.append((prefix, route.methods))
+    }
+    if let workers = config.workers { require((1...256).contains(workers), "workers is 1...256") }
+    require((1...60_000).contains(config.redisTimeoutMs), "redisTimeoutMs is 1...60000")
+    require(config.keyPrefix.utf8.count <= 128, "keyPrefix is at most 128 bytes")
+    require(!config.keyPrefix.unicodeScalars.contains { $0.properties.isWhitespace || $0.properties.generalCategory == .control },
+            "keyPrefix has no spaces or control characters")
+    require(config.adminToken.map { !$0.isEmpty } ?? true, "adminToken is absent or non-empty")
+    require(!config.idempotencyHeader.isEmpty && config.idempotencyHeader.utf8.allSatisfy {
+        ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a) || $0 == UInt8(ascii: "-")
+    }, "idempotencyHeader is a header name", show(config.idempotencyHeader))
+    require(config.idempotencyTtlSeconds >= 1, "idempotencyTtlSeconds >= 1")
+    require(config.eventsMaxLen >= 0, "eventsMaxLen >= 0")
+    require((0...0o7777).contains(config.socketMode), "socketMode is 0...07777")
+    require(config.socketGroup.map { !$0.isEmpty } ?? true, "socketGroup is absent or non-empty")
+
+    // It compiles, and every route is found by its own prefix for a method it takes.
+    let gate = Gate(config: config)
+    for (index, route) in config.routes.enumerated() {
+        let method = route.methods?.sorted().first ?? "POST"
+        let found = gate.router.match(path: route.prefix, method: method)
+        require(found.map { config.routes[$0].prefix == route.prefix } ?? false, "a route's own prefix matches it",
+                "route \(index) \(show(route.prefix)) \(method): matched \(found.map(String.init) ?? "nil")")
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzTest(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    fuzzOne(data, size) { bytes in
+        let text = String(decoding: bytes, as: UTF8.self)
+        let result = ConfigLoader.parse(text, file: file)
+        require(ConfigLoader.parse(text, file: file) == result, "parse is deterministic")
+        switch result {
+        case .success(let config):
+            checkSuccess(config, text)
+        case .failure(let failure):
+            require(!failure.errors.isEmpty, "a failure carries >= 1 error")
+            // libyaml counts \r, \n, \r\n, U+0085, U+2028 and U+2029 as line breaks.
+            var lines = 1
+            var previous: Unicode.Scalar = "a"
+            for scalar in text.unicodeScalars {
+                if ["\n", "\u{85}", "\u{2028}", "\u{2029}"].contains(scalar) && !(scalar == "\n" && previous == "\r") { lines += 1 }
+                if scalar == "\r" { lines += 1 }
+                previous = scalar
+            }
+            var last = 0
+            for error in failure.errors {
+                require(error.file == file, "errors name the file")
+                require(error.line >= 0 && error.line <= lines + 1, "an error's line is in 0...(lines + 1)",
+                        "line \(error.line) of \(lines): \(show(error.message))")
+                require(error.line >= last, "errors are sorted by line")
+                last = error.line
+                require(!error.message.isEmpty, "an error has a message")
+                require(!error.message.unicodeScalars.contains { $0 == "\n" || $0 == "\r" }, "an error message is one line",
+                        show(error.message))
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+// SafeToken, JSONWriter and EventFormat on arbitrary strings.
+//
+// Input: fields separated by NUL bytes (each decoded as UTF-8, invalid bytes as U+FFFD).
+// The first field is the main token; up to 9 fields fill a usage event for EventFormat.
+import ChargeGateCore
+import Foundation
+import FuzzSupport
+
+// MARK: SafeToken
+
+func isKeyByte(_ b: UInt8) -> Bool {
+    (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a)
+        || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: ":") || b == UInt8(ascii: "@") || b == UInt8(ascii: "-")
+}
+
+func checkSafeToken(_ text: String) {
+    let key = SafeToken.key(for: text)
+    require((1...66).contains(key.utf8.count) && key.utf8.allSatisfy(isKeyByte), "SafeToken.key matches [A-Za-z0-9._:@-]{1,66}",
+            "key(for: \(show(text))) = \(show(key))")
+    require(sameBytes(SafeToken.key(for: text), key), "SafeToken.key is deterministic")
+    require(sameBytes(SafeToken.key(for: key), key), "SafeToken.key is idempotent", "\(show(key)) -> \(show(SafeToken.key(for: key)))")
+    let passes = (1...64).contains(text.utf8.count) && text.utf8.allSatisfy(isKeyByte)
+    if text.isEmpty {
+        require(key == SafeToken.anonymous, "an empty subject is _anonymous")
+    } else if passes {
+        require(sameBytes(key, text), "a token in the safe charset is kept as it is", show(text))
+    } else {
+        let digest = key.utf8.dropFirst(2)
+        require(key.hasPrefix("h:") && digest.count == 32 && digest.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) },
+                "any other token becomes h: + 32 hex digits", "key(for: \(show(text))) = \(show(key))")
+    }
+    let poolID = (1...64).contains(text.utf8.count) && text.utf8.allSatisfy { isKeyByte($0) && $0 != UInt8(ascii: ":") && $0 != UInt8(ascii: "@") }
+    require(SafeToken.isPoolID(text) == poolID, "isPoolID is [A-Za-z0-9._-]{1,64}", show(text))
+}
+
+// MARK: JSONWriter
+
+func checkJSONText(_ json: String) {
+    for scalar in json.unicodeScalars {
+        require(!"<>&'".unicodeScalars.contains(scalar), "JSONWriter output has no raw <, >, & or '", show(json))
+        require(scalar.value >= 0x20 && scalar.value != 0x7f && scalar != "\u{2028}" && scalar != "\u{2029}",
+                "JSONWriter output has no raw control characters, U+2028 or U+2029", show(json))
+    }
+}
+
+func parse(_ json: String) -> Any {
+    do {
+        return try JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])
+    } catch {
+        invariantFailed("JSONWriter output parses as JSON", "\(show(json)): \(error)")
+    }
+}
+
+func checkJSONWriter(_ fields: [String], _ bytes: [UInt8]) {
+    let text = fields[0]
+    var number: Int64 = 0
+    for byte in bytes.prefix(8) { number = number << 8 | Int64(byte) }
+    let double = Double(bitPattern: UInt64(bitPattern: number))
+
+    var w = JSONWriter()
+    w.beginObject()
+    w.field("s", text)
+    w.key("k")
+    w.beginObject()
+    w.field(text, number)
+    w.endObject()
+    w.field("n", number)
+    w.field("b", bytes.count % 2 == 0)
+    w.key("d")
+    w.value(double)
+    w.field("none", nil)
+    w.key("all")
+    w.beginArray()
+    for field in fields { w.value(field) }
+    w.endArray()
+    w.endObject()
+    let json = w.text
+    checkJSONText(json)
+
+    guard let object = parse(json) as? [String: Any] else { invariantFailed("JSONWriter writes an object", show(json)) }
+    require((object["s"] as? String).map { sameBytes($0, text) } ?? false, "a string value parses back to the same string",
+            "\(show(text)) written as \(show(json)), read back \(String(describing: object["s"]))")
+    let inner = object["k"] as? [String: Any]
+    require(inner?.count == 1 && inner!.keys.first.map { sameBytes($0, text) } ?? false, "a key parses back to the same string")
+    require((object["n"] as? NSNumber)?.int64Value == number, "an Int64 parses back", "\(number) in \(json)")
+    require(object["none"] is NSNull, "nil is null")
+    if double.isFinite {
+        // The number as written must be the double itself (Swift's own parser is exact; the
+        // JSON parsers only need to see a number: swift-foundation's JSONSerialization rounds
+        // some 17-digit numbers differently, which is not the writer's doing).
+        var d = JSONWriter()
+        d.value(double)
+        let read = Double(d.text)
+        require(read == double || (read == 0 && double == 0), "a finite Double is written as a number that reads back to itself",
+                "\(double) written as \(d.text), read \(String(describing: read))")
+        require(object["d"] is NSNumber, "a finite Double is a JSON number", json)
+    } else {
+        require(object["d"] is NSNull, "a non-finite Double is null")
+    }
+    let all = object["all"] as? [String] ?? []
+    require(all.count == fields.count && zip(all, fields).allSatisfy { sameBytes($0, $1) }, "string arrays parse back")
+
+    // The same through JSONDecoder.
+    var s = JSONWriter()
+    s.beginObject()
+    s.field("value", text)
+    s.endObject()
+    let decoded = try? JSONDecoder().decode([String: String].self, from: Data(s.text.utf8))
+    require(decoded?["value"].map { sameBytes($0, text) } ?? false, "JSONDecoder reads the string back",
+            "\(show(s.text)) -> \(String(describing: decoded))")
+}
+
+// MARK: EventFormat
+
+/// One RFC 4180 record, strictly: nil when malformed.
+func parseCSVRecord(_ line: String) -> [[UInt8]]? {
+    let bytes = Array(line.utf8)
+    let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ",")
+    var fields: [[UInt8]] = []
+    var i = 0
+    while true {
+        var field: [UInt8] = []
+        if i < bytes.count && bytes[i] == quote {
+            i += 1
+            while true {
+                guard i < bytes.count else { return nil }
+                if bytes[i] == quote {
+                    if i + 1 < bytes.count && bytes[i + 1] == quote {
+                        field.append(quote)
+                        i += 2
+                    } else {
+                        i += 1
+                        break
+                    }
+                } else {
+                    field.append(bytes[i])
+                    i += 1
+                }
+            }
+        } else {
+            while i < bytes.count && bytes[i] != comma {
+                if bytes[i] == quote || bytes[i] == 0x0a || bytes[i] == 0x0d { return nil }
+                field.append(bytes[i])
+                i += 1
+            }
+        }
+        fields.append(field)
+        if i == bytes.count { return fields }
+        guard bytes[i] == comma else { return nil }
+        i += 1
+    }
+}
+
+func checkEventFormat(_ fields: [String]) {
+    func field(_ n: Int) -> String { n < fields.count ? fields[n] : "" }
+    let time = Int64(field(1).utf8.count) * 1_000_003
+    let amount = Int64(field(4).utf8.count) + 1
+    let event = UsageEvent(
+        id: field(0), time: time, pool: field(2), amount: amount,
+        context: EventContext(subject: field(3), route: field(5), method: field(6), uri: field(7), idempotencyKey: field(8)))
+    let expected = [event.id, String(time), event.pool, event.context.subject, String(amount), event.context.route,
+                    event.context.method, event.context.uri, event.context.idempotencyKey]
+
+    let csv = EventFormat.csv.line(event)
+    guard let record = parseCSVRecord(csv) else {
+        invariantFailed("an events CSV line is one well-formed RFC 4180 record", show(csv))
+    }
+    require(record.count == 9 && zip(record, expected).allSatisfy { $0.elementsEqual($1.utf8) },
+            "an events CSV line reads back as the event's 9 fields", show(csv))
+    require(EventFormat.csvHeader.split(separator: ",").count == 9, "the CSV header names 9 fields")
+
+    let jsonl = EventFormat.jsonl.line(event)
+    checkJSONText(jsonl)
+    guard let object = parse(jsonl) as? [String: Any] else { invariantFailed("an events JSONL line is an object", show(jsonl)) }
+    for (name, value) in [("id", event.id), ("pool", event.pool), ("subject", event.context.subject), ("route", event.context.route),
+                          ("method", event.context.method), ("uri", event.context.uri), ("idempotencyKey", event.context.idempotencyKey)] {
+        require((object[name] as? String).map { sameBytes($0, value) } ?? false, "an events JSONL line reads back", "\(name) in \(show(jsonl))")
+    }
+    require((object["time"] as? NSNumber)?.int64Value == time && (object["amount"] as? NSNumber)?.int64Value == amount,
+            "an events JSONL line keeps time and amount")
+
+    // parseTime never traps; whole non-negative numbers are taken as they are.
+    let text = field(0)
+    if text.utf8.count <= 64 {
+        let parsed = EventFormat.parseTime(text)
+        if let ms = Int64(text), ms >= 0 { require(parsed == ms, "parseTime reads epoch milliseconds", show(text)) }
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzTest(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    fuzzOne(data, size) { bytes in
+        let fields = bytes.split(separator: 0, maxSplits: 9, omittingEmptySubsequences: false)
+            .map { String(decoding: $0, as: UTF8.self) }
+        let whole = String(decoding: bytes, as: UTF8.self)
+        checkSafeToken(whole)
+        for field in fields.prefix(4) { checkSafeToken(field) }
+        checkJSONWriter(fields, bytes)
+        checkEventFormat(fields)
+    }
+}
