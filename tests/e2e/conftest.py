@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from harness import _BASE, TEST_TIMEOUT, Stack, cleanup_all
+from harness import _BASE, TEST_TIMEOUT, Stack, alarm, cleanup_all, tear_down
 
 
 # --------------------------------------------------------------------------------------------
@@ -30,13 +28,7 @@ def make_stack(request):
         return s
 
     yield factory
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    for s in made:
-        if failed:
-            print(s.diagnostics())
-        s.stop()
-        if not (failed and os.environ.get("CHARGE_GATE_E2E_KEEP")):
-            shutil.rmtree(s.dir, ignore_errors=True)
+    tear_down(request, made)
 
 
 @pytest.fixture
@@ -52,22 +44,10 @@ def tmp_dir():
     shutil.rmtree(d, ignore_errors=True)
 
 
-class _TestTimeout(Exception):
-    pass
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
-    def on_alarm(signum, frame):
-        raise _TestTimeout(f"test exceeded {TEST_TIMEOUT}s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(TEST_TIMEOUT)
-    try:
+    with alarm(TEST_TIMEOUT):
         yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -16,7 +16,9 @@ CHARGE_GATE_E2E_KEEP=1: keep the temp dirs (logs) of failed tests.
 
 from __future__ import annotations
 
+
 import atexit
+import contextlib
 import http.client
 import json
 import os
@@ -752,3 +754,38 @@ def fetch_events(stack: Stack, token: str, limit: int | None = None, **query) ->
         if page:
             assert after == page[-1]["id"], r
     raise AssertionError("the events never ended (next never null)")
+
+
+# --------------------------------------------------------------------------------------------
+# shared by the conftests (e2e and reliability)
+
+
+class TestTimeout(Exception):
+    """A test ran past its limit."""
+
+
+@contextlib.contextmanager
+def alarm(seconds: int):
+    """Raises TestTimeout in the test if it runs longer than `seconds`."""
+    def on_alarm(signum, frame):
+        raise TestTimeout(f"test exceeded {seconds}s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def tear_down(request, made) -> None:
+    """Stops what a test started (stacks or clusters); prints their diagnostics when the test
+    failed, and keeps their state dirs then if CHARGE_GATE_E2E_KEEP is set."""
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for thing in made:
+        if failed:
+            print(thing.diagnostics())
+        thing.stop()
+        if not (failed and os.environ.get("CHARGE_GATE_E2E_KEEP")):
+            shutil.rmtree(thing.dir, ignore_errors=True)

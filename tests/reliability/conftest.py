@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 
 import pytest
 
@@ -30,31 +28,13 @@ def make_cluster(request):
         return c
 
     yield factory
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    for c in made:
-        if failed:
-            print(c.diagnostics())
-        c.stop()
-        if not (failed and os.environ.get("CHARGE_GATE_E2E_KEEP")):
-            shutil.rmtree(c.dir, ignore_errors=True)
-
-
-class _TestTimeout(Exception):
-    pass
+    harness.tear_down(request, made)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
-    def on_alarm(signum, frame):
-        raise _TestTimeout(f"test exceeded {TEST_TIMEOUT}s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(TEST_TIMEOUT)
-    try:
+    with harness.alarm(TEST_TIMEOUT):
         yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.hookimpl(hookwrapper=True)
