@@ -71,7 +71,10 @@ public final class Server: Sendable {
     /// Listens, serves until told to stop, and returns the exit status (0 after a clean stop).
     public func run() -> Int32 {
         let config = box.current.config
+        // libfcgi installs its own handlers in FCGX_Init; ours come after, before anything can
+        // be interrupted: a stop signal from here on waits for sigwait and stops cleanly.
         FastCGIListener.initialize()
+        Self.prepareSignals()
         let listenFD: Int32
         do {
             switch config.listen {
@@ -87,11 +90,14 @@ public final class Server: Sendable {
             return 1
         }
 
-        Self.prepareSignals()
         let workers = config.workers ?? max(2, 2 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         var threads: [NativeThread] = []
         for index in 0..<workers {
+            // Counted before the thread runs: a stop signal right after start must still wait
+            // for (and wake) this worker.
+            running.add(1, ordering: .relaxed)
             guard let thread = NativeThread.start({ [self] in self.work(index: index, listenFD: listenFD) }) else {
+                running.subtract(1, ordering: .relaxed)
                 logger.critical("cannot start worker thread \(index)")
                 return 1
             }
@@ -141,7 +147,6 @@ public final class Server: Sendable {
     // MARK: Workers
 
     private func work(index: Int, listenFD: Int32) {
-        running.add(1, ordering: .relaxed)
         defer { running.subtract(1, ordering: .releasing) }
         let lingering = !FastCGIListener.isUnixSocket(listenFD)
         let request = FastCGIRequest(listenFD: listenFD)
