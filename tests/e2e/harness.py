@@ -299,14 +299,20 @@ class RedisServer:
         self.proc: subprocess.Popen | None = None
         self.client = RedisClient(self.sock)
 
+    # How long a start may take (a persistent subclass reads its data first).
+    start_timeout = 10
+
+    def persistence_args(self) -> list[str]:
+        """Where and how Redis keeps data: nowhere, here (a subclass overrides it)."""
+        return ["--dir", str(self.dir), "--save", "", "--appendonly", "no"]
+
     def start(self):
         if self.sock.exists():
             self.sock.unlink()
         log = open(self.dir / "redis.log", "ab")
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--port", "0", "--unixsocket", str(self.sock), "--unixsocketperm", "700",
-             "--dir", str(self.dir), "--save", "", "--appendonly", "no",
-             "--enable-debug-command", "local", "--daemonize", "no"],
+             *self.persistence_args(), "--enable-debug-command", "local", "--daemonize", "no"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         log.close()
 
@@ -315,10 +321,10 @@ class RedisServer:
                 raise AssertionError("redis-server exited at start: " + self.log_tail())
             try:
                 return self.client.command("PING") == "PONG"
-            except OSError:
+            except (OSError, RuntimeError):  # RuntimeError: -LOADING while persisted data is read
                 return False
 
-        wait_until(ready, 10, what="redis-server")
+        wait_until(ready, self.start_timeout, interval=0.005, what="redis-server")
 
     def kill(self):
         stop_popen(self.proc, signal.SIGKILL)

@@ -44,7 +44,6 @@ import harness  # noqa: E402  (tests/e2e/harness.py)
 from harness import (  # noqa: E402
     BIN,
     OUT_OF_CHARGE,
-    REDIS_SERVER,
     SERVICE_UNAVAILABLE,
     Nginx,
     RedisClient,
@@ -121,27 +120,12 @@ class PersistentRedis(RedisServer):
         self.data = dir / "redis-data"
         self.appendfsync = appendfsync
 
-    def start(self):
+    start_timeout = 15
+
+    def persistence_args(self) -> list[str]:
         self.data.mkdir(exist_ok=True)
-        if self.sock.exists():
-            self.sock.unlink()
-        log = open(self.dir / "redis.log", "ab")
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", "0", "--unixsocket", str(self.sock), "--unixsocketperm", "700",
-             "--dir", str(self.data), "--save", "", "--appendonly", "yes", "--appendfsync", self.appendfsync,
-             "--maxmemory-policy", "noeviction", "--enable-debug-command", "local", "--daemonize", "no"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=harness._die_with_parent)
-        log.close()
-
-        def ready():
-            if self.proc.poll() is not None:
-                raise AssertionError("redis-server exited at start: " + self.log_tail())
-            try:
-                return self.client.command("PING") == "PONG"
-            except (OSError, RuntimeError):  # RuntimeError: -LOADING while the AOF is read
-                return False
-
-        wait_until(ready, 15, interval=0.005, what="redis-server")
+        return ["--dir", str(self.data), "--save", "", "--appendonly", "yes", "--appendfsync", self.appendfsync,
+                "--maxmemory-policy", "noeviction"]
 
     def wipe(self):
         """Removes the persisted data (call while stopped): the next start is empty."""
