@@ -50,7 +50,12 @@ public struct Responder {
 
     /// Answers one request under `gate`.
     public func respond(to request: some RequestParams, gate: Gate) -> Response {
-        switch request.param(Param.role) {
+        respond(to: request, role: request.param(Param.role), gate: gate)
+    }
+
+    /// Answers one request under `gate`, its `CHARGE_GATE_ROLE` already read by the caller.
+    public func respond(to request: some RequestParams, role: String?, gate: Gate) -> Response {
+        switch role {
         case "auth": return authorize(request, gate: gate)
         case "usage": return usage(request, gate: gate)
         case "check": return check(request, gate: gate)
@@ -78,9 +83,9 @@ public struct Responder {
 
     func authorize(_ request: some RequestParams, gate: Gate) -> Response {
         let path = Self.chargedPath(request)
-        var method = request.param("REQUEST_METHOD") ?? ""
+        let requestMethod = request.param("REQUEST_METHOD") ?? ""
         // HEAD is GET without the body: the app still does the work, so it is charged alike.
-        if method == "HEAD" { method = "GET" }
+        let method = requestMethod == "HEAD" ? "GET" : requestMethod
         guard let routeIndex = gate.router.match(path: path, method: method) else { return Self.allow }
         if gate.config.devBypass { return Self.allow }
 
@@ -112,7 +117,7 @@ public struct Responder {
             idempotencyTtlMs: Int64(gate.config.idempotencyTtlSeconds) * 1000,
             eventsKey: gate.eventsKey, eventsMaxLen: gate.config.eventsMaxLen,
             context: EventContext(
-                subject: subject, route: route.prefix, method: request.param("REQUEST_METHOD") ?? "",
+                subject: subject, route: route.prefix, method: requestMethod,
                 uri: String(path.prefix(1024)), idempotencyKey: clientKey))
 
         let outcome: SpendOutcome

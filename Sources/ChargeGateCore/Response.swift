@@ -77,14 +77,41 @@ public struct Response: Sendable, Equatable {
 
     /// The whole CGI header block and body, as written in one `FCGX_PutStr`.
     public func serialized() -> [UInt8] {
-        var out = "Status: \(status) \(Self.reason(status))\r\n"
-        for (name, value) in headers { out += name + ": " + value + "\r\n" }
-        if !body.isEmpty && !headers.contains(where: { $0.name == "Content-Length" }) {
-            out += "Content-Length: \(body.utf8.count)\r\n"
+        var out: [UInt8] = []
+        out.reserveCapacity(64 + body.utf8.count + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
+        out.append(contentsOf: Self.statusPrefix)
+        Self.appendDecimal(status, to: &out)
+        out.append(UInt8(ascii: " "))
+        out.append(contentsOf: Self.reason(status).utf8)
+        out.append(contentsOf: Self.lineEnd)
+        var hasLength = false
+        for (name, value) in headers {
+            if name == "Content-Length" { hasLength = true }
+            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: Self.separator)
+            out.append(contentsOf: value.utf8)
+            out.append(contentsOf: Self.lineEnd)
         }
-        out += "\r\n"
-        out += body
-        return Array(out.utf8)
+        if !body.isEmpty && !hasLength {
+            out.append(contentsOf: Self.contentLength)
+            Self.appendDecimal(body.utf8.count, to: &out)
+            out.append(contentsOf: Self.lineEnd)
+        }
+        out.append(contentsOf: Self.lineEnd)
+        out.append(contentsOf: body.utf8)
+        return out
+    }
+
+    private static let statusPrefix = Array("Status: ".utf8)
+    private static let contentLength = Array("Content-Length: ".utf8)
+    private static let separator = Array(": ".utf8)
+    private static let lineEnd = Array("\r\n".utf8)
+
+    /// `value` (≥ 0) in decimal, without a `String` in between.
+    private static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+        guard value >= 0 else { return }
+        if value >= 10 { appendDecimal(value / 10, to: &out) }
+        out.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: value % 10))
     }
 
     public static func == (a: Response, b: Response) -> Bool {

@@ -12,6 +12,8 @@ public enum URIPath {
     /// (it came from `%3F` or `%23`), so nothing is cut. The result always starts with `/`;
     /// on nginx's own `$uri` (with `merge_slashes on`) it changes nothing.
     public static func normalize(_ path: some StringProtocol) -> String {
+        // nginx's own `$uri` is already normal: keep it as it is, without rebuilding it.
+        if isNormal(path.utf8) { return String(path) }
         let bytes = Array(path.utf8)
         var segments: [ArraySlice<UInt8>] = []
         for segment in bytes.split(separator: slash, omittingEmptySubsequences: true) {
@@ -33,6 +35,26 @@ public enum URIPath {
         if endsWithSlash && !segments.isEmpty { out.append(slash) }
         // Cut only at ASCII bytes of valid UTF-8: the result is valid UTF-8 as it is.
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Whether `normalize` would return `utf8` unchanged: it starts with `/`, and no segment
+    /// is empty (`//`; a trailing `/` is kept), `.` or `..`.
+    static func isNormal(_ utf8: some Collection<UInt8>) -> Bool {
+        guard utf8.first == slash else { return false }
+        // Bytes of the current segment so far (0 right after a `/`), and whether all are dots.
+        var length = -1  // the leading `/` opens the first segment
+        var dotsOnly = true
+        for byte in utf8 {
+            if byte == slash {
+                if length == 0 || (dotsOnly && length > 0 && length <= 2) { return false }
+                length = 0
+                dotsOnly = true
+            } else {
+                length += 1
+                if byte != dot { dotsOnly = false }
+            }
+        }
+        return !(dotsOnly && length > 0 && length <= 2)
     }
 
     /// The path nginx would route for a raw request target (`REQUEST_URI`): cut at the first

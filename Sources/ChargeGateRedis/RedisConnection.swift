@@ -74,25 +74,31 @@ public final class RedisConnection {
         drop()
     }
 
-    /// Sends one command (binary-safe arguments) and returns its reply. An error reply is a
-    /// `.error` value, not a thrown error: the connection is fine and the caller decides.
-    /// Throws `.timeout` when Redis did not answer within `timeoutMs`, `.unavailable` when it
-    /// cannot be reached (or the connection is backing off).
-    public func command(_ arguments: [[UInt8]]) throws(StoreError) -> RedisValue {
+    /// Sends one command and returns its reply. An error reply is a `.error` value, not a thrown
+    /// error: the connection is fine and the caller decides. Throws `.timeout` when Redis did not
+    /// answer within `timeoutMs`, `.unavailable` when it cannot be reached (or the connection is
+    /// backing off). `command` is only read; it is `inout` so its buffer is reused, not copied.
+    public func command(_ command: inout RESPCommand) throws(StoreError) -> RedisValue {
         guard let observer else {
             let context = try ready()
-            return try send(arguments, on: context)
+            return try send(&command, on: context)
         }
         do {
             let context = try ready()
             let start = Self.monotonicNs()
-            let reply = try send(arguments, on: context)
+            let reply = try send(&command, on: context)
             observer.roundTrip(nanoseconds: Self.monotonicNs() &- start)
             return reply
         } catch {
             observer.failed(error)
             throw error
         }
+    }
+
+    /// Sends one command of binary-safe arguments.
+    public func command(_ arguments: [[UInt8]]) throws(StoreError) -> RedisValue {
+        var encoded = RESPCommand(arguments)
+        return try command(&encoded)
     }
 
     /// Sends one command whose arguments are text (sent as their UTF-8 bytes).
@@ -186,7 +192,8 @@ public final class RedisConnection {
 
     /// One connect-time command that must not answer an error.
     private func handshake(_ arguments: [[UInt8]], on context: UnsafeMutablePointer<redisContext>, what: String) throws(StoreError) {
-        let reply = try send(arguments, on: context)
+        var encoded = RESPCommand(arguments)
+        let reply = try send(&encoded, on: context)
         if case .error(let message) = reply {
             drop()
             throw .unavailable("\(what) failed on \(url): \(scrub(message))")
@@ -197,45 +204,27 @@ public final class RedisConnection {
 
     /// Writes one command and reads its reply. On an I/O error the context is dropped (the next
     /// command reconnects) and the error is thrown: the command is never sent again here.
-    private func send(_ arguments: [[UInt8]], on context: UnsafeMutablePointer<redisContext>) throws(StoreError) -> RedisValue {
-        // All arguments in one buffer, each addressed by offset and length (binary-safe).
-        var blob: [UInt8] = []
-        blob.reserveCapacity(arguments.reduce(1) { $0 + $1.count })
-        var offsets: [Int] = []
-        var lengths: [Int] = []
-        offsets.reserveCapacity(arguments.count)
-        lengths.reserveCapacity(arguments.count)
-        for argument in arguments {
-            offsets.append(blob.count)
-            lengths.append(argument.count)
-            blob.append(contentsOf: argument)
+    private func send(_ command: inout RESPCommand, on context: UnsafeMutablePointer<redisContext>) throws(StoreError) -> RedisValue {
+        // hiredis copies the encoded bytes into its output buffer; nothing keeps a pointer.
+        let queued = command.withEncoded { encoded in
+            redisAppendFormattedCommand(context, encoded.baseAddress?.assumingMemoryBound(to: CChar.self), encoded.count)
         }
-        blob.append(0)  // never empty, so the base address exists
-
-        let (value, savedErrno): (RedisValue?, Int32) = blob.withUnsafeBufferPointer { bytes in
-            guard let base = bytes.baseAddress else { return (nil, 0) }
-            let pointers: [UnsafePointer<CChar>?] = offsets.map { offset in
-                UnsafeRawPointer(base + offset).assumingMemoryBound(to: CChar.self)
-            }
-            return pointers.withUnsafeBufferPointer { argv in
-                lengths.withUnsafeBufferPointer { argvlen in
-                    errno = 0
-                    // hiredis copies the arguments into its output buffer; `blob`, `pointers`
-                    // and `lengths` stay alive for the whole call.
-                    let raw = redisCommandArgv(
-                        context, Int32(clamping: arguments.count),
-                        UnsafeMutablePointer(mutating: argv.baseAddress), argvlen.baseAddress)
-                    let callErrno = errno
-                    guard let raw else { return (nil, callErrno) }
-                    // Ownership: redisCommandArgv hands us the reply tree; it is copied into a
-                    // Swift value at once and freed here, exactly once. Nothing keeps a pointer.
-                    let value = RedisValue(reply: UnsafePointer(raw.assumingMemoryBound(to: redisReply.self)))
-                    freeReplyObject(raw)
-                    return (value, callErrno)
-                }
-            }
+        if queued != REDIS_OK {
+            let error = storeError(context, errno: errno, action: "command")
+            drop()
+            throw error
         }
-        if let value { return value }
+        errno = 0
+        var raw: UnsafeMutableRawPointer?
+        let status = redisGetReply(context, &raw)
+        let savedErrno = errno
+        if let raw {
+            // Ownership: redisGetReply hands us the reply tree; it is copied into a Swift value
+            // at once and freed here, exactly once. Nothing keeps a pointer.
+            let value = RedisValue(reply: UnsafePointer(raw.assumingMemoryBound(to: redisReply.self)))
+            freeReplyObject(raw)
+            if status == REDIS_OK { return value }
+        }
         let error = context.pointee.err != 0
             ? storeError(context, errno: savedErrno, action: "command")
             : StoreError.unavailable("no reply from \(url)")

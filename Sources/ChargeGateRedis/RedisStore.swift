@@ -9,9 +9,20 @@ public final class RedisStore: ChargeStore {
     /// The connection this store sends on (exposed for diagnostics and tests).
     public let connection: RedisConnection
 
-    /// `EVALSHA sha` and `EVAL source`, encoded once.
-    private static let evalsha: [[UInt8]] = [Array("EVALSHA".utf8), Array(ChargeScript.sha1.utf8)]
-    private static let eval: [[UInt8]] = [Array("EVAL".utf8), Array(ChargeScript.source.utf8)]
+    /// The command buffer every script run is encoded into (reused: no allocation per run).
+    private var scratch = RESPCommand()
+
+    /// Arguments that never change, as bytes.
+    private static let evalshaName = Array("EVALSHA".utf8)
+    private static let sha = Array(ChargeScript.sha1.utf8)
+    private static let evalName = Array("EVAL".utf8)
+    private static let source = Array(ChargeScript.source.utf8)
+    private static let spendOp = Array("spend".utf8)
+    private static let peekOp = Array("peek".utf8)
+    private static let topOffOp = Array("topoff".utf8)
+    private static let one = Array("1".utf8)
+    private static let zero = Array("0".utf8)
+    private static let empty: [UInt8] = []
 
     /// Largest magnitude the script's Lua numbers (doubles) hold exactly.
     private static let exactLimit: Int64 = 1 << 53
@@ -29,29 +40,32 @@ public final class RedisStore: ChargeStore {
     /// Spends every item or none in one script run, with the idempotency check and record and
     /// the event appends (see `ChargeScript` for the layout).
     public func spend(_ request: SpendRequest) throws(StoreError) -> SpendOutcome {
-        var keys = request.items.map(\.key)
-        let hasIdem = request.idempotencyKey != nil
-        if let idem = request.idempotencyKey { keys.append(idem) }
-        var maxLen = 0
-        if let stream = request.eventsKey, request.eventsMaxLen > 0 {
-            keys.append(stream)
-            maxLen = Int(Swift.min(Int64(request.eventsMaxLen), Self.exactLimit - 1))
+        let reply = try runScript { (command: inout RESPCommand) throws(StoreError) in
+            let hasIdem = request.idempotencyKey != nil
+            let stream = request.eventsMaxLen > 0 ? request.eventsKey : nil
+            command.append(request.items.count + (hasIdem ? 1 : 0) + (stream == nil ? 0 : 1))
+            for item in request.items { command.append(item.key) }
+            if let idem = request.idempotencyKey { command.append(idem) }
+            if let stream { command.append(stream) }
+            let context = request.context
+            command.append(Self.spendOp)
+            command.append(request.items.count)
+            command.append(hasIdem ? Self.one : Self.zero)
+            command.append(Swift.min(Swift.max(1, request.idempotencyTtlMs), Self.exactLimit - 1))
+            command.append(stream == nil ? 0 : Swift.min(Int64(request.eventsMaxLen), Self.exactLimit - 1))
+            command.append(context.subject)
+            command.append(context.route)
+            command.append(context.method)
+            command.append(context.uri)
+            command.append(context.idempotencyKey)
+            for item in request.items {
+                command.append(item.poolId)
+                try Self.appendExact(item.max, "max", to: &command)
+                try Self.appendExact(item.intervalMs, "interval", to: &command)
+                try Self.appendExact(item.cost, "cost", to: &command)
+                command.append(item.expires ? Self.one : Self.zero)
+            }
         }
-        let context = request.context
-        var args: [String] = [
-            "spend", String(request.items.count), hasIdem ? "1" : "0",
-            String(Swift.min(Swift.max(1, request.idempotencyTtlMs), Self.exactLimit - 1)), String(maxLen),
-            context.subject, context.route, context.method, context.uri, context.idempotencyKey,
-        ]
-        args.reserveCapacity(args.count + request.items.count * 5)
-        for item in request.items {
-            args.append(item.poolId)
-            args.append(try Self.exactText(item.max, "max"))
-            args.append(try Self.exactText(item.intervalMs, "interval"))
-            args.append(String(try Self.exact(item.cost, "cost")))
-            args.append(item.expires ? "1" : "0")
-        }
-        let reply = try runScript(keys: keys, args: args)
         guard let parts = reply.elements, let tag = parts.first?.text else {
             throw .protocolError("unexpected spend reply")
         }
@@ -92,7 +106,11 @@ public final class RedisStore: ChargeStore {
 
     /// The states at `keys` and Redis's clock, read by the script (same decoder as spend).
     public func peek(_ keys: [String]) throws(StoreError) -> (now: Int64, states: [BucketState?]) {
-        let reply = try runScript(keys: keys, args: ["peek"])
+        let reply = try runScript { (command: inout RESPCommand) throws(StoreError) in
+            command.append(keys.count)
+            for key in keys { command.append(key) }
+            command.append(Self.peekOp)
+        }
         guard let parts = reply.elements, parts.count == keys.count + 1, let now = parts[0].integer else {
             throw .protocolError("unexpected peek reply")
         }
@@ -119,14 +137,15 @@ public final class RedisStore: ChargeStore {
             guard amount > -Self.exactLimit else { throw .protocolError("amount out of range") }
             amountText = String(Swift.min(amount, Self.exactLimit - 1))
         }
-        let args = [
-            "topoff",
-            try Self.exactText(item.max, "max"),
-            try Self.exactText(item.intervalMs, "interval"),
-            item.expires ? "1" : "0",
-            amountText,
-        ]
-        let reply = try runScript(keys: [item.key], args: args)
+        let reply = try runScript { (command: inout RESPCommand) throws(StoreError) in
+            command.append(1)
+            command.append(item.key)
+            command.append(Self.topOffOp)
+            try Self.appendExact(item.max, "max", to: &command)
+            try Self.appendExact(item.intervalMs, "interval", to: &command)
+            command.append(item.expires ? Self.one : Self.zero)
+            command.append(amountText)
+        }
         guard let parts = reply.elements, parts.count == 3,
               let now = parts[0].integer, let current = parts[1].integer, let last = parts[2].integer else {
             throw .protocolError("unexpected top-off reply")
@@ -176,17 +195,23 @@ public final class RedisStore: ChargeStore {
 
     // MARK: - Helpers
 
-    /// Runs `ChargeScript` by its SHA, loading it with `EVAL` only when Redis answers
-    /// `NOSCRIPT` (the script did not run, so sending it again cannot double-spend). An error
-    /// reply becomes `.protocolError` with Redis's text.
-    private func runScript(keys: [String], args: [String]) throws(StoreError) -> RedisValue {
-        var tail: [[UInt8]] = [Array(String(keys.count).utf8)]
-        tail.reserveCapacity(1 + keys.count + args.count)
-        for key in keys { tail.append(Array(key.utf8)) }
-        for arg in args { tail.append(Array(arg.utf8)) }
-        var reply = try connection.command(Self.evalsha + tail)
+    /// Runs `ChargeScript` by its SHA with the keys and arguments `fill` appends (numkeys
+    /// first), loading it with `EVAL` only when Redis answers `NOSCRIPT` (the script did not
+    /// run, so sending it again cannot double-spend). An error reply becomes `.protocolError`
+    /// with Redis's text. The command is encoded into this store's reused buffer.
+    private func runScript(_ fill: (inout RESPCommand) throws(StoreError) -> Void) throws(StoreError) -> RedisValue {
+        scratch.removeAll()
+        scratch.append(Self.evalshaName)
+        scratch.append(Self.sha)
+        let arguments = scratch.mark
+        try fill(&scratch)
+        var reply = try connection.command(&scratch)
         if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
-            reply = try connection.command(Self.eval + tail)
+            var eval = RESPCommand(capacity: Self.source.count + 512)
+            eval.append(Self.evalName)
+            eval.append(Self.source)
+            eval.append(argumentsOf: scratch, after: arguments)
+            reply = try connection.command(&eval)
         }
         if case .error(let message) = reply { throw .protocolError(message) }
         return reply
@@ -199,16 +224,14 @@ public final class RedisStore: ChargeStore {
         return nil
     }
 
-    /// `value` when the script's doubles hold it exactly.
-    private static func exact(_ value: Int64, _ what: String) throws(StoreError) -> Int64 {
+    /// Appends `value` in decimal (`""` for nil) when the script's doubles hold it exactly.
+    private static func appendExact(_ value: Int64?, _ what: String, to command: inout RESPCommand) throws(StoreError) {
+        guard let value else {
+            command.append(empty)
+            return
+        }
         guard value > -exactLimit, value < exactLimit else { throw .protocolError("\(what) out of range") }
-        return value
-    }
-
-    /// `value` as decimal text ("" for nil) when the script's doubles hold it exactly.
-    private static func exactText(_ value: Int64?, _ what: String) throws(StoreError) -> String {
-        guard let value else { return "" }
-        return String(try exact(value, what))
+        command.append(value)
     }
 
     /// One XRANGE entry `[id, [field, value, ...]]` as a usage event.

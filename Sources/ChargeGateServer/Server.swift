@@ -161,7 +161,8 @@ public final class Server: Sendable {
                 continue
             }
             let params = FastCGIParams(request: request)
-            let response = params.param(Responder.Param.role) == "metrics" ? metricsAnswer(params) : responder.respond(to: params, gate: box.current)
+            let role = params.param(Responder.Param.role)
+            let response = role == "metrics" ? metricsAnswer(params) : responder.respond(to: params, role: role, gate: box.current)
             // Read before finish(): libfcgi frees the request's params there.
             let requestID = response.note == nil ? nil : params.param("CHARGE_GATE_REQUEST_ID")
             request.write(response.serialized())

@@ -36,6 +36,17 @@ import Testing
         #expect(URIPath.normalize(uri) == expected)
     }
 
+    @Test(arguments: [
+        ("/", true), ("/a", true), ("/a/", true), ("/a/b.c/...", true), ("/.a/a./..b", true),
+        ("", false), ("a/b", false), ("//", false), ("/a//b", false), ("/a/.", false), ("/a/..", false),
+        ("/./a", false), ("/../a", false), ("/a/./", false), ("/a/../", false),
+    ])
+    func normalPathsAreKeptAsTheyAre(path: String, normal: Bool) {
+        #expect(URIPath.isNormal(path.utf8) == normal)
+        // The fast path must agree with the full normalisation.
+        #expect((URIPath.normalize(path) == path) == normal)
+    }
+
     static let routes = [
         RouteConfig(prefix: "/api", charges: [.init(poolIndex: 0, cost: 1)]),
         RouteConfig(prefix: "/api/generate", charges: [.init(poolIndex: 1, cost: 1)], methods: ["POST"]),
