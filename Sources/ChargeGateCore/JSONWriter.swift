@@ -59,10 +59,26 @@ public struct JSONWriter {
         needsComma[needsComma.count - 1] = true
     }
 
+    /// A printable ASCII byte that `appendQuoted` never escapes.
+    private static func isPlain(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "&"), UInt8(ascii: "'"):
+            return false
+        default:
+            return byte >= 0x20 && byte < 0x7f
+        }
+    }
+
     /// Appends `string` as a JSON string literal. Escapes `"`, `\`, control characters, and
     /// `<`, `>`, `&`, U+2028, U+2029 (so the text is also safe inside HTML and nginx `return`).
     public static func appendQuoted(_ string: String, to out: inout String) {
         out += "\""
+        // Printable ASCII with nothing to escape (pool ids, routes, error codes): as it is.
+        if string.utf8.allSatisfy(isPlain) {
+            out += string
+            out += "\""
+            return
+        }
         for scalar in string.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""

@@ -106,8 +106,7 @@ public struct Responder {
         if cacheable, let cached = denials.denial(for: cacheKey, now: clock.nowMs()) {
             // Not logged one by one: the next denial the store decides for this key reports
             // how many were answered from memory meanwhile.
-            var response = outOfCharge(pool: cached.poolId, wait: cached.retryAfterMs, subject: subject, route: route.prefix, policy: policy)
-            response.note = nil
+            var response = outOfCharge(pool: cached.poolId, wait: cached.retryAfterMs, subject: subject, route: route.prefix, policy: policy, noted: false)
             response.outcome = .outOfCharge(pool: cached.poolId, fromMemory: true)
             return response
         }
@@ -164,18 +163,31 @@ public struct Responder {
         }
     }
 
-    func outOfCharge(pool: String, wait: Int64, subject: String, route: String, policy: String) -> Response {
+    /// The 429 for `pool`, waiting `wait` ms; with the log line unless `noted` is false (an
+    /// answer from the deny cache is counted, not logged one by one).
+    func outOfCharge(pool: String, wait: Int64, subject: String, route: String, policy: String, noted: Bool = true) -> Response {
         var w = JSONWriter()
         w.beginObject()
         w.field("error", "out_of_charge")
         w.field("retryAfterMs", wait)
         w.field("poolId", pool)
         w.endObject()
-        let seconds = (wait + 999) / 1000
-        var response = deny(429, body: w.text, extra: [(Header.retryAfter, String(seconds))] + Self.rateLimitHeaders(policy, "\"\(pool)\";r=0;t=\(seconds)"))
-        response.note = .init(isError: false, message: "denied out_of_charge", fields: [
-            ("pool", pool), ("subject", subject), ("retryAfterMs", String(wait)), ("route", route),
-        ])
+        let seconds = String((wait + 999) / 1000)
+        var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(5)
+        headers.append((Header.status, "429"))
+        headers.append((Header.body, w.text))
+        headers.append((Header.retryAfter, seconds))
+        if !policy.isEmpty {
+            headers.append((Header.rateLimitPolicy, policy))
+            headers.append((Header.rateLimit, "\"" + pool + "\";r=0;t=" + seconds))
+        }
+        var response = Response(status: 403, headers: headers)
+        if noted {
+            response.note = .init(isError: false, message: "denied out_of_charge", fields: [
+                ("pool", pool), ("subject", subject), ("retryAfterMs", String(wait)), ("route", route),
+            ])
+        }
         return response
     }
 
@@ -187,10 +199,14 @@ public struct Responder {
         for (i, item) in items.enumerated() {
             guard let max = item.max else { continue }
             if !state.isEmpty { state += ", " }
-            state += "\"\(item.poolId)\";r=\(remaining[i])"
+            state += "\""
+            state += item.poolId
+            state += "\";r="
+            state += String(remaining[i])
             if let full = fullAt[i], let interval = item.intervalMs {
                 let next = full - (max - remaining[i] - 1) * interval
-                state += ";t=\(Gate.seconds(next - now))"
+                state += ";t="
+                state += String(Gate.seconds(next - now))
             }
         }
         return Response(status: 204, headers: [(Header.status, "204")] + Self.rateLimitHeaders(policy, state))

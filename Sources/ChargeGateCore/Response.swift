@@ -82,14 +82,14 @@ public struct Response: Sendable, Equatable {
         out.append(contentsOf: Self.statusPrefix)
         Self.appendDecimal(status, to: &out)
         out.append(UInt8(ascii: " "))
-        out.append(contentsOf: Self.reason(status).utf8)
+        Self.appendUTF8(Self.reason(status), to: &out)
         out.append(contentsOf: Self.lineEnd)
         var hasLength = false
         for (name, value) in headers {
             if name == "Content-Length" { hasLength = true }
-            out.append(contentsOf: name.utf8)
+            Self.appendUTF8(name, to: &out)
             out.append(contentsOf: Self.separator)
-            out.append(contentsOf: value.utf8)
+            Self.appendUTF8(value, to: &out)
             out.append(contentsOf: Self.lineEnd)
         }
         if !body.isEmpty && !hasLength {
@@ -98,7 +98,7 @@ public struct Response: Sendable, Equatable {
             out.append(contentsOf: Self.lineEnd)
         }
         out.append(contentsOf: Self.lineEnd)
-        out.append(contentsOf: body.utf8)
+        Self.appendUTF8(body, to: &out)
         return out
     }
 
@@ -106,6 +106,12 @@ public struct Response: Sendable, Equatable {
     private static let contentLength = Array("Content-Length: ".utf8)
     private static let separator = Array(": ".utf8)
     private static let lineEnd = Array("\r\n".utf8)
+
+    /// The UTF-8 of `text`, copied in one go (a native string's bytes are contiguous).
+    private static func appendUTF8(_ text: String, to out: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { out.append(contentsOf: $0) }
+    }
 
     /// `value` (≥ 0) in decimal, without a `String` in between.
     private static func appendDecimal(_ value: Int, to out: inout [UInt8]) {

@@ -47,6 +47,18 @@ import Testing
         #expect(w.text == #"{"s":"q\"b\\n\n\u003cscript\u003e\u0026\u0027\u0001\u2028é","n":-5,"z":null,"d":0.25,"a":[true,2]}"#)
     }
 
+    @Test(arguments: [
+        ("plain-id_1.2:/x y~", #""plain-id_1.2:/x y~""#),
+        ("a\"", #""a\"""#), ("a\\", #""a\\""#), ("<", #""\u003c""#), (">", #""\u003e""#),
+        ("&", #""\u0026""#), ("'", #""\u0027""#), ("\u{7f}", #""\u007f""#), ("\u{1f}", #""\u001f""#),
+        ("\u{2029}", #""\u2029""#), ("é", "\"é\""),
+    ])
+    func oneCharacterDecidesTheEscaping(raw: String, quoted: String) {
+        var out = ""
+        JSONWriter.appendQuoted(raw, to: &out)
+        #expect(out == quoted)
+    }
+
     @Test func csvQuotesOnlyWhenNeeded() {
         let event = UsageEvent(id: "1-0", time: 1, pool: "p", amount: 2, context: .init(subject: "s", route: "/r", method: "POST", uri: "/r/a,\"b\"", idempotencyKey: ""))
         #expect(EventFormat.csv.line(event) == #"1-0,1,p,s,2,/r,POST,"/r/a,""b""","#)
