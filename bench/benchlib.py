@@ -530,6 +530,8 @@ def report_main(meta, run_path):
             t.append(f"| p99({name}) at {meta['params']['connections']} connections ≤ 2 × p99(floor) | {v:.2f} × ({fmt(summary[name]['p99'], 2)} vs {fmt(summary['floor']['p99'], 2)} ms) | {mark(v <= 2)} |")
     lines += ["## Targets (issue 5; informational)", "", "| target | measured | |", "|---|---|---|"] + t + [""]
 
+    lines += ceiling_lines(summary)
+
     lines += ["## Redis commands per request, by command (medians)", "",
               "| case | commands (inside the script included) |", "|---|---|"]
     for name, s in summary.items():
@@ -547,6 +549,38 @@ def report_main(meta, run_path):
     lines += machine_lines(meta)
     lines += NOTES_MAIN
     print("\n".join(lines))
+
+
+def ceiling_lines(summary):
+    """What the machine allows: with every process on the same cores and the box CPU-bound,
+    req/s follows the CPU all processes spend per request. The model is checked against the
+    measured ratio; with it, the ratio a responder costing nothing would reach."""
+    if not all(k in summary for k in ("floor", "allow")):
+        return []
+
+    def total(name, responder=True):
+        s = summary[name]
+        return (s["responder"] if responder else 0) + s["nginx"] + s["redis"] + s["wrk"]
+
+    lines = ["## What the machine allows (same run)", "",
+             "Every process shares the 2 cores, so when they are busy req/s follows the CPU that all of",
+             "them spend per request (responder + nginx + Redis + wrk). The model is checked against the",
+             "measured ratio; the last column is the ratio with a responder that costs nothing at all on",
+             "both paths: no responder change can go past it.", "",
+             "| ratio | measured | predicted from CPU per request | with a free responder |",
+             "|---|---:|---:|---:|"]
+    for name in ("allow", "per-subject", "deny"):
+        if name not in summary or not summary["floor"]["rps"]:
+            continue
+        measured = summary[name]["rps"] / summary["floor"]["rps"]
+        predicted = total("floor") / total(name) if total(name) else float("nan")
+        free = total("floor", False) / total(name, False) if total(name, False) else float("nan")
+        lines.append(f"| {name} / floor | {measured:.3f} | {predicted:.3f} | {free:.3f} |")
+    s = summary["allow"]
+    lines += ["", f"Responder CPU against nginx's, per allowed request (comparable across machines): "
+              f"{s['responder']:.1f} / {s['nginx']:.1f} µs = {s['responder'] / s['nginx']:.2f} "
+              "(the FIELD-NOTES prototype: ~24 / ~30 µs = 0.80).", ""]
+    return lines
 
 
 NOTES_MAIN = [
