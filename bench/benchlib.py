@@ -530,7 +530,7 @@ def report_main(meta, run_path):
             t.append(f"| p99({name}) at {meta['params']['connections']} connections ≤ 2 × p99(floor) | {v:.2f} × ({fmt(summary[name]['p99'], 2)} vs {fmt(summary['floor']['p99'], 2)} ms) | {mark(v <= 2)} |")
     lines += ["## Targets (issue 5; informational)", "", "| target | measured | |", "|---|---|---|"] + t + [""]
 
-    lines += ceiling_lines(summary)
+    lines += ceiling_lines(summary, int(meta["machine"].get("nproc", "0") or 0))
 
     lines += ["## Redis commands per request, by command (medians)", "",
               "| case | commands (inside the script included) |", "|---|---|"]
@@ -551,34 +551,48 @@ def report_main(meta, run_path):
     print("\n".join(lines))
 
 
-def ceiling_lines(summary):
-    """What the machine allows: with every process on the same cores and the box CPU-bound,
-    req/s follows the CPU all processes spend per request. The model is checked against the
-    measured ratio; with it, the ratio a responder costing nothing would reach."""
-    if not all(k in summary for k in ("floor", "allow")):
+def ceiling_lines(summary, cores):
+    """What the machine allows. nginx (one worker) and Redis are single-threaded, so each can
+    serve at most 1 s / (its CPU per request); and all processes share the cores, so together
+    they serve at most cores x 1 s / (the CPU all of them spend per request). The lowest of
+    these bounds predicts req/s; the model is checked against the measured ratios, then asked
+    what a cheaper responder would give."""
+    if not all(k in summary for k in ("floor", "allow")) or cores < 1:
         return []
 
-    def total(name, responder=True):
+    def bound(name, responder=None):
         s = summary[name]
-        return (s["responder"] if responder else 0) + s["nginx"] + s["redis"] + s["wrk"]
+        r = s["responder"] if responder is None else responder
+        limits = [cores * 1e6 / (r + s["nginx"] + s["redis"] + s["wrk"])]
+        for single in ("nginx", "redis"):
+            if s[single] >= 1:
+                limits.append(1e6 / s[single])
+        return min(limits)
 
     lines = ["## What the machine allows (same run)", "",
-             "Every process shares the 2 cores, so when they are busy req/s follows the CPU that all of",
-             "them spend per request (responder + nginx + Redis + wrk). The model is checked against the",
-             "measured ratio; the last column is the ratio with a responder that costs nothing at all on",
-             "both paths: no responder change can go past it.", "",
-             "| ratio | measured | predicted from CPU per request | with a free responder |",
-             "|---|---:|---:|---:|"]
+             f"nginx (one worker) and Redis each run on one core at most; together with the responder",
+             f"and wrk they share {cores}. So req/s is at most the lowest of 1 s / nginx's CPU per request,",
+             f"1 s / Redis's, and {cores} s / the CPU all processes spend per request. The prediction from",
+             "this run's CPU columns is checked against the measured ratio; then the same model with a",
+             "responder that costs nothing, and with one at half its measured CPU.", "",
+             "| ratio | measured | predicted | free responder | responder at half its CPU |",
+             "|---|---:|---:|---:|---:|"]
+    f = summary["floor"]
     for name in ("allow", "per-subject", "deny"):
-        if name not in summary or not summary["floor"]["rps"]:
+        if name not in summary or not f["rps"]:
             continue
-        measured = summary[name]["rps"] / summary["floor"]["rps"]
-        predicted = total("floor") / total(name) if total(name) else float("nan")
-        free = total("floor", False) / total(name, False) if total(name, False) else float("nan")
-        lines.append(f"| {name} / floor | {measured:.3f} | {predicted:.3f} | {free:.3f} |")
-    s = summary["allow"]
-    lines += ["", f"Responder CPU against nginx's, per allowed request (comparable across machines): "
-              f"{s['responder']:.1f} / {s['nginx']:.1f} µs = {s['responder'] / s['nginx']:.2f} "
+        measured = summary[name]["rps"] / f["rps"]
+        predicted = bound(name) / bound("floor")
+        free = bound(name, 0) / bound("floor", 0)
+        half = bound(name, summary[name]["responder"] / 2) / bound("floor", f["responder"] / 2)
+        lines.append(f"| {name} / floor | {measured:.3f} | {predicted:.3f} | {free:.3f} | {half:.3f} |")
+    a = summary["allow"]
+    rest = a["nginx"] + a["redis"] + a["wrk"]
+    needed = cores * 1e6 / (0.85 * bound("floor")) - rest
+    lines += ["", f"For allow ≥ 0.85 × floor with this run's floor, nginx, Redis and wrk, the responder may spend "
+              f"at most {needed:.1f} µs per allowed request (measured: {a['responder']:.1f} µs). "
+              f"Responder CPU against nginx's per allowed request, a share comparable across machines: "
+              f"{a['responder']:.1f} / {a['nginx']:.1f} µs = {a['responder'] / a['nginx']:.2f} "
               "(the FIELD-NOTES prototype: ~24 / ~30 µs = 0.80).", ""]
     return lines
 
