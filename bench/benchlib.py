@@ -589,7 +589,7 @@ def ceiling_lines(summary, cores):
     a = summary["allow"]
     rest = a["nginx"] + a["redis"] + a["wrk"]
     needed = cores * 1e6 / (0.85 * bound("floor")) - rest
-    lines += ["", f"For allow ≥ 0.85 × floor with this run's floor, nginx, Redis and wrk, the responder may spend "
+    lines += ["", f"For allow ≥ 0.85 × floor (the floor at its bound), with this run's nginx, Redis and wrk, the responder may spend "
               f"at most {needed:.1f} µs per allowed request (measured: {a['responder']:.1f} µs). "
               f"Responder CPU against nginx's per allowed request, a share comparable across machines: "
               f"{a['responder']:.1f} / {a['nginx']:.1f} µs = {a['responder'] / a['nginx']:.2f} "
