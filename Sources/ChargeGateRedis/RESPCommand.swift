@@ -19,7 +19,7 @@ public struct RESPCommand: Sendable {
     /// An empty command whose buffer holds `capacity` bytes of arguments before it grows.
     public init(capacity: Int = 512) {
         buffer = []
-        buffer.reserveCapacity(Self.headroom + capacity)
+        buffer.reserveCapacity(Self.headroom + Swift.max(0, capacity))
         buffer.append(contentsOf: repeatElement(0, count: Self.headroom))
     }
 
@@ -71,6 +71,8 @@ public struct RESPCommand: Sendable {
 
     /// Appends the arguments that `other` holds after `mark` (taken on `other`), as they are.
     public mutating func append(argumentsOf other: RESPCommand, after mark: Mark) {
+        // A mark from another command, or from before `removeAll()`, copies nothing.
+        guard mark.offset >= Self.headroom, mark.offset <= other.buffer.count, mark.count <= other.count else { return }
         buffer.append(contentsOf: other.buffer[mark.offset...])
         count += other.count - mark.count
     }
