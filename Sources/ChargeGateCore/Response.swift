@@ -80,25 +80,25 @@ public struct Response: Sendable, Equatable {
         var out: [UInt8] = []
         out.reserveCapacity(64 + body.utf8.count + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
         out.append(contentsOf: Self.statusPrefix)
-        Self.appendDecimal(status, to: &out)
+        out.appendDecimal(Int64(status))
         out.append(UInt8(ascii: " "))
-        Self.appendUTF8(Self.reason(status), to: &out)
+        out.appendUTF8(Self.reason(status))
         out.append(contentsOf: Self.lineEnd)
         var hasLength = false
         for (name, value) in headers {
             if name == "Content-Length" { hasLength = true }
-            Self.appendUTF8(name, to: &out)
+            out.appendUTF8(name)
             out.append(contentsOf: Self.separator)
-            Self.appendUTF8(value, to: &out)
+            out.appendUTF8(value)
             out.append(contentsOf: Self.lineEnd)
         }
         if !body.isEmpty && !hasLength {
             out.append(contentsOf: Self.contentLength)
-            Self.appendDecimal(body.utf8.count, to: &out)
+            out.appendDecimal(Int64(body.utf8.count))
             out.append(contentsOf: Self.lineEnd)
         }
         out.append(contentsOf: Self.lineEnd)
-        Self.appendUTF8(body, to: &out)
+        out.appendUTF8(body)
         return out
     }
 
@@ -106,19 +106,6 @@ public struct Response: Sendable, Equatable {
     private static let contentLength = Array("Content-Length: ".utf8)
     private static let separator = Array(": ".utf8)
     private static let lineEnd = Array("\r\n".utf8)
-
-    /// The UTF-8 of `text`, copied in one go (a native string's bytes are contiguous).
-    private static func appendUTF8(_ text: String, to out: inout [UInt8]) {
-        var text = text
-        text.withUTF8 { out.append(contentsOf: $0) }
-    }
-
-    /// `value` (≥ 0) in decimal, without a `String` in between.
-    private static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
-        guard value >= 0 else { return }
-        if value >= 10 { appendDecimal(value / 10, to: &out) }
-        out.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: value % 10))
-    }
 
     public static func == (a: Response, b: Response) -> Bool {
         a.status == b.status && a.body == b.body && a.note == b.note && a.outcome == b.outcome

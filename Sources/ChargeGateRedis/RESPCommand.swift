@@ -37,22 +37,23 @@ public struct RESPCommand: Sendable {
 
     /// Appends one argument: the UTF-8 bytes of `text`.
     public mutating func append(_ text: String) {
-        var text = text
-        text.withUTF8 { append(bytes: UnsafeRawBufferPointer($0)) }
+        beginArgument(length: text.utf8.count)
+        buffer.appendUTF8(text)
+        endArgument()
     }
 
     /// Appends one argument: `bytes` as they are (binary-safe).
     public mutating func append(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { append(bytes: $0) }
+        beginArgument(length: bytes.count)
+        buffer.append(contentsOf: bytes)
+        endArgument()
     }
 
     /// Appends one argument: `number` in decimal.
     public mutating func append(_ number: Int64) {
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for any Int64
-        withUnsafeMutableBytes(of: &digits) { scratch in
-            let used = Self.decimal(number, into: scratch)
-            append(bytes: UnsafeRawBufferPointer(rebasing: scratch[(scratch.count - used)...]))
-        }
+        beginArgument(length: [UInt8].decimalWidth(number))
+        buffer.appendDecimal(number)
+        endArgument()
     }
 
     /// Appends one argument: `number` in decimal.
@@ -79,55 +80,35 @@ public struct RESPCommand: Sendable {
 
     /// Calls `body` with the whole encoded command (`*N\r\n` and every argument).
     public mutating func withEncoded<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        var header: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        let headerCount = withUnsafeMutableBytes(of: &header) { scratch -> Int in
-            // Written backwards: "\r\n", the digits, "*".
-            scratch[scratch.count - 1] = UInt8(ascii: "\n")
-            scratch[scratch.count - 2] = UInt8(ascii: "\r")
-            let digits = Self.decimal(Int64(count), into: UnsafeMutableRawBufferPointer(rebasing: scratch[..<(scratch.count - 2)]))
-            scratch[scratch.count - 3 - digits] = UInt8(ascii: "*")
-            let used = digits + 3
-            for i in 0..<used { buffer[Self.headroom - used + i] = scratch[scratch.count - used + i] }
-            return used
-        }
+        // Written backwards into the end of the headroom: "\r\n", the digits, "*".
+        var start = Self.headroom - 2
+        buffer[start] = UInt8(ascii: "\r")
+        buffer[start + 1] = UInt8(ascii: "\n")
+        var rest = count
+        repeat {
+            start -= 1
+            buffer[start] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+            rest /= 10
+        } while rest > 0
+        start -= 1
+        buffer[start] = UInt8(ascii: "*")
         return try buffer.withUnsafeBytes { all in
-            try body(UnsafeRawBufferPointer(rebasing: all[(Self.headroom - headerCount)...]))
+            try body(UnsafeRawBufferPointer(rebasing: all[start...]))
         }
     }
 
-    /// `$len\r\n`, the bytes, `\r\n`.
-    private mutating func append(bytes: UnsafeRawBufferPointer) {
+    /// `$len\r\n` before an argument's bytes.
+    private mutating func beginArgument(length: Int) {
         buffer.append(UInt8(ascii: "$"))
-        appendDigits(of: bytes.count)
+        buffer.appendDecimal(Int64(length))
         buffer.append(UInt8(ascii: "\r"))
         buffer.append(UInt8(ascii: "\n"))
-        // Typed as UInt8 so that Array copies them with one memcpy.
-        buffer.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
+    }
+
+    /// `\r\n` after an argument's bytes.
+    private mutating func endArgument() {
         buffer.append(UInt8(ascii: "\r"))
         buffer.append(UInt8(ascii: "\n"))
         count += 1
-    }
-
-    /// `value` (≥ 0) in decimal, most significant digit first.
-    private mutating func appendDigits(of value: Int) {
-        if value >= 10 { appendDigits(of: value / 10) }
-        buffer.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: value % 10))
-    }
-
-    /// Writes `number` in decimal at the end of `scratch` (at least 20 bytes); returns how many
-    /// bytes it used.
-    private static func decimal(_ number: Int64, into scratch: UnsafeMutableRawBufferPointer) -> Int {
-        var magnitude = number.magnitude
-        var index = scratch.count
-        repeat {
-            index -= 1
-            scratch[index] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-            magnitude /= 10
-        } while magnitude > 0
-        if number < 0 {
-            index -= 1
-            scratch[index] = UInt8(ascii: "-")
-        }
-        return scratch.count - index
     }
 }

@@ -59,6 +59,14 @@ import Testing
         #expect(out == quoted)
     }
 
+    @Test(arguments: [0, 7, 10, 99, 1000, -1, -10, Int64.max, Int64.min])
+    func decimalBytesMatchTheirWidth(value: Int64) {
+        var out: [UInt8] = [0x2A]
+        out.appendDecimal(value)
+        #expect(out == [0x2A] + Array(String(value).utf8))
+        #expect([UInt8].decimalWidth(value) == String(value).utf8.count)
+    }
+
     @Test func csvQuotesOnlyWhenNeeded() {
         let event = UsageEvent(id: "1-0", time: 1, pool: "p", amount: 2, context: .init(subject: "s", route: "/r", method: "POST", uri: "/r/a,\"b\"", idempotencyKey: ""))
         #expect(EventFormat.csv.line(event) == #"1-0,1,p,s,2,/r,POST,"/r/a,""b""","#)
