@@ -154,7 +154,7 @@ public struct Responder {
             w.field("availableBalance", available)
             w.field("required", required)
             w.endObject()
-            var response = deny(402, body: w.text, extra: Self.rateLimitHeaders(policy, "\"\(pool)\";r=\(available)"))
+            var response = deny(402, body: w.text, policy: policy, state: "\"\(pool)\";r=\(available)")
             response.outcome = .insufficientCredits(pool: pool)
             response.note = .init(isError: false, message: "denied insufficient_credits", fields: [
                 ("pool", pool), ("subject", subject), ("available", String(available)), ("required", String(required)), ("route", route.prefix),
@@ -173,16 +173,7 @@ public struct Responder {
         w.field("poolId", pool)
         w.endObject()
         let seconds = String((wait + 999) / 1000)
-        var headers: [(name: String, value: String)] = []
-        headers.reserveCapacity(5)
-        headers.append((Header.status, "429"))
-        headers.append((Header.body, w.text))
-        headers.append((Header.retryAfter, seconds))
-        if !policy.isEmpty {
-            headers.append((Header.rateLimitPolicy, policy))
-            headers.append((Header.rateLimit, "\"" + pool + "\";r=0;t=" + seconds))
-        }
-        var response = Response(status: 403, headers: headers)
+        var response = deny(429, body: w.text, retryAfter: seconds, policy: policy, state: policy.isEmpty ? "" : "\"" + pool + "\";r=0;t=" + seconds)
         if noted {
             response.note = .init(isError: false, message: "denied out_of_charge", fields: [
                 ("pool", pool), ("subject", subject), ("retryAfterMs", String(wait)), ("route", route),
@@ -209,16 +200,23 @@ public struct Responder {
                 state += String(Gate.seconds(next - now))
             }
         }
-        return Response(status: 204, headers: [(Header.status, "204")] + Self.rateLimitHeaders(policy, state))
-    }
-
-    static func rateLimitHeaders(_ policy: String, _ state: String) -> [(name: String, value: String)] {
-        policy.isEmpty ? [] : [(Header.rateLimitPolicy, policy), (Header.rateLimit, state)]
+        return Response(status: 204, headers: [(Header.status, "204"), (Header.rateLimitPolicy, policy), (Header.rateLimit, state)])
     }
 
     static let allow = Response(status: 204, headers: [(Header.status, "204")])
 
-    func deny(_ status: Int, body: String, extra: [(name: String, value: String)] = []) -> Response {
-        Response(status: 403, headers: [(Header.status, String(status)), (Header.body, body)] + extra)
+    /// The 403 that carries a denial to the snippets: its status and JSON body, then
+    /// `Retry-After` when given and the `RateLimit` pair when the route has a policy.
+    func deny(_ status: Int, body: String, retryAfter: String? = nil, policy: String = "", state: String = "") -> Response {
+        var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(5)
+        headers.append((Header.status, String(status)))
+        headers.append((Header.body, body))
+        if let retryAfter { headers.append((Header.retryAfter, retryAfter)) }
+        if !policy.isEmpty {
+            headers.append((Header.rateLimitPolicy, policy))
+            headers.append((Header.rateLimit, state))
+        }
+        return Response(status: 403, headers: headers)
     }
 }
