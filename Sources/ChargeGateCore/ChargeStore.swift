@@ -54,14 +54,43 @@ public struct EventContext: Sendable, Equatable {
     }
 }
 
+/// The idempotency record a spend checks and writes (a route with `idempotent: true`, a
+/// request carrying the key header). It binds the request: a key used again for another route,
+/// method or URI is refused, and an allowed request is repeated free at most `maxRepeats` times.
+public struct IdempotencyCheck: Sendable, Equatable {
+    /// Store key of the record (`KeySpace.idempotency`).
+    public var key: String
+    /// 32 hex digits naming the request: the route itself (prefix and methods), the method and
+    /// the normalised URI (`Gate.fingerprint`).
+    public var fingerprint: String
+    /// How long a record lives, in ms.
+    public var ttlMs: Int64
+    /// Free repeats of one allowed request within the TTL; later ones are decided afresh.
+    public var maxRepeats: Int64
+    /// Store key of the subject's record counter (`KeySpace.idempotencyQuota`).
+    public var quotaKey: String
+    /// Records one subject may create per TTL window; past it a request is charged as if it
+    /// carried no key (its retries are charged again: never a free pass).
+    public var maxRecords: Int64
+
+    /// Creates a check.
+    public init(key: String, fingerprint: String, ttlMs: Int64, maxRepeats: Int64, quotaKey: String, maxRecords: Int64) {
+        self.key = key
+        self.fingerprint = fingerprint
+        self.ttlMs = ttlMs
+        self.maxRepeats = maxRepeats
+        self.quotaKey = quotaKey
+        self.maxRecords = maxRecords
+    }
+}
+
 /// Everything one gated request spends, decided atomically: all items or none.
 public struct SpendRequest: Sendable, Equatable {
     /// The pools, in route order.
     public var items: [SpendItem]
-    /// Store key of the idempotency record, when the request carries a key.
-    public var idempotencyKey: String?
-    /// How long the idempotency record lives.
-    public var idempotencyTtlMs: Int64
+    /// The idempotency record to check and write; nil when the request carries no key or its
+    /// route is not idempotent.
+    public var idempotency: IdempotencyCheck?
     /// The event stream key; nil when the event log is off.
     public var eventsKey: String?
     /// Approximate cap on the stream's length.
@@ -71,12 +100,11 @@ public struct SpendRequest: Sendable, Equatable {
 
     /// Creates a request.
     public init(
-        items: [SpendItem], idempotencyKey: String? = nil, idempotencyTtlMs: Int64 = 86_400_000,
+        items: [SpendItem], idempotency: IdempotencyCheck? = nil,
         eventsKey: String? = nil, eventsMaxLen: Int = 0, context: EventContext
     ) {
         self.items = items
-        self.idempotencyKey = idempotencyKey
-        self.idempotencyTtlMs = idempotencyTtlMs
+        self.idempotency = idempotency
         self.eventsKey = eventsKey
         self.eventsMaxLen = eventsMaxLen
         self.context = context
@@ -90,6 +118,9 @@ public enum SpendOutcome: Sendable, Equatable {
     case allowed(now: Int64, remaining: [Int64], fullAt: [Int64?])
     /// An idempotent repeat of an allowed request: allowed, nothing spent.
     case repeated(now: Int64)
+    /// The idempotency key was first used for another request (route, method or URI): refused,
+    /// nothing spent, nothing recorded.
+    case keyReused(now: Int64)
     /// Item `item` (a recharging pool) lacks charges; the longest wait over every such pool.
     case outOfCharge(item: Int, retryAfterMs: Int64)
     /// Item `item` (a pool that never refills) lacks charges: waiting would not help.

@@ -42,7 +42,8 @@ extension ConfigLoader {
         /// The top-level keys.
         static let topKeys = [
             "listen", "workers", "redis", "redisTimeoutMs", "keyPrefix", "devBypass", "adminToken",
-            "idempotencyHeader", "idempotencyTtlSeconds", "eventsMaxLen", "socketMode", "socketGroup",
+            "idempotencyHeader", "idempotencyTtlSeconds", "idempotencyMaxRepeats", "idempotencyMaxKeysPerSubject",
+            "eventsMaxLen", "memoryEventsMaxBytes", "socketMode", "socketGroup",
             "pools", "routes",
         ]
 
@@ -106,8 +107,19 @@ extension ConfigLoader {
             if let entry = keys["idempotencyTtlSeconds"], let value = int(entry.value, "idempotencyTtlSeconds", min: 1, max: nil) {
                 config.idempotencyTtlSeconds = Int(value)
             }
+            if let entry = keys["idempotencyMaxRepeats"], let value = int(entry.value, "idempotencyMaxRepeats", min: 1, max: 1_000_000) {
+                config.idempotencyMaxRepeats = Int(value)
+            }
+            if let entry = keys["idempotencyMaxKeysPerSubject"],
+               let value = int(entry.value, "idempotencyMaxKeysPerSubject", min: 1, max: 1_000_000_000) {
+                config.idempotencyMaxKeysPerSubject = Int(value)
+            }
             if let entry = keys["eventsMaxLen"], let value = int(entry.value, "eventsMaxLen", min: 0, max: nil) {
                 config.eventsMaxLen = Int(value)
+            }
+            if let entry = keys["memoryEventsMaxBytes"],
+               let value = int(entry.value, "memoryEventsMaxBytes", min: 0, max: 1 << 40) {
+                config.memoryEventsMaxBytes = Int(value)
             }
             if let entry = keys["socketMode"], let mode = socketMode(entry.value) {
                 config.socketMode = mode

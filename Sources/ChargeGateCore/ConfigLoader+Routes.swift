@@ -2,7 +2,7 @@ import Yams
 
 extension ConfigLoader.Reader {
     /// The keys of one route.
-    static let routeKeys = ["prefix", "pools", "methods", "cost"]
+    static let routeKeys = ["prefix", "pools", "methods", "cost", "idempotent"]
 
     /// The keys of a `{id, cost}` item in a route's `pools`.
     static let chargeKeys = ["id", "cost"]
@@ -61,6 +61,11 @@ extension ConfigLoader.Reader {
             cost = int(entry.value, "\(path).cost", min: 1, max: Self.maxChargesLimit).map { ($0, Self.line(entry.value)) }
         }
 
+        var idempotent = false
+        if let entry = keys["idempotent"], let value = bool(entry.value, "\(path).idempotent") {
+            idempotent = value
+        }
+
         var charges: [RouteConfig.Charge] = []
         if let entry = keys["pools"] {
             charges = self.charges(entry.value, "\(path).pools", defaultCost: cost)
@@ -87,7 +92,7 @@ extension ConfigLoader.Reader {
         }
 
         guard errors.count == errorCount, let prefix else { return nil }
-        return RouteConfig(prefix: prefix, charges: charges, methods: methods)
+        return RouteConfig(prefix: prefix, charges: charges, methods: methods, idempotent: idempotent)
     }
 
     /// A route prefix: starts with `/`, no `?`, `#`, `%`, spaces or control characters;

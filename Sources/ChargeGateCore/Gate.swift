@@ -5,10 +5,15 @@ public final class Gate: Sendable {
     public let config: GateConfig
     /// The route matcher.
     public let router: Router
+    /// Every store key, built in one place.
+    public let keys: KeySpace
     /// `keyPrefix + poolId`, per pool.
     public let poolKeys: [String]
     /// The event stream key, or nil when the event log is off.
     public let eventsKey: String?
+    /// The streams the event log is read from: the one written, then the one earlier versions
+    /// wrote (`KeySpace.legacyEvents`); empty when the event log is off.
+    public let eventStreams: [String]
     /// The CGI param carrying the idempotency header.
     public let idempotencyParam: String
     /// Per route: whether any of its pools is per subject (its decisions differ by subject).
@@ -20,13 +25,19 @@ public final class Gate: Sendable {
     /// Per route: whether its 429s may be answered from a worker's memory. Not when a pool of
     /// the route never refills: its balance can run out meanwhile, and a 402 must win.
     public let routeDenialsCacheable: [Bool]
+    /// Per route: what names the route itself in an idempotency fingerprint: its prefix and
+    /// its methods (two routes may share a prefix with different methods).
+    public let routeIdentity: [String]
 
     /// Compiles `config`.
     public init(config: GateConfig) {
         self.config = config
         self.router = Router(routes: config.routes)
-        self.poolKeys = config.pools.map { config.keyPrefix + $0.id }
-        self.eventsKey = config.eventsMaxLen > 0 ? config.keyPrefix + "events" : nil
+        let keys = KeySpace(prefix: config.keyPrefix)
+        self.keys = keys
+        self.poolKeys = config.pools.map { keys.bucket(pool: $0.id) }
+        self.eventsKey = config.eventsMaxLen > 0 ? keys.events : nil
+        self.eventStreams = config.eventsMaxLen > 0 ? [keys.events] + [keys.legacyEvents(poolIds: config.pools.map(\.id))].compactMap { $0 } : []
         self.idempotencyParam = config.idempotencyParam
         self.routeHasSubjectPools = config.routes.map { route in
             route.charges.contains { config.pools[$0.poolIndex].scope == .subject }
@@ -45,11 +56,15 @@ public final class Gate: Sendable {
                 return pool.maxCharges != nil && pool.intervalMs == nil
             }
         }
+        self.routeIdentity = config.routes.map { route in
+            route.prefix + " " + (route.methods.map { $0.sorted().joined(separator: ",") } ?? "*")
+        }
     }
 
     /// The store key of pool `index` for `subject` (already in key form; ignored for global pools).
     public func key(pool index: Int, subject: String) -> String {
-        config.pools[index].scope == .subject ? poolKeys[index] + ":" + subject : poolKeys[index]
+        let pool = config.pools[index]
+        return pool.scope == .subject ? keys.bucket(pool: pool.id, subject: subject) : poolKeys[index]
     }
 
     /// The spend item for pool `index` at `cost` for `subject`.
@@ -65,8 +80,22 @@ public final class Gate: Sendable {
         ms <= 0 ? 0 : (ms + 999) / 1000
     }
 
-    /// The store key of the idempotency record for (subject, route, client key).
-    public func idempotencyKey(subject: String, route: String, clientKey: String) -> String {
-        config.keyPrefix + "idem:" + SHA256.hex(subject + "\n" + route + "\n" + clientKey).prefix(32)
+    /// The key of route `index`'s remembered denials in a worker's deny cache: the route itself
+    /// (never only its prefix: routes may share one with other methods and pools), and the
+    /// subject when a pool of the route is per subject.
+    public func denialKey(route index: Int, subject: String) -> String {
+        routeHasSubjectPools[index] ? String(index) + "\n" + subject : String(index)
+    }
+
+    /// The idempotency check for a request on route `index` (which must be `idempotent`) by
+    /// `subject` with the client key `clientKey` (both in key form).
+    public func idempotencyCheck(route index: Int, subject: String, clientKey: String, method: String, uri: String) -> IdempotencyCheck {
+        IdempotencyCheck(
+            key: keys.idempotency(subject: subject, clientKey: clientKey),
+            fingerprint: String(SHA256.hex(routeIdentity[index] + "\n" + method + "\n" + uri).prefix(32)),
+            ttlMs: Int64(config.idempotencyTtlSeconds) * 1000,
+            maxRepeats: Int64(config.idempotencyMaxRepeats),
+            quotaKey: keys.idempotencyQuota(subject: subject),
+            maxRecords: Int64(config.idempotencyMaxKeysPerSubject))
     }
 }

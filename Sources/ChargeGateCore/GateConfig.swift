@@ -55,8 +55,16 @@ public struct GateConfig: Sendable, Equatable {
     public var idempotencyHeader: String = "Idempotency-Key"
     /// How long an idempotency record is kept, in seconds.
     public var idempotencyTtlSeconds: Int = 86_400
+    /// Free repeats of one allowed request with the same idempotency key, within the TTL.
+    public var idempotencyMaxRepeats: Int = 5
+    /// Idempotency records one subject may create per TTL window (bounds what one client can
+    /// make the store hold); past it, keys are not recorded and retries are charged.
+    public var idempotencyMaxKeysPerSubject: Int = 10_000
     /// Usage events kept in the stream (approximate trim); 0 disables the event log.
     public var eventsMaxLen: Int = 1_000_000
+    /// The memory store's event log size bound, in bytes (oldest events go first); Redis
+    /// bounds its stream by `eventsMaxLen` only.
+    public var memoryEventsMaxBytes: Int = 64 << 20
     /// Unix socket mode, as octal (default 0o660).
     public var socketMode: Int = 0o660
     /// Group that owns the unix socket; nil keeps the process's group.

@@ -9,10 +9,23 @@ public final class MemoryStore: ChargeStore, Sendable {
         var expiresAt: Int64?
     }
 
+    /// Something that lives until `expiresAt` (epoch ms).
+    private struct Expiring<Value> {
+        var value: Value
+        var expiresAt: Int64
+    }
+
+    /// One event stream, with the bytes its events take (estimated) for the size bound.
+    private struct Stream {
+        var events: [UsageEvent] = []
+        var bytes = 0
+    }
+
     private struct State {
         var buckets: [String: Entry] = [:]
-        var idempotency: [String: Int64] = [:]
-        var events: [String: [UsageEvent]] = [:]
+        var idempotency: [String: Expiring<IdempotencyRecord>] = [:]
+        var idempotencyQuota: [String: Expiring<Int64>] = [:]
+        var streams: [String: Stream] = [:]
         var lastEventTime: Int64 = 0
         var lastEventSeq: Int64 = 0
         var writesSinceSweep = 0
@@ -20,17 +33,35 @@ public final class MemoryStore: ChargeStore, Sendable {
 
     private let clock: any GateClock
     private let state = Mutex(State())
+    /// The bound on each event stream's size, in (estimated) bytes.
+    public let eventsMaxBytes: Int
 
-    /// Creates an empty store reading time from `clock`.
-    public init(clock: any GateClock) {
+    /// Bytes an event takes besides its strings (the struct, the array slot, the id's parts).
+    static let eventOverheadBytes = 160
+
+    /// Creates an empty store reading time from `clock`, keeping at most `eventsMaxBytes` of
+    /// events per stream (besides `eventsMaxLen`).
+    public init(clock: any GateClock, eventsMaxBytes: Int = 64 << 20) {
         self.clock = clock
+        self.eventsMaxBytes = Swift.max(0, eventsMaxBytes)
     }
 
     public func spend(_ request: SpendRequest) throws(StoreError) -> SpendOutcome {
         let now = clock.nowMs()
         return state.withLock { s in
-            if let idem = request.idempotencyKey, let until = s.idempotency[idem], until > now {
-                return .repeated(now: now)
+            var decision = IdempotencyRecord.Decision.fresh
+            if let check = request.idempotency {
+                let live = s.idempotency[check.key].flatMap { $0.expiresAt > now ? $0.value : nil }
+                decision = IdempotencyRecord.decide(live, for: check)
+                switch decision {
+                case .reused:
+                    return .keyReused(now: now)
+                case .repeated(let record):
+                    s.idempotency[check.key]?.value = record
+                    return .repeated(now: now)
+                case .fresh, .exhausted:
+                    break
+                }
             }
             let current = request.items.map { Self.live(s.buckets[$0.key], now: now) }
             let plan = Bucket.plan(request.items, states: current, now: now)
@@ -38,12 +69,19 @@ public final class MemoryStore: ChargeStore, Sendable {
             for (item, write) in zip(request.items, plan.writes) {
                 s.buckets[item.key] = Entry(state: write.state, expiresAt: write.ttlMs.map { now + $0 })
             }
-            if let idem = request.idempotencyKey {
-                s.idempotency[idem] = now + request.idempotencyTtlMs
+            if let check = request.idempotency, decision == .fresh {
+                var quota = s.idempotencyQuota[check.quotaKey].flatMap { $0.expiresAt > now ? $0 : nil }
+                    ?? Expiring(value: 0, expiresAt: now + check.ttlMs)
+                quota.value += 1
+                s.idempotencyQuota[check.quotaKey] = quota
+                if quota.value <= check.maxRecords {
+                    s.idempotency[check.key] = Expiring(
+                        value: IdempotencyRecord(fingerprint: check.fingerprint, repeats: 0), expiresAt: now + check.ttlMs)
+                }
             }
             if let stream = request.eventsKey, request.eventsMaxLen > 0 {
                 for item in request.items {
-                    Self.append(&s, stream: stream, maxLen: request.eventsMaxLen, now: now, pool: item.poolId, amount: item.cost, context: request.context)
+                    append(&s, stream: stream, maxLen: request.eventsMaxLen, now: now, pool: item.poolId, amount: item.cost, context: request.context)
                 }
             }
             s.writesSinceSweep += 1
@@ -78,7 +116,7 @@ public final class MemoryStore: ChargeStore, Sendable {
 
     public func events(stream: String, _ query: EventQuery) throws(StoreError) -> EventPage {
         state.withLock { s in
-            let all = s.events[stream] ?? []
+            let all = s.streams[stream]?.events ?? []
             var start = 0
             if let after = query.after, let key = EventID(after) {
                 start = Self.firstIndex(in: all) { (EventID($0.id).map { $0 > key }) ?? false }
@@ -106,7 +144,9 @@ public final class MemoryStore: ChargeStore, Sendable {
         return entry.state
     }
 
-    private static func append(_ s: inout State, stream: String, maxLen: Int, now: Int64, pool: String, amount: Int64, context: EventContext) {
+    /// Appends one event, then trims the oldest (in batches, like Redis's `MAXLEN ~`) once
+    /// the stream holds more than `maxLen` events or `eventsMaxBytes` bytes by an eighth.
+    private func append(_ s: inout State, stream: String, maxLen: Int, now: Int64, pool: String, amount: Int64, context: EventContext) {
         if now > s.lastEventTime {
             s.lastEventTime = now
             s.lastEventSeq = 0
@@ -114,16 +154,36 @@ public final class MemoryStore: ChargeStore, Sendable {
             s.lastEventSeq += 1
         }
         let event = UsageEvent(id: "\(s.lastEventTime)-\(s.lastEventSeq)", time: now, pool: pool, amount: amount, context: context)
-        s.events[stream, default: []].append(event)
-        if let count = s.events[stream]?.count, count > maxLen + maxLen / 8 + 1 {
-            s.events[stream]?.removeFirst(count - maxLen)
+        var log = s.streams.removeValue(forKey: stream) ?? Stream()
+        log.events.append(event)
+        log.bytes += Self.size(of: event)
+        let maxBytes = eventsMaxBytes
+        if log.events.count > maxLen + maxLen / 8 + 1 || log.bytes > maxBytes + maxBytes / 8 {
+            var drop = Swift.max(0, log.events.count - maxLen)
+            var bytes = log.bytes
+            for old in log.events.prefix(drop) { bytes -= Self.size(of: old) }
+            while bytes > maxBytes && drop < log.events.count {
+                bytes -= Self.size(of: log.events[drop])
+                drop += 1
+            }
+            log.events.removeFirst(drop)
+            log.bytes = bytes
         }
+        s.streams[stream] = log
+    }
+
+    /// The bytes `event` is counted as: its strings plus a fixed overhead.
+    static func size(of event: UsageEvent) -> Int {
+        let c = event.context
+        return eventOverheadBytes + event.id.utf8.count + event.pool.utf8.count + c.subject.utf8.count
+            + c.route.utf8.count + c.method.utf8.count + c.uri.utf8.count + c.idempotencyKey.utf8.count
     }
 
     private static func sweep(_ s: inout State, now: Int64) {
         s.writesSinceSweep = 0
         s.buckets = s.buckets.filter { $0.value.expiresAt.map { $0 > now } ?? true }
-        s.idempotency = s.idempotency.filter { $0.value > now }
+        s.idempotency = s.idempotency.filter { $0.value.expiresAt > now }
+        s.idempotencyQuota = s.idempotencyQuota.filter { $0.value.expiresAt > now }
     }
 
     private static func firstIndex(in events: [UsageEvent], where predicate: (UsageEvent) -> Bool) -> Int {

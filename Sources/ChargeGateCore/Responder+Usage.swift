@@ -9,7 +9,7 @@ extension Responder {
         var subject = SafeToken.key(for: request.param(Param.subject) ?? "")
         if let asked = QueryString.value(of: "subject", in: query) {
             if let refused = Self.requireAdmin(request, gate: gate) { return refused }
-            subject = SafeToken.key(for: asked)
+            subject = SafeToken.adminKey(for: asked)
         }
         let pools = gate.config.pools.indices
         let keys = pools.map { gate.key(pool: $0, subject: subject) }
@@ -153,7 +153,7 @@ extension Responder {
         }
         var subject = ""
         switch (pool.scope, body.subject) {
-        case (.subject, let given?): subject = SafeToken.key(for: given)
+        case (.subject, let given?): subject = SafeToken.adminKey(for: given)
         case (.subject, nil): return .error(400, "bad_request", [("message", "subject: required for per-subject pool \(pool.id)")])
         case (.global, nil): break
         case (.global, _?): return .error(400, "bad_request", [("message", "subject: pool \(pool.id) is global")])
@@ -179,7 +179,7 @@ extension Responder {
     func events(_ request: some RequestParams, gate: Gate) -> Response {
         if let refused = Self.onlyMethods(["GET", "HEAD"], request) { return refused }
         if let refused = Self.requireAdmin(request, gate: gate) { return refused }
-        guard let stream = gate.eventsKey else {
+        guard !gate.eventStreams.isEmpty else {
             return .json(200, #"{"events":[],"next":null}"#)
         }
         let text = request.param("QUERY_STRING") ?? ""
@@ -199,14 +199,14 @@ extension Responder {
         query.until = until.0
         query.limit = Int(limit.0 ?? 100)
         if let pool = QueryString.value(of: "pool", in: text), !pool.isEmpty { query.pool = pool }
-        if let subject = QueryString.value(of: "subject", in: text), !subject.isEmpty { query.subject = SafeToken.key(for: subject) }
+        if let subject = QueryString.value(of: "subject", in: text), !subject.isEmpty { query.subject = SafeToken.adminKey(for: subject) }
         if let after = QueryString.value(of: "after", in: text), !after.isEmpty {
             guard EventID(after) != nil else { return .error(400, "bad_request", [("message", "after: expected an event id as MS-SEQ")]) }
             query.after = after
         }
         let page: EventPage
         do {
-            page = try store.events(stream: stream, query)
+            page = try store.events(streams: gate.eventStreams, query)
         } catch {
             return Self.unavailable(error, what: "events")
         }

@@ -22,7 +22,7 @@ public struct Responder {
 
     /// The response header names the snippets read back with `auth_request_set`.
     public enum Header {
-        /// 204, 429, 402 or 503.
+        /// 204, 429, 402, 422 or 503.
         public static let status = "X-Charge-Status"
         /// The JSON body of a denial.
         public static let body = "X-Charge-Body"
@@ -71,6 +71,7 @@ public struct Responder {
     // MARK: The auth subrequest
 
     static let unavailableBody = #"{"error":"service_unavailable"}"#
+    static let keyReusedBody = #"{"error":"idempotency_key_reused"}"#
 
     /// The charged path: nginx's `$uri` when the snippet passes it, else `REQUEST_URI`
     /// normalised here the way nginx would.
@@ -91,17 +92,19 @@ public struct Responder {
 
         let route = gate.config.routes[routeIndex]
         let subject = SafeToken.key(for: request.param(Param.subject) ?? "")
-        var idempotencyKey: String?
+        // The idempotency header counts only on routes that say the app deduplicates on it;
+        // elsewhere it is ignored and every request is charged.
+        var idempotency: IdempotencyCheck?
         var clientKey = ""
-        if let key = request.param(gate.idempotencyParam), !key.isEmpty {
+        if route.idempotent, let key = request.param(gate.idempotencyParam), !key.isEmpty {
             clientKey = SafeToken.key(for: key)
-            idempotencyKey = gate.idempotencyKey(subject: subject, route: route.prefix, clientKey: key)
+            idempotency = gate.idempotencyCheck(route: routeIndex, subject: subject, clientKey: key, method: requestMethod, uri: path)
         }
         // A retry with an idempotency key may be the repeat of an allowed request: only the
         // store knows, so it always asks.
         denials.use(gate)
-        let cacheable = idempotencyKey == nil && gate.routeDenialsCacheable[routeIndex]
-        let cacheKey = gate.routeHasSubjectPools[routeIndex] ? route.prefix + "\n" + subject : route.prefix
+        let cacheable = idempotency == nil && gate.routeDenialsCacheable[routeIndex]
+        let cacheKey = gate.denialKey(route: routeIndex, subject: subject)
         let policy = gate.routeRateLimitPolicy[routeIndex]
         if cacheable, let cached = denials.denial(for: cacheKey, now: clock.nowMs()) {
             // Not logged one by one: the next denial the store decides for this key reports
@@ -112,8 +115,7 @@ public struct Responder {
         }
         let items = route.charges.map { gate.item(pool: $0.poolIndex, cost: $0.cost, subject: subject) }
         let spend = SpendRequest(
-            items: items, idempotencyKey: idempotencyKey,
-            idempotencyTtlMs: Int64(gate.config.idempotencyTtlSeconds) * 1000,
+            items: items, idempotency: idempotency,
             eventsKey: gate.eventsKey, eventsMaxLen: gate.config.eventsMaxLen,
             context: EventContext(
                 subject: subject, route: route.prefix, method: requestMethod,
@@ -132,6 +134,13 @@ public struct Responder {
         case .repeated:
             var response = Self.allow
             response.outcome = .allowed(pools: [])
+            return response
+        case .keyReused:
+            var response = deny(422, body: Self.keyReusedBody)
+            response.outcome = .idempotencyKeyReused(pools: items.map(\.poolId))
+            response.note = .init(isError: false, message: "denied idempotency_key_reused", fields: [
+                ("subject", subject), ("idempotencyKey", clientKey), ("route", route.prefix),
+            ])
             return response
         case .allowed(let now, let remaining, let fullAt):
             var response = allowed(items, remaining: remaining, fullAt: fullAt, now: now, policy: policy)

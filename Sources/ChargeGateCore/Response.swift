@@ -22,6 +22,8 @@ public struct Response: Sendable, Equatable {
         case insufficientCredits(pool: String)
         /// The store could not answer: the route's pools.
         case serviceUnavailable(pools: [String])
+        /// The idempotency key was first used for another request: 422, the route's pools.
+        case idempotencyKeyReused(pools: [String])
     }
 
     /// A log line attached to a response: a fixed message and its fields.

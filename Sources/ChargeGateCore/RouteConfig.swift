@@ -21,11 +21,15 @@ public struct RouteConfig: Sendable, Equatable {
     public var charges: [Charge]
     /// Upper-case HTTP methods the route applies to; nil means every method.
     public var methods: Set<String>?
+    /// Whether a retry carrying the idempotency header may be answered without spending again
+    /// (for apps that deduplicate on the same header); false: the header is ignored.
+    public var idempotent: Bool
 
     /// Creates a route.
-    public init(prefix: String, charges: [Charge], methods: Set<String>? = nil) {
+    public init(prefix: String, charges: [Charge], methods: Set<String>? = nil, idempotent: Bool = false) {
         self.prefix = prefix
         self.charges = charges
         self.methods = methods
+        self.idempotent = idempotent
     }
 }

@@ -4,14 +4,22 @@
 /// Layout (`n` = number of bucket keys; every number is a decimal integer string):
 ///
 /// `op = "spend"`
-/// - `KEYS[1...n]`: the bucket keys, in route order; then `KEYS[n+1]`: the idempotency record
-///   when `ARGV[3] == "1"`; then the events stream when `ARGV[5] > 0`.
+/// - `KEYS[1...n]`: the bucket keys, in route order; then, when `ARGV[3] == "1"`, the
+///   idempotency record and the subject's record counter; then the events stream when
+///   `ARGV[5] > 0`.
 /// - `ARGV[1]` `"spend"`, `ARGV[2]` n, `ARGV[3]` idempotency flag (`"1"`/`"0"`), `ARGV[4]`
 ///   idempotency TTL ms, `ARGV[5]` events MAXLEN (`"0"`: no event), `ARGV[6...10]` the event's
-///   subject, route, method, uri, idempotency key; then five per item i (at `10 + 5(i-1)`):
-///   pool id, max (`""`: unlimited), interval ms (`""`: never refills), cost, expires (`"1"`/`"0"`).
+///   subject, route, method, uri, idempotency key, `ARGV[11...13]` the request's fingerprint,
+///   the free repeats allowed, the records one subject may create per TTL window (`""` without
+///   a record); then five per item i (at `13 + 5(i-1)`): pool id, max (`""`: unlimited),
+///   interval ms (`""`: never refills), cost, expires (`"1"`/`"0"`).
+/// - The idempotency record is `FINGERPRINT:REPEATS` (`IdempotencyRecord`): another
+///   fingerprint answers `reused`; fewer repeats than allowed answers `repeated` and counts one
+///   (the TTL kept); otherwise the spend is decided afresh. A fresh key that is spent is
+///   recorded with 0 repeats when the counter (`INCR`, expiring with the first record of the
+///   window) is within the bound.
 /// - Returns `{"allowed", now, remaining..., fullAt...}` (fullAt `-1`: never refills, or
-///   unlimited), `{"repeated", now}`,
+///   unlimited), `{"repeated", now}`, `{"reused", now}`,
 ///   `{"out", item0, retryAfterMs}` or `{"credits", item0, available, required}` (item0 is the
 ///   0-based item index).
 ///
@@ -126,19 +134,34 @@ public enum ChargeScript {
         local hasIdem = ARGV[3] == '1'
         local idemTtl = tonumber(ARGV[4])
         local maxLen = tonumber(ARGV[5])
-        local idemKey, eventsKey
+        local idemKey, quotaKey, eventsKey
+        local freshKey = false
         local nextKey = n + 1
         if hasIdem then
-          idemKey = KEYS[nextKey]
-          nextKey = nextKey + 1
-          if redis.call('EXISTS', idemKey) == 1 then return {'repeated', now} end
+          idemKey, quotaKey = KEYS[nextKey], KEYS[nextKey + 1]
+          nextKey = nextKey + 2
+          local raw = redis.call('GET', idemKey)
+          if raw then
+            local fp, reps = string.match(raw, '^(%x+):(%d+)$')
+            if fp == nil then
+              return redis.error_reply('CHARGEGATE corrupt idempotency record at key ' .. idemKey)
+            end
+            if fp ~= ARGV[11] then return {'reused', now} end
+            reps = tonumber(reps)
+            if reps < tonumber(ARGV[12]) then
+              redis.call('SET', idemKey, fp .. ':' .. int(reps + 1), 'KEEPTTL')
+              return {'repeated', now}
+            end
+          else
+            freshKey = true
+          end
         end
         if maxLen > 0 then eventsKey = KEYS[nextKey] end
 
         local items = {}
         local credits, longest, longestWait
         for i = 1, n do
-          local o = 10 + (i - 1) * 5
+          local o = 13 + (i - 1) * 5
           local item = {
             pool = ARGV[o + 1], max = tonumber(ARGV[o + 2]), interval = tonumber(ARGV[o + 3]),
             cost = tonumber(ARGV[o + 4]), expires = ARGV[o + 5] == '1'
@@ -201,10 +224,14 @@ public enum ChargeScript {
           end
         end
 
-        if hasIdem then
+        if freshKey then
           local ttl = idemTtl
           if ttl < 1 then ttl = 1 end
-          redis.call('SET', idemKey, int(now), 'PX', int(ttl))
+          local made = redis.call('INCR', quotaKey)
+          if made == 1 then redis.call('PEXPIRE', quotaKey, int(ttl)) end
+          if made <= tonumber(ARGV[13]) then
+            redis.call('SET', idemKey, ARGV[11] .. ':0', 'PX', int(ttl))
+          end
         end
 
         if eventsKey ~= nil then

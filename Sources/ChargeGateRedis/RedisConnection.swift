@@ -19,6 +19,10 @@ import Darwin
 /// sat idle, its socket is polled: an idle connection is never readable, so a readable one was
 /// closed by the server (a restart, `CLIENT KILL`, an idle timeout) and is replaced before
 /// anything is written. The password never appears in an error text.
+///
+/// Unless `allowEviction` is set, every new connection (at start-up and on each reconnect) reads
+/// `maxmemory-policy` with `INFO memory` and refuses to serve (`.unavailable`, with the usual
+/// back-off) unless it is `noeviction`: an evicted bucket would come back full.
 public final class RedisConnection {
     /// Where to connect, with the credentials.
     public let url: RedisURL
@@ -26,6 +30,9 @@ public final class RedisConnection {
     public let timeoutMs: Int
     /// Told about every round trip, failure and (re)connect, for metrics.
     public let observer: (any RedisObserver)?
+    /// Whether a Redis that may evict keys (`maxmemory-policy` other than `noeviction`) is
+    /// served anyway. When false, each new connection checks the policy and refuses otherwise.
+    public let allowEviction: Bool
     /// Whether a connection was ever made (so the next one is a reconnect).
     private var everConnected = false
 
@@ -39,11 +46,14 @@ public final class RedisConnection {
     private static let firstBackoffMs: Int64 = 25
     private static let maxBackoffMs: Int64 = 200
 
-    /// Stores the configuration; nothing is connected until the first command.
-    public init(url: RedisURL, timeoutMs: Int, observer: (any RedisObserver)? = nil) {
+    /// Stores the configuration; nothing is connected until the first command. With
+    /// `allowEviction` false (the default), a connection to a Redis whose `maxmemory-policy` is
+    /// not `noeviction` is refused.
+    public init(url: RedisURL, timeoutMs: Int, observer: (any RedisObserver)? = nil, allowEviction: Bool = false) {
         self.url = url
         self.timeoutMs = Swift.max(1, timeoutMs)
         self.observer = observer
+        self.allowEviction = allowEviction
         Self.ignoreBrokenPipe
     }
 
@@ -153,7 +163,8 @@ public final class RedisConnection {
         }
     }
 
-    /// Connects, sets the command timeout, authenticates and selects the database.
+    /// Connects, sets the command timeout, authenticates, selects the database and (unless
+    /// `allowEviction`) checks that Redis never evicts keys.
     private func open() throws(StoreError) -> UnsafeMutablePointer<redisContext> {
         let timeout = Self.timeval(ms: timeoutMs)
         let made: UnsafeMutablePointer<redisContext>?
@@ -187,7 +198,44 @@ public final class RedisConnection {
         if url.db != 0 {
             try handshake([Array("SELECT".utf8), Array(String(url.db).utf8)], on: made, what: "SELECT \(url.db)")
         }
+        if !allowEviction {
+            try requireNoEviction(on: made)
+        }
         return made
+    }
+
+    /// Reads `maxmemory-policy` with `INFO memory`; drops the context and throws `.unavailable`
+    /// unless it is `noeviction` (also when it cannot be read: INFO refused or renamed away).
+    private func requireNoEviction(on context: UnsafeMutablePointer<redisContext>) throws(StoreError) {
+        var encoded = RESPCommand([Array("INFO".utf8), Array("memory".utf8)])
+        let reply = try send(&encoded, on: context)
+        let advice = "set maxmemory-policy noeviction (or serve --allow-eviction)"
+        if case .error(let message) = reply {
+            drop()
+            throw .unavailable(scrub("cannot read maxmemory-policy from Redis at \(url) (INFO memory: \(message)): refusing to serve; \(advice)"))
+        }
+        guard let policy = reply.text.flatMap(Self.maxmemoryPolicy(fromInfo:)) else {
+            drop()
+            throw .unavailable(scrub("cannot read maxmemory-policy from Redis at \(url) (INFO memory: no maxmemory_policy line): refusing to serve; \(advice)"))
+        }
+        if policy != "noeviction" {
+            drop()
+            let shown = policy.isEmpty ? "(empty)" : String(policy.prefix(64))
+            throw .unavailable(scrub("Redis at \(url) has maxmemory-policy \(shown): evicted keys would refill buckets; \(advice)"))
+        }
+    }
+
+    /// The value of the `maxmemory_policy:` line in `INFO` text (lines end in `\r\n`; the last
+    /// one may not), trimmed of surrounding whitespace; nil when there is no such line. An empty
+    /// value is `""`: the caller refuses it like any policy other than `noeviction`.
+    public static func maxmemoryPolicy(fromInfo info: String) -> String? {
+        let field = "maxmemory_policy:"
+        for line in info.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }) {
+            guard line.hasPrefix(field) else { continue }
+            let value = line.dropFirst(field.count).drop(while: \.isWhitespace)
+            return String(value.reversed().drop(while: \.isWhitespace).reversed())
+        }
+        return nil
     }
 
     /// One connect-time command that must not answer an error.

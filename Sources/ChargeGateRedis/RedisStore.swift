@@ -27,9 +27,10 @@ public final class RedisStore: ChargeStore {
     /// Largest magnitude the script's Lua numbers (doubles) hold exactly.
     private static let exactLimit: Int64 = 1 << 53
 
-    /// A store on a new connection to `url` (connected on first use).
-    public convenience init(url: RedisURL, timeoutMs: Int, observer: (any RedisObserver)? = nil) {
-        self.init(connection: RedisConnection(url: url, timeoutMs: timeoutMs, observer: observer))
+    /// A store on a new connection to `url` (connected on first use). With `allowEviction`
+    /// false (the default), a Redis whose `maxmemory-policy` is not `noeviction` is refused.
+    public convenience init(url: RedisURL, timeoutMs: Int, observer: (any RedisObserver)? = nil, allowEviction: Bool = false) {
+        self.init(connection: RedisConnection(url: url, timeoutMs: timeoutMs, observer: observer, allowEviction: allowEviction))
     }
 
     /// A store sending on `connection`.
@@ -41,23 +42,35 @@ public final class RedisStore: ChargeStore {
     /// the event appends (see `ChargeScript` for the layout).
     public func spend(_ request: SpendRequest) throws(StoreError) -> SpendOutcome {
         let reply = try runScript { (command: inout RESPCommand) throws(StoreError) in
-            let hasIdem = request.idempotencyKey != nil
+            let idem = request.idempotency
             let stream = request.eventsMaxLen > 0 ? request.eventsKey : nil
-            command.append(request.items.count + (hasIdem ? 1 : 0) + (stream == nil ? 0 : 1))
+            command.append(request.items.count + (idem == nil ? 0 : 2) + (stream == nil ? 0 : 1))
             for item in request.items { command.append(item.key) }
-            if let idem = request.idempotencyKey { command.append(idem) }
+            if let idem {
+                command.append(idem.key)
+                command.append(idem.quotaKey)
+            }
             if let stream { command.append(stream) }
             let context = request.context
             command.append(Self.spendOp)
             command.append(request.items.count)
-            command.append(hasIdem ? Self.one : Self.zero)
-            command.append(Swift.min(Swift.max(1, request.idempotencyTtlMs), Self.exactLimit - 1))
-            command.append(stream == nil ? 0 : Swift.min(Int64(request.eventsMaxLen), Self.exactLimit - 1))
+            command.append(idem == nil ? Self.zero : Self.one)
+            command.append(Self.clampExact(idem?.ttlMs ?? 1))
+            command.append(stream == nil ? 0 : Self.clampExact(Int64(request.eventsMaxLen)))
             command.append(context.subject)
             command.append(context.route)
             command.append(context.method)
             command.append(context.uri)
             command.append(context.idempotencyKey)
+            if let idem {
+                command.append(idem.fingerprint)
+                command.append(Self.clampExact(idem.maxRepeats))
+                command.append(Self.clampExact(idem.maxRecords))
+            } else {
+                command.append(Self.empty)
+                command.append(Self.empty)
+                command.append(Self.empty)
+            }
             for item in request.items {
                 command.append(item.poolId)
                 try Self.appendExact(item.max, "max", to: &command)
@@ -90,6 +103,9 @@ public final class RedisStore: ChargeStore {
         case "repeated":
             guard numbers.count == 1, let now = numbers[0] else { break }
             return .repeated(now: now)
+        case "reused":
+            guard numbers.count == 1, let now = numbers[0] else { break }
+            return .keyReused(now: now)
         case "out":
             guard numbers.count == 2, let item = numbers[0], let wait = numbers[1],
                   item >= 0, item < Int64(request.items.count) else { break }
@@ -222,6 +238,11 @@ public final class RedisStore: ChargeStore {
         if id.seq < Int64.max { return "\(id.ms)-\(id.seq + 1)" }
         if id.ms < Int64.max { return "\(id.ms + 1)-0" }
         return nil
+    }
+
+    /// `value` within 1 ... 2^53 - 1, where the script's doubles hold it exactly.
+    private static func clampExact(_ value: Int64) -> Int64 {
+        Swift.min(Swift.max(1, value), exactLimit - 1)
     }
 
     /// Appends `value` in decimal (`""` for nil) when the script's doubles hold it exactly.

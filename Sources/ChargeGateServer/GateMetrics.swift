@@ -97,6 +97,8 @@ public final class GateMetrics: Sendable {
                 counter(Key(fromMemory: false, pool: pool, outcome: "insufficient_credits")).increment()
             case .serviceUnavailable(let pools):
                 for pool in pools { counter(Key(fromMemory: false, pool: pool, outcome: "service_unavailable")).increment() }
+            case .idempotencyKeyReused(let pools):
+                for pool in pools { counter(Key(fromMemory: false, pool: pool, outcome: "idempotency_key_reused")).increment() }
             }
         }
 

@@ -43,7 +43,7 @@ struct EventsCommand: ParsableCommand {
             query.until = t
         }
         query.pool = pool
-        query.subject = subject.map(SafeToken.key(for:))
+        query.subject = subject.map(SafeToken.adminKey(for:))
 
         let loaded = try loadConfig(config)
         guard let url = try redisURL(redis, default: loaded.redis) else {
@@ -54,14 +54,14 @@ struct EventsCommand: ParsableCommand {
             printError("events: eventsMaxLen is 0 in the config: no event log is kept")
             throw ExitCode(1)
         }
-        let store = RedisStore(url: url, timeoutMs: max(loaded.redisTimeoutMs, 5000))
-        let stream = loaded.keyPrefix + "events"
+        let store = RedisStore(url: url, timeoutMs: max(loaded.redisTimeoutMs, 5000), allowEviction: true)
+        let streams = Gate(config: loaded).eventStreams
         var out = StandardOutput()
         if format == .csv { out.write(EventFormat.csvHeader) }
         while true {
             let page: EventPage
             do {
-                page = try store.events(stream: stream, query)
+                page = try store.events(streams: streams, query)
             } catch {
                 printError("events: \(error)")
                 throw ExitCode(1)

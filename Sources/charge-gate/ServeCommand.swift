@@ -23,6 +23,10 @@ struct ServeCommand: ParsableCommand {
     @Flag(help: "Use the memory store whatever the config says (one process; state lost on restart).")
     var memory = false
 
+    /// `--allow-eviction`: skip the start-up and reconnect check of Redis's `maxmemory-policy`.
+    @Flag(help: "Serve even when Redis may evict keys (maxmemory-policy other than noeviction): evicted buckets come back full.")
+    var allowEviction = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -49,11 +53,12 @@ struct ServeCommand: ParsableCommand {
         let path = config
         let loaded = try loadConfig(path)
 
+        let allowEviction = allowEviction
         let level = logLevel
         let format = logFormat
         LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: format, level: level) }
         let logger = Logger(label: "charge-gate")
-        let memoryStore = MemoryStore(clock: SystemClock())
+        let memoryStore = MemoryStore(clock: SystemClock(), eventsMaxBytes: loaded.memoryEventsMaxBytes)
         let metrics = GateMetrics()
         let server = Server(
             config: loaded,
@@ -62,7 +67,7 @@ struct ServeCommand: ParsableCommand {
             metrics: metrics,
             makeStore: { config in
                 guard let url = config.redis else { return memoryStore }
-                return RedisStore(url: url, timeoutMs: config.redisTimeoutMs, observer: metrics)
+                return RedisStore(url: url, timeoutMs: config.redisTimeoutMs, observer: metrics, allowEviction: allowEviction)
             },
             logger: logger)
         let status = server.run()

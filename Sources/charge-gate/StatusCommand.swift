@@ -25,9 +25,9 @@ struct StatusCommand: ParsableCommand {
             throw ExitCode(1)
         }
         let gate = Gate(config: loaded)
-        let subjectKey = SafeToken.key(for: subject)
+        let subjectKey = SafeToken.adminKey(for: subject)
         let keys = loaded.pools.indices.map { gate.key(pool: $0, subject: subjectKey) }
-        let store = RedisStore(url: url, timeoutMs: max(loaded.redisTimeoutMs, 2000))
+        let store = RedisStore(url: url, timeoutMs: max(loaded.redisTimeoutMs, 2000), allowEviction: true)
         let peeked: (now: Int64, states: [BucketState?])
         do {
             peeked = try store.peek(keys)

@@ -66,6 +66,12 @@ private let onePool = """
         BadConfigCase("workers-quoted.yaml", "1: workers: expected a whole number, got '8' (a quoted string)"),
         BadConfigCase("redis-timeout-string.yaml", "1: redisTimeoutMs: expected a whole number, got 'fast'"),
         BadConfigCase("bool-yes.yaml", "1: devBypass: expected true or false, got 'yes'"),
+        BadConfigCase("route-idempotent-not-bool.yaml", "8: routes[0].idempotent: expected true or false, got 'yes'"),
+        BadConfigCase(
+            "idempotency-max-repeats-zero.yaml",
+            "1: idempotencyMaxRepeats: must be a whole number from 1 to 1000000, got 0",
+            "2: idempotencyMaxKeysPerSubject: must be a whole number from 1 to 1000000000, got -1",
+            "3: memoryEventsMaxBytes: expected a whole number, got 1.5"),
         BadConfigCase("key-prefix-space.yaml", "1: keyPrefix: must not contain spaces or control characters, got 'my charge:'"),
         BadConfigCase(
             "idempotency-header-bad.yaml",
@@ -275,7 +281,10 @@ private let onePool = """
         expected.adminToken = "12345"
         expected.idempotencyHeader = "X-Request-Id"
         expected.idempotencyTtlSeconds = 1
+        expected.idempotencyMaxRepeats = 1_000_000
+        expected.idempotencyMaxKeysPerSubject = 1
         expected.eventsMaxLen = 0
+        expected.memoryEventsMaxBytes = 0
         expected.socketMode = 0o600
         expected.socketGroup = "www-data"
         expected.pools = [
@@ -288,7 +297,7 @@ private let onePool = """
             RouteConfig(prefix: "/api/x/z", charges: [.init(poolIndex: 1, cost: 2)], methods: ["GET", "POST"]),
             RouteConfig(
                 prefix: "/api/x/z", charges: [.init(poolIndex: 0, cost: 1), .init(poolIndex: 1, cost: 1)],
-                methods: ["DELETE"]),
+                methods: ["DELETE"], idempotent: true),
             RouteConfig(prefix: "/", charges: [.init(poolIndex: 0, cost: 7)]),
         ]
         #expect(config == expected)

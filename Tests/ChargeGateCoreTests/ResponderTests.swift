@@ -55,9 +55,10 @@ final class DownStore: ChargeStore {
             PoolConfig(id: "meter", capacity: .unlimited, recharge: .none, scope: .subject),
         ]
         config.routes = [
-            RouteConfig(prefix: "/api/generate", charges: [.init(poolIndex: 0, cost: 1)], methods: ["POST"]),
-            RouteConfig(prefix: "/api/paid", charges: [.init(poolIndex: 1, cost: 1), .init(poolIndex: 2, cost: 5), .init(poolIndex: 3, cost: 1)]),
-            RouteConfig(prefix: "/api/read", charges: [.init(poolIndex: 1, cost: 1)], methods: ["GET"]),
+            RouteConfig(prefix: "/api/generate", charges: [.init(poolIndex: 0, cost: 1)], methods: ["POST"], idempotent: true),
+            RouteConfig(prefix: "/api/paid", charges: [.init(poolIndex: 1, cost: 1), .init(poolIndex: 2, cost: 5), .init(poolIndex: 3, cost: 1)], idempotent: true),
+            RouteConfig(prefix: "/api/read", charges: [.init(poolIndex: 1, cost: 1)], methods: ["GET"], idempotent: true),
+            RouteConfig(prefix: "/api/read", charges: [.init(poolIndex: 0, cost: 1)], methods: ["PUT"]),
         ]
         return config
     }

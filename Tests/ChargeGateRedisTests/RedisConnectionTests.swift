@@ -233,6 +233,174 @@ extension RedisTests {
     }
 }
 
+extension RedisTests {
+    /// The refusal to serve on a Redis that may evict keys. These tests change the shared
+    /// server's `maxmemory-policy`: they live inside the serialized `RedisTests` suite (no other
+    /// test runs meanwhile) and always set `noeviction` back, also when they fail.
+    @Suite("Redis eviction policy")
+    struct EvictionPolicy {
+        /// Sets `maxmemory-policy` server-wide through `config` (which must allow eviction).
+        private func setPolicy(_ policy: String, on config: RedisConnection) throws {
+            #expect(try config.command(["CONFIG", "SET", "maxmemory-policy", policy]) == .status("OK"))
+            #expect(try config.command(["CONFIG", "GET", "maxmemory-policy"]).elements?.last?.text == policy)
+        }
+
+        /// Puts `noeviction` back (called from `defer`: records, never throws).
+        private func restoreNoEviction(on config: RedisConnection) {
+            do {
+                let reply = try config.command(["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+                if reply != .status("OK") { Issue.record("restoring noeviction answered \(reply)") }
+            } catch {
+                Issue.record("restoring noeviction failed: \(error)")
+            }
+        }
+
+        /// A connection for CONFIG: it must keep working while the policy is not `noeviction`.
+        private func configConnection(_ fixture: RedisFixture) -> RedisConnection {
+            RedisConnection(url: fixture.url, timeoutMs: TestRedis.timeoutMs, allowEviction: true)
+        }
+
+        @Test("on allkeys-lru a new connection is refused with .unavailable naming the policy, and a spend fails closed")
+        func refusesEvictingRedis() throws {
+            let fixture = try RedisFixture()
+            let config = configConnection(fixture)
+            defer { restoreNoEviction(on: config) }
+            try setPolicy("allkeys-lru", on: config)
+
+            let connection = RedisConnection(url: fixture.url, timeoutMs: TestRedis.timeoutMs)
+            var thrown: StoreError?
+            do { _ = try connection.command(["PING"]) } catch { thrown = error }
+            guard case .unavailable(let why)? = thrown else {
+                Issue.record("expected .unavailable, got \(String(describing: thrown))")
+                return
+            }
+            #expect(why.contains("has maxmemory-policy allkeys-lru"), "\(why)")
+            #expect(why.contains("noeviction") && why.contains("--allow-eviction"), "\(why)")
+            #expect(why.contains(fixture.url.description), "\(why)")
+            #expect(!connection.isConnected, "the refused context is dropped")
+
+            let store = RedisStore(url: fixture.url, timeoutMs: TestRedis.timeoutMs)
+            #expect(store.connection.allowEviction == false, "refusing is the default")
+            let item = SpendItem(poolId: "a", key: fixture.prefix + "a", max: 5, intervalMs: 3_600_000, cost: 1, expires: false)
+            var spendError: StoreError?
+            do {
+                let outcome = try store.spend(SpendRequest(items: [item], context: context()))
+                Issue.record("a spend on an evicting Redis must fail closed, got \(outcome)")
+            } catch {
+                spendError = error
+            }
+            guard case .unavailable(let spendWhy)? = spendError else {
+                Issue.record("expected .unavailable from the spend, got \(String(describing: spendError))")
+                return
+            }
+            #expect(spendWhy.contains("allkeys-lru"), "\(spendWhy)")
+            #expect(try config.command(["EXISTS", item.key]) == .integer(0), "nothing was written")
+        }
+
+        @Test("with allowEviction the same Redis is served")
+        func allowEvictionServes() throws {
+            let fixture = try RedisFixture()
+            let config = configConnection(fixture)
+            defer { restoreNoEviction(on: config) }
+            try setPolicy("allkeys-lru", on: config)
+
+            let store = RedisStore(url: fixture.url, timeoutMs: TestRedis.timeoutMs, allowEviction: true)
+            #expect(store.connection.allowEviction)
+            let item = SpendItem(poolId: "a", key: fixture.prefix + "a", max: 5, intervalMs: 3_600_000, cost: 1, expires: false)
+            guard case .allowed(_, let remaining, _) = try store.spend(SpendRequest(items: [item], context: context())) else {
+                Issue.record("the spend should pass with allowEviction")
+                return
+            }
+            #expect(remaining == [4])
+            #expect(try store.connection.command(["PING"]) == .status("PONG"))
+        }
+
+        @Test("a refusing connection serves again once noeviction is back and its back-off has passed")
+        func resumesAfterNoEviction() throws {
+            let fixture = try RedisFixture()
+            let config = configConnection(fixture)
+            defer { restoreNoEviction(on: config) }
+            try setPolicy("volatile-ttl", on: config)
+
+            let store = RedisStore(url: fixture.url, timeoutMs: TestRedis.timeoutMs)
+            let item = SpendItem(poolId: "a", key: fixture.prefix + "a", max: 5, intervalMs: 3_600_000, cost: 1, expires: false)
+            let request = SpendRequest(items: [item], context: context())
+            // Refused a few times, so the back-off has grown past its first step.
+            for _ in 0..<3 {
+                #expect(throws: StoreError.self) { try store.spend(request) }
+                usleep(60_000)
+            }
+
+            try setPolicy("noeviction", on: config)
+            let back = monotonicMs()
+            var outcome: SpendOutcome?
+            var lastError: StoreError?
+            while outcome == nil && monotonicMs() - back < 2000 {
+                do {
+                    outcome = try store.spend(request)
+                } catch {
+                    lastError = error
+                    usleep(50_000)
+                }
+            }
+            guard case .allowed(_, let remaining, _)? = outcome else {
+                Issue.record("no spend passed within 2 s of noeviction; last error \(String(describing: lastError))")
+                return
+            }
+            #expect(remaining == [4], "the refused spends wrote nothing")
+            #expect(monotonicMs() - back < 1000, "resumed within the back-off (at most 200 ms) and a poll")
+        }
+
+        @Test("a user that may not run INFO cannot show the policy: refused, and the password is never shown")
+        func infoRefusedIsRefused() throws {
+            let fixture = try RedisFixture()
+            let config = configConnection(fixture)
+            let user = "cgtest-noinfo-\(UInt32.random(in: 0...UInt32.max))"
+            let secret = "pw-\(UInt64.random(in: 0...UInt64.max))"
+            defer { _ = try? config.command(["ACL", "DELUSER", user]) }
+            #expect(try config.command(["ACL", "SETUSER", user, "on", ">" + secret, "~*", "+@all", "-info"]) == .status("OK"))
+            var url = fixture.url
+            url.username = user
+            url.password = secret
+
+            let connection = RedisConnection(url: url, timeoutMs: TestRedis.timeoutMs)
+            var thrown: StoreError?
+            do { _ = try connection.command(["PING"]) } catch { thrown = error }
+            guard case .unavailable(let why)? = thrown else {
+                Issue.record("expected .unavailable, got \(String(describing: thrown))")
+                return
+            }
+            #expect(why.hasPrefix("cannot read maxmemory-policy from Redis at"), "\(why)")
+            #expect(why.contains("INFO memory: NOPERM"), "\(why)")
+            #expect(why.contains("refusing to serve"), "\(why)")
+            #expect(!why.contains(secret), "\(why)")
+            #expect(!connection.isConnected)
+
+            let allowed = RedisConnection(url: url, timeoutMs: TestRedis.timeoutMs, allowEviction: true)
+            #expect(try allowed.command(["PING"]) == .status("PONG"), "with allowEviction INFO is not needed")
+        }
+    }
+}
+
+/// The `INFO` parsing behind the eviction check, without a server.
+@Suite("maxmemory-policy parsing")
+struct MaxmemoryPolicyParsingTests {
+    @Test("the maxmemory_policy line of INFO text", arguments: [
+        ("# Memory\r\nused_memory:873432\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nallocator_frag_ratio:1.00\r\n", "noeviction"),
+        ("# Memory\r\nmaxmemory:1048576\r\nmaxmemory_policy:allkeys-lru", "allkeys-lru"),
+        ("maxmemory_policy:volatile-ttl\r\n", "volatile-ttl"),
+        ("# Memory\nmaxmemory_policy:allkeys-random\n", "allkeys-random"),
+        ("maxmemory_policy: noeviction \r\n", "noeviction"),
+        ("# Memory\r\nmaxmemory_policy:\r\nmaxmemory:0\r\n", ""),
+        ("# Memory\r\nused_memory:873432\r\nmaxmemory:0\r\n", nil),
+        ("x_maxmemory_policy:allkeys-lru\r\n", nil),
+        ("", nil),
+    ] as [(String, String?)])
+    func parses(info: String, expected: String?) {
+        #expect(RedisConnection.maxmemoryPolicy(fromInfo: info) == expected)
+    }
+}
+
 /// Secrets in URLs, without a server.
 @Suite("Redis URL secrets")
 struct RedisURLSecretTests {

@@ -94,13 +94,14 @@ extension RedisTests {
         // MARK: Idempotency and races
 
         @Test("an idempotent repeat is allowed without spending; a denied one is decided afresh")
-        func idempotency() throws {
+        func idempotencyRepeat() throws {
             let fixture = try RedisFixture()
             let store = fixture.store()
             let item = SpendItem(poolId: "a", key: fixture.prefix + "a", max: 5, intervalMs: 3_600_000, cost: 1, expires: false)
-            let idem = fixture.prefix + "idem:k1"
+            let check = idempotency(fixture.prefix, key: "k1")
+            let idem = check.key
             let request = SpendRequest(
-                items: [item], idempotencyKey: idem, idempotencyTtlMs: 60_000,
+                items: [item], idempotency: check,
                 eventsKey: fixture.prefix + "events", eventsMaxLen: 1000, context: context(idem: "k1"))
             guard case .allowed = try store.spend(request) else {
                 Issue.record("first spend should pass")
@@ -118,8 +119,9 @@ extension RedisTests {
             // A denied request leaves no record: once the pool has charges it is charged.
             let empty = SpendItem(poolId: "b", key: fixture.prefix + "b", max: 1, intervalMs: 3_600_000, cost: 1, expires: false)
             try fixture.setState(empty.key, current: 0, lastUpdatedAt: try fixture.time())
-            let idem2 = fixture.prefix + "idem:k2"
-            let denied = SpendRequest(items: [empty], idempotencyKey: idem2, context: context(idem: "k2"))
+            let check2 = idempotency(fixture.prefix, key: "k2")
+            let idem2 = check2.key
+            let denied = SpendRequest(items: [empty], idempotency: check2, context: context(idem: "k2"))
             guard case .outOfCharge = try store.spend(denied) else {
                 Issue.record("spend on an empty pool should be denied")
                 return
@@ -133,14 +135,14 @@ extension RedisTests {
             #expect(remaining == [0])
         }
 
-        @Test("20 threads racing one idempotency key: exactly one spend")
+        @Test("20 threads racing one idempotency key with 19 repeats allowed: exactly one spend")
         func idempotencyRace() throws {
             let fixture = try RedisFixture()
             let url = fixture.url
             let prefix = fixture.prefix
             let item = SpendItem(poolId: "a", key: prefix + "a", max: 100, intervalMs: 3_600_000, cost: 3, expires: false)
             let request = SpendRequest(
-                items: [item], idempotencyKey: prefix + "idem:race", idempotencyTtlMs: 60_000,
+                items: [item], idempotency: idempotency(prefix, key: "race", maxRepeats: 19),
                 eventsKey: prefix + "events", eventsMaxLen: 1000, context: context(idem: "race"))
             let results = Collector<Result<SpendOutcome, StoreError>>()
             let stores = StoreBox(count: 20, url: url)

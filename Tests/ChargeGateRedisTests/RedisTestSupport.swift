@@ -151,6 +151,16 @@ func monotonicMs() -> Int64 {
     Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000)
 }
 
+/// An idempotency check under `prefix` for client key `key` of subject `s1`, naming request
+/// `request` (any text: it is hashed into the fingerprint).
+func idempotency(_ prefix: String, key: String, request: String = "POST /api/generate/x", ttlMs: Int64 = 60_000,
+                 maxRepeats: Int64 = 5, maxRecords: Int64 = 10_000) -> IdempotencyCheck {
+    let keys = KeySpace(prefix: prefix)
+    return IdempotencyCheck(
+        key: keys.idempotency(subject: "s1", clientKey: key), fingerprint: String(SHA256.hex(request).prefix(32)),
+        ttlMs: ttlMs, maxRepeats: maxRepeats, quotaKey: keys.idempotencyQuota(subject: "s1"), maxRecords: maxRecords)
+}
+
 /// A default event context.
 func context(subject: String = "s1", idem: String = "") -> EventContext {
     EventContext(subject: subject, route: "/api/generate", method: "POST", uri: "/api/generate/x", idempotencyKey: idem)

@@ -40,6 +40,7 @@ routes:
     pools: [calls]
   - prefix: /api/paid
     pools: [calls, {id: credits, cost: 2}]
+    idempotent: true
   - prefix: /api/meter
     pools: [meter]
 """
@@ -130,7 +131,7 @@ def test_jsonl_and_csv_equal_the_api(logged):
     evs = fetch_events(s, TOKEN)
     assert len(evs) == 11
     assert [e["uri"] for e in evs][:2] == ['/api/calls/a,b"c', "/api/paid/inv"]
-    assert s.redis.client.command("XLEN", "charge:events") == 11
+    assert s.redis.client.command("XLEN", "charge:#events") == 11
 
     out = run_export(config=s.config).stdout
     assert jsonl_as_api_body(out) == api_body(s)
@@ -275,9 +276,9 @@ def test_large_log_exports_in_order_in_bounded_memory(make_stack):
     base = 1_700_000_000_000
     t0 = time.monotonic()
     for a in range(0, LARGE_N, 50_000):
-        s.redis.client.command("EVAL", FILL, 1, "charge:events", base, a, min(LARGE_N, a + 50_000))
+        s.redis.client.command("EVAL", FILL, 1, "charge:#events", base, a, min(LARGE_N, a + 50_000))
     fill_s = time.monotonic() - t0
-    assert s.redis.client.command("XLEN", "charge:events") == LARGE_N
+    assert s.redis.client.command("XLEN", "charge:#events") == LARGE_N
 
     # the filled entries read back through the API like live ones
     first = fetch_events(s, TOKEN, limit=3, until=base)[:3]

@@ -36,6 +36,8 @@ IDEM_TTL_S = 300
 SETTINGS = f"""\
 adminToken: "{TOKEN}"
 idempotencyTtlSeconds: {IDEM_TTL_S}
+# 20 racing retries of one request below: each of the 19 repeats is within the bound.
+idempotencyMaxRepeats: 25
 eventsMaxLen: 100000
 """
 
@@ -64,26 +66,36 @@ pools:
 routes:
   - prefix: /api/calls
     pools: [calls]
+    idempotent: true
   - prefix: /api/quick
     pools: [quick]
+    idempotent: true
   - prefix: /api/bulk
     pools: [bulk]
+    idempotent: true
   - prefix: /api/bulk5
     pools: [bulk]
     cost: 5
+    idempotent: true
   - prefix: /api/mixed
     pools: [bulk, {id: credits, cost: 3}]
     cost: 2
+    idempotent: true
   - prefix: /api/paid
     pools: [calls, {id: credits, cost: 4}]
+    idempotent: true
   - prefix: /api/credits
     pools: [credits]
+    idempotent: true
   - prefix: /api/credits5
     pools: [{id: credits, cost: 5}]
+    idempotent: true
   - prefix: /api/meter
     pools: [meter]
+    idempotent: true
   - prefix: /api/meter3
     pools: [{id: meter, cost: 3}]
+    idempotent: true
 """
 
 # (pool, amount) spent by each route, in route order.
@@ -122,8 +134,14 @@ def h(text: str | bytes) -> str:
     return "h:" + hashlib.sha256(b).hexdigest()[:32]
 
 
-def idem_record(subject: str, route: str, key: str) -> str:
-    return "charge:idem:" + hashlib.sha256(f"{subject}\n{route}\n{key}".encode()).hexdigest()[:32]
+def idem_record(subject: str, key: str) -> str:
+    """The record of one client key of one subject (KeySpace.idempotency)."""
+    return "charge:#idem:" + hashlib.sha256(f"{subject}\n{key}".encode()).hexdigest()[:32]
+
+
+def fingerprint(route: str, methods: str, method: str, uri: str) -> str:
+    """What the record binds: the route itself (prefix and methods), the method and the URI."""
+    return hashlib.sha256(f"{route} {methods}\n{method}\n{uri}".encode()).hexdigest()[:32]
 
 
 def as_(subject, extra: dict | None = None) -> dict:
@@ -456,10 +474,12 @@ def test_idempotent_retry_is_charged_once(mstack):
     # another key spends again; another subject with the same key is another record
     assert_allowed(s.post("/api/calls/o", headers=as_("gus", {"Idempotency-Key": "order-2"})), "POST", "/api/calls/o")
     assert_allowed(s.post("/api/calls/o", headers=as_("hal", {"Idempotency-Key": "order-1"})), "POST", "/api/calls/o")
-    # the same key on another route is another record too
-    assert_allowed(s.post("/api/quick/o", headers=hdr), "POST", "/api/quick/o")
+    # the same key for another request (another route, URI or method) is refused: 422, not charged
+    for method, uri in (("POST", "/api/quick/o"), ("POST", "/api/calls/other"), ("GET", "/api/calls/o")):
+        r = s.request(method, uri, headers=hdr)
+        assert r.status == 422 and r.body == b'{"error":"idempotency_key_reused"}', r
     assert usage(s, "gus")["calls"]["current"] == 1
-    assert usage(s, "gus")["quick"]["current"] == 2
+    assert usage(s, "gus")["quick"]["current"] == 3
     assert usage(s, "hal")["calls"]["current"] == 2
     # a key outside the safe form is recorded in its h: form
     long_key = "K" * 100 + " !"
@@ -470,19 +490,19 @@ def test_idempotent_retry_is_charged_once(mstack):
         ("calls", "gus", 1, "/api/calls", "POST", "/api/calls/o", "order-1"),
         ("calls", "gus", 1, "/api/calls", "POST", "/api/calls/o", "order-2"),
         ("calls", "hal", 1, "/api/calls", "POST", "/api/calls/o", "order-1"),
-        ("quick", "gus", 1, "/api/quick", "POST", "/api/quick/o", "order-1"),
         ("calls", "hal", 1, "/api/calls", "POST", "/api/calls/o", h(long_key)),
     ]
-    assert len(s.app_hits_settled(9)) == 9
+    assert len(s.app_hits_settled(8)) == 8
     if s.redis:
-        records = {idem_record("gus", "/api/calls", "order-1"), idem_record("gus", "/api/calls", "order-2"),
-                   idem_record("hal", "/api/calls", "order-1"), idem_record("gus", "/api/quick", "order-1"),
-                   idem_record("hal", "/api/calls", long_key)}
-        assert set(s.redis.client.command("KEYS", "charge:idem:*")) == records
+        fp = fingerprint("/api/calls", "*", "POST", "/api/calls/o")
+        records = {idem_record("gus", "order-1"): 3, idem_record("gus", "order-2"): 0,
+                   idem_record("hal", "order-1"): 0, idem_record("hal", long_key): 1}
+        assert set(s.redis.client.command("KEYS", "charge:#idem:*")) == set(records)
         now, got = atomic(s, *sorted(records))
-        for raw, pttl in got:
-            # the record holds the time of the spend; it lives idempotencyTtlSeconds
-            assert now - 10_000 < int(raw) <= now, raw
+        for (key, repeats), (raw, pttl) in zip(sorted(records.items()), got):
+            # the record holds the request it belongs to and its free repeats so far; it lives
+            # idempotencyTtlSeconds from the spend
+            assert raw == f"{fp}:{repeats}", (key, raw)
             assert IDEM_TTL_S * 1000 - 10_000 < pttl <= IDEM_TTL_S * 1000, pttl
 
 
@@ -509,8 +529,8 @@ def test_concurrent_retries_with_one_key_spend_once(mstack):
     assert len(s.app_hits_settled(n)) == n
     if s.redis:
         assert parse_key(s.key("bulk"))[0] == 9
-        assert s.redis.client.command("KEYS", "charge:idem:*") == [idem_record("ivy", "/api/bulk", "pay-7f3a")]
-        assert s.redis.client.command("XLEN", "charge:events") == 1
+        assert s.redis.client.command("KEYS", "charge:#idem:*") == [idem_record("ivy", "pay-7f3a")]
+        assert s.redis.client.command("XLEN", "charge:#events") == 1
 
 
 def test_a_denied_request_repeated_is_decided_afresh(mstack):
@@ -521,7 +541,7 @@ def test_a_denied_request_repeated_is_decided_afresh(mstack):
     assert_402(s.post("/api/credits5/x", headers=hdr), "credits", 0, 5)
     assert_402(s.post("/api/credits5/x", headers=hdr), "credits", 0, 5)
     if s.redis:
-        assert s.redis.client.command("EXISTS", idem_record("jo", "/api/credits5", "retry-me")) == 0
+        assert s.redis.client.command("EXISTS", idem_record("jo", "retry-me")) == 0
     # top off 5: the same key now passes, once
     r = topoff(s, {"poolId": "credits", "subject": "jo", "amount": 5})
     assert states(r)["credits"]["current"] == 5
@@ -529,7 +549,7 @@ def test_a_denied_request_repeated_is_decided_afresh(mstack):
     assert_allowed(s.post("/api/credits5/x", headers=hdr), "POST", "/api/credits5/x")
     assert usage(s, "jo")["credits"]["current"] == 0
     if s.redis:
-        assert s.redis.client.command("EXISTS", idem_record("jo", "/api/credits5", "retry-me")) == 1
+        assert s.redis.client.command("EXISTS", idem_record("jo", "retry-me")) == 1
     # likewise for a 429: after a top-off the same key is charged (and only once)
     for _ in range(3):
         assert s.get("/api/calls/z", headers=as_("jo")).status == 200
@@ -928,7 +948,7 @@ def test_events_match_the_spends_of_a_concurrent_run(mstack):
     assert len(s.app_hits_settled(sum(1 for v in results.values() if v == 200), timeout=3)) == \
         sum(1 for v in results.values() if v == 200)
     if s.redis:
-        assert s.redis.client.command("XLEN", "charge:events") == len(evs)
+        assert s.redis.client.command("XLEN", "charge:#events") == len(evs)
 
     # filters
     assert events(s, limit=7, pool="calls") == [e for e in evs if e["pool"] == "calls"]
@@ -972,6 +992,6 @@ def test_no_event_log_when_events_max_len_is_0(make_stack):
         assert usage(s, "sam")["credits"]["current"] == 7
         if redis:
             keys = s.redis.client.command("KEYS", "*")
-            assert "charge:events" not in keys, keys
+            assert "charge:#events" not in keys, keys
             assert sorted(keys) == sorted(["charge:calls:sam", "charge:bulk", "charge:credits:sam", "charge:meter:_anonymous",
-                                           idem_record("sam", "/api/mixed", "k")])
+                                           idem_record("sam", "k"), "charge:#idemq:sam"])

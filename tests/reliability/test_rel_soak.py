@@ -86,7 +86,7 @@ def test_soak(make_cluster):
             try:
                 samples.append((round(time.monotonic() - t0, 1), rss_kb(pid), fd_count(pid), thread_count(pid),
                                 c.redis_clients(), redis_used_memory(c), c.rc.command("DBSIZE"),
-                                c.rc.command("XLEN", "charge:events")))
+                                c.rc.command("XLEN", "charge:#events")))
             except Exception as e:  # noqa: BLE001 - reported below
                 errors.append(repr(e))
             stop.wait(EVERY)

@@ -1,0 +1,137 @@
+import Testing
+@testable import ChargeGateCore
+
+/// The store's keys: every kind of key, for any pool id and any subject, is distinct from
+/// every other, and the subject's raw and hashed forms never meet.
+@Suite struct KeySpaceTests {
+    /// A small deterministic generator (SplitMix64), so a failure names its seed.
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    static let poolChars = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+    static let subjectChars = Array("abcdefh0123456789:._@-# /%\u{e9}")
+    /// Pool ids that name, or start, internal keys in other designs.
+    static let namedPools = ["events", "idem", "idemq", "plan", "h", "events.1", "_anonymous", "-", "."]
+
+    static func poolID(_ rng: inout SplitMix) -> String {
+        String((0..<Int.random(in: 1...6, using: &rng)).map { _ in poolChars.randomElement(using: &rng) ?? "a" })
+    }
+
+    static func rawSubject(_ rng: inout SplitMix) -> String {
+        switch Int.random(in: 0..<4, using: &rng) {
+        case 0: return SafeToken.key(for: String(Int.random(in: 0..<1000, using: &rng)) + " x")  // a hashed form, sent raw
+        case 1: return "h:" + String(String(Int.random(in: 0..<1_000_000, using: &rng), radix: 16))
+        case 2: return ""
+        default: return String((0..<Int.random(in: 1...8, using: &rng)).map { _ in subjectChars.randomElement(using: &rng) ?? "a" })
+        }
+    }
+
+    @Test(arguments: ["charge:", "", "app#1:", "x"])
+    func everyKindOfKeyIsDistinct(prefix: String) {
+        var rng = SplitMix(state: 20_261_130)
+        let keys = KeySpace(prefix: prefix)
+        let pools = Set(Self.namedPools + (0..<60).map { _ in Self.poolID(&rng) })
+        let subjects = Set((0..<200).map { _ in SafeToken.key(for: Self.rawSubject(&rng)) } + ["_anonymous", "h:x"].map(SafeToken.key(for:)))
+        let clientKeys = ["k", "K1", "order-1", "", "h:00"]
+        // Every key, with what it stands for.
+        var named: [String: String] = [:]
+        var clashes: [String] = []
+        func add(_ key: String, _ meaning: String) {
+            if let earlier = named[key], earlier != meaning { clashes.append("\(key): \(earlier) vs \(meaning)") }
+            named[key] = meaning
+        }
+        for pool in pools {
+            add(keys.bucket(pool: pool), "global \(pool)")
+            #expect(!keys.bucket(pool: pool).hasPrefix(prefix + KeySpace.internalMark))
+            for subject in subjects {
+                add(keys.bucket(pool: pool, subject: subject), "bucket \(pool) \(subject)")
+            }
+        }
+        add(keys.events, "events")
+        if let legacy = keys.legacyEvents(poolIds: Array(pools)) { add(legacy, "legacy events") }
+        for subject in subjects {
+            add(keys.idempotencyQuota(subject: subject), "quota \(subject)")
+            for client in clientKeys { add(keys.idempotency(subject: subject, clientKey: client), "idem \(subject) \(client)") }
+        }
+        #expect(clashes.isEmpty, "\(clashes.prefix(5))")
+        for key in [keys.events, keys.idempotencyQuota(subject: "s"), keys.idempotency(subject: "s", clientKey: "k")] {
+            #expect(key.hasPrefix(prefix + KeySpace.internalMark))
+        }
+    }
+
+    @Test func theLegacyStreamIsNotReadWhenAGlobalPoolOwnsItsKey() {
+        let keys = KeySpace(prefix: "charge:")
+        #expect(keys.legacyEvents(poolIds: ["a", "b"]) == "charge:events")
+        #expect(keys.legacyEvents(poolIds: ["a", "events"]) == nil)
+        #expect(keys.events == "charge:#events")
+    }
+
+    @Test(arguments: [
+        ("alice", "alice"),
+        ("203.0.113.7", "203.0.113.7"),
+        ("user:42@example.org", "user:42@example.org"),
+        ("h", "h"),
+        ("hx:1", "hx:1"),
+        ("", "_anonymous"),
+    ])
+    func subjectsInTheSafeFormAreKept(raw: String, key: String) {
+        #expect(SafeToken.key(for: raw) == key)
+    }
+
+    @Test(arguments: ["h:", "h:0", "h:0123456789abcdef0123456789abcdef", "h:zz", "key with spaces", String(repeating: "a", count: 65)])
+    func everythingElseIsHashedAndNoRawSubjectTakesAHashedForm(raw: String) {
+        let key = SafeToken.key(for: raw)
+        #expect(key != raw)
+        #expect(SafeToken.isHashed(key))
+        #expect(key == "h:" + SHA256.hex(raw).prefix(32))
+    }
+
+    @Test func anAdminMayNameAHashedSubjectByItsHashedForm() {
+        let hashed = SafeToken.key(for: "key with spaces")
+        #expect(SafeToken.adminKey(for: hashed) == hashed)
+        #expect(SafeToken.adminKey(for: "key with spaces") == hashed)
+        #expect(SafeToken.adminKey(for: "alice") == "alice")
+        // Not exactly h: + 32 lowercase hex digits: hashed like any client's subject.
+        #expect(SafeToken.adminKey(for: "h:ABC") == SafeToken.key(for: "h:ABC"))
+        #expect(SafeToken.key(for: hashed) != hashed)
+    }
+}
+
+/// The idempotency record's text and the decision it leads to (the Lua script's twin).
+@Suite struct IdempotencyRecordTests {
+    static let check = IdempotencyCheck(key: "k", fingerprint: "abc123", ttlMs: 1000, maxRepeats: 2, quotaKey: "q", maxRecords: 10)
+
+    @Test(arguments: [
+        ("abc123:0", IdempotencyRecord(fingerprint: "abc123", repeats: 0)),
+        ("abc123:17", IdempotencyRecord(fingerprint: "abc123", repeats: 17)),
+    ])
+    func parses(text: String, record: IdempotencyRecord) {
+        #expect(IdempotencyRecord(text: text) == record)
+        #expect(record.text == text)
+    }
+
+    @Test(arguments: ["", "abc", "abc:", "abc:-1", "abc:x", "1700000000000"])
+    func refusesWhatIsNotARecord(text: String) {
+        #expect(IdempotencyRecord(text: text) == nil)
+    }
+
+    @Test(arguments: [
+        (nil, IdempotencyRecord.Decision.fresh),
+        (IdempotencyRecord(fingerprint: "other", repeats: 0), .reused),
+        (IdempotencyRecord(fingerprint: "abc123", repeats: 0), .repeated(IdempotencyRecord(fingerprint: "abc123", repeats: 1))),
+        (IdempotencyRecord(fingerprint: "abc123", repeats: 1), .repeated(IdempotencyRecord(fingerprint: "abc123", repeats: 2))),
+        (IdempotencyRecord(fingerprint: "abc123", repeats: 2), .exhausted),
+        (IdempotencyRecord(fingerprint: "other", repeats: 2), .reused),
+    ] as [(IdempotencyRecord?, IdempotencyRecord.Decision)])
+    func decides(record: IdempotencyRecord?, decision: IdempotencyRecord.Decision) {
+        #expect(IdempotencyRecord.decide(record, for: Self.check) == decision)
+    }
+}
