@@ -36,7 +36,8 @@ public final class MemoryStore: ChargeStore, Sendable {
     /// The bound on each event stream's size, in (estimated) bytes.
     public let eventsMaxBytes: Int
 
-    /// Bytes an event takes besides its strings (the struct, the array slot, the id's parts).
+    /// Bytes an event is counted for besides its strings. Measured: 209 bytes of RSS per event
+    /// with 77 bytes of strings (200,000 events), so 160 + the strings errs on the safe side.
     static let eventOverheadBytes = 160
 
     /// Creates an empty store reading time from `clock`, keeping at most `eventsMaxBytes` of
