@@ -1,4 +1,4 @@
-"""`charge-gate events` (SPEC §6): the export of the usage event log from the stack's Redis,
+"""`charge-gate events` (docs/http.md, events): the export of the usage event log from the stack's Redis,
 as JSON Lines and CSV, against what GET /api/usage/events answers; its filters; and a large
 log exported page by page in bounded memory.
 

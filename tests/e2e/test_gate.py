@@ -1,5 +1,5 @@
 """The gate at the nginx edge: allow, 429, exact waits, multi-pool routes, concurrency, URI
-spellings, methods, plain 403s (SPEC §4, §5)."""
+spellings, methods, plain 403s (docs/http.md, docs/redis.md)."""
 
 from __future__ import annotations
 
@@ -197,7 +197,7 @@ def test_redis_key_format(stack):
 
 
 def test_state_written_by_the_reference_library_is_shared(stack):
-    """A key in the reference format: partial recharge progress is kept (SPEC §5.4)."""
+    """A key in the reference format: partial recharge progress is kept (docs/redis.md, the bucket)."""
     interval = 2 * HOUR_MS
     now = stack.redis.client.now_ms()
     last = now - 2 * interval - 1000  # two charges earned, 1 s of progress towards a third

@@ -1,4 +1,4 @@
-"""deploy/local-stack: up, requests, down; failures are fast one-line errors (SPEC §3)."""
+"""deploy/local-stack: up, requests, down; failures are fast one-line errors (README, Quick start)."""
 
 from __future__ import annotations
 

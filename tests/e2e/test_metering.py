@@ -1,6 +1,7 @@
-"""Metering (SPEC §6) through real nginx, on the Redis store and, where SPEC says both stores
-behave alike, on the memory store too: per-subject buckets, cost, idempotent retries, credits
-(402), unlimited meters, balances in GET /api/usage, top-off, usage events.
+"""Metering (docs/http.md, docs/redis.md) through real nginx, on the Redis store and, where the
+docs say both stores behave alike, on the memory store too: per-subject buckets, cost,
+idempotent retries, credits (402), unlimited meters, balances in GET /api/usage, top-off,
+usage events.
 
 The subject is chosen per request with X-Api-Key: the metering stack sets
 `$charge_gate_subject $http_x_api_key` at server level (EXTRA slot), so the protected /api/

@@ -1,5 +1,5 @@
 """The responder process: reload on SIGHUP, exit on SIGTERM, socket ownership, `listen: inherit`
-(SPEC §3)."""
+(docs/config.md, README "Command line")."""
 
 from __future__ import annotations
 

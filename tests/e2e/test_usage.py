@@ -1,4 +1,4 @@
-"""The usage endpoints: GET /api/usage and /api/usage/check (SPEC §4). They never consume."""
+"""The usage endpoints: GET /api/usage and /api/usage/check (docs/http.md). They never consume."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from harness import assert_json
 
 HOUR_MS = 3_600_000
 
-# SPEC §4 STATE keys, in order. SPEC §6 (metering) adds balance keys; they are allowed here
+# The STATE keys of docs/http.md, in order. Metering adds balance keys; they are allowed here
 # but not checked (out of scope for now).
 STATE_KEYS = ["id", "label", "group", "current", "max", "rechargeIntervalHours", "nextRechargeAt", "fullAt"]
 METERING_KEYS = {"availableBalance", "usedBalance", "balanceLimit", "subject"}
@@ -110,7 +110,7 @@ def test_usage_endpoints_never_consume(stack):
 
 
 def test_admin_endpoints_are_loopback_only_in_the_snippet(stack):
-    """Only the nginx side (allow/deny); the admin logic itself is metering (SPEC §6)."""
+    """Only the nginx side (allow/deny); the admin logic itself is metering (docs/http.md)."""
     text = (stack.nginx.conf.parent / "nginx.conf").read_text()
     assert "charge-gate-usage.conf" in text
     from harness import SNIPPETS
