@@ -32,11 +32,16 @@ let package = Package(
             name: "ChargeGateCore",
             dependencies: [.product(name: "Yams", package: "Yams")]
         ),
-        // The production store: hiredis behind one Swift owner per connection.
+        // The production store: hiredis behind one Swift owner per connection. Its Lua script
+        // (charge.lua) is compiled in by the EmbedText plugin.
         .target(
             name: "ChargeGateRedis",
-            dependencies: ["ChargeGateCore", "CHiredis"]
+            dependencies: ["ChargeGateCore", "CHiredis"],
+            plugins: ["EmbedText"]
         ),
+        // Build tool: a text file as a Swift string constant, for EmbedText.
+        .executableTarget(name: "embed-text"),
+        .plugin(name: "EmbedText", capability: .buildTool(), dependencies: ["embed-text"]),
         // libfcgi behind one Swift owner per request.
         .target(
             name: "ChargeGateFastCGI",
@@ -60,14 +65,20 @@ let package = Package(
             ]
         ),
 
+        // What both test targets share: the manual clock.
+        .target(
+            name: "ChargeGateTestSupport",
+            dependencies: ["ChargeGateCore"],
+            path: "Tests/Support"
+        ),
         .testTarget(
             name: "ChargeGateCoreTests",
-            dependencies: ["ChargeGateCore"],
+            dependencies: ["ChargeGateCore", "ChargeGateTestSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "ChargeGateRedisTests",
-            dependencies: ["ChargeGateCore", "ChargeGateRedis"]
+            dependencies: ["ChargeGateCore", "ChargeGateRedis", "ChargeGateTestSupport"]
         ),
     ]
 )

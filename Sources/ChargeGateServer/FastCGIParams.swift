@@ -10,7 +10,7 @@ struct FastCGIParams: RequestParams {
     }
 
     func body(limit: Int) -> [UInt8]? {
-        if let declared = request.param("CONTENT_LENGTH").flatMap(Int.init), declared > limit { return nil }
+        if let declared = request.param(WireProtocol.Param.contentLength).flatMap(Int.init), declared > limit { return nil }
         return request.readBody(limit: limit)
     }
 }

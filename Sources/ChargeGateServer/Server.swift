@@ -4,36 +4,6 @@ import Glibc
 import Logging
 import Synchronization
 
-/// What `charge-gate serve` was told on its command line, applied over every config it loads
-/// (the first and each reload).
-public struct ServeOverrides: Sendable {
-    /// `--listen`.
-    public var listen: ListenAddress?
-    /// `--redis`.
-    public var redis: RedisURL?
-    /// `--memory`: the memory store whatever the config says.
-    public var memory: Bool
-    /// `--log-subjects plain`: log subjects as they are (default: a keyed hash).
-    public var plainSubjects: Bool
-
-    /// Creates overrides.
-    public init(listen: ListenAddress? = nil, redis: RedisURL? = nil, memory: Bool = false, plainSubjects: Bool = false) {
-        self.listen = listen
-        self.redis = redis
-        self.memory = memory
-        self.plainSubjects = plainSubjects
-    }
-
-    /// `config` with the overrides applied.
-    public func applied(to config: GateConfig) -> GateConfig {
-        var config = config
-        if let listen { config.listen = listen }
-        if let redis { config.redis = redis }
-        if memory { config.redis = nil }
-        return config
-    }
-}
-
 /// The responder process: N worker threads, each with its own FastCGI request and its own
 /// store connection, answering until SIGTERM or SIGINT; SIGHUP reloads the config.
 public final class Server: Sendable {
@@ -150,7 +120,10 @@ public final class Server: Sendable {
         defer { running.subtract(1, ordering: .releasing) }
         let lingering = !FastCGIListener.isUnixSocket(listenFD)
         let request = FastCGIRequest(listenFD: listenFD)
-        let responder = Responder(store: makeStore(box.current.config), clock: SystemClock(), denials: DenyCache(epoch: denyEpoch))
+        let metrics = self.metrics
+        let responder = Responder(
+            store: makeStore(box.current.config), clock: SystemClock(), denials: DenyCache(epoch: denyEpoch),
+            exposition: { String(decoding: metrics.exposition(), as: UTF8.self) })
         let counters = metrics.workerCounters()
         var logger = self.logger
         logger[metadataKey: "worker"] = "\(index)"
@@ -161,10 +134,9 @@ public final class Server: Sendable {
                 continue
             }
             let params = FastCGIParams(request: request)
-            let role = params.param(Responder.Param.role)
-            let response = role == "metrics" ? metricsAnswer(params) : responder.respond(to: params, role: role, gate: box.current)
+            let response = responder.respond(to: params, gate: box.current)
             // Read before finish(): libfcgi frees the request's params there.
-            let requestID = response.note == nil ? nil : params.param("CHARGE_GATE_REQUEST_ID")
+            let requestID = response.note == nil ? nil : params.param(WireProtocol.Param.requestID)
             request.write(response.serialized())
             request.finish(lingering: lingering)
             if let outcome = response.outcome { counters.record(outcome) }
@@ -184,18 +156,6 @@ public final class Server: Sendable {
         }
         if let requestID, !requestID.isEmpty { metadata["requestId"] = .string(SafeToken.key(for: requestID)) }
         logger.log(level: note.isError ? .error : .info, "\(note.message)", metadata: metadata)
-    }
-
-    /// `GET /metrics`: the text exposition format.
-    private func metricsAnswer(_ params: FastCGIParams) -> Response {
-        let method = params.param("REQUEST_METHOD") ?? ""
-        guard method == "GET" || method == "HEAD" else {
-            var refused = Response.error(405, "method_not_allowed")
-            refused.headers.append(("Allow", "GET, HEAD"))
-            return refused
-        }
-        let body = String(decoding: metrics.exposition(), as: UTF8.self)
-        return Response(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store")], body: body)
     }
 
     // MARK: Signals

@@ -74,13 +74,3 @@ struct ServeCommand: ParsableCommand {
         if status != 0 { throw ExitCode(status) }
     }
 }
-
-extension Logger.Level: @retroactive ExpressibleByArgument {}
-
-extension LineLogHandler.Format: ExpressibleByArgument {}
-
-extension GateMetrics: RedisObserver {
-    public func roundTrip(nanoseconds: UInt64) { redisRoundTrip(nanoseconds: nanoseconds) }
-    public func failed(_ error: StoreError) { redisFailed(error) }
-    public func connected(reconnect: Bool) { redisConnected(reconnect: reconnect) }
-}

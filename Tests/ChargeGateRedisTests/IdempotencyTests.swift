@@ -1,5 +1,6 @@
 import ChargeGateCore
 import ChargeGateRedis
+import ChargeGateTestSupport
 import Testing
 
 extension RedisTests {
@@ -41,7 +42,7 @@ extension RedisTests {
         func twins() throws {
             let fixture = try RedisFixture()
             let redis = fixture.store()
-            let memory = MemoryStore(clock: TestClock(try fixture.time()))
+            let memory = MemoryStore(clock: ManualClock(try fixture.time()))
             let item = SpendItem(poolId: "p", key: fixture.prefix + "p", max: 4, intervalMs: 3_600_000, cost: 1, expires: false)
             for (store, name) in [(redis as ChargeStore, "redis"), (memory, "memory")] {
                 var got: [String] = []

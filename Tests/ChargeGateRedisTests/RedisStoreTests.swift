@@ -1,6 +1,7 @@
 import ChargeGateCore
 import ChargeGateRedis
 import Foundation
+import ChargeGateTestSupport
 import Testing
 
 extension RedisTests {
@@ -53,7 +54,7 @@ extension RedisTests {
             #expect(try fixture.pttl(meter.key) == -1)
 
             // The memory store's twin: present 1 ms before the TTL, gone at it.
-            let clock = TestClock(1_763_000_000_000)
+            let clock = ManualClock(1_763_000_000_000)
             let memory = MemoryStore(clock: clock)
             _ = try memory.spend(SpendRequest(items: [fresh], context: context()))
             clock.advance(29_999)
@@ -237,7 +238,7 @@ extension RedisTests {
             #expect(try fixture.run("EXISTS", subject.key).integer == 0)
 
             // Same answers from the memory store.
-            let clock = TestClock(t0)
+            let clock = ManualClock(t0)
             let memory = MemoryStore(clock: clock)
             let memoryFill = try memory.topOff(subject, amount: nil)
             #expect(memoryFill.state == BucketState(current: 5, lastUpdatedAt: t0))
@@ -280,7 +281,7 @@ extension RedisTests {
         func events() throws {
             let fixture = try RedisFixture()
             let store = fixture.store()
-            let clock = TestClock(1_763_000_000_000)
+            let clock = ManualClock(1_763_000_000_000)
             let memory = MemoryStore(clock: clock)
             let stream = fixture.prefix + "events"
             let a = SpendItem(poolId: "a", key: fixture.prefix + "a", max: 1000, intervalMs: 60_000, cost: 1, expires: false)

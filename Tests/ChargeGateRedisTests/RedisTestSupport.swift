@@ -3,6 +3,7 @@ import ChargeGateRedis
 import Dispatch
 import Foundation
 import Synchronization
+import ChargeGateTestSupport
 import Testing
 
 // How these tests find Redis
@@ -38,19 +39,6 @@ func redisServerIsConfigured() {
     } else if TestRedis.url == nil {
         Issue.record("CHARGE_GATE_TEST_REDIS is not a valid Redis URL")
     }
-}
-
-/// A clock the memory-store tests move by hand.
-final class TestClock: GateClock {
-    private let ms: Mutex<Int64>
-
-    init(_ start: Int64) { ms = Mutex(start) }
-
-    func nowMs() -> Int64 { ms.withLock { $0 } }
-
-    func set(_ value: Int64) { ms.withLock { $0 = value } }
-
-    func advance(_ delta: Int64) { ms.withLock { $0 += delta } }
 }
 
 /// One test's slice of the Redis server: a random key prefix and an admin connection that

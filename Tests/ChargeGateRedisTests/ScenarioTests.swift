@@ -1,6 +1,7 @@
 import ChargeGateCore
 import ChargeGateRedis
 import Foundation
+import ChargeGateTestSupport
 import Testing
 
 // One table of spend scenarios, run against both stores. Times are relative to `t0`, the
@@ -174,7 +175,7 @@ struct MemoryScenarioTests {
     @Test(arguments: Scenario.all)
     func scenario(_ scenario: Scenario) throws {
         let t0: Int64 = 1_763_000_000_123
-        let clock = TestClock(t0)
+        let clock = ManualClock(t0)
         let store = MemoryStore(clock: clock)
         let items = scenario.items(prefix: "m:")
         // Seed through the store's own API, at the seed's time: from a missing (full) key,
@@ -202,7 +203,7 @@ struct MemoryScenarioTests {
 
     @Test("spend to zero, then 429 with the exact wait; one ms later than that it succeeds")
     func exactWait() throws {
-        let clock = TestClock(1_763_000_000_000)
+        let clock = ManualClock(1_763_000_000_000)
         let store = MemoryStore(clock: clock)
         let item = SpendItem(poolId: "a", key: "a", max: 2, intervalMs: 1000, cost: 1, expires: false)
         let request = SpendRequest(items: [item], context: context())

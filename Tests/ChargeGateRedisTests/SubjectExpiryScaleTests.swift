@@ -5,8 +5,8 @@ import Synchronization
 import Testing
 
 extension RedisTests {
-    /// SPEC §6: "A per-subject key expires when its pool would be full again ... Redis holds
-    /// only subjects that spent recently", at scale: 100,000 distinct subjects each spend once
+    /// A per-subject key expires when its pool would be full again, so Redis holds only subjects
+    /// that spent recently (docs/redis.md), at scale: 100,000 distinct subjects each spend once
     /// from a per-subject pool; Redis then holds exactly one key per subject (the memory per
     /// active subject is measured and bounded), and once the pools are full again none is left.
     @Suite("Per-subject keys at scale")

@@ -13,7 +13,7 @@ extension Bucket {
         }
     }
 
-    /// Decides a spend of every item or none (SPEC §5 and §6). `states[i]` is item i's stored
+    /// Decides a spend of every item or none (docs/redis.md, "The bucket"). `states[i]` is item i's stored
     /// state (nil: missing). Denial: a pool that never refills wins (402); otherwise the
     /// pool with the longest wait (429). This is the reference for the Lua script.
     public static func plan(_ items: [SpendItem], states: [BucketState?], now: Int64) -> SpendPlan {

@@ -1,19 +1,4 @@
-/// The stored state of one bucket: the reference library's `{"current":N,"lastUpdatedAt":MS}`.
-/// For an unlimited pool, `current` counts the charges used so far.
-public struct BucketState: Sendable, Equatable {
-    /// Charges held at `lastUpdatedAt` (for an unlimited pool: charges used).
-    public var current: Int64
-    /// Epoch milliseconds of the last recharge step or spend from full.
-    public var lastUpdatedAt: Int64
-
-    /// Creates a state.
-    public init(current: Int64, lastUpdatedAt: Int64) {
-        self.current = current
-        self.lastUpdatedAt = lastUpdatedAt
-    }
-}
-
-/// The token-bucket arithmetic of SPEC §5, in pure Swift: the memory store runs it, and the
+/// The token-bucket arithmetic of docs/redis.md ("The bucket"), in pure Swift: the memory store runs it, and the
 /// Lua script in the Redis store is its twin (both are run against the same test tables).
 public enum Bucket {
     /// A bucket brought forward to `now`: the charges it holds and when it last advanced.
@@ -59,7 +44,14 @@ public enum Bucket {
         BucketState(current: level.available - cost, lastUpdatedAt: level.isFull ? now : level.lastUpdatedAt)
     }
 
-    /// Epoch ms at which the next charge arrives, nil when full or never.
+    /// The level a spend left behind, from what the store answered: `remaining` charges, full
+    /// again at `fullAt` (so the last step was `fullAt - (max - remaining) * interval`).
+    public static func level(remaining: Int64, fullAt: Int64, max: Int64, intervalMs: Int64) -> Level {
+        Level(available: remaining, lastUpdatedAt: fullAt - (max - remaining) * intervalMs, isFull: remaining >= max)
+    }
+
+    /// Epoch ms at which the next charge arrives, nil when full or never: the one place both the
+    /// `RateLimit` header (`t`) and the usage answer (`nextRechargeAt`) take it from.
     public static func nextRechargeAt(_ level: Level, intervalMs: Int64?) -> Int64? {
         guard !level.isFull, let interval = intervalMs, interval > 0 else { return nil }
         return level.lastUpdatedAt + interval

@@ -3,12 +3,11 @@ import Yams
 extension ConfigLoader.Reader {
     /// The keys of one pool.
     static let poolKeys = ["id", "maxCharges", "rechargeIntervalHours", "recharge", "label", "group", "per"]
-    /// The longest full refill a pool may have: 2^53 ms, the largest integer a Lua number holds
-    /// exactly (the Redis script's arithmetic).
-    static let maxRefillMs: Int64 = 1 << 53
+    /// The longest full refill a pool may have, in ms (`Limits.exactInteger`).
+    static let maxRefillMs = Limits.exactInteger
 
-    /// The largest `maxCharges` (and route cost): 10^15.
-    static let maxChargesLimit: Int64 = 1_000_000_000_000_000
+    /// The largest `maxCharges` (and route cost).
+    static let maxChargesLimit = Limits.maxCharges
 
     /// The longest recharge interval, in hours (100 years).
     static let maxIntervalHours: Double = 876_000

@@ -1,12 +1,15 @@
-/// A validated config compiled for the request path: the routing trie and every key prefix
-/// computed once. Immutable, so worker threads share it freely; a reload builds a new one.
+/// A validated config compiled for the request path: the routing trie, every route with what
+/// a decision needs, and the key space. Immutable, so worker threads share it freely; a reload
+/// builds a new one.
 public final class Gate: Sendable {
     /// The config it was built from.
     public let config: GateConfig
-    /// The route matcher.
+    /// The route matcher; its answers index `routes`.
     public let router: Router
     /// Every store key, built in one place.
     public let keys: KeySpace
+    /// The routes, compiled, in config order.
+    public let routes: [Route]
     /// `keyPrefix + poolId`, per pool.
     public let poolKeys: [String]
     /// The event stream key, or nil when the event log is off.
@@ -16,18 +19,6 @@ public final class Gate: Sendable {
     public let eventStreams: [String]
     /// The CGI param carrying the idempotency header.
     public let idempotencyParam: String
-    /// Per route: whether any of its pools is per subject (its decisions differ by subject).
-    public let routeHasSubjectPools: [Bool]
-    /// Per route: its `RateLimit-Policy` field value (IETF httpapi ratelimit headers): one
-    /// `"POOL";q=maxCharges;w=SECONDS` item per limited pool, `w` being the time to refill
-    /// fully (no `w` for a pool that never refills); unlimited pools are not listed.
-    public let routeRateLimitPolicy: [String]
-    /// Per route: whether its 429s may be answered from a worker's memory. Not when a pool of
-    /// the route never refills: its balance can run out meanwhile, and a 402 must win.
-    public let routeDenialsCacheable: [Bool]
-    /// Per route: what names the route itself in an idempotency fingerprint: its prefix and
-    /// its methods (two routes may share a prefix with different methods).
-    public let routeIdentity: [String]
 
     /// Compiles `config`.
     public init(config: GateConfig) {
@@ -35,30 +26,17 @@ public final class Gate: Sendable {
         self.router = Router(routes: config.routes)
         let keys = KeySpace(prefix: config.keyPrefix)
         self.keys = keys
+        self.routes = config.routes.enumerated().map { Route(index: $0.offset, config: $0.element, pools: config.pools) }
         self.poolKeys = config.pools.map { keys.bucket(pool: $0.id) }
         self.eventsKey = config.eventsMaxLen > 0 ? keys.events : nil
-        self.eventStreams = config.eventsMaxLen > 0 ? [keys.events] + [keys.legacyEvents(poolIds: config.pools.map(\.id))].compactMap { $0 } : []
+        let legacy = keys.legacyEvents(poolIds: config.pools.map(\.id))
+        self.eventStreams = config.eventsMaxLen > 0 ? [keys.events] + (legacy.map { [$0] } ?? []) : []
         self.idempotencyParam = config.idempotencyParam
-        self.routeHasSubjectPools = config.routes.map { route in
-            route.charges.contains { config.pools[$0.poolIndex].scope == .subject }
-        }
-        self.routeRateLimitPolicy = config.routes.map { route in
-            route.charges.compactMap { charge -> String? in
-                let pool = config.pools[charge.poolIndex]
-                guard let max = pool.maxCharges else { return nil }
-                guard let interval = pool.intervalMs else { return "\"\(pool.id)\";q=\(max)" }
-                return "\"\(pool.id)\";q=\(max);w=\(Gate.seconds(max * interval))"
-            }.joined(separator: ", ")
-        }
-        self.routeDenialsCacheable = config.routes.map { route in
-            !route.charges.contains { charge in
-                let pool = config.pools[charge.poolIndex]
-                return pool.maxCharges != nil && pool.intervalMs == nil
-            }
-        }
-        self.routeIdentity = config.routes.map { route in
-            route.prefix + " " + (route.methods.map { $0.sorted().joined(separator: ",") } ?? "*")
-        }
+    }
+
+    /// The route a request for `path` with `method` is charged on, nil when none matches.
+    public func route(path: String, method: String) -> Route? {
+        router.match(path: path, method: method).map { routes[$0] }
     }
 
     /// The store key of pool `index` for `subject` (already in key form; ignored for global pools).
@@ -75,27 +53,25 @@ public final class Gate: Sendable {
             intervalMs: pool.intervalMs, cost: cost, expires: pool.scope == .subject)
     }
 
-    /// Whole seconds, rounded up, of `ms` (never negative).
-    public static func seconds(_ ms: Int64) -> Int64 {
-        ms <= 0 ? 0 : (ms + 999) / 1000
+    /// What a request on `route` by `subject` spends: one item per pool of the route.
+    public func items(_ route: Route, subject: String) -> [SpendItem] {
+        route.charges.map { item(pool: $0.poolIndex, cost: $0.cost, subject: subject) }
     }
 
-    /// The key of route `index`'s remembered denials in a worker's deny cache: the route itself
-    /// (never only its prefix: routes may share one with other methods and pools), and the
-    /// subject when a pool of the route is per subject.
-    public func denialKey(route index: Int, subject: String) -> String {
-        routeHasSubjectPools[index] ? String(index) + "\n" + subject : String(index)
-    }
-
-    /// The idempotency check for a request on route `index` (which must be `idempotent`) by
-    /// `subject` with the client key `clientKey` (both in key form).
-    public func idempotencyCheck(route index: Int, subject: String, clientKey: String, method: String, uri: String) -> IdempotencyCheck {
+    /// The idempotency check for a request on `route` (which must be idempotent) by `subject`
+    /// with the client key `clientKey` (as sent), the method and the charged URI.
+    public func idempotencyCheck(_ route: Route, subject: String, clientKey: String, method: String, uri: String) -> IdempotencyCheck {
         IdempotencyCheck(
             key: keys.idempotency(subject: subject, clientKey: clientKey),
-            fingerprint: String(SHA256.hex(routeIdentity[index] + "\n" + method + "\n" + uri).prefix(32)),
+            fingerprint: route.fingerprint(method: method, uri: uri),
             ttlMs: Int64(config.idempotencyTtlSeconds) * 1000,
             maxRepeats: Int64(config.idempotencyMaxRepeats),
             quotaKey: keys.idempotencyQuota(subject: subject),
             maxRecords: Int64(config.idempotencyMaxKeysPerSubject))
+    }
+
+    /// Whole seconds, rounded up, of `ms` (never negative).
+    public static func seconds(_ ms: Int64) -> Int64 {
+        ms <= 0 ? 0 : (ms + 999) / 1000
     }
 }

@@ -5,7 +5,7 @@ extension Responder {
 
     func usage(_ request: some RequestParams, gate: Gate) -> Response {
         if let refused = Self.onlyMethods(["GET", "HEAD"], request) { return refused }
-        let query = request.param("QUERY_STRING") ?? ""
+        let query = request.param(Param.query) ?? ""
         var subject = SafeToken.key(for: request.param(Param.subject) ?? "")
         if let asked = QueryString.value(of: "subject", in: query) {
             if let refused = Self.requireAdmin(request, gate: gate) { return refused }
@@ -37,12 +37,12 @@ extension Responder {
 
     /// Whether the client prefers HTML (a browser): `Accept` names `text/html` before any JSON.
     static func wantsHTML(_ request: some RequestParams) -> Bool {
-        guard let accept = request.param("HTTP_ACCEPT")?.lowercased(), let html = accept.range(of: "text/html") else { return false }
+        guard let accept = request.param(Param.accept)?.lowercased(), let html = accept.range(of: "text/html") else { return false }
         guard let json = accept.range(of: "application/json") else { return true }
         return html.lowerBound < json.lowerBound
     }
 
-    /// Writes one pool's STATE object (SPEC §4 and §6).
+    /// Writes one pool's STATE object (docs/http.md, GET /api/usage).
     static func writeState(_ w: inout JSONWriter, pool: PoolConfig, state: BucketState?, now: Int64, subject: String) {
         w.beginObject()
         w.field("id", pool.id)
@@ -77,7 +77,7 @@ extension Responder {
 
     func check(_ request: some RequestParams, gate: Gate) -> Response {
         if let refused = Self.onlyMethods(["GET", "HEAD"], request) { return refused }
-        let list = QueryString.value(of: "pools", in: request.param("QUERY_STRING") ?? "") ?? ""
+        let list = QueryString.value(of: "pools", in: request.param(Param.query) ?? "") ?? ""
         let ids = list.split(separator: ",", omittingEmptySubsequences: true).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !ids.isEmpty else {
             return .error(400, "bad_request", [("message", "pools: give one or more pool ids, as ?pools=a,b")])
@@ -121,162 +121,17 @@ extension Responder {
         return .json(200, w.text)
     }
 
-    // MARK: POST /api/usage/topoff (admin)
-
-    private struct TopOffBody: Decodable {
-        var poolId: String
-        var subject: String?
-        var amount: Int64?
-    }
-
-    func topOff(_ request: some RequestParams, gate: Gate) -> Response {
-        if let refused = Self.onlyMethods(["POST"], request) { return refused }
-        if let refused = Self.requireAdmin(request, gate: gate) { return refused }
-        guard let bytes = request.body(limit: 4096) else {
-            return .error(413, "bad_request", [("message", "body: at most 4096 bytes")])
-        }
-        let body: TopOffBody
-        do {
-            body = try JSONDecoder().decode(TopOffBody.self, from: Data(bytes))
-        } catch {
-            return .error(400, "bad_request", [("message", #"body: expected JSON {"poolId":"ID","subject":"S"?,"amount":N?}"#)])
-        }
-        guard let index = gate.config.poolIndex(id: body.poolId) else {
-            return .error(404, "unknown_pool", [("poolId", body.poolId)])
-        }
-        let pool = gate.config.pools[index]
-        guard pool.maxCharges != nil else {
-            return .error(400, "bad_request", [("message", "poolId: \(pool.id) is unlimited: there is nothing to top off")])
-        }
-        if let amount = body.amount, amount < 1 || amount > 1_000_000_000_000_000 {
-            return .error(400, "bad_request", [("message", "amount: must be a whole number from 1 to 1e15")])
-        }
-        var subject = ""
-        switch (pool.scope, body.subject) {
-        case (.subject, let given?): subject = SafeToken.adminKey(for: given)
-        case (.subject, nil): return .error(400, "bad_request", [("message", "subject: required for per-subject pool \(pool.id)")])
-        case (.global, nil): break
-        case (.global, _?): return .error(400, "bad_request", [("message", "subject: pool \(pool.id) is global")])
-        }
-        let result: (now: Int64, state: BucketState)
-        do {
-            result = try store.topOff(gate.item(pool: index, cost: 0, subject: subject), amount: body.amount)
-        } catch {
-            return Self.unavailable(error, what: "top-off")
-        }
-        denials.invalidateAll()
-        var w = JSONWriter()
-        Self.writeState(&w, pool: pool, state: result.state, now: result.now, subject: subject)
-        var response = Response.json(200, w.text)
-        response.note = .init(isError: false, message: "top-off", fields: [
-            ("pool", pool.id), ("subject", subject), ("amount", body.amount.map(String.init) ?? "fill"), ("current", String(result.state.current)),
-        ])
-        return response
-    }
-
-    // MARK: GET /api/usage/events (admin)
-
-    func events(_ request: some RequestParams, gate: Gate) -> Response {
-        if let refused = Self.onlyMethods(["GET", "HEAD"], request) { return refused }
-        if let refused = Self.requireAdmin(request, gate: gate) { return refused }
-        guard !gate.eventStreams.isEmpty else {
-            return .json(200, #"{"events":[],"next":null}"#)
-        }
-        let text = request.param("QUERY_STRING") ?? ""
-        var query = EventQuery(limit: 100)
-        func number(_ name: String, _ range: ClosedRange<Int64>) -> (Int64?, Response?) {
-            guard let raw = QueryString.value(of: name, in: text), !raw.isEmpty else { return (nil, nil) }
-            guard let n = Int64(raw), range.contains(n) else {
-                return (nil, .error(400, "bad_request", [("message", "\(name): expected a whole number from \(range.lowerBound) to \(range.upperBound)")]))
-            }
-            return (n, nil)
-        }
-        let since = number("since", 0...Int64.max)
-        let until = number("until", 0...Int64.max)
-        let limit = number("limit", 1...1000)
-        if let bad = since.1 ?? until.1 ?? limit.1 { return bad }
-        query.since = since.0
-        query.until = until.0
-        query.limit = Int(limit.0 ?? 100)
-        if let pool = QueryString.value(of: "pool", in: text), !pool.isEmpty { query.pool = pool }
-        if let subject = QueryString.value(of: "subject", in: text), !subject.isEmpty { query.subject = SafeToken.adminKey(for: subject) }
-        if let after = QueryString.value(of: "after", in: text), !after.isEmpty {
-            guard EventID(after) != nil else { return .error(400, "bad_request", [("message", "after: expected an event id as MS-SEQ")]) }
-            query.after = after
-        }
-        let page: EventPage
-        do {
-            page = try store.events(streams: gate.eventStreams, query)
-        } catch {
-            return Self.unavailable(error, what: "events")
-        }
-        var w = JSONWriter()
-        w.beginObject()
-        w.key("events")
-        w.beginArray()
-        for event in page.events { Self.writeEvent(&w, event) }
-        w.endArray()
-        w.key("next")
-        if let next = page.next { w.value(next) } else { w.null() }
-        w.endObject()
-        return .json(200, w.text)
-    }
-
-    /// Writes one usage event as a JSON object (the same shape as `charge-gate events` JSONL).
-    public static func writeEvent(_ w: inout JSONWriter, _ event: UsageEvent) {
-        w.beginObject()
-        w.field("id", event.id)
-        w.field("time", event.time)
-        w.field("pool", event.pool)
-        w.field("subject", event.context.subject)
-        w.field("amount", event.amount)
-        w.field("route", event.context.route)
-        w.field("method", event.context.method)
-        w.field("uri", event.context.uri)
-        w.field("idempotencyKey", event.context.idempotencyKey)
-        w.endObject()
-    }
-
     // MARK: Shared checks
 
     static func onlyMethods(_ allowed: [String], _ request: some RequestParams) -> Response? {
-        let method = request.param("REQUEST_METHOD") ?? ""
+        let method = request.param(Param.method) ?? ""
         if allowed.contains(method) { return nil }
         return .error(405, "method_not_allowed").adding(("Allow", allowed.joined(separator: ", ")))
-    }
-
-    /// nil when the request carries the admin bearer token; else the 401 or 403 answer.
-    static func requireAdmin(_ request: some RequestParams, gate: Gate) -> Response? {
-        guard let token = gate.config.adminToken else {
-            return .error(403, "forbidden", [("message", "admin endpoints are off: set adminToken in the config")])
-        }
-        let given = request.param("HTTP_AUTHORIZATION") ?? ""
-        if constantTimeEquals(given, "Bearer " + token) { return nil }
-        var response = Response.error(401, "unauthorized").adding(("WWW-Authenticate", "Bearer"))
-        response.note = .init(isError: false, message: "admin request without a valid bearer token: 401")
-        return response
-    }
-
-    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8)
-        let y = Array(b.utf8)
-        var diff = UInt8(x.count == y.count ? 0 : 1)
-        for i in 0..<y.count { diff |= (i < x.count ? x[i] : 0) ^ y[i] }
-        return diff == 0
     }
 
     static func unavailable(_ error: StoreError, what: String) -> Response {
         var response = Response.json(503, unavailableBody)
         response.note = .init(isError: true, message: "\(error): answered 503", fields: [("endpoint", what)])
         return response
-    }
-}
-
-extension Response {
-    /// This response with one more header.
-    func adding(_ header: (name: String, value: String)) -> Response {
-        var copy = self
-        copy.headers.append(header)
-        return copy
     }
 }

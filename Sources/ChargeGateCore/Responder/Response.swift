@@ -131,3 +131,12 @@ public struct Response: Sendable, Equatable {
         }
     }
 }
+
+extension Response {
+    /// This response with one more header.
+    func adding(_ header: (name: String, value: String)) -> Response {
+        var copy = self
+        copy.headers.append(header)
+        return copy
+    }
+}

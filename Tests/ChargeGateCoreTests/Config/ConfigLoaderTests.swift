@@ -218,8 +218,8 @@ private let onePool = """
         #expect(errors.errors.map { "\($0.line): \($0.message)" } == ["3: the file is not valid UTF-8 text"])
     }
 
-    @Test func spec2ExampleLoads() throws {
-        let config = try loadGood("good-spec2.yaml")
+    @Test func theExampleConfigLoads() throws {
+        let config = try loadGood("good-example.yaml")
         var expected = GateConfig()
         expected.listen = .unix(path: "/run/charge-gate/charge.sock")
         expected.workers = 8
@@ -238,8 +238,8 @@ private let onePool = """
         #expect(config == expected)
     }
 
-    @Test func spec6ExampleLoads() throws {
-        let config = try loadGood("good-spec6.yaml")
+    @Test func theMeteringExampleLoads() throws {
+        let config = try loadGood("good-metering.yaml")
         var expected = GateConfig()
         expected.adminToken = "change-me"
         expected.idempotencyHeader = "Idempotency-Key"

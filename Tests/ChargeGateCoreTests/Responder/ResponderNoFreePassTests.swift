@@ -1,3 +1,4 @@
+import ChargeGateTestSupport
 import Testing
 @testable import ChargeGateCore
 

@@ -104,34 +104,3 @@ import Testing
         #expect(SafeToken.key(for: hashed) != hashed)
     }
 }
-
-/// The idempotency record's text and the decision it leads to (the Lua script's twin).
-@Suite struct IdempotencyRecordTests {
-    static let check = IdempotencyCheck(key: "k", fingerprint: "abc123", ttlMs: 1000, maxRepeats: 2, quotaKey: "q", maxRecords: 10)
-
-    @Test(arguments: [
-        ("abc123:0", IdempotencyRecord(fingerprint: "abc123", repeats: 0)),
-        ("abc123:17", IdempotencyRecord(fingerprint: "abc123", repeats: 17)),
-    ])
-    func parses(text: String, record: IdempotencyRecord) {
-        #expect(IdempotencyRecord(text: text) == record)
-        #expect(record.text == text)
-    }
-
-    @Test(arguments: ["", "abc", "abc:", "abc:-1", "abc:x", "1700000000000"])
-    func refusesWhatIsNotARecord(text: String) {
-        #expect(IdempotencyRecord(text: text) == nil)
-    }
-
-    @Test(arguments: [
-        (nil, IdempotencyRecord.Decision.fresh),
-        (IdempotencyRecord(fingerprint: "other", repeats: 0), .reused),
-        (IdempotencyRecord(fingerprint: "abc123", repeats: 0), .repeated(IdempotencyRecord(fingerprint: "abc123", repeats: 1))),
-        (IdempotencyRecord(fingerprint: "abc123", repeats: 1), .repeated(IdempotencyRecord(fingerprint: "abc123", repeats: 2))),
-        (IdempotencyRecord(fingerprint: "abc123", repeats: 2), .exhausted),
-        (IdempotencyRecord(fingerprint: "other", repeats: 2), .reused),
-    ] as [(IdempotencyRecord?, IdempotencyRecord.Decision)])
-    func decides(record: IdempotencyRecord?, decision: IdempotencyRecord.Decision) {
-        #expect(IdempotencyRecord.decide(record, for: Self.check) == decision)
-    }
-}

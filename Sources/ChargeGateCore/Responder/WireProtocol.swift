@@ -1,0 +1,67 @@
+/// The nginx ↔ responder contract (docs/protocol.md), every name of it in one place: which
+/// answer nginx asks for (`Role`), the FastCGI params the snippets send (`Param`), and the
+/// headers the responder answers the auth subrequest with (`Header`). A unit test checks these
+/// lists against docs/protocol.md and the `fastcgi_param` lines of the shipped snippets.
+public enum WireProtocol {
+    /// The answer nginx wants, from the `CHARGE_GATE_ROLE` param of each location.
+    public enum Role: String, CaseIterable, Sendable {
+        /// The auth subrequest of a gated request: allow or deny.
+        case auth
+        /// `GET /api/usage`: every pool's state (JSON, or HTML for browsers).
+        case usage
+        /// `GET /api/usage/check?pools=a,b`: availability.
+        case check
+        /// `POST /api/usage/topoff` (admin).
+        case topoff
+        /// `GET /api/usage/events` (admin).
+        case events
+        /// `GET /metrics`: Prometheus text.
+        case metrics
+    }
+
+    /// FastCGI params the responder reads.
+    public enum Param {
+        /// Which answer nginx wants (`Role`).
+        public static let role = "CHARGE_GATE_ROLE"
+        /// nginx's normalised `$uri` of the protected request.
+        public static let uri = "CHARGE_GATE_URI"
+        /// The subject chosen in the snippet.
+        public static let subject = "CHARGE_GATE_SUBJECT"
+        /// nginx's `$request_id`, for log lines.
+        public static let requestID = "CHARGE_GATE_REQUEST_ID"
+        /// The client's method.
+        public static let method = "REQUEST_METHOD"
+        /// The client's raw request URI: the charged path when `CHARGE_GATE_URI` is empty.
+        public static let requestURI = "REQUEST_URI"
+        /// The query string of a usage request.
+        public static let query = "QUERY_STRING"
+        /// The body length of a top-off.
+        public static let contentLength = "CONTENT_LENGTH"
+        /// `Authorization: Bearer <adminToken>` of an admin request.
+        public static let authorization = "HTTP_AUTHORIZATION"
+        /// `Accept` of a usage request (`text/html` asks for the page).
+        public static let accept = "HTTP_ACCEPT"
+
+        /// Every param above. (The idempotency header arrives as `HTTP_` + its name, from the
+        /// config: `GateConfig.idempotencyParam`.)
+        public static let all = [role, uri, subject, requestID, method, requestURI, query, contentLength, authorization, accept]
+    }
+
+    /// Headers of the responder's answer to the auth subrequest, read back by the snippets with
+    /// `auth_request_set`.
+    public enum Header {
+        /// The decision: 204, 429, 402, 422 or 503.
+        public static let status = "X-Charge-Status"
+        /// The JSON body of a denial.
+        public static let body = "X-Charge-Body"
+        /// Seconds for `Retry-After` (429 only).
+        public static let retryAfter = "X-Charge-Retry-After"
+        /// The route's `RateLimit-Policy` value.
+        public static let rateLimitPolicy = "X-Charge-RateLimit-Policy"
+        /// The `RateLimit` value after this decision.
+        public static let rateLimit = "X-Charge-RateLimit"
+
+        /// Every header above.
+        public static let all = [status, body, retryAfter, rateLimitPolicy, rateLimit]
+    }
+}

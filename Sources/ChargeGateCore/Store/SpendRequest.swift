@@ -1,0 +1,26 @@
+/// Everything one gated request spends, decided atomically: all items or none.
+public struct SpendRequest: Sendable, Equatable {
+    /// The pools, in route order.
+    public var items: [SpendItem]
+    /// The idempotency record to check and write; nil when the request carries no key or its
+    /// route is not idempotent.
+    public var idempotency: IdempotencyCheck?
+    /// The event stream key; nil when the event log is off.
+    public var eventsKey: String?
+    /// Approximate cap on the stream's length.
+    public var eventsMaxLen: Int
+    /// What the events record.
+    public var context: EventContext
+
+    /// Creates a request.
+    public init(
+        items: [SpendItem], idempotency: IdempotencyCheck? = nil,
+        eventsKey: String? = nil, eventsMaxLen: Int = 0, context: EventContext
+    ) {
+        self.items = items
+        self.idempotency = idempotency
+        self.eventsKey = eventsKey
+        self.eventsMaxLen = eventsMaxLen
+        self.context = context
+    }
+}

@@ -1,0 +1,31 @@
+import ChargeGateCore
+
+/// What `charge-gate serve` was told on its command line, applied over every config it loads
+/// (the first and each reload).
+public struct ServeOverrides: Sendable {
+    /// `--listen`.
+    public var listen: ListenAddress?
+    /// `--redis`.
+    public var redis: RedisURL?
+    /// `--memory`: the memory store whatever the config says.
+    public var memory: Bool
+    /// `--log-subjects plain`: log subjects as they are (default: a keyed hash).
+    public var plainSubjects: Bool
+
+    /// Creates overrides.
+    public init(listen: ListenAddress? = nil, redis: RedisURL? = nil, memory: Bool = false, plainSubjects: Bool = false) {
+        self.listen = listen
+        self.redis = redis
+        self.memory = memory
+        self.plainSubjects = plainSubjects
+    }
+
+    /// `config` with the overrides applied.
+    public func applied(to config: GateConfig) -> GateConfig {
+        var config = config
+        if let listen { config.listen = listen }
+        if let redis { config.redis = redis }
+        if memory { config.redis = nil }
+        return config
+    }
+}
