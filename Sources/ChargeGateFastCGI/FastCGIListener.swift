@@ -18,7 +18,10 @@ public enum FastCGIListener {
     /// would silently unlink it and take it over), then given `mode` and `group`.
     public static func openUnix(path: String, backlog: Int32, mode: Int, group: String?) throws(ListenError) -> Int32 {
         if isAccepting(unixPath: path) {
-            throw ListenError(description: "\(path): another process is already accepting connections there (a second charge-gate?); refusing to take the socket over")
+            throw ListenError(
+                description:
+                    "\(path): another process is already accepting connections there (a second charge-gate?); refusing to take the socket over"
+            )
         }
         var gid: gid_t?
         if let group {
@@ -39,7 +42,9 @@ public enum FastCGIListener {
     /// A TCP socket on `host:port`.
     public static func openTCP(host: String, port: Int, backlog: Int32) throws(ListenError) -> Int32 {
         let fd = FCGX_OpenSocket("\(host):\(port)", backlog)
-        guard fd >= 0 else { throw ListenError(description: "\(host):\(port): cannot listen (address in use, or not an address of this host)") }
+        guard fd >= 0 else {
+            throw ListenError(description: "\(host):\(port): cannot listen (address in use, or not an address of this host)")
+        }
         return fd
     }
 
@@ -48,7 +53,8 @@ public enum FastCGIListener {
         var accepting: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
         guard getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) == 0, accepting != 0 else {
-            throw ListenError(description: "listen: inherit needs a listening socket on fd 0 (as spawn-fcgi or systemd socket activation provide)")
+            throw ListenError(
+                description: "listen: inherit needs a listening socket on fd 0 (as spawn-fcgi or systemd socket activation provide)")
         }
         return 0
     }

@@ -2,9 +2,9 @@ import CHiredis
 import ChargeGateCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One connection to Redis: the only Swift owner of a hiredis `redisContext*`.
@@ -65,9 +65,9 @@ public final class RedisConnection {
         var current = sigaction()
         guard sigaction(SIGPIPE, nil, &current) == 0 else { return }
         #if os(Linux)
-        let isDefault = current.__sigaction_handler.sa_handler == nil
+            let isDefault = current.__sigaction_handler.sa_handler == nil
         #else
-        let isDefault = current.__sigaction_u.__sa_handler == nil
+            let isDefault = current.__sigaction_u.__sa_handler == nil
         #endif
         if isDefault { signal(SIGPIPE, SIG_IGN) }
     }()
@@ -141,9 +141,9 @@ public final class RedisConnection {
 
     /// `POLLRDHUP` (Linux only): the peer shut its writing side down.
     #if os(Linux)
-    private static let pollRDHUP: Int32 = 0x2000
+        private static let pollRDHUP: Int32 = 0x2000
     #else
-    private static let pollRDHUP: Int32 = 0
+        private static let pollRDHUP: Int32 = 0
     #endif
 
     private func connect() throws(StoreError) -> UnsafeMutablePointer<redisContext> {
@@ -212,11 +212,15 @@ public final class RedisConnection {
         let advice = "set maxmemory-policy noeviction (or serve --allow-eviction)"
         if case .error(let message) = reply {
             drop()
-            throw .unavailable(scrub("cannot read maxmemory-policy from Redis at \(url) (INFO memory: \(message)): refusing to serve; \(advice)"))
+            throw .unavailable(
+                scrub("cannot read maxmemory-policy from Redis at \(url) (INFO memory: \(message)): refusing to serve; \(advice)"))
         }
         guard let policy = reply.text.flatMap(Self.maxmemoryPolicy(fromInfo:)) else {
             drop()
-            throw .unavailable(scrub("cannot read maxmemory-policy from Redis at \(url) (INFO memory: no maxmemory_policy line): refusing to serve; \(advice)"))
+            throw .unavailable(
+                scrub(
+                    "cannot read maxmemory-policy from Redis at \(url) (INFO memory: no maxmemory_policy line): refusing to serve; \(advice)"
+                ))
         }
         if policy != "noeviction" {
             drop()
@@ -273,7 +277,8 @@ public final class RedisConnection {
             freeReplyObject(raw)
             if status == REDIS_OK { return value }
         }
-        let error = context.pointee.err != 0
+        let error =
+            context.pointee.err != 0
             ? storeError(context, errno: savedErrno, action: "command")
             : StoreError.unavailable("no reply from \(url)")
         drop()
@@ -291,7 +296,8 @@ public final class RedisConnection {
             return String(decoding: bytes, as: UTF8.self)
         }
         let lowered = text.lowercased()
-        let timedOut = kind == REDIS_ERR_IO
+        let timedOut =
+            kind == REDIS_ERR_IO
             && (code == EAGAIN || code == EWOULDBLOCK || code == ETIMEDOUT
                 || lowered.contains("timed out") || lowered.contains("resource temporarily unavailable"))
         if timedOut { return .timeout }
@@ -315,9 +321,9 @@ public final class RedisConnection {
 
     private static func timeval(ms: Int) -> timeval {
         #if canImport(Glibc)
-        return Glibc.timeval(tv_sec: ms / 1000, tv_usec: (ms % 1000) * 1000)
+            return Glibc.timeval(tv_sec: ms / 1000, tv_usec: (ms % 1000) * 1000)
         #else
-        return Darwin.timeval(tv_sec: ms / 1000, tv_usec: Int32((ms % 1000) * 1000))
+            return Darwin.timeval(tv_sec: ms / 1000, tv_usec: Int32((ms % 1000) * 1000))
         #endif
     }
 

@@ -108,11 +108,13 @@ extension RedisStore {
             return .keyReused(now: now)
         case "out":
             guard numbers.count == 2, let item = numbers[0], let wait = numbers[1],
-                  item >= 0, item < Int64(request.items.count) else { break }
+                item >= 0, item < Int64(request.items.count)
+            else { break }
             return .outOfCharge(item: Int(item), retryAfterMs: wait)
         case "credits":
             guard numbers.count == 3, let item = numbers[0], let available = numbers[1], let required = numbers[2],
-                  item >= 0, item < Int64(request.items.count) else { break }
+                item >= 0, item < Int64(request.items.count)
+            else { break }
             return .insufficientCredits(item: Int(item), available: available, required: required)
         default:
             break
@@ -163,7 +165,8 @@ extension RedisStore {
             command.append(amountText)
         }
         guard let parts = reply.elements, parts.count == 3,
-              let now = parts[0].integer, let current = parts[1].integer, let last = parts[2].integer else {
+            let now = parts[0].integer, let current = parts[1].integer, let last = parts[2].integer
+        else {
             throw .protocolError("unexpected top-off reply")
         }
         return (now, BucketState(current: current, lastUpdatedAt: last))

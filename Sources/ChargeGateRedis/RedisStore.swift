@@ -99,7 +99,8 @@ public final class RedisStore: ChargeStore {
             index += 2
         }
         guard let pool = fields["pool"], let amount = fields["amount"].flatMap({ Int64($0) }),
-              let time = fields["time"].flatMap({ Int64($0) }) else {
+            let time = fields["time"].flatMap({ Int64($0) })
+        else {
             throw .protocolError("malformed usage event \(id)")
         }
         let context = EventContext(

@@ -19,21 +19,31 @@ public final class GateMetrics: Sendable {
         MetricNameDescriptor(namespace: "charge_gate", metricName: metric, unitName: unit, helpText: help)
     }
 
-    static var decisions: MetricNameDescriptor { name("decisions", "total", "Gate decisions per pool and outcome (allowed counts each pool a request spent from).") }
-    static var fromMemory: MetricNameDescriptor { name("denied_from_memory", "total", "429s answered from a worker's deny cache without asking the store (also counted in decisions).") }
+    static var decisions: MetricNameDescriptor {
+        name("decisions", "total", "Gate decisions per pool and outcome (allowed counts each pool a request spent from).")
+    }
+    static var fromMemory: MetricNameDescriptor {
+        name(
+            "denied_from_memory", "total", "429s answered from a worker's deny cache without asking the store (also counted in decisions).")
+    }
 
     /// Creates the registry and the metrics that have no per-pool labels.
     public init() {
         redisRoundTrip = registry.makeDurationHistogram(
-            descriptor: Self.name("redis_roundtrip", "seconds", "Redis command round trips (write to reply) as the responder measured them."),
-            buckets: [.microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500),
-                      .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250)])
+            descriptor: Self.name(
+                "redis_roundtrip", "seconds", "Redis command round trips (write to reply) as the responder measured them."),
+            buckets: [
+                .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500),
+                .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+            ])
         let errors = Self.name("redis_errors", "total", "Redis commands that failed, by kind (each answered 503).")
         redisTimeouts = registry.makeCounter(descriptor: errors, labels: [("kind", "timeout")])
         redisUnavailable = registry.makeCounter(descriptor: errors, labels: [("kind", "unavailable")])
         redisProtocolErrors = registry.makeCounter(descriptor: errors, labels: [("kind", "protocol")])
-        redisConnects = registry.makeCounter(descriptor: Self.name("redis_connects", "total", "Redis connections made (the first per worker included)."))
-        redisReconnects = registry.makeCounter(descriptor: Self.name("redis_reconnects", "total", "Redis connections made again after one was lost."))
+        redisConnects = registry.makeCounter(
+            descriptor: Self.name("redis_connects", "total", "Redis connections made (the first per worker included)."))
+        redisReconnects = registry.makeCounter(
+            descriptor: Self.name("redis_reconnects", "total", "Redis connections made again after one was lost."))
         let reloads = Self.name("config_reloads", "total", "Config reloads on SIGHUP, by result (failed: the running config was kept).")
         reloadsOK = registry.makeCounter(descriptor: reloads, labels: [("result", "ok")])
         reloadsFailed = registry.makeCounter(descriptor: reloads, labels: [("result", "failed")])
@@ -104,7 +114,8 @@ public final class GateMetrics: Sendable {
 
         private func counter(_ key: Key) -> Counter {
             if let counter = counters[key] { return counter }
-            let counter = key.fromMemory
+            let counter =
+                key.fromMemory
                 ? metrics.registry.makeCounter(descriptor: GateMetrics.fromMemory, labels: [("pool", key.pool)])
                 : metrics.registry.makeCounter(descriptor: GateMetrics.decisions, labels: [("pool", key.pool), ("outcome", key.outcome)])
             counters[key] = counter

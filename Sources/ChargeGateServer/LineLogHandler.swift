@@ -62,7 +62,9 @@ public struct LineLogHandler: LogHandler {
             var out = time + " " + level.rawValue + " " + message
             for name in names {
                 let value = "\(fields[name] ?? "")"
-                out += " " + name + "=" + (value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) ? Self.quoted(value) : value)
+                out +=
+                    " " + name + "="
+                    + (value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) ? Self.quoted(value) : value)
             }
             return out
         }

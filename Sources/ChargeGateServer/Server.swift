@@ -74,7 +74,9 @@ public final class Server: Sendable {
             threads.append(thread)
         }
         let store = config.redis.map { "redis \($0)" } ?? "memory store (this process only)"
-        logger.info("charge-gate listening on \(config.listen) with \(workers) workers; \(config.pools.count) pools, \(config.routes.count) routes; \(store)")
+        logger.info(
+            "charge-gate listening on \(config.listen) with \(workers) workers; \(config.pools.count) pools, \(config.routes.count) routes; \(store)"
+        )
 
         waitForStopSignal()
 
@@ -203,7 +205,9 @@ public final class Server: Sendable {
             if new.listen != old.listen || new.workers != old.workers || new.redis != old.redis
                 || new.redisTimeoutMs != old.redisTimeoutMs || new.socketMode != old.socketMode || new.socketGroup != old.socketGroup
             {
-                logger.warning("reload: listen, workers, redis, redisTimeoutMs and socket settings take effect only after a restart; keeping the running ones")
+                logger.warning(
+                    "reload: listen, workers, redis, redisTimeoutMs and socket settings take effect only after a restart; keeping the running ones"
+                )
             }
             var kept = new
             kept.listen = old.listen

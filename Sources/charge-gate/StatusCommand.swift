@@ -36,7 +36,8 @@ struct StatusCommand: ParsableCommand {
             throw ExitCode(1)
         }
         let rows = loaded.pools.indices.map { index in
-            UsagePage.Row(pool: loaded.pools[index], state: peeked.states[index], subject: loaded.pools[index].scope == .subject ? subjectKey : "")
+            UsagePage.Row(
+                pool: loaded.pools[index], state: peeked.states[index], subject: loaded.pools[index].scope == .subject ? subjectKey : "")
         }
         print(UsageTable.render(rows, now: peeked.now), terminator: "")
     }

@@ -4,9 +4,9 @@
 // EmbedText build plugin, so that a script kept as its own file (charge.lua) is compiled in:
 // nothing to ship beside the binary, nothing to load at run time.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 func fail(_ message: String) -> Never {

@@ -70,10 +70,14 @@ extension RedisTests {
             let store = fixture.store()
             let item = SpendItem(poolId: "p", key: fixture.prefix + "p", max: 5, intervalMs: 3_600_000, cost: 1, expires: false)
             let stream = fixture.prefix + "#events"
-            let first = SpendRequest(items: [item], idempotency: idempotency(fixture.prefix, key: "K1", request: "/a"), eventsKey: stream, eventsMaxLen: 100, context: context(idem: "K1"))
+            let first = SpendRequest(
+                items: [item], idempotency: idempotency(fixture.prefix, key: "K1", request: "/a"), eventsKey: stream, eventsMaxLen: 100,
+                context: context(idem: "K1"))
             _ = try store.spend(first)
             for i in 0..<5 {
-                let other = SpendRequest(items: [item], idempotency: idempotency(fixture.prefix, key: "K1", request: "/other-\(i)"), eventsKey: stream, eventsMaxLen: 100, context: context(idem: "K1"))
+                let other = SpendRequest(
+                    items: [item], idempotency: idempotency(fixture.prefix, key: "K1", request: "/other-\(i)"), eventsKey: stream,
+                    eventsMaxLen: 100, context: context(idem: "K1"))
                 #expect(Self.kind(try store.spend(other)) == "reused")
             }
             #expect(try store.peek([item.key]).states.first??.current == 4)
@@ -86,7 +90,8 @@ extension RedisTests {
             let store = fixture.store()
             let meter = SpendItem(poolId: "m", key: fixture.prefix + "m:s1", max: nil, intervalMs: nil, cost: 1, expires: false)
             for i in 0..<20 {
-                let request = SpendRequest(items: [meter], idempotency: idempotency(fixture.prefix, key: "k\(i)", maxRecords: 7), context: context(idem: "k\(i)"))
+                let request = SpendRequest(
+                    items: [meter], idempotency: idempotency(fixture.prefix, key: "k\(i)", maxRecords: 7), context: context(idem: "k\(i)"))
                 #expect(Self.kind(try store.spend(request)) == "allowed [\(i + 1)]")
             }
             let records = try fixture.run("KEYS", fixture.prefix + "#idem:*").elements?.count
@@ -115,7 +120,9 @@ extension RedisTests {
             let keys = KeySpace(prefix: fixture.prefix)
             let legacy = try #require(keys.legacyEvents(poolIds: ["p"]))
             func add(_ stream: String, _ id: String, _ pool: String) throws {
-                _ = try fixture.run("XADD", stream, id, "pool", pool, "subject", "s", "amount", "1", "route", "/r", "method", "GET", "uri", "/r", "idem", "", "time", String(id.split(separator: "-")[0]))
+                _ = try fixture.run(
+                    "XADD", stream, id, "pool", pool, "subject", "s", "amount", "1", "route", "/r", "method", "GET", "uri", "/r", "idem",
+                    "", "time", String(id.split(separator: "-")[0]))
             }
             try add(legacy, "100-0", "old1")
             try add(legacy, "300-0", "old2")

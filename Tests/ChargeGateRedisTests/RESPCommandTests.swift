@@ -17,7 +17,10 @@ import Testing
         command.append(Int64.max)
         command.append("é")
         #expect(command.count == 7)
-        #expect(Self.encoded(&command) == "*7\r\n$7\r\nEVALSHA\r\n$0\r\n\r\n$3\r\n\u{0}\r\n\r\n$20\r\n-9223372036854775808\r\n$1\r\n0\r\n$19\r\n9223372036854775807\r\n$2\r\né\r\n")
+        #expect(
+            Self.encoded(&command)
+                == "*7\r\n$7\r\nEVALSHA\r\n$0\r\n\r\n$3\r\n\u{0}\r\n\r\n$20\r\n-9223372036854775808\r\n$1\r\n0\r\n$19\r\n9223372036854775807\r\n$2\r\né\r\n"
+        )
     }
 
     @Test(arguments: [0, 1, 9, 10, 11, 99, 100, 1234])

@@ -385,17 +385,22 @@ extension RedisTests {
 /// The `INFO` parsing behind the eviction check, without a server.
 @Suite("maxmemory-policy parsing")
 struct MaxmemoryPolicyParsingTests {
-    @Test("the maxmemory_policy line of INFO text", arguments: [
-        ("# Memory\r\nused_memory:873432\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nallocator_frag_ratio:1.00\r\n", "noeviction"),
-        ("# Memory\r\nmaxmemory:1048576\r\nmaxmemory_policy:allkeys-lru", "allkeys-lru"),
-        ("maxmemory_policy:volatile-ttl\r\n", "volatile-ttl"),
-        ("# Memory\nmaxmemory_policy:allkeys-random\n", "allkeys-random"),
-        ("maxmemory_policy: noeviction \r\n", "noeviction"),
-        ("# Memory\r\nmaxmemory_policy:\r\nmaxmemory:0\r\n", ""),
-        ("# Memory\r\nused_memory:873432\r\nmaxmemory:0\r\n", nil),
-        ("x_maxmemory_policy:allkeys-lru\r\n", nil),
-        ("", nil),
-    ] as [(String, String?)])
+    @Test(
+        "the maxmemory_policy line of INFO text",
+        arguments: [
+            (
+                "# Memory\r\nused_memory:873432\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nallocator_frag_ratio:1.00\r\n",
+                "noeviction"
+            ),
+            ("# Memory\r\nmaxmemory:1048576\r\nmaxmemory_policy:allkeys-lru", "allkeys-lru"),
+            ("maxmemory_policy:volatile-ttl\r\n", "volatile-ttl"),
+            ("# Memory\nmaxmemory_policy:allkeys-random\n", "allkeys-random"),
+            ("maxmemory_policy: noeviction \r\n", "noeviction"),
+            ("# Memory\r\nmaxmemory_policy:\r\nmaxmemory:0\r\n", ""),
+            ("# Memory\r\nused_memory:873432\r\nmaxmemory:0\r\n", nil),
+            ("x_maxmemory_policy:allkeys-lru\r\n", nil),
+            ("", nil),
+        ] as [(String, String?)])
     func parses(info: String, expected: String?) {
         #expect(RedisConnection.maxmemoryPolicy(fromInfo: info) == expected)
     }

@@ -69,7 +69,9 @@ extension RedisTests {
             let store = fixture.store()
             let good = SpendItem(poolId: "a", key: fixture.prefix + "a", max: 5, intervalMs: 60_000, cost: 1, expires: false)
             let bad = SpendItem(poolId: "b", key: fixture.prefix + "b", max: 5, intervalMs: 60_000, cost: 1, expires: false)
-            for garbage in ["not json", #"{"current":1.5,"lastUpdatedAt":1}"#, #"{"current":1}"#, "[1,2]", #"{"current":"1","lastUpdatedAt":1}"#] {
+            for garbage in [
+                "not json", #"{"current":1.5,"lastUpdatedAt":1}"#, #"{"current":1}"#, "[1,2]", #"{"current":"1","lastUpdatedAt":1}"#,
+            ] {
                 try fixture.run("SET", bad.key, garbage)
                 do {
                     _ = try store.spend(SpendRequest(items: [good, bad], context: context()))
@@ -177,7 +179,10 @@ extension RedisTests {
             }
             #expect(allowed.count == 50)
             #expect(Set(allowed) == Set(0..<50), "each remaining count is reported exactly once")
-            #expect(outcomes.allSatisfy { if case .allowed = $0 { return true } else if case .outOfCharge(0, _) = $0 { return true } else { return false } })
+            #expect(
+                outcomes.allSatisfy {
+                    if case .allowed = $0 { return true } else if case .outOfCharge(0, _) = $0 { return true } else { return false }
+                })
             #expect(try fixture.store().peek([item.key]).states.first??.current == 0)
         }
 
@@ -317,7 +322,9 @@ extension RedisTests {
                 return result
             }
             func strip(_ events: [UsageEvent]) -> [String] {
-                events.map { "\($0.pool) \($0.amount) \($0.context.subject) \($0.context.route) \($0.context.method) \($0.context.uri) \($0.context.idempotencyKey)" }
+                events.map {
+                    "\($0.pool) \($0.amount) \($0.context.subject) \($0.context.route) \($0.context.method) \($0.context.uri) \($0.context.idempotencyKey)"
+                }
             }
 
             let everything = try pages(EventQuery(limit: 1000), store).flatMap { $0 }

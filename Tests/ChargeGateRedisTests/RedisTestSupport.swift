@@ -57,10 +57,12 @@ final class RedisFixture {
     deinit {
         // Best effort: remove this test's keys.
         if let keys = try? admin.command(["KEYS", prefix + "*"]).elements, !keys.isEmpty {
-            _ = try? admin.command([Array("DEL".utf8)] + keys.compactMap { value -> [UInt8]? in
-                if case .string(let bytes) = value { return bytes }
-                return nil
-            })
+            _ = try? admin.command(
+                [Array("DEL".utf8)]
+                    + keys.compactMap { value -> [UInt8]? in
+                        if case .string(let bytes) = value { return bytes }
+                        return nil
+                    })
         }
     }
 
@@ -141,8 +143,10 @@ func monotonicMs() -> Int64 {
 
 /// An idempotency check under `prefix` for client key `key` of subject `s1`, naming request
 /// `request` (any text: it is hashed into the fingerprint).
-func idempotency(_ prefix: String, key: String, request: String = "POST /api/generate/x", ttlMs: Int64 = 60_000,
-                 maxRepeats: Int64 = 5, maxRecords: Int64 = 10_000) -> IdempotencyCheck {
+func idempotency(
+    _ prefix: String, key: String, request: String = "POST /api/generate/x", ttlMs: Int64 = 60_000,
+    maxRepeats: Int64 = 5, maxRecords: Int64 = 10_000
+) -> IdempotencyCheck {
     let keys = KeySpace(prefix: prefix)
     return IdempotencyCheck(
         key: keys.idempotency(subject: "s1", clientKey: key), fingerprint: String(SHA256.hex(request).prefix(32)),

@@ -244,7 +244,8 @@ extension RedisTests {
             let store = fixture.store()
             let item = SpendItem(poolId: "a", key: fixture.prefix + "a", max: 2, intervalMs: 1000, cost: 1, expires: false)
             let request = SpendRequest(items: [item], context: context())
-            guard case .allowed(_, let first, _) = try store.spend(request), case .allowed(_, let second, _) = try store.spend(request) else {
+            guard case .allowed(_, let first, _) = try store.spend(request), case .allowed(_, let second, _) = try store.spend(request)
+            else {
                 Issue.record("the first two spends should pass")
                 return
             }

@@ -34,7 +34,8 @@ extension RedisTests {
             let calibrationStart = monotonicMs()
             raceThreads(Self.threads, prepare: { stores.warm($0) }) { index in
                 for n in stride(from: index, to: calibration, by: Self.threads) {
-                    let item = SpendItem(poolId: "cal", key: prefix + "cal:s\(n)", max: Self.maxCharges, intervalMs: 100, cost: 1, expires: true)
+                    let item = SpendItem(
+                        poolId: "cal", key: prefix + "cal:s\(n)", max: Self.maxCharges, intervalMs: 100, cost: 1, expires: true)
                     if case .success(.allowed) = stores.spend(index, SpendRequest(items: [item], context: context(subject: "s\(n)"))) {
                         continue
                     }
@@ -58,7 +59,8 @@ extension RedisTests {
             raceThreads(Self.threads) { index in
                 for n in stride(from: index, to: Self.subjects, by: Self.threads) {
                     let subject = "subject-\(n)"
-                    let item = SpendItem(poolId: "p", key: prefix + "p:" + subject, max: Self.maxCharges, intervalMs: intervalMs, cost: 1, expires: true)
+                    let item = SpendItem(
+                        poolId: "p", key: prefix + "p:" + subject, max: Self.maxCharges, intervalMs: intervalMs, cost: 1, expires: true)
                     if case .success(.allowed) = stores.spend(index, SpendRequest(items: [item], context: context(subject: subject))) {
                         continue
                     }
@@ -68,17 +70,23 @@ extension RedisTests {
             let spendEnd = monotonicMs()
             let spendMs = spendEnd - spendStart
             #expect(denied.value == 0, "a first spend of a new subject was not allowed")
-            try #require(spendMs < intervalMs, "spending took \(spendMs) ms, longer than the \(intervalMs) ms interval (machine too busy): keys expired before they could be counted")
+            try #require(
+                spendMs < intervalMs,
+                "spending took \(spendMs) ms, longer than the \(intervalMs) ms interval (machine too busy): keys expired before they could be counted"
+            )
 
             // 3. One key per subject, each expiring when its pool is full again (one interval).
             let keys = try scanCount(fixture, prefix + "p:*")
             let after = try usedMemory(fixture)
             let bytesPerSubject = (after - before) / Int64(Self.subjects)
             let ttl = try fixture.pttl(prefix + "p:subject-\(Self.subjects - 1)")
-            print("subject expiry at scale: \(Self.subjects) subjects spent in \(spendMs) ms (\(Self.threads) connections), interval \(intervalMs) ms; \(keys) keys; used_memory +\(after - before) bytes = \(bytesPerSubject) bytes per active subject")
+            print(
+                "subject expiry at scale: \(Self.subjects) subjects spent in \(spendMs) ms (\(Self.threads) connections), interval \(intervalMs) ms; \(keys) keys; used_memory +\(after - before) bytes = \(bytesPerSubject) bytes per active subject"
+            )
             #expect(keys == Self.subjects)
             #expect(ttl > 0 && ttl <= intervalMs, "PTTL \(ttl)")
-            #expect(bytesPerSubject > 0 && bytesPerSubject < Int64(Self.bytesPerSubjectLimit), "\(bytesPerSubject) bytes per active subject")
+            #expect(
+                bytesPerSubject > 0 && bytesPerSubject < Int64(Self.bytesPerSubjectLimit), "\(bytesPerSubject) bytes per active subject")
 
             // 4. Once every pool is full again, no key is left.
             let fullAt = spendEnd + intervalMs + 300
@@ -86,7 +94,9 @@ extension RedisTests {
             if wait > 0 { usleep(UInt32(wait) * 1000) }
             let left = try scanCount(fixture, prefix + "*")
             let afterExpiry = try usedMemory(fixture)
-            print("subject expiry at scale: \(left) keys left after the refill; used_memory \(afterExpiry - before) bytes above the start; whole test \(monotonicMs() - started) ms")
+            print(
+                "subject expiry at scale: \(left) keys left after the refill; used_memory \(afterExpiry - before) bytes above the start; whole test \(monotonicMs() - started) ms"
+            )
             #expect(left == 0, "\(left) per-subject keys outlived their pool's refill")
         }
 

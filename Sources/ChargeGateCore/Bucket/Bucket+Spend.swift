@@ -36,7 +36,8 @@ extension Bucket {
             }
         }
         if let credits {
-            return SpendPlan(outcome: .insufficientCredits(item: credits.item, available: credits.available, required: credits.required), writes: [])
+            return SpendPlan(
+                outcome: .insufficientCredits(item: credits.item, available: credits.available, required: credits.required), writes: [])
         }
         if let longest {
             return SpendPlan(outcome: .outOfCharge(item: longest.item, retryAfterMs: longest.wait), writes: [])

@@ -92,7 +92,10 @@ extension ConfigLoader.Reader {
                 if case .limited(let max)? = capacity {
                     let product = max.multipliedReportingOverflow(by: value.ms)
                     if product.overflow || product.partialValue > Self.maxRefillMs {
-                        fail(entry.value, "\(path).rechargeIntervalHours: maxCharges x rechargeIntervalHours is too long a refill (more than 2^53 ms, about 285,000 years)")
+                        fail(
+                            entry.value,
+                            "\(path).rechargeIntervalHours: maxCharges x rechargeIntervalHours is too long a refill (more than 2^53 ms, about 285,000 years)"
+                        )
                     }
                 }
             }

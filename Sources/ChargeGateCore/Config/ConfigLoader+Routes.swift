@@ -127,9 +127,11 @@ extension ConfigLoader.Reader {
         for (index, item) in sequence.enumerated() {
             let itemPath = "\(path)[\(index)]"
             guard let text = string(item, itemPath) else { continue }
-            let isToken = !text.isEmpty && text.utf8.allSatisfy {
-                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0)
-            }
+            let isToken =
+                !text.isEmpty
+                && text.utf8.allSatisfy {
+                    (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0)
+                }
             guard isToken else {
                 fail(item, "\(itemPath): expected an HTTP method such as GET or POST, got \(Self.describe(item))")
                 continue
@@ -191,7 +193,8 @@ extension ConfigLoader.Reader {
             if let max = pool.maxCharges, cost.value > max {
                 fail(
                     cost.line,
-                    "\(itemPath): cost \(cost.value) is more than pool '\(id)' can ever hold (maxCharges \(max)), so the route could never pass")
+                    "\(itemPath): cost \(cost.value) is more than pool '\(id)' can ever hold (maxCharges \(max)), so the route could never pass"
+                )
                 continue
             }
             charges.append(RouteConfig.Charge(poolIndex: pool.index, cost: cost.value))

@@ -9,7 +9,6 @@ extension ConfigLoader.Reader {
         "pools", "routes",
     ]
 
-
     /// Reads the whole tree; nil when it is not a mapping.
     mutating func readRoot(_ root: Node) -> GateConfig? {
         guard case .mapping(let mapping) = root else {
@@ -72,14 +71,16 @@ extension ConfigLoader.Reader {
             config.idempotencyMaxRepeats = Int(value)
         }
         if let entry = keys["idempotencyMaxKeysPerSubject"],
-           let value = int(entry.value, "idempotencyMaxKeysPerSubject", min: 1, max: 1_000_000_000) {
+            let value = int(entry.value, "idempotencyMaxKeysPerSubject", min: 1, max: 1_000_000_000)
+        {
             config.idempotencyMaxKeysPerSubject = Int(value)
         }
         if let entry = keys["eventsMaxLen"], let value = int(entry.value, "eventsMaxLen", min: 0, max: nil) {
             config.eventsMaxLen = Int(value)
         }
         if let entry = keys["memoryEventsMaxBytes"],
-           let value = int(entry.value, "memoryEventsMaxBytes", min: 0, max: 1 << 40) {
+            let value = int(entry.value, "memoryEventsMaxBytes", min: 0, max: 1 << 40)
+        {
             config.memoryEventsMaxBytes = Int(value)
         }
         if let entry = keys["socketMode"], let mode = socketMode(entry.value) {

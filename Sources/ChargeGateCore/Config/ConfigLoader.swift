@@ -15,9 +15,10 @@ public enum ConfigLoader {
             (root, renamedKeys) = composed
         }
         guard let root, !Reader.isNull(root) else {
-            return .failure(ConfigErrors(errors: [
-                ConfigError(file: file, line: 1, message: "the file is empty: expected a mapping of config keys")
-            ]))
+            return .failure(
+                ConfigErrors(errors: [
+                    ConfigError(file: file, line: 1, message: "the file is empty: expected a mapping of config keys")
+                ]))
         }
         var reader = Reader(file: file, renamedKeys: renamedKeys)
         let config = reader.readRoot(root)
@@ -37,14 +38,16 @@ public enum ConfigLoader {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            return .failure(ConfigErrors(errors: [
-                ConfigError(file: path, line: 0, message: "cannot read file: \(readFailureReason(error))")
-            ]))
+            return .failure(
+                ConfigErrors(errors: [
+                    ConfigError(file: path, line: 0, message: "cannot read file: \(readFailureReason(error))")
+                ]))
         }
         guard let text = String(validating: data, as: UTF8.self) else {
-            return .failure(ConfigErrors(errors: [
-                ConfigError(file: path, line: firstInvalidUTF8Line(data), message: "the file is not valid UTF-8 text")
-            ]))
+            return .failure(
+                ConfigErrors(errors: [
+                    ConfigError(file: path, line: firstInvalidUTF8Line(data), message: "the file is not valid UTF-8 text")
+                ]))
         }
         return parse(text, file: path)
     }

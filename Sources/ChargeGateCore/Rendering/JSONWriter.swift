@@ -9,13 +9,27 @@ public struct JSONWriter {
     public init() { text.reserveCapacity(256) }
 
     /// `{`
-    public mutating func beginObject() { separator(); text += "{"; needsComma.append(false) }
+    public mutating func beginObject() {
+        separator()
+        text += "{"
+        needsComma.append(false)
+    }
     /// `}`
-    public mutating func endObject() { text += "}"; needsComma.removeLast() }
+    public mutating func endObject() {
+        text += "}"
+        needsComma.removeLast()
+    }
     /// `[`
-    public mutating func beginArray() { separator(); text += "["; needsComma.append(false) }
+    public mutating func beginArray() {
+        separator()
+        text += "["
+        needsComma.append(false)
+    }
     /// `]`
-    public mutating func endArray() { text += "]"; needsComma.removeLast() }
+    public mutating func endArray() {
+        text += "]"
+        needsComma.removeLast()
+    }
 
     /// `"name":` inside an object; the next value follows.
     public mutating func key(_ name: String) {
@@ -26,11 +40,20 @@ public struct JSONWriter {
     }
 
     /// A string value.
-    public mutating func value(_ string: String) { separator(); Self.appendQuoted(string, to: &text) }
+    public mutating func value(_ string: String) {
+        separator()
+        Self.appendQuoted(string, to: &text)
+    }
     /// An integer value.
-    public mutating func value(_ number: Int64) { separator(); text += String(number) }
+    public mutating func value(_ number: Int64) {
+        separator()
+        text += String(number)
+    }
     /// A boolean value.
-    public mutating func value(_ bool: Bool) { separator(); text += bool ? "true" : "false" }
+    public mutating func value(_ bool: Bool) {
+        separator()
+        text += bool ? "true" : "false"
+    }
     /// A finite number; non-finite values become `null`.
     public mutating func value(_ number: Double) {
         separator()
@@ -43,16 +66,28 @@ public struct JSONWriter {
         }
     }
     /// `null`
-    public mutating func null() { separator(); text += "null" }
+    public mutating func null() {
+        separator()
+        text += "null"
+    }
     /// An optional integer: the number or `null`.
     public mutating func value(_ number: Int64?) { if let number { value(number) } else { null() } }
 
     /// `"name":value` for the common cases.
-    public mutating func field(_ name: String, _ string: String) { key(name); value(string) }
+    public mutating func field(_ name: String, _ string: String) {
+        key(name)
+        value(string)
+    }
     /// `"name":number`
-    public mutating func field(_ name: String, _ number: Int64?) { key(name); value(number) }
+    public mutating func field(_ name: String, _ number: Int64?) {
+        key(name)
+        value(number)
+    }
     /// `"name":bool`
-    public mutating func field(_ name: String, _ bool: Bool) { key(name); value(bool) }
+    public mutating func field(_ name: String, _ bool: Bool) {
+        key(name)
+        value(bool)
+    }
 
     private mutating func separator() {
         if needsComma[needsComma.count - 1] { text += "," }

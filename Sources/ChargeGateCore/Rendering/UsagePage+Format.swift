@@ -71,7 +71,9 @@ extension UsagePage {
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
         func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
         let date = "\(year)-\(two(month))-\(two(day))"
-        let hh = two(second / 3600), mm = two(second % 3600 / 60), ss = two(second % 60)
+        let hh = two(second / 3600)
+        let mm = two(second % 3600 / 60)
+        let ss = two(second % 60)
         return ("\(date)T\(hh):\(mm):\(ss)Z", "\(date) \(hh):\(mm) UTC")
     }
 

@@ -112,14 +112,16 @@ public enum UsagePage {
             html += " <span class=\"state\">\(state)</span>"
         }
         html += "</p>\n"
-        html += "<div class=\"bar\" role=\"meter\" aria-label=\"\(label)\" aria-valuemin=\"0\" aria-valuemax=\"\(max)\" aria-valuenow=\"\(available)\" aria-valuetext=\"\(amount)\">"
+        html +=
+            "<div class=\"bar\" role=\"meter\" aria-label=\"\(label)\" aria-valuemin=\"0\" aria-valuemax=\"\(max)\" aria-valuenow=\"\(available)\" aria-valuetext=\"\(amount)\">"
         html += "<span style=\"width:\(width(available: available, max: max))\"></span></div>\n"
 
         var when: [String] = []
         if level.isFull {
             when.append("full")
         } else if let next = Bucket.nextRechargeAt(level, intervalMs: pool.intervalMs),
-                  let full = Bucket.fullAt(level, max: max, intervalMs: pool.intervalMs) {
+            let full = Bucket.fullAt(level, max: max, intervalMs: pool.intervalMs)
+        {
             when.append("next charge in \(retryString(ms: next - now))")
             when.append("full in \(retryString(ms: full - now))")
         }

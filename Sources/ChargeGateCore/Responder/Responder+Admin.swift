@@ -48,9 +48,12 @@ extension Responder {
         var w = JSONWriter()
         Self.writeState(&w, pool: pool, state: result.state, now: result.now, subject: subject)
         var response = Response.json(200, w.text)
-        response.note = .init(isError: false, message: "top-off", fields: [
-            ("pool", pool.id), ("subject", subject), ("amount", body.amount.map(String.init) ?? "fill"), ("current", String(result.state.current)),
-        ])
+        response.note = .init(
+            isError: false, message: "top-off",
+            fields: [
+                ("pool", pool.id), ("subject", subject), ("amount", body.amount.map(String.init) ?? "fill"),
+                ("current", String(result.state.current)),
+            ])
         return response
     }
 
@@ -67,7 +70,12 @@ extension Responder {
         func number(_ name: String, _ range: ClosedRange<Int64>) -> (Int64?, Response?) {
             guard let raw = QueryString.value(of: name, in: text), !raw.isEmpty else { return (nil, nil) }
             guard let n = Int64(raw), range.contains(n) else {
-                return (nil, .error(400, "bad_request", [("message", "\(name): expected a whole number from \(range.lowerBound) to \(range.upperBound)")]))
+                return (
+                    nil,
+                    .error(
+                        400, "bad_request",
+                        [("message", "\(name): expected a whole number from \(range.lowerBound) to \(range.upperBound)")])
+                )
             }
             return (n, nil)
         }

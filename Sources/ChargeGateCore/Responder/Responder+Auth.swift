@@ -43,7 +43,8 @@ extension Responder {
             outcome = try store.spend(spend)
         } catch {
             var response = deny(503, body: Self.unavailableBody)
-            response.note = .init(isError: true, message: "\(error): answered 503", fields: [("route", route.prefix), ("subject", subject)])
+            response.note = .init(
+                isError: true, message: "\(error): answered 503", fields: [("route", route.prefix), ("subject", subject)])
             response.outcome = .serviceUnavailable(pools: items.map(\.poolId))
             return response
         }
@@ -60,9 +61,11 @@ extension Responder {
         case .keyReused:
             var response = deny(422, body: Self.keyReusedBody)
             response.outcome = .idempotencyKeyReused(pools: items.map(\.poolId))
-            response.note = .init(isError: false, message: "denied idempotency_key_reused", fields: [
-                ("subject", subject), ("idempotencyKey", clientKey), ("route", route.prefix),
-            ])
+            response.note = .init(
+                isError: false, message: "denied idempotency_key_reused",
+                fields: [
+                    ("subject", subject), ("idempotencyKey", clientKey), ("route", route.prefix),
+                ])
             return response
         case .outOfCharge(let item, let wait):
             let pool = items[item].poolId
@@ -122,11 +125,14 @@ extension Responder {
         w.endObject()
         let seconds = String((wait + 999) / 1000)
         let policy = route.rateLimitPolicy
-        var response = deny(429, body: w.text, retryAfter: seconds, policy: policy, state: policy.isEmpty ? "" : "\"" + pool + "\";r=0;t=" + seconds)
+        var response = deny(
+            429, body: w.text, retryAfter: seconds, policy: policy, state: policy.isEmpty ? "" : "\"" + pool + "\";r=0;t=" + seconds)
         if noted {
-            response.note = .init(isError: false, message: "denied out_of_charge", fields: [
-                ("pool", pool), ("subject", subject), ("retryAfterMs", String(wait)), ("route", route.prefix),
-            ])
+            response.note = .init(
+                isError: false, message: "denied out_of_charge",
+                fields: [
+                    ("pool", pool), ("subject", subject), ("retryAfterMs", String(wait)), ("route", route.prefix),
+                ])
         }
         return response
     }
@@ -142,9 +148,12 @@ extension Responder {
         w.endObject()
         var response = deny(402, body: w.text, policy: route.rateLimitPolicy, state: "\"\(pool)\";r=\(available)")
         response.outcome = .insufficientCredits(pool: pool)
-        response.note = .init(isError: false, message: "denied insufficient_credits", fields: [
-            ("pool", pool), ("subject", subject), ("available", String(available)), ("required", String(required)), ("route", route.prefix),
-        ])
+        response.note = .init(
+            isError: false, message: "denied insufficient_credits",
+            fields: [
+                ("pool", pool), ("subject", subject), ("available", String(available)), ("required", String(required)),
+                ("route", route.prefix),
+            ])
         return response
     }
 }

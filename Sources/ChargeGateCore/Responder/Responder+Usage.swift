@@ -20,8 +20,13 @@ extension Responder {
             return Self.unavailable(error, what: "usage")
         }
         if Self.wantsHTML(request) {
-            let rows = pools.map { UsagePage.Row(pool: gate.config.pools[$0], state: peeked.states[$0], subject: gate.config.pools[$0].scope == .subject ? subject : "") }
-            return Response(status: 200, headers: [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store"), ("Vary", "Accept")], body: UsagePage.render(rows, now: peeked.now))
+            let rows = pools.map {
+                UsagePage.Row(
+                    pool: gate.config.pools[$0], state: peeked.states[$0], subject: gate.config.pools[$0].scope == .subject ? subject : "")
+            }
+            return Response(
+                status: 200, headers: [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store"), ("Vary", "Accept")],
+                body: UsagePage.render(rows, now: peeked.now))
         }
         var w = JSONWriter()
         w.beginObject()
@@ -78,7 +83,9 @@ extension Responder {
     func check(_ request: some RequestParams, gate: Gate) -> Response {
         if let refused = Self.onlyMethods(["GET", "HEAD"], request) { return refused }
         let list = QueryString.value(of: "pools", in: request.param(Param.query) ?? "") ?? ""
-        let ids = list.split(separator: ",", omittingEmptySubsequences: true).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let ids = list.split(separator: ",", omittingEmptySubsequences: true).map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+            !$0.isEmpty
+        }
         guard !ids.isEmpty else {
             return .error(400, "bad_request", [("message", "pools: give one or more pool ids, as ?pools=a,b")])
         }

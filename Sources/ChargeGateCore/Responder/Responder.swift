@@ -16,7 +16,8 @@ public struct Responder {
     public let exposition: (@Sendable () -> String)?
 
     /// Creates a responder over `store`.
-    public init(store: any ChargeStore, clock: any GateClock, denials: DenyCache = DenyCache(), exposition: (@Sendable () -> String)? = nil) {
+    public init(store: any ChargeStore, clock: any GateClock, denials: DenyCache = DenyCache(), exposition: (@Sendable () -> String)? = nil)
+    {
         self.store = store
         self.clock = clock
         self.denials = denials
@@ -35,7 +36,9 @@ public struct Responder {
         case .metrics: return metrics(request)
         case nil:
             var response = deny(503, body: Self.unavailableBody)
-            response.note = .init(isError: true, message: "request without a known \(Param.role): denied; check the nginx snippet", fields: [("role", role.map { SafeToken.key(for: $0) } ?? "none")])
+            response.note = .init(
+                isError: true, message: "request without a known \(Param.role): denied; check the nginx snippet",
+                fields: [("role", role.map { SafeToken.key(for: $0) } ?? "none")])
             return response
         }
     }

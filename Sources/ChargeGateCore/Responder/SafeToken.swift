@@ -33,7 +33,9 @@ public enum SafeToken {
     public static func isHashed(_ text: String) -> Bool {
         let utf8 = text.utf8
         return utf8.count == 34 && text.hasPrefix(hashedMark)
-            && utf8.dropFirst(2).allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
+            && utf8.dropFirst(2).allSatisfy {
+                (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0)
+            }
     }
 
     /// Whether `text` matches `[A-Za-z0-9._-]{1,64}` (the pool id charset).

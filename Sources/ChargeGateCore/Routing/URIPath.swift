@@ -24,7 +24,8 @@ public enum URIPath {
             }
             segments.append(segment)
         }
-        let endsWithSlash = bytes.last == slash || bytes.suffix(2).elementsEqual([slash, dot])
+        let endsWithSlash =
+            bytes.last == slash || bytes.suffix(2).elementsEqual([slash, dot])
             || bytes.suffix(3).elementsEqual([slash, dot, dot])
         var out: [UInt8] = [slash]
         out.reserveCapacity(bytes.count + 1)

@@ -21,12 +21,14 @@ extension ChargeStore {
         let more = taken.count < merged.count || pages.contains { $0.next != nil }
         guard more else { return EventPage(events: taken, next: nil) }
         // Nothing matched yet but a stream was scanned further: resume at the least progress.
-        let resume = taken.last?.id ?? pages.compactMap(\.next).min { a, b in
-            switch (EventID(a), EventID(b)) {
-            case let (x?, y?): return x < y
-            default: return a < b
+        let resume =
+            taken.last?.id
+            ?? pages.compactMap(\.next).min { a, b in
+                switch (EventID(a), EventID(b)) {
+                case let (x?, y?): return x < y
+                default: return a < b
+                }
             }
-        }
         return EventPage(events: taken, next: resume)
     }
 }

@@ -14,7 +14,9 @@ public struct EventQuery: Sendable, Equatable {
     public var limit: Int
 
     /// Creates a query.
-    public init(since: Int64? = nil, until: Int64? = nil, pool: String? = nil, subject: String? = nil, after: String? = nil, limit: Int = 1000) {
+    public init(
+        since: Int64? = nil, until: Int64? = nil, pool: String? = nil, subject: String? = nil, after: String? = nil, limit: Int = 1000
+    ) {
         self.since = since
         self.until = until
         self.pool = pool

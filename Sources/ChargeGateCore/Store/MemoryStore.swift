@@ -71,7 +71,8 @@ public final class MemoryStore: ChargeStore, Sendable {
                 s.buckets[item.key] = Entry(state: write.state, expiresAt: write.ttlMs.map { now + $0 })
             }
             if let check = request.idempotency, decision == .fresh {
-                var quota = s.idempotencyQuota[check.quotaKey].flatMap { $0.expiresAt > now ? $0 : nil }
+                var quota =
+                    s.idempotencyQuota[check.quotaKey].flatMap { $0.expiresAt > now ? $0 : nil }
                     ?? Expiring(value: 0, expiresAt: now + check.ttlMs)
                 quota.value += 1
                 s.idempotencyQuota[check.quotaKey] = quota
@@ -82,7 +83,9 @@ public final class MemoryStore: ChargeStore, Sendable {
             }
             if let stream = request.eventsKey, request.eventsMaxLen > 0 {
                 for item in request.items {
-                    append(&s, stream: stream, maxLen: request.eventsMaxLen, now: now, pool: item.poolId, amount: item.cost, context: request.context)
+                    append(
+                        &s, stream: stream, maxLen: request.eventsMaxLen, now: now, pool: item.poolId, amount: item.cost,
+                        context: request.context)
                 }
             }
             s.writesSinceSweep += 1

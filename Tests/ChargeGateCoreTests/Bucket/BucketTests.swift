@@ -19,12 +19,24 @@ import Testing
 
     @Test(arguments: [
         LevelCase(name: "missing key is full", state: nil, max: 5, interval: hour, now: t0, available: 5, last: t0, full: true),
-        LevelCase(name: "no time passed", state: .init(current: 2, lastUpdatedAt: t0), max: 5, interval: hour, now: t0, available: 2, last: t0, full: false),
-        LevelCase(name: "partial progress kept", state: .init(current: 2, lastUpdatedAt: t0), max: 5, interval: hour, now: t0 + hour + 10, available: 3, last: t0 + hour, full: false),
-        LevelCase(name: "earned capped at max", state: .init(current: 4, lastUpdatedAt: t0), max: 5, interval: hour, now: t0 + 3 * hour, available: 5, last: t0 + 3 * hour, full: true),
-        LevelCase(name: "clock behind is clamped", state: .init(current: 1, lastUpdatedAt: t0 + 5000), max: 5, interval: hour, now: t0, available: 1, last: t0 + 5000, full: false),
-        LevelCase(name: "never refills", state: .init(current: 1, lastUpdatedAt: t0), max: 5, interval: nil, now: t0 + 100 * hour, available: 1, last: t0, full: false),
-        LevelCase(name: "negative stored current reads as 0", state: .init(current: -3, lastUpdatedAt: t0), max: 5, interval: hour, now: t0, available: 0, last: t0, full: false),
+        LevelCase(
+            name: "no time passed", state: .init(current: 2, lastUpdatedAt: t0), max: 5, interval: hour, now: t0, available: 2, last: t0,
+            full: false),
+        LevelCase(
+            name: "partial progress kept", state: .init(current: 2, lastUpdatedAt: t0), max: 5, interval: hour, now: t0 + hour + 10,
+            available: 3, last: t0 + hour, full: false),
+        LevelCase(
+            name: "earned capped at max", state: .init(current: 4, lastUpdatedAt: t0), max: 5, interval: hour, now: t0 + 3 * hour,
+            available: 5, last: t0 + 3 * hour, full: true),
+        LevelCase(
+            name: "clock behind is clamped", state: .init(current: 1, lastUpdatedAt: t0 + 5000), max: 5, interval: hour, now: t0,
+            available: 1, last: t0 + 5000, full: false),
+        LevelCase(
+            name: "never refills", state: .init(current: 1, lastUpdatedAt: t0), max: 5, interval: nil, now: t0 + 100 * hour, available: 1,
+            last: t0, full: false),
+        LevelCase(
+            name: "negative stored current reads as 0", state: .init(current: -3, lastUpdatedAt: t0), max: 5, interval: hour, now: t0,
+            available: 0, last: t0, full: false),
     ])
     func level(_ c: LevelCase) {
         let level = Bucket.level(c.state, max: c.max, intervalMs: c.interval, now: c.now)
@@ -81,7 +93,8 @@ import Testing
         #expect(plan.writes.isEmpty)
         let ok = Bucket.plan(items, states: [nil, nil], now: Self.t0)
         #expect(ok.outcome == .allowed(now: Self.t0, remaining: [4, 1], fullAt: [Self.t0 + Self.hour, Self.t0 + Self.hour]))
-        #expect(ok.writes.map(\.state) == [BucketState(current: 4, lastUpdatedAt: Self.t0), BucketState(current: 1, lastUpdatedAt: Self.t0)])
+        #expect(
+            ok.writes.map(\.state) == [BucketState(current: 4, lastUpdatedAt: Self.t0), BucketState(current: 1, lastUpdatedAt: Self.t0)])
     }
 
     @Test func planNamesTheLongestWait() {

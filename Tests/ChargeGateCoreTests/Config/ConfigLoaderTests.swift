@@ -114,7 +114,10 @@ private let onePool = """
         BadConfigCase("interval-negative.yaml", "4: pools[0].rechargeIntervalHours: must be a number > 0, got -0.5"),
         BadConfigCase("interval-string.yaml", "4: pools[0].rechargeIntervalHours: expected a number of hours, got 'two'"),
         BadConfigCase("interval-too-large.yaml", "4: pools[0].rechargeIntervalHours: must be at most 876000 (100 years), got 876001"),
-        BadConfigCase("refill-too-long.yaml", "4: pools[0].rechargeIntervalHours: maxCharges x rechargeIntervalHours is too long a refill (more than 2^53 ms, about 285,000 years)"),
+        BadConfigCase(
+            "refill-too-long.yaml",
+            "4: pools[0].rechargeIntervalHours: maxCharges x rechargeIntervalHours is too long a refill (more than 2^53 ms, about 285,000 years)"
+        ),
         BadConfigCase("interval-too-small.yaml", "4: pools[0].rechargeIntervalHours: must be at least 1 millisecond, got 0.0000001"),
         BadConfigCase(
             "interval-missing.yaml",
@@ -193,7 +196,8 @@ private let onePool = """
     @Test func redisErrorNeverShowsThePassword() throws {
         let errors = try #require(ConfigLoader.load(path: try fixturePath("bad-redis-url.yaml")).failure)
         #expect(!errors.description.contains("s3cret"))
-        #expect(errorLines("redis: unix:///run/redis.sock?password=s3cret&db=x\n" + onePool) == ["1: redis: db must be a whole number >= 0"])
+        #expect(
+            errorLines("redis: unix:///run/redis.sock?password=s3cret&db=x\n" + onePool) == ["1: redis: db must be a whole number >= 0"])
     }
 
     @Test func unreadableFileIsOneErrorAtLineZero() throws {

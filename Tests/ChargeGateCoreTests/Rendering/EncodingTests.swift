@@ -68,18 +68,28 @@ import Testing
     }
 
     @Test func csvQuotesOnlyWhenNeeded() {
-        let event = UsageEvent(id: "1-0", time: 1, pool: "p", amount: 2, context: .init(subject: "s", route: "/r", method: "POST", uri: "/r/a,\"b\"", idempotencyKey: ""))
+        let event = UsageEvent(
+            id: "1-0", time: 1, pool: "p", amount: 2,
+            context: .init(subject: "s", route: "/r", method: "POST", uri: "/r/a,\"b\"", idempotencyKey: ""))
         #expect(EventFormat.csv.line(event) == #"1-0,1,p,s,2,/r,POST,"/r/a,""b""","#)
-        #expect(EventFormat.jsonl.line(event) == #"{"id":"1-0","time":1,"pool":"p","subject":"s","amount":2,"route":"/r","method":"POST","uri":"/r/a,\"b\"","idempotencyKey":""}"#)
+        #expect(
+            EventFormat.jsonl.line(event)
+                == #"{"id":"1-0","time":1,"pool":"p","subject":"s","amount":2,"route":"/r","method":"POST","uri":"/r/a,\"b\"","idempotencyKey":""}"#
+        )
     }
 
     @Test func csvQuotesACarriageReturnLineFeed() {
         // Found by fuzz-tokens: "\r\n" is one Character, so a Character test missed it.
-        let event = UsageEvent(id: "1-0", time: 1, pool: "p", amount: 1, context: .init(subject: "s", route: "/r", method: "GET", uri: "/w\r\nn", idempotencyKey: "\"\u{301}"))
+        let event = UsageEvent(
+            id: "1-0", time: 1, pool: "p", amount: 1,
+            context: .init(subject: "s", route: "/r", method: "GET", uri: "/w\r\nn", idempotencyKey: "\"\u{301}"))
         #expect(EventFormat.csv.line(event) == "1-0,1,p,s,1,/r,GET,\"/w\r\nn\",\"\"\"\u{301}\"")
     }
 
-    @Test(arguments: [("1700000000000", 1_700_000_000_000 as Int64?), ("2023-11-14T22:13:20Z", 1_700_000_000_000), ("2023-11-14T22:13:20.5Z", 1_700_000_000_500), ("yesterday", nil)])
+    @Test(arguments: [
+        ("1700000000000", 1_700_000_000_000 as Int64?), ("2023-11-14T22:13:20Z", 1_700_000_000_000),
+        ("2023-11-14T22:13:20.5Z", 1_700_000_000_500), ("yesterday", nil),
+    ])
     func eventTimes(text: String, ms: Int64?) {
         #expect(EventFormat.parseTime(text) == ms)
     }

@@ -93,12 +93,12 @@ import Testing
 
     static let levelTable: [(Int64, Int64, UsagePage.Level)] = [
         (100, 100, .ok),
-        (26, 100, .ok),       // 74 % used
-        (25, 100, .warn),     // 75 %
-        (11, 100, .warn),     // 89 %
-        (10, 100, .danger),   // 90 %
+        (26, 100, .ok),  // 74 % used
+        (25, 100, .warn),  // 75 %
+        (11, 100, .warn),  // 89 %
+        (10, 100, .danger),  // 90 %
         (0, 100, .danger),
-        (2, 8, .warn),        // 75 % of a small pool
+        (2, 8, .warn),  // 75 % of a small pool
         (1, 4, .warn),
         (1, 10, .danger),
         (1, 1, .ok),
@@ -152,9 +152,11 @@ import Testing
             row(pool("loose-2", max: 5, hours: 1)),
             row(pool("text-2", max: 5, hours: 1, group: "Text")),
         ])
-        let order = ["<h2 id=\"g0\">AI</h2>", "id=\"pool-ai-1\"", "id=\"pool-ai-2\"",
-                     "<h2 id=\"g1\">Text</h2>", "id=\"pool-text-1\"", "id=\"pool-text-2\"",
-                     "<h2 id=\"g2\">Other</h2>", "id=\"pool-loose-1\"", "id=\"pool-loose-2\""]
+        let order = [
+            "<h2 id=\"g0\">AI</h2>", "id=\"pool-ai-1\"", "id=\"pool-ai-2\"",
+            "<h2 id=\"g1\">Text</h2>", "id=\"pool-text-1\"", "id=\"pool-text-2\"",
+            "<h2 id=\"g2\">Other</h2>", "id=\"pool-loose-1\"", "id=\"pool-loose-2\"",
+        ]
         let positions = try order.map { try #require(page.range(of: $0), "\($0)").lowerBound }
         #expect(positions == positions.sorted())
         #expect(page.components(separatedBy: "<section").count - 1 == 3)
@@ -172,8 +174,10 @@ import Testing
     }
 
     @Test func labelAndIdInSmallText() throws {
-        let page = render([row(pool("generate-image", max: 5, hours: 2, label: "Image generation", group: "AI")),
-                           row(pool("plain", max: 5, hours: 2))])
+        let page = render([
+            row(pool("generate-image", max: 5, hours: 2, label: "Image generation", group: "AI")),
+            row(pool("plain", max: 5, hours: 2)),
+        ])
         let card = try #require(Self.card("generate-image", in: page))
         #expect(card.contains("<h3>Image generation</h3>\n<small class=\"id\">generate-image</small>"))
         // a label that is the id is not repeated
@@ -189,7 +193,10 @@ import Testing
         let card = try #require(Self.card("p", in: page))
         #expect(card.contains("<p class=\"count\"><b>3</b> of 5 left</p>"))
         #expect(card.contains(Self.when("next charge in 15m", "full in 2h 15m", "+1 every 2h")))
-        #expect(card.contains("role=\"meter\" aria-label=\"Pictures\" aria-valuemin=\"0\" aria-valuemax=\"5\" aria-valuenow=\"3\" aria-valuetext=\"3 of 5 left\""))
+        #expect(
+            card.contains(
+                "role=\"meter\" aria-label=\"Pictures\" aria-valuemin=\"0\" aria-valuemax=\"5\" aria-valuenow=\"3\" aria-valuetext=\"3 of 5 left\""
+            ))
         #expect(card.contains("style=\"width:60%\""))
         #expect(card.hasPrefix("<li class=\"pool ok\""))
     }
@@ -201,7 +208,7 @@ import Testing
     }
 
     @Test func fullPoolSaysFull() throws {
-        let page = render([row(pool("p", max: 5, hours: 2))])   // missing key: full
+        let page = render([row(pool("p", max: 5, hours: 2))])  // missing key: full
         let card = try #require(Self.card("p", in: page))
         #expect(card.contains(Self.when("full", "+1 every 2h")))
         #expect(!card.contains("next charge"))
@@ -248,8 +255,10 @@ import Testing
         #expect(page.contains("aria-label=\"&quot;&#39;&amp;\""))
         #expect(page.contains("<span class=\"subject\">&quot;&#39;&amp;</span>"))
         // every tag on the page is one of ours
-        let allowed: Set<String> = ["!doctype", "html", "head", "meta", "title", "style", "body", "main", "h1", "p",
-                                    "time", "section", "h2", "ul", "li", "h3", "small", "b", "span", "div"]
+        let allowed: Set<String> = [
+            "!doctype", "html", "head", "meta", "title", "style", "body", "main", "h1", "p",
+            "time", "section", "h2", "ul", "li", "h3", "small", "b", "span", "div",
+        ]
         for piece in page.split(separator: "<").dropFirst() {
             let name = piece.prefix { $0 != " " && $0 != ">" && $0 != "\n" }.lowercased()
             let bare = name.hasPrefix("/") ? String(name.dropFirst()) : name
@@ -315,11 +324,14 @@ import Testing
 
     // MARK: helpers
 
-    func pool(_ id: String, max: Int64?, hours: Double?, label: String? = nil, group: String = "",
-              scope: PoolConfig.Scope = .global) -> PoolConfig {
-        PoolConfig(id: id, capacity: max.map { .limited($0) } ?? .unlimited,
-                   recharge: hours.map { .every(intervalMs: Int64(($0 * 3_600_000).rounded())) } ?? .none,
-                   rechargeIntervalHours: hours, label: label, group: group, scope: scope)
+    func pool(
+        _ id: String, max: Int64?, hours: Double?, label: String? = nil, group: String = "",
+        scope: PoolConfig.Scope = .global
+    ) -> PoolConfig {
+        PoolConfig(
+            id: id, capacity: max.map { .limited($0) } ?? .unlimited,
+            recharge: hours.map { .every(intervalMs: Int64(($0 * 3_600_000).rounded())) } ?? .none,
+            rechargeIntervalHours: hours, label: label, group: group, scope: scope)
     }
 
     /// A row whose state was written at t0 with `current` (nil: no key).

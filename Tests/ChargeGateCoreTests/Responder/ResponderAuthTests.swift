@@ -61,7 +61,8 @@ import Testing
         #expect(responder.respond(to: a, gate: gate).status == 204)
         let denied = responder.respond(to: a, gate: gate)
         #expect(header(denied, "X-Charge-Status") == "402")
-        #expect(header(denied, "X-Charge-Body") == #"{"error":"insufficient_credits","poolId":"credits","availableBalance":0,"required":5}"#)
+        #expect(
+            header(denied, "X-Charge-Body") == #"{"error":"insufficient_credits","poolId":"credits","availableBalance":0,"required":5}"#)
         #expect(header(denied, "X-Charge-Retry-After") == nil)
         #expect(responder.respond(to: FakeRequest.auth("/api/paid", subject: "bob"), gate: gate).status == 204)
     }
@@ -76,7 +77,9 @@ import Testing
 
     @Test func devBypassNeverDenies() {
         let bypass = Gate(config: Self.config(devBypass: true))
-        for _ in 0..<10 { #expect(Responder(store: DownStore(), clock: clock).respond(to: FakeRequest.auth("/api/generate"), gate: bypass).status == 204) }
+        for _ in 0..<10 {
+            #expect(Responder(store: DownStore(), clock: clock).respond(to: FakeRequest.auth("/api/generate"), gate: bypass).status == 204)
+        }
     }
 
     @Test func storeDownFailsClosed() {

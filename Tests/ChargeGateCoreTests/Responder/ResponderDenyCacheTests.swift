@@ -21,7 +21,9 @@ import Testing
         }
         #expect(counting.spends == 3)
         let cached = responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate)
-        #expect(header(cached, "X-Charge-Body") == #"{"error":"out_of_charge","retryAfterMs":\#(2 * Self.hour - 400),"poolId":"generate-image"}"#)
+        #expect(
+            header(cached, "X-Charge-Body")
+                == #"{"error":"out_of_charge","retryAfterMs":\#(2 * Self.hour - 400),"poolId":"generate-image"}"#)
         #expect(cached.note == nil)
         // Trusted for at most a second: then the store is asked again, and its denial's log
         // line accounts for the ones answered from memory.
@@ -36,7 +38,8 @@ import Testing
 
     @Test func theDenyCacheNeverAllowsAndEndsWhenChargesAreBack() {
         var config = Self.config()
-        config.pools[0] = PoolConfig(id: "generate-image", capacity: .limited(1), recharge: .every(intervalMs: 300), rechargeIntervalHours: 300.0 / 3_600_000)
+        config.pools[0] = PoolConfig(
+            id: "generate-image", capacity: .limited(1), recharge: .every(intervalMs: 300), rechargeIntervalHours: 300.0 / 3_600_000)
         let gate = Gate(config: config)
         let counting = CountingStore(store)
         let responder = Responder(store: counting, clock: clock, denials: DenyCache(maxAgeMs: 10_000))
@@ -55,7 +58,9 @@ import Testing
         let responder = Responder(store: counting, clock: clock, denials: DenyCache())
         let keyed = FakeRequest.auth("/api/read", method: "GET", subject: "alice", headers: ["HTTP_IDEMPOTENCY_KEY": "r1"])
         #expect(responder.respond(to: keyed, gate: gate).status == 204)
-        for _ in 0..<2 { #expect(responder.respond(to: FakeRequest.auth("/api/read", method: "GET", subject: "alice"), gate: gate).status == 204) }
+        for _ in 0..<2 {
+            #expect(responder.respond(to: FakeRequest.auth("/api/read", method: "GET", subject: "alice"), gate: gate).status == 204)
+        }
         #expect(responder.respond(to: FakeRequest.auth("/api/read", method: "GET", subject: "alice"), gate: gate).status == 403)
         let asked = counting.spends
         // The repeat of an allowed request is still allowed: the cache is not consulted.
@@ -81,7 +86,8 @@ import Testing
         let worker2 = Responder(store: counting, clock: clock, denials: DenyCache(epoch: epoch))
         for _ in 0..<3 { _ = worker1.respond(to: FakeRequest.auth("/api/generate"), gate: gate) }
         #expect(worker1.respond(to: FakeRequest.auth("/api/generate"), gate: gate).status == 403)
-        let topped = worker2.respond(to: FakeRequest.endpoint("topoff", method: "POST", token: "s3cret", body: #"{"poolId":"generate-image"}"#), gate: gate)
+        let topped = worker2.respond(
+            to: FakeRequest.endpoint("topoff", method: "POST", token: "s3cret", body: #"{"poolId":"generate-image"}"#), gate: gate)
         #expect(topped.status == 200)
         #expect(worker1.respond(to: FakeRequest.auth("/api/generate"), gate: gate).status == 204)
     }

@@ -18,7 +18,8 @@ import Testing
         config.pools = [
             PoolConfig(id: "small", capacity: .limited(1), recharge: .every(intervalMs: 100 * hour), rechargeIntervalHours: 100),
             PoolConfig(id: "big", capacity: .limited(995), recharge: .every(intervalMs: 100 * hour), rechargeIntervalHours: 100),
-            PoolConfig(id: "small2", capacity: .limited(3), recharge: .every(intervalMs: 100 * hour), rechargeIntervalHours: 100, scope: .subject),
+            PoolConfig(
+                id: "small2", capacity: .limited(3), recharge: .every(intervalMs: 100 * hour), rechargeIntervalHours: 100, scope: .subject),
             PoolConfig(id: "meter", capacity: .unlimited, recharge: .none, scope: .subject),
         ]
         config.routes = [
@@ -47,7 +48,9 @@ import Testing
     }
 
     func ask(_ gate: Gate, _ uri: String, method: String = "POST", subject: String = "alice", key: String? = nil) -> Response {
-        responder.respond(to: FakeRequest.auth(uri, method: method, subject: subject, headers: key.map { ["HTTP_IDEMPOTENCY_KEY": $0] } ?? [:]), gate: gate)
+        responder.respond(
+            to: FakeRequest.auth(uri, method: method, subject: subject, headers: key.map { ["HTTP_IDEMPOTENCY_KEY": $0] } ?? [:]),
+            gate: gate)
     }
 
     @Test func aKeyReusedForAnotherURIIs422AndNeitherChargedNorPassed() {

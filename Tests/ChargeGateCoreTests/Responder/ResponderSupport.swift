@@ -10,13 +10,17 @@ struct FakeRequest: RequestParams {
     func param(_ name: String) -> String? { params[name] }
     func body(limit: Int) -> [UInt8]? { bodyBytes.count > limit ? nil : bodyBytes }
 
-    static func auth(_ uri: String, method: String = "POST", subject: String = "203.0.113.7", headers: [String: String] = [:]) -> FakeRequest {
+    static func auth(_ uri: String, method: String = "POST", subject: String = "203.0.113.7", headers: [String: String] = [:])
+        -> FakeRequest
+    {
         var params = ["CHARGE_GATE_ROLE": "auth", "CHARGE_GATE_URI": uri, "REQUEST_METHOD": method, "CHARGE_GATE_SUBJECT": subject]
         params.merge(headers) { $1 }
         return FakeRequest(params: params)
     }
 
-    static func endpoint(_ role: String, query: String = "", method: String = "GET", token: String? = nil, subject: String = "203.0.113.7", body: String = "") -> FakeRequest {
+    static func endpoint(
+        _ role: String, query: String = "", method: String = "GET", token: String? = nil, subject: String = "203.0.113.7", body: String = ""
+    ) -> FakeRequest {
         var params = ["CHARGE_GATE_ROLE": role, "QUERY_STRING": query, "REQUEST_METHOD": method, "CHARGE_GATE_SUBJECT": subject]
         if let token { params["HTTP_AUTHORIZATION"] = "Bearer " + token }
         return FakeRequest(params: params, bodyBytes: Array(body.utf8))
@@ -28,9 +32,14 @@ final class CountingStore: ChargeStore {
     let inner: MemoryStore
     var spends = 0
     init(_ inner: MemoryStore) { self.inner = inner }
-    func spend(_ request: SpendRequest) throws(StoreError) -> SpendOutcome { spends += 1; return try inner.spend(request) }
+    func spend(_ request: SpendRequest) throws(StoreError) -> SpendOutcome {
+        spends += 1
+        return try inner.spend(request)
+    }
     func peek(_ keys: [String]) throws(StoreError) -> (now: Int64, states: [BucketState?]) { try inner.peek(keys) }
-    func topOff(_ item: SpendItem, amount: Int64?) throws(StoreError) -> (now: Int64, state: BucketState) { try inner.topOff(item, amount: amount) }
+    func topOff(_ item: SpendItem, amount: Int64?) throws(StoreError) -> (now: Int64, state: BucketState) {
+        try inner.topOff(item, amount: amount)
+    }
     func events(stream: String, _ query: EventQuery) throws(StoreError) -> EventPage { try inner.events(stream: stream, query) }
 }
 
@@ -69,14 +78,19 @@ struct ResponderFixture {
         config.devBypass = devBypass
         config.adminToken = "s3cret"
         config.pools = [
-            PoolConfig(id: "generate-image", capacity: .limited(2), recharge: .every(intervalMs: 2 * hour), rechargeIntervalHours: 2, label: "Image generation", group: "AI"),
-            PoolConfig(id: "api-calls", capacity: .limited(3), recharge: .every(intervalMs: 36_000), rechargeIntervalHours: 0.01, scope: .subject),
+            PoolConfig(
+                id: "generate-image", capacity: .limited(2), recharge: .every(intervalMs: 2 * hour), rechargeIntervalHours: 2,
+                label: "Image generation", group: "AI"),
+            PoolConfig(
+                id: "api-calls", capacity: .limited(3), recharge: .every(intervalMs: 36_000), rechargeIntervalHours: 0.01, scope: .subject),
             PoolConfig(id: "credits", capacity: .limited(10), recharge: .none, scope: .subject),
             PoolConfig(id: "meter", capacity: .unlimited, recharge: .none, scope: .subject),
         ]
         config.routes = [
             RouteConfig(prefix: "/api/generate", charges: [.init(poolIndex: 0, cost: 1)], methods: ["POST"], idempotent: true),
-            RouteConfig(prefix: "/api/paid", charges: [.init(poolIndex: 1, cost: 1), .init(poolIndex: 2, cost: 5), .init(poolIndex: 3, cost: 1)], idempotent: true),
+            RouteConfig(
+                prefix: "/api/paid", charges: [.init(poolIndex: 1, cost: 1), .init(poolIndex: 2, cost: 5), .init(poolIndex: 3, cost: 1)],
+                idempotent: true),
             RouteConfig(prefix: "/api/read", charges: [.init(poolIndex: 1, cost: 1)], methods: ["GET"], idempotent: true),
             RouteConfig(prefix: "/api/read", charges: [.init(poolIndex: 0, cost: 1)], methods: ["PUT"]),
         ]

@@ -13,7 +13,10 @@ import Testing
         var inSection = false
         var names: [String] = []
         for line in doc.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.hasPrefix("## ") { inSection = line == "## " + heading; continue }
+            if line.hasPrefix("## ") {
+                inSection = line == "## " + heading
+                continue
+            }
             guard inSection, line.hasPrefix("| `") else { continue }
             let cell = line.dropFirst(3)
             if let end = cell.firstIndex(of: "`") { names.append(String(cell[..<end])) }

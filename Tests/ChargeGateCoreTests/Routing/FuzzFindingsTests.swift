@@ -13,7 +13,10 @@ import Testing
         // nginx resolves the `..` against the segment "\u{301}": the route /api/generate is charged.
         #expect(Array(URIPath.normalize("/api/generate/\u{301}/../x").utf8) == Array("/api/generate/x".utf8))
         #expect(Array(URIPath.normalize("/api/\u{301}/./..//generate/").utf8) == Array("/api/generate/".utf8))
-        #expect(URIPath.segments("/api/generate/\u{301}x").map { Array($0.utf8) } == [Array("api".utf8), Array("generate".utf8), Array("\u{301}x".utf8)])
+        #expect(
+            URIPath.segments("/api/generate/\u{301}x").map { Array($0.utf8) } == [
+                Array("api".utf8), Array("generate".utf8), Array("\u{301}x".utf8),
+            ])
     }
 
     /// `REQUEST_URI` is cut at the first `?` byte even when a combining mark follows it, as

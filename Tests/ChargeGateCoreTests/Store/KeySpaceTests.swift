@@ -39,7 +39,8 @@ import Testing
         var rng = SplitMix(state: 20_261_130)
         let keys = KeySpace(prefix: prefix)
         let pools = Set(Self.namedPools + (0..<60).map { _ in Self.poolID(&rng) })
-        let subjects = Set((0..<200).map { _ in SafeToken.key(for: Self.rawSubject(&rng)) } + ["_anonymous", "h:x"].map(SafeToken.key(for:)))
+        let subjects = Set(
+            (0..<200).map { _ in SafeToken.key(for: Self.rawSubject(&rng)) } + ["_anonymous", "h:x"].map(SafeToken.key(for:)))
         let clientKeys = ["k", "K1", "order-1", "", "h:00"]
         // Every key, with what it stands for.
         var named: [String: String] = [:]

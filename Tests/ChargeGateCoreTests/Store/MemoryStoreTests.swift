@@ -7,7 +7,9 @@ import Testing
     static let item = SpendItem(poolId: "meter", key: "charge:meter:s", max: nil, intervalMs: nil, cost: 1, expires: true)
 
     static func context(_ i: Int, uriBytes: Int) -> EventContext {
-        EventContext(subject: "s", route: "/api/x", method: "POST", uri: "/api/x/" + String(repeating: "u", count: uriBytes) + "\(i)", idempotencyKey: "")
+        EventContext(
+            subject: "s", route: "/api/x", method: "POST", uri: "/api/x/" + String(repeating: "u", count: uriBytes) + "\(i)",
+            idempotencyKey: "")
     }
 
     func all(_ store: MemoryStore) throws -> [UsageEvent] {
@@ -20,7 +22,8 @@ import Testing
         let maxBytes = 20_000
         let store = MemoryStore(clock: clock, eventsMaxBytes: maxBytes)
         for i in 0..<500 {
-            _ = try store.spend(SpendRequest(items: [Self.item], eventsKey: "e", eventsMaxLen: 1_000_000, context: Self.context(i, uriBytes: uriBytes)))
+            _ = try store.spend(
+                SpendRequest(items: [Self.item], eventsKey: "e", eventsMaxLen: 1_000_000, context: Self.context(i, uriBytes: uriBytes)))
             clock.advance(1)
             let bytes = try all(store).reduce(0) { $0 + MemoryStore.size(of: $1) }
             #expect(bytes <= maxBytes + maxBytes / 8, "after \(i)")
