@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SNIPPETS = ROOT / "nginx"
 TEMPLATE = ROOT / "deploy" / "nginx-stack.conf.in"
 LOCAL_STACK = ROOT / "deploy" / "local-stack"
+REDIS_PRIVATE = ROOT / "scripts" / "redis-private"
+RENDER_NGINX_CONF = ROOT / "deploy" / "render-nginx-conf"
 TEST_TIMEOUT = int(os.environ.get("CHARGE_GATE_E2E_TEST_TIMEOUT", "120"))
 
 
@@ -310,10 +312,12 @@ class RedisServer:
         if self.sock.exists():
             self.sock.unlink()
         log = open(self.dir / "redis.log", "ab")
+        # scripts/redis-private run: the project's one way to start a private Redis; it execs
+        # redis-server, so self.proc is the server itself.
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", "0", "--unixsocket", str(self.sock), "--unixsocketperm", "700",
-             *self.persistence_args(), "--enable-debug-command", "local", "--daemonize", "no"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+            [str(REDIS_PRIVATE), "run", str(self.dir), "--debug-command", "--", *self.persistence_args()],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            env={**os.environ, "REDIS_SERVER": REDIS_SERVER})
         log.close()
 
         def ready():
@@ -461,18 +465,11 @@ TEST_EXTRA = """\
 
 def render_nginx_conf(dir: Path, port: int, extra: str = "") -> str:
     """Renders deploy/nginx-stack.conf.in exactly as deploy/local-stack does."""
-    text = TEMPLATE.read_text()
-    user = ""
-    if os.geteuid() == 0:
-        import grp
-        import pwd
-        user = f"user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};"
-    text = text.replace("@EXTRA@", extra.rstrip("\n"))
-    text = text.replace("@USER@", user)
-    text = text.replace("@DIR@", str(dir))
-    text = text.replace("@PORT@", str(port))
-    text = text.replace("@SNIPPETS@", str(SNIPPETS))
-    return text
+    r = subprocess.run([str(RENDER_NGINX_CONF), "--dir", str(dir), "--port", str(port), "--extra", "-"],
+                       input=extra, capture_output=True, text=True, timeout=20)
+    if r.returncode != 0:
+        raise AssertionError(f"deploy/render-nginx-conf failed: {r.stderr.strip()}")
+    return r.stdout
 
 
 class Nginx:
@@ -724,7 +721,7 @@ def assert_unavailable(r: Response):
     assert r.header("Retry-After") is None, r
 
 
-# SPEC §6 (metering) helpers ------------------------------------------------------------------
+# Metering helpers (docs/http.md) ------------------------------------------------------------
 
 EVENT_KEYS = ["id", "time", "pool", "subject", "amount", "route", "method", "uri", "idempotencyKey"]
 
