@@ -310,8 +310,9 @@ def _script_calls(stack) -> int:
 def test_a_flood_on_an_empty_pool_is_denied_from_memory(make_stack):
     """Once a worker has seen a pool empty until T it answers the 429 itself: 4 workers, 400
     denied requests, at most one script call per worker (plus the one that drained the pool).
-    Never an allow from memory: after a top-off the next request asks Redis and passes."""
-    stack = make_stack(settings="workers: 4\nadminToken: t0ken\n")
+    Never an allow from memory: after a top-off the next request asks Redis and passes. (nginx's
+    own deny cache is off here: test_edge_deny_cache.py covers it.)"""
+    stack = make_stack(settings="workers: 4\nadminToken: t0ken\nedgeDenySeconds: 0\n")
     assert_allowed(stack.post("/api/generate"), "POST", "/api/generate")
     for _ in range(4):
         assert stack.post("/api/generate").status == 200

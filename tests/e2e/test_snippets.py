@@ -12,7 +12,11 @@ from harness import NGINX, SNIPPETS
 def test_example_server_conf_parses(tmp_dir):
     example = (SNIPPETS / "example-server.conf").read_text()
     assert "/usr/local/share/charge-gate/nginx/" in example
-    (tmp_dir / "example.conf").write_text(example.replace("/usr/local/share/charge-gate/nginx", str(SNIPPETS)))
+    cache = (SNIPPETS / "charge-gate-cache.conf").read_text().replace("/var/lib/nginx/charge-gate-deny", f"{tmp_dir}/deny")
+    (tmp_dir / "cache.conf").write_text(cache)
+    (tmp_dir / "example.conf").write_text(
+        example.replace("/usr/local/share/charge-gate/nginx/charge-gate-cache.conf", str(tmp_dir / "cache.conf"))
+        .replace("/usr/local/share/charge-gate/nginx", str(SNIPPETS)))
     (tmp_dir / "nginx.conf").write_text(
         f"pid {tmp_dir}/nginx.pid;\nerror_log {tmp_dir}/error.log;\nevents {{}}\n"
         f"http {{\n  access_log off;\n  client_body_temp_path {tmp_dir}/b;\n  proxy_temp_path {tmp_dir}/p;\n"
@@ -26,7 +30,8 @@ def test_example_server_conf_parses(tmp_dir):
 def test_snippets_avoid_the_fastcgi_params_traps():
     texts = {p.name: p.read_text() for p in SNIPPETS.glob("charge-gate-*.conf")}
     assert set(texts) == {"charge-gate-http.conf", "charge-gate-server.conf", "charge-gate-protect.conf",
-                          "charge-gate-usage.conf", "charge-gate-fetch.conf", "charge-gate-metrics.conf"}
+                          "charge-gate-usage.conf", "charge-gate-fetch.conf", "charge-gate-metrics.conf",
+                          "charge-gate-cache.conf"}
     for name, text in texts.items():
         code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
         assert not re.search(r"include\s+\S*fastcgi", code), name

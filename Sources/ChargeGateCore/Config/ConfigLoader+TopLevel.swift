@@ -5,7 +5,7 @@ extension ConfigLoader.Reader {
     static let topKeys = [
         "listen", "workers", "redis", "redisTimeoutMs", "keyPrefix", "devBypass", "adminToken",
         "idempotencyHeader", "idempotencyTtlSeconds", "idempotencyMaxRepeats", "idempotencyMaxKeysPerSubject",
-        "eventsMaxLen", "memoryEventsMaxBytes", "socketMode", "socketGroup",
+        "eventsMaxLen", "memoryEventsMaxBytes", "edgeDenySeconds", "socketMode", "socketGroup",
         "pools", "routes",
     ]
 
@@ -82,6 +82,9 @@ extension ConfigLoader.Reader {
             let value = int(entry.value, "memoryEventsMaxBytes", min: 0, max: 1 << 40)
         {
             config.memoryEventsMaxBytes = Int(value)
+        }
+        if let entry = keys["edgeDenySeconds"], let value = int(entry.value, "edgeDenySeconds", min: 0, max: 3600) {
+            config.edgeDenySeconds = Int(value)
         }
         if let entry = keys["socketMode"], let mode = socketMode(entry.value) {
             config.socketMode = mode

@@ -28,6 +28,9 @@ public struct GateConfig: Sendable, Equatable {
     /// The memory store's event log size bound, in bytes (oldest events go first); Redis
     /// bounds its stream by `eventsMaxLen` only.
     public var memoryEventsMaxBytes: Int = 64 << 20
+    /// How long nginx may answer a 429 from its own cache (the edge deny cache), in seconds;
+    /// 0 turns it off. Bounds how long a top-off, a plan change or a reload can go unseen there.
+    public var edgeDenySeconds: Int = 1
     /// Unix socket mode, as octal (default 0o660).
     public var socketMode: Int = 0o660
     /// Group that owns the unix socket; nil keeps the process's group.

@@ -22,11 +22,16 @@ extension Responder {
         // A request with an idempotency key may repeat an allowed one: only the store knows.
         denials.use(gate)
         let cacheable = idempotency == nil && route.denialsCacheable
+        // nginx's cache never sees a request with the header (the snippet bypasses it), and the
+        // responder never marks one: on an idempotent route its answer is the record's.
+        let edgeCacheable =
+            cacheable && gate.config.edgeDenySeconds > 0 && (request.param(gate.idempotencyParam) ?? "").isEmpty
         let cacheKey = route.denialKey(subject: subject)
         if cacheable, let cached = denials.denial(for: cacheKey, now: clock.nowMs()) {
             // Not logged one by one: the next denial the store decides for this key reports
             // how many were answered from memory meanwhile.
             var response = outOfCharge(pool: cached.poolId, wait: cached.retryAfterMs, subject: subject, route: route, noted: false)
+            if edgeCacheable { markForEdge(&response, wait: cached.retryAfterMs, now: clock.nowMs(), gate: gate) }
             response.outcome = .outOfCharge(pool: cached.poolId, fromMemory: true)
             return response
         }
@@ -72,8 +77,10 @@ extension Responder {
             var response = outOfCharge(pool: pool, wait: wait, subject: subject, route: route)
             response.outcome = .outOfCharge(pool: pool, fromMemory: false)
             if cacheable {
-                let fromMemory = denials.remember(cacheKey, poolId: pool, retryAfterMs: wait, now: clock.nowMs())
+                let now = clock.nowMs()
+                let fromMemory = denials.remember(cacheKey, poolId: pool, retryAfterMs: wait, now: now)
                 if fromMemory > 0 { response.note?.fields.append(("deniedFromMemoryBefore", String(fromMemory))) }
+                if edgeCacheable { markForEdge(&response, wait: wait, now: now, gate: gate) }
             }
             return response
         case .insufficientCredits(let item, let available, let required):
@@ -135,6 +142,20 @@ extension Responder {
                 ])
         }
         return response
+    }
+
+    /// Lets nginx answer this 429 from its own cache (`X-Accel-Expires: @T`, epoch seconds).
+    /// nginx serves a cached answer while `T >= ngx_time()`, that is to the end of second T
+    /// (ngx_http_file_cache_read: stale only when `valid_sec < now`), so T is the last whole
+    /// second that ends by the moment the request would pass, and the entry lives at most
+    /// `edgeDenySeconds`: T = min(floor((now + wait) / 1000) - 1, floor(now / 1000) +
+    /// edgeDenySeconds - 1). Nothing when T is already past (the pool's next charge falls in
+    /// this very second). `now` is this node's clock, the one nginx compares T with.
+    func markForEdge(_ response: inout Response, wait: Int64, now: Int64, gate: Gate) {
+        let nowSeconds = now / 1000
+        let until = Swift.min((now + wait) / 1000 - 1, nowSeconds + Int64(gate.config.edgeDenySeconds) - 1)
+        guard until >= nowSeconds else { return }
+        response.headers.append((Header.accelExpires, "@" + String(until)))
     }
 
     /// The 402 for `pool` (it never refills, so waiting would not help): no `Retry-After`.

@@ -61,7 +61,11 @@ public enum WireProtocol {
         /// The `RateLimit` value after this decision.
         public static let rateLimit = "X-Charge-RateLimit"
 
+        /// nginx's own: `@T` (epoch seconds) on a 429 that nginx may answer from its deny cache
+        /// until T (never past the pool's next charge, at most `edgeDenySeconds` away).
+        public static let accelExpires = "X-Accel-Expires"
+
         /// Every header above.
-        public static let all = [status, body, retryAfter, rateLimitPolicy, rateLimit]
+        public static let all = [status, body, retryAfter, rateLimitPolicy, rateLimit, accelExpires]
     }
 }
