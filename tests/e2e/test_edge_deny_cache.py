@@ -57,9 +57,9 @@ EXTRA = """\
 """
 
 
-def stack_with(make_stack, edge: int = 1, workers: int = 2):
+def stack_with(make_stack, edge: int = 1, workers: int = 2, extra: str = ""):
     settings = f"adminToken: {TOKEN}\nworkers: {workers}\nedgeDenySeconds: {edge}\n"
-    return make_stack(CONFIG, settings=settings, extra=EXTRA)
+    return make_stack(CONFIG, settings=settings, extra=EXTRA + extra)
 
 
 def as_(subject: str, **headers) -> dict:
@@ -210,3 +210,25 @@ def test_edge_deny_seconds_0_turns_it_off(make_stack):
         assert_out_of_charge(s.get("/api/plenty", headers=as_("o")), "plenty")
     assert "HIT" not in cache_statuses(s, "/api/plenty")
     assert decided(s, "plenty", "out_of_charge") == 30
+
+
+def test_a_location_can_turn_the_edge_cache_off(make_stack):
+    """`set $charge_gate_edge_cache off;` before the protect include: every request there asks
+    the responder, while the default location beside it keeps the cache."""
+    off = """
+        location /api/plenty/off/ {
+            set $charge_gate_edge_cache off;
+            include @SNIPPETS@/charge-gate-protect.conf;
+            proxy_pass http://unix:@DIR@/app.sock;
+        }
+"""
+    s = stack_with(make_stack, edge=5, workers=1, extra=off)
+    for _ in range(20):
+        assert s.get("/api/plenty/off/x", headers=as_("q")).status == 200
+    for _ in range(30):
+        assert_out_of_charge(s.get("/api/plenty/off/x", headers=as_("q")), "plenty")
+    assert set(cache_statuses(s, "/api/plenty/off/")) == {"BYPASS"}
+    assert decided(s, "plenty", "out_of_charge") == 30
+    for _ in range(10):
+        assert_out_of_charge(s.get("/api/plenty/on", headers=as_("q")), "plenty")
+    assert "HIT" in cache_statuses(s, "/api/plenty/on")
