@@ -142,7 +142,8 @@ def idem_record(subject: str, key: str) -> str:
 
 def fingerprint(route: str, methods: str, method: str, uri: str) -> str:
     """What the record binds: the route itself (prefix and methods), the method and the URI."""
-    return hashlib.sha256(f"{route} {methods}\n{method}\n{uri}".encode()).hexdigest()[:32]
+    fields = [f"{route} {methods}", method, uri]
+    return hashlib.sha256("".join(f"{len(f.encode())}:{f}" for f in fields).encode()).hexdigest()[:32]
 
 
 def as_(subject, extra: dict | None = None) -> dict:

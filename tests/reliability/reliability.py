@@ -14,6 +14,11 @@ other path below the route, and it shows up
 So "the app saw a request that was not allowed", "an allowed request was not charged" and "a
 request was charged twice" are exact set comparisons, not estimates.
 
+Idempotent retries are the one exception: an idempotency record binds its key to the request's
+URI (the same key on another URI is refused with 422), so the retries of one key share one path
+id (`prid`, pinned by the load) and the comparisons count per path: the app sees a pinned path
+once per allowed retry, and the event log charges it once per spend.
+
 Environment:
   CHARGE_GATE_BIN                 the binary (default .build/debug/charge-gate)
   CHARGE_GATE_RELIABILITY_LONG=1  the release-check sizes (minutes of soak, bigger counts)
@@ -278,12 +283,17 @@ class Cluster:
                     seen[rid] = seen.get(rid, 0) + 1
         return seen
 
-    def app_settled(self, expected: set[int], timeout: float = 3.0) -> dict[int, int]:
-        """app_rids() once it holds every rid of `expected` (or after `timeout`), plus a short
-        settle time for hits that should not be there."""
+    def app_settled(self, expected: set[int] | dict[int, int], timeout: float = 3.0) -> dict[int, int]:
+        """app_rids() once it holds every rid of `expected` (a dict: at least that many hits of
+        each; or after `timeout`), plus a short settle time for hits that should not be there."""
+        want = expected if isinstance(expected, dict) else dict.fromkeys(expected, 1)
+
+        def arrived():
+            seen = self.app_rids()
+            return all(seen.get(rid, 0) >= n for rid, n in want.items())
+
         try:
-            wait_until(lambda: expected <= self.app_rids().keys(), timeout, interval=0.05,
-                       what=f"{len(expected)} app hits")
+            wait_until(arrived, timeout, interval=0.05, what=f"{sum(want.values())} app hits")
         except AssertionError:
             pass
         time.sleep(0.1)
@@ -301,11 +311,12 @@ class Cluster:
         return counts
 
     def events(self, prefix: str = "charge:") -> list[dict]:
-        """Every entry of the usage-event stream, as dicts (id + fields)."""
+        """Every entry of the usage-event stream (`prefix#events`: internal keys live under
+        `prefix#`), as dicts (id + fields)."""
         out: list[dict] = []
         start = "-"
         while True:
-            page = self.rc.command("XRANGE", prefix + "events", start, "+", "COUNT", "1000")
+            page = self.rc.command("XRANGE", prefix + "#events", start, "+", "COUNT", "1000")
             for eid, flat in page:
                 e = dict(zip(flat[0::2], flat[1::2]))
                 e["id"] = eid
@@ -316,7 +327,7 @@ class Cluster:
             start = f"{ms}-{int(seq) + 1}"
 
     def event_rids(self, pool: str, prefix: str = "charge:") -> dict[int, int]:
-        """rid -> number of usage events of `pool` that charged it."""
+        """path id (the rid, or a pinned prid) -> number of usage events of `pool` that charged it."""
         seen: dict[int, int] = {}
         for e in self.events(prefix):
             if e.get("pool") != pool:
@@ -353,15 +364,18 @@ class Cluster:
 class Rec:
     """One request's fate."""
 
-    __slots__ = ("rid", "node", "route", "t0", "t1", "status", "kind", "detail", "headers", "method")
+    __slots__ = ("rid", "node", "route", "t0", "t1", "status", "kind", "detail", "headers", "method", "prid")
 
-    def __init__(self, rid, node, route, t0, t1, status, kind, detail="", headers=None, method="GET"):
+    def __init__(self, rid, node, route, t0, t1, status, kind, detail="", headers=None, method="GET", prid=None):
         self.rid, self.node, self.route, self.t0, self.t1 = rid, node, route, t0, t1
         self.status, self.kind, self.detail, self.headers = status, kind, detail, headers or {}
         self.method = method
+        # the id in the request's path: its own rid, or the one its idempotent retries share
+        self.prid = rid if prid is None else prid
 
     def __repr__(self):
-        return f"<{self.method} rid {self.rid} {self.route} via {self.node} {self.kind} {self.status} {self.t0:.3f}..{self.t1:.3f} {self.detail}>"
+        path = "" if self.prid == self.rid else f" path {self.prid}"
+        return f"<{self.method} rid {self.rid}{path} {self.route} via {self.node} {self.kind} {self.status} {self.t0:.3f}..{self.t1:.3f} {self.detail}>"
 
 
 _RIDS = itertools.count(1)
@@ -393,12 +407,14 @@ class Client:
         self.timeout = timeout
         self.conns: dict[int, http.client.HTTPConnection] = {}
 
-    def send(self, node: int, route: str, rid: int, method: str = "GET", headers: dict | None = None) -> Rec:
+    def send(self, node: int, route: str, rid: int, method: str = "GET", headers: dict | None = None,
+             prid: int | None = None) -> Rec:
+        """`prid`: the id in the path when not `rid` (the retries of one idempotency key)."""
         port = self.ports[node]
         conn = self.conns.get(port)
         if conn is None:
             conn = self.conns[port] = http.client.HTTPConnection("127.0.0.1", port, timeout=self.timeout)
-        path = f"/api/rel/{route}/{rid}"
+        path = f"/api/rel/{route}/{rid if prid is None else prid}"
         t0 = time.monotonic()
         try:
             conn.request(method, path, headers=headers or {})
@@ -406,11 +422,11 @@ class Client:
             body = r.read()
             t1 = time.monotonic()
             kind, detail = classify(r.status, r.getheaders(), body)
-            return Rec(rid, node, route, t0, t1, r.status, kind, detail, headers, method)
+            return Rec(rid, node, route, t0, t1, r.status, kind, detail, headers, method, prid)
         except (OSError, http.client.HTTPException) as e:
             conn.close()
             self.conns.pop(port, None)
-            return Rec(rid, node, route, t0, time.monotonic(), 0, "error", f"{type(e).__name__}: {e}", headers, method)
+            return Rec(rid, node, route, t0, time.monotonic(), 0, "error", f"{type(e).__name__}: {e}", headers, method, prid)
 
     def close(self):
         for c in self.conns.values():
@@ -419,8 +435,8 @@ class Client:
 
 
 def burst(ports: list[int], specs: list[tuple], threads: int) -> list[Rec]:
-    """Sends every spec (node, route, headers) as fast as `threads` threads can, all starting
-    together; returns the records."""
+    """Sends every spec (node, route, headers[, prid]) as fast as `threads` threads can, all
+    starting together; returns the records. `prid` pins the path id (idempotent retries)."""
     out: list[Rec] = []
     lock = threading.Lock()
     chunks = [specs[i::threads] for i in range(threads)]
@@ -431,8 +447,8 @@ def burst(ports: list[int], specs: list[tuple], threads: int) -> list[Rec]:
         mine = []
         gate.wait()
         try:
-            for node, route, headers in chunk:
-                mine.append(client.send(node, route, next_rid(), headers=headers))
+            for node, route, headers, *pinned in chunk:
+                mine.append(client.send(node, route, next_rid(), headers=headers, prid=pinned[0] if pinned else None))
         finally:
             client.close()
             with lock:
@@ -449,8 +465,8 @@ def burst(ports: list[int], specs: list[tuple], threads: int) -> list[Rec]:
 
 class SteadyLoad:
     """`rate` requests per second (open loop as long as answers come back in time) from
-    `threads` threads, spread over the nginx `ports`, until stop(). `pick(i)` gives
-    (route, headers) for the i-th request of a thread."""
+    `threads` threads, spread over the nginx `ports`, until stop(). `pick(k, i)` gives
+    (route, headers[, method[, prid]]) for the i-th request of thread k."""
 
     def __init__(self, ports: list[int], rate: float, threads: int, pick):
         self.ports = ports
@@ -485,7 +501,8 @@ class SteadyLoad:
                 picked = self.pick(k, i)
                 route, headers = picked[0], picked[1]
                 method = picked[2] if len(picked) > 2 else "GET"
-                self.records.append(client.send((k + i) % len(self.ports), route, next_rid(), method, headers))
+                prid = picked[3] if len(picked) > 3 else None
+                self.records.append(client.send((k + i) % len(self.ports), route, next_rid(), method, headers, prid))
                 i += 1
         finally:
             client.close()
@@ -515,23 +532,28 @@ def only_kinds(records: list[Rec], allowed: set[str], what: str):
 
 
 def check_app(cluster: Cluster, records: list[Rec], route: str) -> None:
-    """The app saw exactly the rids of `route` the client got a 200 for, each once."""
+    """The app saw exactly the paths of `route` the client got a 200 for, each as often as it
+    got one: once per rid, and a path pinned for idempotent retries once per allowed retry."""
     mine = [r for r in records if r.route == route]
-    ok = {r.rid for r in mine if r.kind == "ok"}
-    by_rid = {r.rid: r for r in mine}
+    ok: dict[int, int] = {}
+    for r in mine:
+        if r.kind == "ok":
+            ok[r.prid] = ok.get(r.prid, 0) + 1
+    by_prid = {r.prid: r for r in mine}
     app = cluster.app_settled(ok)
-    app_mine = {rid: n for rid, n in app.items() if rid in by_rid}
-    twice = {rid: n for rid, n in app_mine.items() if n != 1}
-    assert not twice, f"the app saw requests more than once: {list(twice.items())[:5]}"
-    not_allowed = [by_rid[rid] for rid in app_mine if rid not in ok]
+    app_mine = {prid: n for prid, n in app.items() if prid in by_prid}
+    twice = {prid: (n, ok[prid]) for prid, n in app_mine.items() if prid in ok and n > ok[prid]}
+    assert not twice, f"the app saw requests more often than allowed (path: seen, allowed): {list(twice.items())[:5]}"
+    not_allowed = [by_prid[prid] for prid in app_mine if prid not in ok]
     assert not not_allowed, f"the app saw {len(not_allowed)} requests that were not allowed: {not_allowed[:5]}"
-    missing = [by_rid[rid] for rid in ok if rid not in app_mine]
+    missing = [by_prid[prid] for prid, n in ok.items() if app_mine.get(prid, 0) < n]
     assert not missing, f"{len(missing)} allowed requests never reached the app: {missing[:5]}"
 
 
 def check_accounting(cluster: Cluster, records: list[Rec], pool: str, *, route: str | None = None,
                      charged_rids: set[int] | None = None) -> dict:
-    """The exact comparisons, for the requests of `route` (default: `pool`), spending `pool`:
+    """The exact comparisons, for the requests of `route` (default: `pool`), spending `pool`
+    (requests with their own paths; idempotent retries sharing one are checked by their test):
     - the app saw exactly the rids the client got a 200 for, each once;
     - every event of `pool` charges a distinct rid (no request charged twice);
     - every 200 rid was charged (in `charged_rids` when given: only those must have an event);

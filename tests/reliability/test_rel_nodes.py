@@ -1,19 +1,24 @@
 """(a) Several nodes, one Redis: 3 responders behind 2 nginx, hammered together. The number of
 requests allowed is exactly what the buckets allow, counted three ways (200s at the client, hits
 at the app, usage events in Redis), every run; idempotent retries racing across nodes are
-charged exactly once per key."""
+charged exactly once per key (every retry of a key has the same URI and is free within
+idempotencyMaxRepeats; the key on another URI is refused with 422; one retry past the bound is
+charged again)."""
 
 from __future__ import annotations
 
 import random
 
 from reliability import (
+    Client,
     burst,
+    check_app,
     check_accounting,
     config_yaml,
     figure,
     append_figure,
     kinds,
+    next_rid,
     only_kinds,
     scale,
 )
@@ -24,7 +29,7 @@ SUBJECTS = scale(8, 20)            # per-subject pool of 5 each
 SUBJ_REQ = scale(1000, 4000)
 COMBO_REQ = scale(800, 2000)       # [ca (30), {cb (40), cost 2}]: 20 pass, ca keeps 10
 IDEM_KEYS = scale(40, 100)         # each sent IDEM_TRIES times
-IDEM_TRIES = scale(15, 20)
+IDEM_TRIES = scale(15, 20)         # all free but the first: idempotencyMaxRepeats = IDEM_TRIES - 1
 THREADS = scale(24, 32)
 
 GLOBAL_MAX, SUBJ_MAX, CA_MAX, CB_MAX, CB_COST, IDEM_MAX = 40, 5, 30, 40, 2, 1_000_000
@@ -45,9 +50,10 @@ def config(cluster_dir_sock) -> str:
             f"- {{prefix: /api/rel/r{k}-global, pools: [r{k}-global]}}",
             f"- {{prefix: /api/rel/r{k}-subj, pools: [r{k}-subj]}}",
             f"- {{prefix: /api/rel/r{k}-combo, pools: [r{k}-ca, {{id: r{k}-cb, cost: {CB_COST}}}]}}",
-            f"- {{prefix: /api/rel/r{k}-idem, pools: [r{k}-idem]}}",
+            f"- {{prefix: /api/rel/r{k}-idem, pools: [r{k}-idem], idempotent: true}}",
         ]
-    return config_yaml(cluster_dir_sock, "\n".join(pools), "\n".join(routes), "workers: 4\nredisTimeoutMs: 1000")
+    settings = f"workers: 4\nredisTimeoutMs: 1000\nidempotencyMaxRepeats: {IDEM_TRIES - 1}"
+    return config_yaml(cluster_dir_sock, "\n".join(pools), "\n".join(routes), settings)
 
 
 def test_exact_budgets_across_three_responders_and_two_nginx(make_cluster):
@@ -66,9 +72,11 @@ def test_exact_budgets_across_three_responders_and_two_nginx(make_cluster):
             specs.append((i % 2, f"r{k}-subj", {"X-Subject": f"user-{i % SUBJECTS}"}))
         for i in range(COMBO_REQ):
             specs.append((i % 2, f"r{k}-combo", None))
+        # the retries of one key are the same request: one path (prid) for all of them
+        idem_paths = {f"key-{k}-{j}": next_rid() for j in range(IDEM_KEYS)}
         for j in range(IDEM_KEYS):
             for t in range(IDEM_TRIES):
-                specs.append(((j + t) % 2, f"r{k}-idem", {"Idempotency-Key": f"key-{k}-{j}"}))
+                specs.append(((j + t) % 2, f"r{k}-idem", {"Idempotency-Key": f"key-{k}-{j}"}, idem_paths[f"key-{k}-{j}"]))
         rng.shuffle(specs)
         recs = burst(ports, specs, THREADS)
         assert len(recs) == len(specs)
@@ -101,19 +109,37 @@ def test_exact_budgets_across_three_responders_and_two_nginx(make_cluster):
         # idempotent retries racing over both nginx and all three responders: one spend per key
         idem = [r for r in recs if r.route == f"r{k}-idem"]
         assert len(idem) == IDEM_KEYS * IDEM_TRIES and all(r.kind == "ok" for r in idem), kinds(idem)
-        app = c.app_settled({r.rid for r in idem})
-        assert sum(1 for r in idem if app.get(r.rid) == 1) == len(idem)
+        check_app(c, recs, f"r{k}-idem")  # each key's path: IDEM_TRIES times at the app
         idem_events = [e for e in c.events() if e["pool"] == f"r{k}-idem"]
         keys = [e["idem"] for e in idem_events]
-        assert len(keys) == IDEM_KEYS and sorted(keys) == sorted(f"key-{k}-{j}" for j in range(IDEM_KEYS)), keys
+        assert len(keys) == IDEM_KEYS and sorted(keys) == sorted(idem_paths), keys
+        assert c.event_rids(f"r{k}-idem") == {prid: 1 for prid in idem_paths.values()}
         assert c.state(f"r{k}-idem")["current"] == IDEM_MAX - IDEM_KEYS
+
+        # after the race: a key on another URI is refused (422, nothing spent, the app never
+        # sees it), and one more retry of a key past idempotencyMaxRepeats is charged again
+        client = Client(ports)
+        try:
+            reused = [client.send(j % 2, f"r{k}-idem", next_rid(), headers={"Idempotency-Key": f"key-{k}-{j}"})
+                      for j in range(3)]
+            assert all(r.status == 422 and "idempotency_key_reused" in r.detail for r in reused), reused
+            assert c.state(f"r{k}-idem")["current"] == IDEM_MAX - IDEM_KEYS
+            key = f"key-{k}-0"
+            past = client.send(1, f"r{k}-idem", next_rid(), headers={"Idempotency-Key": key}, prid=idem_paths[key])
+            assert past.kind == "ok", past
+            assert c.state(f"r{k}-idem")["current"] == IDEM_MAX - IDEM_KEYS - 1
+        finally:
+            client.close()
+        app = c.app_settled({idem_paths[key]: IDEM_TRIES + 1})
+        assert not any(r.rid in app for r in reused), reused
+        assert app[idem_paths[key]] == IDEM_TRIES + 1
 
         append_figure("a_nodes", "runs", {
             "requests": len(recs),
             "global": f"{g['allowed']} allowed / {g['charged']} events / budget {GLOBAL_MAX}",
             "per_subject": f"{s['allowed']} allowed / {s['charged']} events / budget {SUBJ_MAX}x{SUBJECTS}",
             "combo": f"{a['allowed']} allowed / {a['charged']}+{b['charged']} events / budget {CB_MAX // CB_COST}",
-            "idempotent": f"{len(idem)} requests, {IDEM_KEYS} keys, {len(idem_events)} spends",
+            "idempotent": f"{len(idem)} requests, {IDEM_KEYS} keys, {len(idem_events)} spends; 3 reuses 422, 1 retry past the bound charged",
             "answers": kinds(recs),
             "seconds": round(max(r.t1 for r in recs) - min(r.t0 for r in recs), 2),
         })

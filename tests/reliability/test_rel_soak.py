@@ -15,6 +15,7 @@ from reliability import (
     config_yaml,
     fd_count,
     figure,
+    next_rid,
     only_kinds,
     rss_kb,
     scale,
@@ -40,7 +41,7 @@ ROUTES = """\
 - {prefix: /api/rel/s-open, pools: [s-open]}
 - {prefix: /api/rel/s-subj, pools: [s-subj]}
 - {prefix: /api/rel/s-tight, pools: [s-tight]}
-- {prefix: /api/rel/s-idem, pools: [s-idem]}
+- {prefix: /api/rel/s-idem, pools: [s-idem], idempotent: true}
 """
 SETTINGS = f"workers: {WORKERS}\nredisTimeoutMs: 1000\nidempotencyTtlSeconds: 5\neventsMaxLen: 5000"
 
@@ -55,7 +56,15 @@ def pick(k: int, i: int):
         return "s-subj", {"X-Subject": f"passer-{k}-{i}"}
     if m < 18:
         return "s-tight", None
-    return "s-idem", {"Idempotency-Key": f"k{k}-{i // 40}"}  # each key sent twice
+    # each key sent 4 times (i = 18, 19, 38, 39 of each 40) within about a second: the same
+    # request (one path per key), so one spend and 3 free repeats (idempotencyMaxRepeats 5)
+    key = f"k{k}-{i // 40}"
+    if key not in IDEM_PATHS:  # one thread per k: no race
+        IDEM_PATHS[key] = next_rid()
+    return "s-idem", {"Idempotency-Key": key}, "GET", IDEM_PATHS[key]
+
+
+IDEM_PATHS: dict[str, int] = {}  # idempotency key -> the path id its requests share
 
 
 def redis_used_memory(c) -> int:
@@ -112,6 +121,15 @@ def test_soak(make_cluster):
         by_route[x.route][x.kind] += 1
     assert by_route["s-open"].get("429", 0) == 0 and by_route["s-idem"].get("429", 0) == 0, by_route
     assert by_route["s-tight"].get("429", 0) > 0 and by_route["s-subj"].get("429", 0) > 0, by_route
+    # one spend per idempotency key; a key whose requests spread over more than the TTL (5 s,
+    # a stalled machine) may be spent again
+    idem: dict[str, list] = {}
+    for x in recs:
+        if x.route == "s-idem":
+            idem.setdefault(x.headers["Idempotency-Key"], []).append(x)
+    spread = sum(1 for xs in idem.values() if max(x.t1 for x in xs) - min(x.t0 for x in xs) > 4.0)
+    spent = 100000000 - c.state("s-idem")["current"]
+    assert len(idem) <= spent <= len(idem) + spread, (spent, len(idem), spread)
 
     after = [s for s in samples if s[0] >= WARMUP]
     assert len(after) >= 3, samples
@@ -124,6 +142,7 @@ def test_soak(make_cluster):
     figure("e_soak", "load", f"{RATE} req/s for {DURATION} s ({len(recs)} requests), warm-up {WARMUP} s, "
                              f"sample every {EVERY} s, workers {WORKERS}")
     figure("e_soak", "answers", {k: v for k, v in sorted(by_route.items())})
+    figure("e_soak", "idempotent", f"{sum(len(xs) for xs in idem.values())} requests, {len(idem)} keys, {spent} spends")
     figure("e_soak", "rss_kb (whole run)", series([s[1] for s in samples]))
     figure("e_soak", "rss_kb after warm-up", series(rss) | {"growth_kb": growth})
     figure("e_soak", "open fds", series([s[2] for s in samples]))

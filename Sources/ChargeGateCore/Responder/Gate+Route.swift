@@ -50,9 +50,17 @@ extension Gate {
             hasSubjectPools ? String(index) + "\n" + subject : String(index)
         }
 
-        /// 32 hex digits naming one request on this route: the route, the method and the URI.
+        /// 32 hex digits naming one request on this route: the route, the method and the URI,
+        /// each prefixed with its length in bytes, so that no field's text can move into
+        /// another (a decoded URI may hold a newline; found by fuzz-params).
         public func fingerprint(method: String, uri: String) -> String {
-            String(SHA256.hex(identity + "\n" + method + "\n" + uri).prefix(32))
+            var text = ""
+            for field in [identity, method, uri] {
+                text += String(field.utf8.count)
+                text += ":"
+                text += field
+            }
+            return String(SHA256.hex(text).prefix(32))
         }
     }
 }

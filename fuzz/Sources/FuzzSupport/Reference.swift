@@ -21,8 +21,10 @@ public enum Reference {
             }
             kept.append(Array(segment))
         }
-        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
-        let endsWithSlash = bytes.last == slash
+        let slash = UInt8(ascii: "/")
+        let dot = UInt8(ascii: ".")
+        let endsWithSlash =
+            bytes.last == slash
             || bytes.suffix(2).elementsEqual([slash, dot])
             || bytes.suffix(3).elementsEqual([slash, dot, dot])
         var out: [UInt8] = [slash]

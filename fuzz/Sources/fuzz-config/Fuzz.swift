@@ -27,11 +27,13 @@ func checkSuccess(_ config: GateConfig, _ text: String) {
             // Gate and the bucket math multiply these (Int64, trapping; Lua doubles in Redis).
             if let max = pool.maxCharges {
                 let refill = max.multipliedReportingOverflow(by: ms)
-                require(!refill.overflow && refill.partialValue <= 1 << 53, "a full refill (maxCharges x interval) fits 2^53 ms",
-                        "\(pool.id): \(max) x \(ms) ms")
+                require(
+                    !refill.overflow && refill.partialValue <= 1 << 53, "a full refill (maxCharges x interval) fits 2^53 ms",
+                    "\(pool.id): \(max) x \(ms) ms")
             }
-            require(pool.rechargeIntervalHours.map { $0 > 0 && ($0 * 3_600_000).rounded() == Double(ms) } ?? false,
-                    "intervalMs is rechargeIntervalHours in ms")
+            require(
+                pool.rechargeIntervalHours.map { $0 > 0 && ($0 * 3_600_000).rounded() == Double(ms) } ?? false,
+                "intervalMs is rechargeIntervalHours in ms")
         case .none:
             require(pool.rechargeIntervalHours == nil, "a pool that never refills has no interval")
         }
@@ -40,8 +42,9 @@ func checkSuccess(_ config: GateConfig, _ text: String) {
     for route in config.routes {
         let prefix = route.prefix
         require(prefix.utf8.first == UInt8(ascii: "/"), "route prefixes start with '/'", show(prefix))
-        require(!prefix.unicodeScalars.contains { "?#% \t\r\n".unicodeScalars.contains($0) || $0.value < 0x20 || $0.value == 0x7f },
-                "route prefixes hold no '?', '#', '%', spaces or control characters", show(prefix))
+        require(
+            !prefix.unicodeScalars.contains { "?#% \t\r\n".unicodeScalars.contains($0) || $0.value < 0x20 || $0.value == 0x7f },
+            "route prefixes hold no '?', '#', '%', spaces or control characters", show(prefix))
         require(prefix == "/" || prefix.utf8.last != UInt8(ascii: "/"), "route prefixes have no trailing '/'", show(prefix))
         let renormalized = URIPath.normalize(prefix)
         require(sameBytes(renormalized, prefix), "route prefixes are normalised", "\(show(prefix)) -> \(show(renormalized))")
@@ -50,13 +53,15 @@ func checkSuccess(_ config: GateConfig, _ text: String) {
         for charge in route.charges {
             require(config.pools.indices.contains(charge.poolIndex), "a route's pools exist")
             require(pools.insert(charge.poolIndex).inserted, "a route lists a pool once")
-            require(charge.cost >= 1 && charge.cost <= (config.pools[charge.poolIndex].maxCharges ?? 1_000_000_000_000_000),
-                    "a route's cost is 1 ... the pool's maxCharges", "\(charge.cost)")
+            require(
+                charge.cost >= 1 && charge.cost <= (config.pools[charge.poolIndex].maxCharges ?? 1_000_000_000_000_000),
+                "a route's cost is 1 ... the pool's maxCharges", "\(charge.cost)")
         }
         if let methods = route.methods {
             require(!methods.isEmpty, "a route's methods are absent or non-empty")
             for method in methods {
-                require(!method.isEmpty && method.utf8.allSatisfy { $0 >= 0x41 && $0 <= 0x5a }, "methods are upper-case letters", show(method))
+                require(
+                    !method.isEmpty && method.utf8.allSatisfy { $0 >= 0x41 && $0 <= 0x5a }, "methods are upper-case letters", show(method))
             }
         }
         for earlier in seen where earlier.prefix == prefix {
@@ -73,24 +78,39 @@ func checkSuccess(_ config: GateConfig, _ text: String) {
     if let workers = config.workers { require((1...256).contains(workers), "workers is 1...256") }
     require((1...60_000).contains(config.redisTimeoutMs), "redisTimeoutMs is 1...60000")
     require(config.keyPrefix.utf8.count <= 128, "keyPrefix is at most 128 bytes")
-    require(!config.keyPrefix.unicodeScalars.contains { $0.properties.isWhitespace || $0.properties.generalCategory == .control },
-            "keyPrefix has no spaces or control characters")
+    require(
+        !config.keyPrefix.unicodeScalars.contains { $0.properties.isWhitespace || $0.properties.generalCategory == .control },
+        "keyPrefix has no spaces or control characters")
     require(config.adminToken.map { !$0.isEmpty } ?? true, "adminToken is absent or non-empty")
-    require(!config.idempotencyHeader.isEmpty && config.idempotencyHeader.utf8.allSatisfy {
-        ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a) || $0 == UInt8(ascii: "-")
-    }, "idempotencyHeader is a header name", show(config.idempotencyHeader))
+    require(
+        !config.idempotencyHeader.isEmpty
+            && config.idempotencyHeader.utf8.allSatisfy {
+                ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a) || $0 == UInt8(ascii: "-")
+            }, "idempotencyHeader is a header name", show(config.idempotencyHeader))
     require(config.idempotencyTtlSeconds >= 1, "idempotencyTtlSeconds >= 1")
+    require((1...1_000_000).contains(config.idempotencyMaxRepeats), "idempotencyMaxRepeats is 1...1e6", "\(config.idempotencyMaxRepeats)")
+    require(
+        (1...1_000_000_000).contains(config.idempotencyMaxKeysPerSubject), "idempotencyMaxKeysPerSubject is 1...1e9",
+        "\(config.idempotencyMaxKeysPerSubject)")
     require(config.eventsMaxLen >= 0, "eventsMaxLen >= 0")
+    require((0...(1 << 40)).contains(config.memoryEventsMaxBytes), "memoryEventsMaxBytes is 0...2^40", "\(config.memoryEventsMaxBytes)")
     require((0...0o7777).contains(config.socketMode), "socketMode is 0...07777")
     require(config.socketGroup.map { !$0.isEmpty } ?? true, "socketGroup is absent or non-empty")
 
     // It compiles, and every route is found by its own prefix for a method it takes.
     let gate = Gate(config: config)
+    // (Routes sharing a prefix have disjoint method sets, checked above, and methods are letters:
+    // so each route has its own identity in idempotency fingerprints and deny-cache keys.)
+    require(gate.eventStreams.isEmpty == (config.eventsMaxLen == 0), "the event log is read unless it is off")
+    for key in gate.eventStreams.prefix(1) {
+        require(key.utf8.starts(with: (config.keyPrefix + KeySpace.internalMark).utf8), "the event stream is an internal key", show(key))
+    }
     for (index, route) in config.routes.enumerated() {
         let method = route.methods?.sorted().first ?? "POST"
         let found = gate.router.match(path: route.prefix, method: method)
-        require(found.map { config.routes[$0].prefix == route.prefix } ?? false, "a route's own prefix matches it",
-                "route \(index) \(show(route.prefix)) \(method): matched \(found.map(String.init) ?? "nil")")
+        require(
+            found.map { config.routes[$0].prefix == route.prefix } ?? false, "a route's own prefix matches it",
+            "route \(index) \(show(route.prefix)) \(method): matched \(found.map(String.init) ?? "nil")")
     }
 }
 
@@ -116,13 +136,15 @@ public func fuzzTest(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
             var last = 0
             for error in failure.errors {
                 require(error.file == file, "errors name the file")
-                require(error.line >= 0 && error.line <= lines + 1, "an error's line is in 0...(lines + 1)",
-                        "line \(error.line) of \(lines): \(show(error.message))")
+                require(
+                    error.line >= 0 && error.line <= lines + 1, "an error's line is in 0...(lines + 1)",
+                    "line \(error.line) of \(lines): \(show(error.message))")
                 require(error.line >= last, "errors are sorted by line")
                 last = error.line
                 require(!error.message.isEmpty, "an error has a message")
-                require(!error.message.unicodeScalars.contains { $0 == "\n" || $0 == "\r" }, "an error message is one line",
-                        show(error.message))
+                require(
+                    !error.message.unicodeScalars.contains { $0 == "\n" || $0 == "\r" }, "an error message is one line",
+                    show(error.message))
             }
         }
     }

@@ -4,7 +4,9 @@
 // Input: lines. `NAME=VALUE` sets a param of the current request (`\n` and `\r` written as
 // backslash-n and backslash-r in VALUE); `<TEXT` appends TEXT and a newline to its body; `~N`
 // moves the clock N ms on; an empty line or `---` sends the current request and starts the next.
-// Up to 64 requests per input, each checked on its own and against the store's state.
+// Up to 64 requests per input, each checked on its own and against the store's state, and the
+// auth answers against a model of the idempotency records (by subject and key: the request
+// that made each, its free repeats, its expiry; records per subject per TTL window).
 import ChargeGateCore
 import Foundation
 import FuzzSupport
@@ -30,27 +32,55 @@ let gate: Gate = {
     config.adminToken = token
     config.eventsMaxLen = 50
     config.idempotencyTtlSeconds = 60
+    // Small, so that inputs reach the bounds: a third repeat is charged, a fourth key of one
+    // subject within a minute is not recorded.
+    config.idempotencyMaxRepeats = 2
+    config.idempotencyMaxKeysPerSubject = 3
     config.pools = [
-        PoolConfig(id: "generate-image", capacity: .limited(3), recharge: .every(intervalMs: 2 * hour), rechargeIntervalHours: 2, label: "Image <generation>", group: "AI"),
-        PoolConfig(id: "api-calls", capacity: .limited(4), recharge: .every(intervalMs: 36_000), rechargeIntervalHours: 0.01, scope: .subject),
+        PoolConfig(
+            id: "generate-image", capacity: .limited(3), recharge: .every(intervalMs: 2 * hour), rechargeIntervalHours: 2,
+            label: "Image <generation>", group: "AI"),
+        PoolConfig(
+            id: "api-calls", capacity: .limited(4), recharge: .every(intervalMs: 36_000), rechargeIntervalHours: 0.01, scope: .subject),
         PoolConfig(id: "credits", capacity: .limited(10), recharge: .none, scope: .subject),
         PoolConfig(id: "meter", capacity: .unlimited, recharge: .none, scope: .subject),
         PoolConfig(id: "global-credits", capacity: .limited(7), recharge: .none),
         PoolConfig(id: "fast", capacity: .limited(2), recharge: .every(intervalMs: 1000), rechargeIntervalHours: 1.0 / 3600),
     ]
     config.routes = [
-        RouteConfig(prefix: "/api/generate", charges: [.init(poolIndex: 0, cost: 1)], methods: ["POST"]),
-        RouteConfig(prefix: "/api/generate", charges: [.init(poolIndex: 0, cost: 2), .init(poolIndex: 5, cost: 1)], methods: ["GET", "PUT"]),
-        RouteConfig(prefix: "/api/generate/hd", charges: [.init(poolIndex: 0, cost: 3)]),
-        RouteConfig(prefix: "/api/paid", charges: [.init(poolIndex: 1, cost: 1), .init(poolIndex: 2, cost: 5), .init(poolIndex: 3, cost: 1)]),
+        // Idempotent: POST on /api/generate, anything on /api/generate/hd, /api/paid and
+        // /api/meter (one key used on two of them is a reuse); GET/PUT on /api/generate (same
+        // prefix) and the rest are not: their Idempotency-Key header is ignored.
+        RouteConfig(prefix: "/api/generate", charges: [.init(poolIndex: 0, cost: 1)], methods: ["POST"], idempotent: true),
+        RouteConfig(
+            prefix: "/api/generate", charges: [.init(poolIndex: 0, cost: 2), .init(poolIndex: 5, cost: 1)], methods: ["GET", "PUT"]),
+        RouteConfig(prefix: "/api/generate/hd", charges: [.init(poolIndex: 0, cost: 3)], idempotent: true),
+        RouteConfig(
+            prefix: "/api/paid", charges: [.init(poolIndex: 1, cost: 1), .init(poolIndex: 2, cost: 5), .init(poolIndex: 3, cost: 1)],
+            idempotent: true),
         RouteConfig(prefix: "/api/read", charges: [.init(poolIndex: 1, cost: 1)], methods: ["GET"]),
         RouteConfig(prefix: "/api/buy", charges: [.init(poolIndex: 4, cost: 2), .init(poolIndex: 3, cost: 3)]),
         RouteConfig(prefix: "/caf\u{e9}", charges: [.init(poolIndex: 5, cost: 1)]),
+        // Never denied (an unlimited pool): inputs reach idempotencyMaxKeysPerSubject quickly.
+        RouteConfig(prefix: "/api/meter", charges: [.init(poolIndex: 3, cost: 1)], idempotent: true),
         RouteConfig(prefix: "/", charges: [.init(poolIndex: 5, cost: 2)], methods: ["DELETE"]),
     ]
     return Gate(config: config)
 }()
 let knownStatuses: Set<Int> = [200, 204, 400, 401, 403, 404, 405, 413, 503]
+
+/// The wire names, spelled out: what nginx's snippets send and read back (a change of them is
+/// a change of the protocol, which the harness should notice).
+enum Param {
+    static let role = "CHARGE_GATE_ROLE"
+    static let uri = "CHARGE_GATE_URI"
+    static let subject = "CHARGE_GATE_SUBJECT"
+}
+enum ChargeHeader {
+    static let status = "X-Charge-Status"
+    static let body = "X-Charge-Body"
+    static let retryAfter = "X-Charge-Retry-After"
+}
 
 func header(_ response: Response, _ name: String) -> String? {
     response.headers.first { $0.name == name }?.value
@@ -65,7 +95,7 @@ func parseJSON(_ text: String, _ what: String) -> [String: Any] {
 
 /// The charged path the way nginx sees it (byte-wise), for the no-free-pass check.
 func referencePath(_ request: Request) -> String {
-    if let uri = request.params[Responder.Param.uri], !uri.isEmpty {
+    if let uri = request.params[Param.uri], !uri.isEmpty {
         return String(decoding: Reference.normalize(uri), as: UTF8.self)
     }
     let raw = Array((request.params["REQUEST_URI"] ?? "/").utf8)
@@ -89,12 +119,36 @@ func level(_ state: BucketState?, pool: Int, now: Int64) -> Int64 {
     return Bucket.level(state, max: max, intervalMs: config.intervalMs, now: now).available
 }
 
+/// What an idempotency record stands for in the model: the request that created it.
+struct ModelRequest: Equatable {
+    var route: Int
+    var method: String
+    var uri: String
+
+    /// The same request: route, method and URI byte for byte (fuzz/README.md, Findings, 4: the
+    /// fingerprint once joined method and URI with a newline, so a method holding one could pass
+    /// as another request; its fields are length-prefixed now).
+    func same(as other: ModelRequest) -> Bool {
+        route == other.route && sameBytes(method, other.method) && sameBytes(uri, other.uri)
+    }
+}
+
+/// The model of one idempotency record: the allowed request that made it, its free repeats
+/// so far, its expiry.
+struct ModelRecord {
+    var request: ModelRequest
+    var repeats: Int64
+    var expiresAt: Int64
+}
+
 final class Session {
     let clock = FuzzClock()
     let store: MemoryStore
     let responder: Responder
-    /// Idempotency records of allowed requests: store key -> expiry.
-    var idempotency: [String: Int64] = [:]
+    /// Idempotency records, by (subject in key form, client key as sent).
+    var records: [String: ModelRecord] = [:]
+    /// Records created per subject in the current window: (count, window end).
+    var quota: [String: (count: Int64, expiresAt: Int64)] = [:]
 
     init() {
         store = MemoryStore(clock: clock)
@@ -102,8 +156,8 @@ final class Session {
     }
 
     func send(_ request: Request) {
-        let role = request.params[Responder.Param.role]
-        let subject = SafeToken.key(for: request.params[Responder.Param.subject] ?? "")
+        let role = request.params[Param.role]
+        let subject = SafeToken.key(for: request.params[Param.subject] ?? "")
         let before = snapshot(store, subject: subject)
         let response = responder.respond(to: request, gate: gate)
         let after = snapshot(store, subject: subject)
@@ -114,9 +168,12 @@ final class Session {
         // a JSON body that parses, and a serialisation that works.
         require(knownStatuses.contains(response.status), "a known status", "\(response.status)")
         for (name, value) in response.headers {
-            require(!name.isEmpty && name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: ":") }, "header names are tokens", show(name))
-            require(value.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x7f }, "header values hold no control characters (no header injection)",
-                    "\(name): \(show(value))")
+            require(
+                !name.isEmpty && name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: ":") }, "header names are tokens",
+                show(name))
+            require(
+                value.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x7f }, "header values hold no control characters (no header injection)",
+                "\(name): \(show(value))")
         }
         if header(response, "Content-Type") == "application/json" { _ = parseJSON(response.body, "body of a \(response.status)") }
         _ = response.serialized()
@@ -130,8 +187,11 @@ final class Session {
             checkAuth(request, response, subject: subject, before: before.states, after: after.states, now: now)
         case "usage", "check", "events":
             require(changed.isEmpty, "usage, check and events never consume", "role \(role!), pools \(changed)")
-            if response.status == 200, role == "events" || (role == "usage" && QueryString.value(of: "subject", in: request.params["QUERY_STRING"] ?? "") != nil) {
-                require(request.params["HTTP_AUTHORIZATION"].map { sameBytes($0, "Bearer " + token) } ?? false, "admin answers need the token")
+            if response.status == 200,
+                role == "events" || (role == "usage" && QueryString.value(of: "subject", in: request.params["QUERY_STRING"] ?? "") != nil)
+            {
+                require(
+                    request.params["HTTP_AUTHORIZATION"].map { sameBytes($0, "Bearer " + token) } ?? false, "admin answers need the token")
             }
         case "topoff":
             if response.status == 200 {
@@ -140,30 +200,41 @@ final class Session {
             } else {
                 require(changed.isEmpty, "a refused top-off changes nothing", "status \(response.status), pools \(changed)")
             }
+        case "metrics":
+            // The Prometheus text where a responder has it, else 404 (or, in a build without
+            // this role, the unknown-role 503): never a spend.
+            require(changed.isEmpty, "metrics never consumes", "pools \(changed)")
         default:
-            require(response.status == 403 && header(response, Responder.Header.status) == "503",
-                    "an unknown role is denied with 503", "role \(role.map(show) ?? "nil"): \(response.status)")
+            require(
+                response.status == 403 && header(response, ChargeHeader.status) == "503",
+                "an unknown role is denied with 503", "role \(role.map(show) ?? "nil"): \(response.status)")
             require(changed.isEmpty, "an unknown role consumes nothing")
         }
     }
 
     func checkAuth(_ request: Request, _ response: Response, subject: String, before: [BucketState?], after: [BucketState?], now: Int64) {
-        let status = header(response, Responder.Header.status)
+        let status = header(response, ChargeHeader.status)
         switch response.status {
         case 204:
             require(status == "204", "an allow carries X-Charge-Status: 204", String(describing: status))
         case 403:
-            require(["429", "402", "503"].contains(status ?? ""), "a denial carries X-Charge-Status 429, 402 or 503", String(describing: status))
-            let body = parseJSON(header(response, Responder.Header.body) ?? "", "X-Charge-Body")
+            require(
+                ["429", "402", "422", "503"].contains(status ?? ""), "a denial carries X-Charge-Status 429, 402, 422 or 503",
+                String(describing: status))
+            let body = parseJSON(header(response, ChargeHeader.body) ?? "", "X-Charge-Body")
             let error = body["error"] as? String
             switch status {
             case "429":
                 require(error == "out_of_charge", "a 429 says out_of_charge")
                 let wait = (body["retryAfterMs"] as? NSNumber)?.int64Value ?? -1
                 require(wait >= 1, "a 429 has retryAfterMs >= 1", "\(wait)")
-                require(header(response, Responder.Header.retryAfter) == String((wait + 999) / 1000), "X-Charge-Retry-After is retryAfterMs in whole seconds, rounded up")
+                require(
+                    header(response, ChargeHeader.retryAfter) == String((wait + 999) / 1000),
+                    "X-Charge-Retry-After is retryAfterMs in whole seconds, rounded up")
             case "402":
                 require(error == "insufficient_credits", "a 402 says insufficient_credits")
+            case "422":
+                require(error == "idempotency_key_reused", "a 422 says idempotency_key_reused")
             default:
                 require(error == "service_unavailable", "a 503 says service_unavailable")
             }
@@ -172,40 +243,88 @@ final class Session {
         }
 
         // No free pass: the route nginx's path falls under (a byte-wise linear scan) must have
-        // been charged, unless this was the repeat of an allowed idempotent request.
+        // been charged, unless this was a repeat of an allowed idempotent request (same subject,
+        // key, route, method and URI) within idempotencyMaxRepeats and the TTL.
         var method = request.params["REQUEST_METHOD"] ?? ""
         if method == "HEAD" { method = "GET" }
         let path = referencePath(request)
         let changed = gate.config.pools.indices.filter { level(before[$0], pool: $0, now: now) != level(after[$0], pool: $0, now: now) }
         guard let routeIndex = Reference.match(gate.config.routes, path: path, method: method) else {
-            require(response.status == 204 && changed.isEmpty, "an unrouted request passes and consumes nothing",
-                    "path \(show(path)) \(method): status \(response.status), pools \(changed)")
+            require(
+                response.status == 204 && changed.isEmpty, "an unrouted request passes and consumes nothing",
+                "path \(show(path)) \(method): status \(response.status), pools \(changed)")
             return
         }
         let route = gate.config.routes[routeIndex]
-        guard response.status == 204 else {
-            require(changed.isEmpty, "a denial consumes nothing (all pools or none)", "pools \(changed)")
+        let spent = !changed.isEmpty
+
+        // The idempotency model: on an idempotent route, a non-empty key header names the record
+        // of (subject, key), whatever the route; elsewhere the header is ignored.
+        let clientKey = request.params[gate.idempotencyParam].flatMap { $0.isEmpty ? nil : $0 }
+        let config = gate.config
+        let ttl = Int64(config.idempotencyTtlSeconds) * 1000
+        let this = ModelRequest(route: routeIndex, method: request.params["REQUEST_METHOD"] ?? "", uri: path)
+        var recordID: String?
+        var live: ModelRecord?
+        if route.idempotent, let clientKey {
+            let id = subject + "\n" + clientKey
+            recordID = id
+            live = records[id].flatMap { $0.expiresAt > now ? $0 : nil }
+        }
+        let detail =
+            "path \(show(path)) \(show(this.method)) route \(routeIndex) \(route.prefix) subject \(show(subject)) key \(show(clientKey ?? "-"))"
+        if let live, !live.request.same(as: this) {
+            // The key was first used for another request: 422, nothing spent.
+            require(
+                response.status == 403 && status == "422", "a key reused for another request (route, method, URI) is refused with 422",
+                "\(detail): status \(response.status) \(status ?? "nil"), first used for route \(live.request.route) \(show(live.request.method)) \(show(live.request.uri)), pools \(changed)"
+            )
+            require(!spent, "a 422 spends nothing", "\(detail): pools \(changed)")
+            let body = parseJSON(header(response, ChargeHeader.body) ?? "", "X-Charge-Body of a 422")
+            require(body["error"] as? String == "idempotency_key_reused", "a 422 says idempotency_key_reused")
             return
         }
-        var idempotencyKey: String?
-        if let key = request.params[gate.idempotencyParam], !key.isEmpty {
-            idempotencyKey = gate.idempotencyKey(subject: subject, route: route.prefix, clientKey: key)
+        require(status != "422", "a 422 only for a live key first used for another request", "\(detail): \(response.status)")
+        if let recordID, let live, live.repeats < config.idempotencyMaxRepeats {
+            // A repeat of the allowed request, within the bound: allowed free.
+            require(
+                response.status == 204 && !spent,
+                "a repeat of an allowed idempotent request (within idempotencyMaxRepeats) is allowed free",
+                "\(detail): status \(response.status) \(status ?? "nil"), repeats \(live.repeats), pools \(changed)")
+            records[recordID]?.repeats += 1
+            return
         }
-        if changed.isEmpty, let idempotencyKey, let until = idempotency[idempotencyKey], until > now {
-            return  // an idempotent repeat: allowed, nothing spent
+        guard response.status == 204 else {
+            require(!spent, "a denial consumes nothing (all pools or none)", "\(detail): pools \(changed)")
+            return
         }
+        // No free pass: anything else allowed (no key, a route that is not idempotent, a first
+        // use, repeats used up, an expired record) spent its route's cost from each of its pools.
+        require(
+            spent, "no free pass: an allowed request that is not a repeat within the bound (same subject, key, route, method, URI) spends",
+            "\(detail): record \(live.map { "repeats \($0.repeats) of route \($0.request.route) \(show($0.request.method)) \(show($0.request.uri))" } ?? "none")"
+        )
         for charge in route.charges {
             let pool = charge.poolIndex
             let was = level(before[pool], pool: pool, now: now)
             let left = level(after[pool], pool: pool, now: now)
             let spent = gate.config.pools[pool].maxCharges == nil ? left - was : was - left
-            require(spent == charge.cost, "no free pass: an allowed request spends its route's cost from every pool of the route",
-                    "path \(show(path)) \(method) route \(route.prefix) pool \(gate.config.pools[pool].id): \(was) -> \(left), cost \(charge.cost)")
+            require(
+                spent == charge.cost, "no free pass: an allowed request spends its route's cost from every pool of the route",
+                "path \(show(path)) \(method) route \(route.prefix) pool \(gate.config.pools[pool].id): \(was) -> \(left), cost \(charge.cost)"
+            )
         }
         let routePools = Set(route.charges.map(\.poolIndex))
         require(changed.allSatisfy(routePools.contains), "an allowed request spends only from its route's pools", "\(changed)")
-        if let idempotencyKey {
-            idempotency[idempotencyKey] = now + Int64(gate.config.idempotencyTtlSeconds) * 1000
+        if let recordID, live == nil {
+            // A first use: recorded, unless the subject made idempotencyMaxKeysPerSubject records
+            // in the window already (then its retries are charged again).
+            var window = quota[subject].flatMap { $0.expiresAt > now ? $0 : nil } ?? (count: 0, expiresAt: now + ttl)
+            window.count += 1
+            quota[subject] = window
+            if window.count <= config.idempotencyMaxKeysPerSubject {
+                records[recordID] = ModelRecord(request: this, repeats: 0, expiresAt: now + ttl)
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 // SafeToken, JSONWriter and EventFormat on arbitrary strings.
 //
 // Input: fields separated by NUL bytes (each decoded as UTF-8, invalid bytes as U+FFFD).
-// The first field is the main token; up to 9 fields fill a usage event for EventFormat.
+// The first field is the main token; up to 9 fields fill a usage event for EventFormat, and
+// the first 7 give KeySpace a prefix, two (pool id, subject) pairs and two client keys.
 import ChargeGateCore
 import Foundation
 import FuzzSupport
@@ -13,24 +14,129 @@ func isKeyByte(_ b: UInt8) -> Bool {
         || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: ":") || b == UInt8(ascii: "@") || b == UInt8(ascii: "-")
 }
 
+/// Whether `text` is `h:` + 32 lower-case hex digits (byte-wise).
+func isHashedForm(_ text: some StringProtocol) -> Bool {
+    let bytes = Array(text.utf8)
+    return bytes.count == 34 && bytes[0] == UInt8(ascii: "h") && bytes[1] == UInt8(ascii: ":")
+        && bytes.dropFirst(2).allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+}
+
+/// The hashed forms seen in this process, with the input each came from: no two different
+/// inputs may get the same key. Bounded (cleared when full) so a long run keeps its speed.
+nonisolated(unsafe) var hashedInputs: [String: [UInt8]] = [:]
+
 func checkSafeToken(_ text: String) {
     let key = SafeToken.key(for: text)
-    require((1...66).contains(key.utf8.count) && key.utf8.allSatisfy(isKeyByte), "SafeToken.key matches [A-Za-z0-9._:@-]{1,66}",
-            "key(for: \(show(text))) = \(show(key))")
+    require(
+        (1...66).contains(key.utf8.count) && key.utf8.allSatisfy(isKeyByte), "SafeToken.key matches [A-Za-z0-9._:@-]{1,66}",
+        "key(for: \(show(text))) = \(show(key))")
     require(sameBytes(SafeToken.key(for: text), key), "SafeToken.key is deterministic")
-    require(sameBytes(SafeToken.key(for: key), key), "SafeToken.key is idempotent", "\(show(key)) -> \(show(SafeToken.key(for: key)))")
-    let passes = (1...64).contains(text.utf8.count) && text.utf8.allSatisfy(isKeyByte)
+    let startsHashed = text.utf8.starts(with: "h:".utf8)
+    let passes = (1...64).contains(text.utf8.count) && text.utf8.allSatisfy(isKeyByte) && !startsHashed
     if text.isEmpty {
         require(key == SafeToken.anonymous, "an empty subject is _anonymous")
     } else if passes {
-        require(sameBytes(key, text), "a token in the safe charset is kept as it is", show(text))
+        require(sameBytes(key, text), "a token in the safe charset not starting with h: is kept as it is", show(text))
     } else {
-        let digest = key.utf8.dropFirst(2)
-        require(key.hasPrefix("h:") && digest.count == 32 && digest.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) },
-                "any other token becomes h: + 32 hex digits", "key(for: \(show(text))) = \(show(key))")
+        require(
+            isHashedForm(key), "any other token (also any starting with h:) becomes h: + 32 hex digits",
+            "key(for: \(show(text))) = \(show(key))")
     }
-    let poolID = (1...64).contains(text.utf8.count) && text.utf8.allSatisfy { isKeyByte($0) && $0 != UInt8(ascii: ":") && $0 != UInt8(ascii: "@") }
+    if isHashedForm(key) {
+        // A hashed form: flagged as one, hashed again when sent as a subject (a client cannot
+        // take another subject's bucket by sending its hashed form), kept as is by admins.
+        require(SafeToken.isHashed(key), "a hashed result satisfies isHashed", show(key))
+        let again = SafeToken.key(for: key)
+        require(!sameBytes(again, key), "key(for: hashed) is not the hashed form itself", show(key))
+        require(isHashedForm(again), "key(for: hashed) is another hashed form", "\(show(key)) -> \(show(again))")
+        require(sameBytes(SafeToken.adminKey(for: key), key), "adminKey keeps a hashed form as it is", show(key))
+        let bytes = Array(text.utf8)
+        if let earlier = hashedInputs[key] {
+            require(
+                earlier == bytes, "two different inputs never get the same hashed form",
+                "\(show(String(decoding: earlier, as: UTF8.self))) and \(show(text)) -> \(show(key))")
+        } else {
+            if hashedInputs.count >= 4096 { hashedInputs.removeAll(keepingCapacity: true) }
+            hashedInputs[key] = bytes
+        }
+    } else {
+        // Not hashed: the input itself (or _anonymous), never starting with h:, so it can never
+        // be the hashed form of a different input.
+        require(
+            sameBytes(key, text) || (text.isEmpty && key == SafeToken.anonymous), "a result that is not hashed is the input itself",
+            "key(for: \(show(text))) = \(show(key))")
+        require(!key.utf8.starts(with: "h:".utf8), "a result that is not hashed never starts with h:", show(key))
+        require(!SafeToken.isHashed(key), "a result that is not hashed is not isHashed", show(key))
+    }
+    require(SafeToken.isHashed(text) == isHashedForm(text), "isHashed is h:[0-9a-f]{32}", show(text))
+    let admin = SafeToken.adminKey(for: text)
+    require(
+        sameBytes(admin, isHashedForm(text) ? text : key), "adminKey is the text when hashed-looking, else key(for:)",
+        "adminKey(for: \(show(text))) = \(show(admin))")
+    let poolID =
+        (1...64).contains(text.utf8.count) && text.utf8.allSatisfy { isKeyByte($0) && $0 != UInt8(ascii: ":") && $0 != UInt8(ascii: "@") }
     require(SafeToken.isPoolID(text) == poolID, "isPoolID is [A-Za-z0-9._-]{1,64}", show(text))
+}
+
+// MARK: KeySpace
+
+/// A valid pool id made of `text`: its bytes in the pool id charset, at most 64 (else `p`).
+func poolID(from text: String) -> String {
+    let kept = text.utf8.filter { isKeyByte($0) && $0 != UInt8(ascii: ":") && $0 != UInt8(ascii: "@") }.prefix(64)
+    return kept.isEmpty ? "p" : String(decoding: kept, as: UTF8.self)
+}
+
+/// KeySpace on fields of the input: the prefix, two (pool, subject) pairs and two client keys.
+/// Buckets and internal keys never meet, and each kind of key names one thing.
+func checkKeySpace(_ fields: [String]) {
+    func field(_ n: Int) -> String { n < fields.count ? fields[n] : "" }
+    // Like a config's keyPrefix: at most 128 bytes (its charset does not matter here).
+    let prefix = String(decoding: field(0).utf8.prefix(128), as: UTF8.self)
+    let keys = KeySpace(prefix: prefix)
+    let internalStart = Array((prefix + KeySpace.internalMark).utf8)
+    func isInternal(_ key: String) -> Bool { key.utf8.starts(with: internalStart) }
+
+    let pools = [poolID(from: field(1)), poolID(from: field(3))]
+    let subjects = [SafeToken.key(for: field(2)), SafeToken.key(for: field(4))]
+    let clientKeys = [field(5), field(6)]
+
+    var buckets: [(key: String, meaning: String)] = []
+    for pool in pools {
+        buckets.append((keys.bucket(pool: pool), "global \(pool)"))
+        for subject in subjects { buckets.append((keys.bucket(pool: pool, subject: subject), "bucket \(pool) \(subject)")) }
+    }
+    var internals: [(key: String, meaning: String)] = [(keys.events, "events")]
+    for subject in subjects {
+        internals.append((keys.idempotencyQuota(subject: subject), "quota \(subject)"))
+        for client in clientKeys {
+            internals.append((keys.idempotency(subject: subject, clientKey: client), "idem \(subject) \(hex(client.utf8))"))
+        }
+    }
+    for (key, meaning) in buckets {
+        require(!isInternal(key), "bucket keys never start with prefix + #", "\(meaning): \(show(key))")
+        require(key.utf8.starts(with: prefix.utf8), "bucket keys start with the prefix", "\(meaning): \(show(key))")
+    }
+    for (key, meaning) in internals {
+        require(isInternal(key), "internal keys always start with prefix + #", "\(meaning): \(show(key))")
+    }
+    // Byte-equal keys only for the same meaning (the pairs and client keys may repeat).
+    let all = buckets + internals
+    for i in all.indices {
+        for j in all.indices where j > i && sameBytes(all[i].key, all[j].key) {
+            require(
+                all[i].meaning == all[j].meaning, "two different keys of the key space never meet",
+                "\(all[i].meaning) and \(all[j].meaning): \(show(all[i].key))")
+        }
+    }
+    if let legacy = keys.legacyEvents(poolIds: pools) {
+        require(
+            !pools.contains("events") && sameBytes(legacy, prefix + "events"),
+            "the legacy stream is prefix + events, unless a pool is called events")
+        require(!isInternal(legacy), "the legacy stream is not an internal key")
+        require(!all.contains { sameBytes($0.key, legacy) }, "the legacy stream is no bucket and no internal key", show(legacy))
+    } else {
+        require(pools.contains("events"), "the legacy stream is read unless a pool is called events")
+    }
 }
 
 // MARK: JSONWriter
@@ -38,8 +144,9 @@ func checkSafeToken(_ text: String) {
 func checkJSONText(_ json: String) {
     for scalar in json.unicodeScalars {
         require(!"<>&'".unicodeScalars.contains(scalar), "JSONWriter output has no raw <, >, & or '", show(json))
-        require(scalar.value >= 0x20 && scalar.value != 0x7f && scalar != "\u{2028}" && scalar != "\u{2029}",
-                "JSONWriter output has no raw control characters, U+2028 or U+2029", show(json))
+        require(
+            scalar.value >= 0x20 && scalar.value != 0x7f && scalar != "\u{2028}" && scalar != "\u{2029}",
+            "JSONWriter output has no raw control characters, U+2028 or U+2029", show(json))
     }
 }
 
@@ -78,8 +185,9 @@ func checkJSONWriter(_ fields: [String], _ bytes: [UInt8]) {
     checkJSONText(json)
 
     guard let object = parse(json) as? [String: Any] else { invariantFailed("JSONWriter writes an object", show(json)) }
-    require((object["s"] as? String).map { sameBytes($0, text) } ?? false, "a string value parses back to the same string",
-            "\(show(text)) written as \(show(json)), read back \(String(describing: object["s"]))")
+    require(
+        (object["s"] as? String).map { sameBytes($0, text) } ?? false, "a string value parses back to the same string",
+        "\(show(text)) written as \(show(json)), read back \(String(describing: object["s"]))")
     let inner = object["k"] as? [String: Any]
     require(inner?.count == 1 && inner!.keys.first.map { sameBytes($0, text) } ?? false, "a key parses back to the same string")
     require((object["n"] as? NSNumber)?.int64Value == number, "an Int64 parses back", "\(number) in \(json)")
@@ -91,8 +199,9 @@ func checkJSONWriter(_ fields: [String], _ bytes: [UInt8]) {
         var d = JSONWriter()
         d.value(double)
         let read = Double(d.text)
-        require(read == double || (read == 0 && double == 0), "a finite Double is written as a number that reads back to itself",
-                "\(double) written as \(d.text), read \(String(describing: read))")
+        require(
+            read == double || (read == 0 && double == 0), "a finite Double is written as a number that reads back to itself",
+            "\(double) written as \(d.text), read \(String(describing: read))")
         require(object["d"] is NSNumber, "a finite Double is a JSON number", json)
     } else {
         require(object["d"] is NSNull, "a non-finite Double is null")
@@ -106,8 +215,9 @@ func checkJSONWriter(_ fields: [String], _ bytes: [UInt8]) {
     s.field("value", text)
     s.endObject()
     let decoded = try? JSONDecoder().decode([String: String].self, from: Data(s.text.utf8))
-    require(decoded?["value"].map { sameBytes($0, text) } ?? false, "JSONDecoder reads the string back",
-            "\(show(s.text)) -> \(String(describing: decoded))")
+    require(
+        decoded?["value"].map { sameBytes($0, text) } ?? false, "JSONDecoder reads the string back",
+        "\(show(s.text)) -> \(String(describing: decoded))")
 }
 
 // MARK: EventFormat
@@ -115,7 +225,8 @@ func checkJSONWriter(_ fields: [String], _ bytes: [UInt8]) {
 /// One RFC 4180 record, strictly: nil when malformed.
 func parseCSVRecord(_ line: String) -> [[UInt8]]? {
     let bytes = Array(line.utf8)
-    let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ",")
+    let quote = UInt8(ascii: "\"")
+    let comma = UInt8(ascii: ",")
     var fields: [[UInt8]] = []
     var i = 0
     while true {
@@ -158,26 +269,33 @@ func checkEventFormat(_ fields: [String]) {
     let event = UsageEvent(
         id: field(0), time: time, pool: field(2), amount: amount,
         context: EventContext(subject: field(3), route: field(5), method: field(6), uri: field(7), idempotencyKey: field(8)))
-    let expected = [event.id, String(time), event.pool, event.context.subject, String(amount), event.context.route,
-                    event.context.method, event.context.uri, event.context.idempotencyKey]
+    let expected = [
+        event.id, String(time), event.pool, event.context.subject, String(amount), event.context.route,
+        event.context.method, event.context.uri, event.context.idempotencyKey,
+    ]
 
     let csv = EventFormat.csv.line(event)
     guard let record = parseCSVRecord(csv) else {
         invariantFailed("an events CSV line is one well-formed RFC 4180 record", show(csv))
     }
-    require(record.count == 9 && zip(record, expected).allSatisfy { $0.elementsEqual($1.utf8) },
-            "an events CSV line reads back as the event's 9 fields", show(csv))
+    require(
+        record.count == 9 && zip(record, expected).allSatisfy { $0.elementsEqual($1.utf8) },
+        "an events CSV line reads back as the event's 9 fields", show(csv))
     require(EventFormat.csvHeader.split(separator: ",").count == 9, "the CSV header names 9 fields")
 
     let jsonl = EventFormat.jsonl.line(event)
     checkJSONText(jsonl)
     guard let object = parse(jsonl) as? [String: Any] else { invariantFailed("an events JSONL line is an object", show(jsonl)) }
-    for (name, value) in [("id", event.id), ("pool", event.pool), ("subject", event.context.subject), ("route", event.context.route),
-                          ("method", event.context.method), ("uri", event.context.uri), ("idempotencyKey", event.context.idempotencyKey)] {
-        require((object[name] as? String).map { sameBytes($0, value) } ?? false, "an events JSONL line reads back", "\(name) in \(show(jsonl))")
+    for (name, value) in [
+        ("id", event.id), ("pool", event.pool), ("subject", event.context.subject), ("route", event.context.route),
+        ("method", event.context.method), ("uri", event.context.uri), ("idempotencyKey", event.context.idempotencyKey),
+    ] {
+        require(
+            (object[name] as? String).map { sameBytes($0, value) } ?? false, "an events JSONL line reads back", "\(name) in \(show(jsonl))")
     }
-    require((object["time"] as? NSNumber)?.int64Value == time && (object["amount"] as? NSNumber)?.int64Value == amount,
-            "an events JSONL line keeps time and amount")
+    require(
+        (object["time"] as? NSNumber)?.int64Value == time && (object["amount"] as? NSNumber)?.int64Value == amount,
+        "an events JSONL line keeps time and amount")
 
     // parseTime never traps; whole non-negative numbers are taken as they are.
     let text = field(0)
@@ -195,6 +313,7 @@ public func fuzzTest(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         let whole = String(decoding: bytes, as: UTF8.self)
         checkSafeToken(whole)
         for field in fields.prefix(4) { checkSafeToken(field) }
+        checkKeySpace(fields)
         checkJSONWriter(fields, bytes)
         checkEventFormat(fields)
     }

@@ -36,8 +36,9 @@ func checkNormalized(_ result: String, of input: String, _ what: StaticString) {
 func checkRouter(_ path: String, method: String) {
     let got = router.match(path: path, method: method)
     let expected = Reference.match(routes, path: path, method: method)
-    require(got == expected, "Router.match agrees with a linear scan over the routes",
-            "path \(show(path)) method \(method): router \(got.map(String.init) ?? "nil"), linear scan \(expected.map(String.init) ?? "nil")")
+    require(
+        got == expected, "Router.match agrees with a linear scan over the routes",
+        "path \(show(path)) method \(method): router \(got.map(String.init) ?? "nil"), linear scan \(expected.map(String.init) ?? "nil")")
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -47,22 +48,28 @@ public func fuzzTest(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
 
         let normalized = URIPath.normalize(text)
         checkNormalized(normalized, of: text, "normalize: starts with '/', no '//', no '.' or '..' segment")
-        require(sameBytes(URIPath.normalize(normalized), normalized), "normalize is idempotent",
-                "normalize(\(show(text))) = \(show(normalized)), normalize of that = \(show(URIPath.normalize(normalized)))")
-        require(normalized.utf8.elementsEqual(Reference.normalize(text)), "normalize splits at every '/' byte, as nginx does",
-                "normalize(\(show(text))) = \(show(normalized)), byte-wise reference = \(show(String(decoding: Reference.normalize(text), as: UTF8.self)))")
+        require(
+            sameBytes(URIPath.normalize(normalized), normalized), "normalize is idempotent",
+            "normalize(\(show(text))) = \(show(normalized)), normalize of that = \(show(URIPath.normalize(normalized)))")
+        require(
+            normalized.utf8.elementsEqual(Reference.normalize(text)), "normalize splits at every '/' byte, as nginx does",
+            "normalize(\(show(text))) = \(show(normalized)), byte-wise reference = \(show(String(decoding: Reference.normalize(text), as: UTF8.self)))"
+        )
         // The substring overload must agree with the string one.
         require(sameBytes(URIPath.normalize(text[...]), normalized), "normalize(Substring) == normalize(String)")
 
         let fromURI = URIPath.fromRequestURI(text)
         checkNormalized(fromURI, of: text, "fromRequestURI: starts with '/', no '//', no '.' or '..' segment")
-        require(sameBytes(URIPath.normalize(fromURI), fromURI), "fromRequestURI(x) == normalize(fromRequestURI(x))",
-                "fromRequestURI(\(show(text))) = \(show(fromURI))")
+        require(
+            sameBytes(URIPath.normalize(fromURI), fromURI), "fromRequestURI(x) == normalize(fromRequestURI(x))",
+            "fromRequestURI(\(show(text))) = \(show(fromURI))")
         let cut = text.utf8.split(separator: UInt8(ascii: "?"), maxSplits: 1, omittingEmptySubsequences: false)[0]
             .split(separator: UInt8(ascii: "#"), maxSplits: 1, omittingEmptySubsequences: false)[0]
         let decoded = String(decoding: Reference.percentDecode(String(decoding: cut, as: UTF8.self)), as: UTF8.self)
-        require(fromURI.utf8.elementsEqual(Reference.normalize(decoded)), "fromRequestURI = cut at ?/#, decode once, normalise",
-                "fromRequestURI(\(show(text))) = \(show(fromURI)), reference \(show(String(decoding: Reference.normalize(decoded), as: UTF8.self)))")
+        require(
+            fromURI.utf8.elementsEqual(Reference.normalize(decoded)), "fromRequestURI = cut at ?/#, decode once, normalise",
+            "fromRequestURI(\(show(text))) = \(show(fromURI)), reference \(show(String(decoding: Reference.normalize(decoded), as: UTF8.self)))"
+        )
 
         // Router: the rest of the input, with the method its first byte picks.
         let method = methods[Int(bytes.first ?? 0) % methods.count]
