@@ -232,3 +232,23 @@ def test_a_location_can_turn_the_edge_cache_off(make_stack):
     for _ in range(10):
         assert_out_of_charge(s.get("/api/plenty/on", headers=as_("q")), "plenty")
     assert "HIT" in cache_statuses(s, "/api/plenty/on")
+
+
+def test_a_denial_is_stored_only_when_its_key_comes_again(make_stack):
+    """fastcgi_cache_min_uses 2: a flood over ever new URIs writes no cache file per request
+    (nginx's keys zone counts them in memory); a repeated one is stored once, then hit."""
+    s = stack_with(make_stack, edge=5)
+    for _ in range(20):
+        assert s.get("/api/plenty", headers=as_("f")).status == 200
+    for i in range(50):
+        assert_out_of_charge(s.get(f"/api/plenty/u{i}", headers=as_("f")), "plenty")
+    cache_dir = s.dir / "deny-cache"
+
+    def files() -> int:
+        return sum(1 for p in cache_dir.rglob("*") if p.is_file())
+
+    assert files() == 0, "a denial seen once was written to the cache"
+    for _ in range(5):
+        assert_out_of_charge(s.get("/api/plenty/again", headers=as_("f")), "plenty")
+    assert files() == 1
+    assert cache_statuses(s, "/api/plenty/again") == ["MISS", "MISS", "HIT", "HIT", "HIT"]
