@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .executable(name: "charge-gate", targets: ["charge-gate"]),
         .library(name: "ChargeGateCore", targets: ["ChargeGateCore"]),
+        // For the fuzz package (fuzz-nginx): the nginx -T parser and the gate analyser.
+        .library(name: "ChargeGateNginx", targets: ["ChargeGateNginx"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -39,6 +41,13 @@ let package = Package(
             dependencies: ["ChargeGateCore", "CHiredis"],
             plugins: ["EmbedText"]
         ),
+        // Pure Swift: `nginx -T` parsed (tokens, blocks, includes, file:line), nginx's location
+        // matching and rewrite phase mirrored, and the analyser behind `charge-gate
+        // check-nginx`. Imports no C and no Foundation; ChargeGateCore only for the routes.
+        .target(
+            name: "ChargeGateNginx",
+            dependencies: ["ChargeGateCore"]
+        ),
         // Build tool: a text file as a Swift string constant, for EmbedText.
         .executableTarget(name: "embed-text"),
         .plugin(name: "EmbedText", capability: .buildTool(), dependencies: ["embed-text"]),
@@ -59,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "charge-gate",
             dependencies: [
-                "ChargeGateCore", "ChargeGateRedis", "ChargeGateServer",
+                "ChargeGateCore", "ChargeGateRedis", "ChargeGateServer", "ChargeGateNginx",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -79,6 +88,12 @@ let package = Package(
         .testTarget(
             name: "ChargeGateRedisTests",
             dependencies: ["ChargeGateCore", "ChargeGateRedis", "ChargeGateTestSupport"]
+        ),
+        // One saved `nginx -T` output per trap (Fixtures/), the shipped snippets appended.
+        .testTarget(
+            name: "ChargeGateNginxTests",
+            dependencies: ["ChargeGateCore", "ChargeGateNginx", "ChargeGateTestSupport"],
+            resources: [.copy("Fixtures")]
         ),
     ]
 )

@@ -3,7 +3,7 @@
 // fuzzer runtime. Build and run them with scripts/fuzz (see fuzz/README.md).
 import PackageDescription
 
-let fuzzers = ["fuzz-uri", "fuzz-query", "fuzz-config", "fuzz-tokens", "fuzz-params"]
+let fuzzers = ["fuzz-uri", "fuzz-query", "fuzz-config", "fuzz-tokens", "fuzz-params", "fuzz-nginx"]
 
 let package = Package(
     name: "charge-gate-fuzz",
@@ -22,7 +22,8 @@ let package = Package(
         + fuzzers.map { name in
             .executableTarget(
                 name: name,
-                dependencies: ["FuzzSupport", .product(name: "ChargeGateCore", package: "charge-gate")],
+                dependencies: ["FuzzSupport", .product(name: "ChargeGateCore", package: "charge-gate")]
+                    + (name == "fuzz-nginx" ? [.product(name: "ChargeGateNginx", package: "charge-gate")] : []),
                 swiftSettings: [.unsafeFlags(["-parse-as-library"])],
                 linkerSettings: [.unsafeFlags(["-use-ld=lld"])]
             )

@@ -1,0 +1,45 @@
+/// Why a request under a charged route is not charged, with the place in the configuration at
+/// fault.
+public struct GateFinding: Sendable, Equatable, CustomStringConvertible {
+    /// The kinds of finding.
+    public enum Kind: String, Sendable, CaseIterable {
+        /// The location that serves it has no `auth_request` in effect.
+        case noAuthRequest = "no_auth_request"
+        /// `auth_request off` is in effect there (set there or inherited).
+        case authRequestOff = "auth_request_off"
+        /// `return` or `rewrite` answers it in the rewrite phase, before the access phase.
+        case answeredBeforeGate = "answered_before_gate"
+        /// `satisfy any` with an `allow` (or `auth_basic`) lets it skip `auth_request`.
+        case satisfyAny = "satisfy_any"
+        /// `auth_request` points at a location that is not the gate's auth location.
+        case authNotGate = "auth_not_gate"
+        /// The gate's auth subrequest is answered 2xx without asking the responder.
+        case authAnswered = "auth_answered"
+        /// The gate is asked about a path (after a rewrite) that no route charges.
+        case unrouted
+        /// A server without the gate serves it from a backend that a gated server protects.
+        case ungatedServer = "ungated_server"
+        /// The analysis cannot follow the configuration here (it does not guess).
+        case undecidable
+    }
+
+    /// The kind.
+    public var kind: Kind
+    /// The request that shows it.
+    public var probe: GateProbe
+    /// What happens, naming the locations and directives involved with their file:line.
+    public var detail: String
+    /// The location or directive at fault.
+    public var location: NginxSourceLocation
+
+    /// Creates a finding.
+    public init(_ kind: Kind, probe: GateProbe, detail: String, at location: NginxSourceLocation) {
+        self.kind = kind
+        self.probe = probe
+        self.detail = detail
+        self.location = location
+    }
+
+    /// `GET /api/describe/x.png: location ~ \.png$ (FILE:LINE) has no auth_request`.
+    public var description: String { "\(probe): \(detail)" }
+}

@@ -1,0 +1,96 @@
+extension GateReport {
+    /// The report as one JSON object (for CI): `ok`, `nginxConfig`, `summary`, `servers`,
+    /// `routes` (each with its `verdict`, `finding` and every probe), `warnings`.
+    public func json() -> String {
+        var out = "{"
+        out +=
+            "\"ok\":\(isGated),\"gateMissing\":\(gateMissing),\"nginxConfig\":\(Self.quoted(nginxConfig)),\"summary\":\(Self.quoted(summary)),"
+        out += "\"servers\":[" + servers.map(Self.server).joined(separator: ",") + "],"
+        out += "\"routes\":[" + routes.map(Self.route).joined(separator: ",") + "],"
+        out += "\"warnings\":[" + warnings.map(Self.warning).joined(separator: ",") + "]"
+        return out + "}\n"
+    }
+
+    private static func place(_ location: NginxSourceLocation?) -> String {
+        guard let location else { return "\"file\":null,\"line\":null" }
+        return "\"file\":\(quoted(location.file)),\"line\":\(location.line)"
+    }
+
+    private static func server(_ server: GateServer) -> String {
+        "{\"server\":\(quoted(server.label)),\(place(server.location)),\"usesGate\":\(server.usesGate)}"
+    }
+
+    private static func finding(_ finding: GateFinding?) -> String {
+        guard let finding else { return "null" }
+        return "{\"kind\":\(quoted(finding.kind.rawValue)),\"method\":\(quoted(finding.probe.method)),"
+            + "\"uri\":\(quoted(finding.probe.uri)),\"message\":\(quoted(finding.description)),\(place(finding.location))}"
+    }
+
+    private static func verdictName(_ verdict: GateVerdict) -> String {
+        switch verdict {
+        case .gated: "gated"
+        case .notGated: "not_gated"
+        case .undecided: "undecided"
+        case .notServed: "not_served"
+        case .gateEndpoint: "gate_endpoint"
+        }
+    }
+
+    private static func probe(_ result: GateRouteResult.ProbeResult) -> String {
+        var out = "{\"method\":\(quoted(result.probe.method)),\"uri\":\(quoted(result.probe.uri)),"
+        out += "\"verdict\":\(quoted(verdictName(result.verdict)))"
+        switch result.verdict {
+        case .gated(let charged, _): out += ",\"chargedURI\":\(quoted(charged))"
+        case .notGated(let finding), .undecided(let finding): out += ",\"finding\":\(Self.finding(finding))"
+        case .notServed(let why), .gateEndpoint(let why): out += ",\"why\":\(quoted(why))"
+        }
+        return out + "}"
+    }
+
+    private static func route(_ line: GateRouteResult) -> String {
+        let verdict: String
+        if let finding = line.finding {
+            verdict = finding.kind == .undecidable ? "undecided" : "not_gated"
+        } else {
+            verdict = "gated"
+        }
+        let methods = line.methods.map { "[" + $0.map(quoted).joined(separator: ",") + "]" } ?? "null"
+        return "{\"server\":\(quoted(line.server.label)),\"serverFile\":\(quoted(line.server.location.file)),"
+            + "\"serverLine\":\(line.server.location.line),\"route\":\(quoted(line.prefix)),\"methods\":\(methods),"
+            + "\"verdict\":\(quoted(verdict)),\"summary\":\(quoted(line.summary)),\"finding\":\(finding(line.finding)),"
+            + "\"probes\":[" + line.probes.map(probe).joined(separator: ",") + "]}"
+    }
+
+    private static func warning(_ warning: GateWarning) -> String {
+        "{\"kind\":\(quoted(warning.kind.rawValue)),\"message\":\(quoted(warning.message)),\(place(warning.location))}"
+    }
+
+    /// A JSON string: `"`, `\` and control characters escaped, and `<`, `>`, `&`, U+2028/2029
+    /// too, so the text is safe anywhere.
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "<", ">", "&", "\u{2028}", "\u{2029}":
+                out += "\\u" + hex4(scalar.value)
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    out += "\\u" + hex4(scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    private static func hex4(_ value: UInt32) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+    }
+}

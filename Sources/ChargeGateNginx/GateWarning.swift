@@ -1,0 +1,35 @@
+/// Something worth an operator's look that does not make a route free (exit status 0; except
+/// `noGatedServer` with routes in the config, which fails the report).
+public struct GateWarning: Sendable, Equatable, CustomStringConvertible {
+    /// The kinds of warning.
+    public enum Kind: String, Sendable {
+        /// A server that does not use the gate at all.
+        case serverWithoutGate = "server_without_gate"
+        /// The auth location lets nginx resend a subrequest to another responder.
+        case nextUpstream = "fastcgi_next_upstream"
+        /// The config has no routes, so nothing is checked.
+        case noRoutes = "no_routes"
+        /// No server uses the gate (with routes in the config, the report fails).
+        case noGatedServer = "no_gated_server"
+    }
+
+    /// The kind.
+    public var kind: Kind
+    /// What it is.
+    public var message: String
+    /// Where (nil for the configuration as a whole).
+    public var location: NginxSourceLocation?
+
+    /// Creates a warning.
+    public init(_ kind: Kind, _ message: String, at location: NginxSourceLocation?) {
+        self.kind = kind
+        self.message = message
+        self.location = location
+    }
+
+    /// `FILE:LINE: message`.
+    public var description: String {
+        guard let location else { return message }
+        return "\(location): \(message)"
+    }
+}

@@ -1,0 +1,48 @@
+/// A regex of the configuration (a `location ~`, a `rewrite`, an `if (… ~ …)`), evaluated with
+/// the standard library's `Regex`, whose syntax follows PCRE's for what configurations use
+/// (classes, groups, `(?<name>…)`, alternation, quantifiers, anchors). As in nginx (PCRE, not
+/// anchored), a match anywhere in the subject counts; `~*` ignores case. A pattern the standard
+/// library cannot compile makes the analysis say so instead of guessing.
+public struct NginxRegex {
+    /// The pattern as written.
+    public let pattern: String
+    /// `~*` / `!~*`.
+    public let caseless: Bool
+    private let regex: Regex<AnyRegexOutput>
+
+    /// What a match captured: `$0` … `$n` (an unmatched group is empty, as in nginx) and the
+    /// named groups.
+    public struct Captures: Sendable, Equatable {
+        /// `$0`, `$1`, …
+        public var numbered: [String]
+        /// `(?<name>…)` groups, which nginx also sets as `$name`.
+        public var named: [String: String]
+
+        /// Creates captures.
+        public init(numbered: [String] = [], named: [String: String] = [:]) {
+            self.numbered = numbered
+            self.named = named
+        }
+    }
+
+    /// Compiles `pattern`; throws the standard library's error when it cannot.
+    public init(_ pattern: String, caseless: Bool) throws {
+        self.pattern = pattern
+        self.caseless = caseless
+        var compiled = try Regex(pattern).matchingSemantics(.unicodeScalar)
+        if caseless { compiled = compiled.ignoresCase() }
+        regex = compiled
+    }
+
+    /// The captures of the first match in `subject`, nil when it does not match.
+    public func match(_ subject: String) -> Captures? {
+        guard let found = try? regex.firstMatch(in: subject) else { return nil }
+        var captures = Captures()
+        for index in 0..<found.output.count {
+            let text = found.output[index].substring.map(String.init) ?? ""
+            captures.numbered.append(text)
+            if let name = found.output[index].name { captures.named[name] = text }
+        }
+        return captures
+    }
+}

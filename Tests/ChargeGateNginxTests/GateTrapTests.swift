@@ -1,0 +1,248 @@
+import Testing
+
+@testable import ChargeGateNginx
+
+/// One report line expected from a fixture.
+struct ExpectedLine: Sendable, CustomStringConvertible {
+    /// The server's label.
+    var server: String
+    /// The route's prefix.
+    var route: String
+    /// `gated`, or the exact `NOT GATED: …` text (`{auth_request}` stands for the snippet line).
+    var verdict: String
+    /// The finding's kind, for a line that is not gated.
+    var kind: GateFinding.Kind?
+    /// The finding's FILE:LINE.
+    var at: String?
+
+    /// Shown by the test runner.
+    var description: String { "\(server) \(route): \(verdict)" }
+
+    /// A gated line.
+    static func gated(_ route: String, server: String = "127.0.0.1:8080 localhost") -> ExpectedLine {
+        ExpectedLine(server: server, route: route, verdict: "gated")
+    }
+
+    /// A line that is not gated.
+    static func notGated(
+        _ route: String, _ kind: GateFinding.Kind, at: String, _ message: String, server: String = "127.0.0.1:8080 localhost"
+    ) -> ExpectedLine {
+        ExpectedLine(server: server, route: route, verdict: "NOT GATED: " + message, kind: kind, at: at)
+    }
+}
+
+/// A fixture and every line its report must have.
+struct FixtureCase: Sendable, CustomTestStringConvertible {
+    /// `traps/NAME.conf` or `good/NAME.conf`.
+    var fixture: String
+    /// The lines, in order.
+    var lines: [ExpectedLine]
+
+    /// Shown by the test runner.
+    var testDescription: String { fixture }
+
+    /// Creates a case.
+    init(_ fixture: String, _ lines: ExpectedLine...) {
+        self.fixture = fixture
+        self.lines = lines
+    }
+}
+
+private let site = "/etc/nginx/sites/site.conf"
+
+/// Every trap of issue 12, each in its own fixture: the exact finding and its file:line; a
+/// good config beside each (some shared) that passes.
+@Suite struct GateTrapTests {
+    static let traps: [FixtureCase] = [
+        FixtureCase(
+            "traps/missing-protect.conf", .gated("/api/generate"),
+            .notGated(
+                "/api/describe", .noAuthRequest, at: "\(site):10",
+                "GET /api/describe: location / (\(site):10) has no auth_request")),
+        FixtureCase(
+            "traps/return-before-gate.conf", .gated("/api/generate"),
+            .notGated(
+                "/api/describe", .answeredBeforeGate, at: "\(site):12",
+                "GET /api/describe: answered 200 by return 200 \"stub answer\" (\(site):12) before the gate")),
+        FixtureCase(
+            "traps/rewrite-last-ungated.conf",
+            .notGated(
+                "/api/generate", .noAuthRequest, at: "\(site):11",
+                "POST /api/generate: location /internal/ (\(site):11), reached after rewrite ^/api/(generate|describe)(.*)$ "
+                    + "/internal/$1$2 last (\(site):8), has no auth_request"),
+            .notGated(
+                "/api/describe", .noAuthRequest, at: "\(site):11",
+                "GET /api/describe: location /internal/ (\(site):11), reached after rewrite ^/api/(generate|describe)(.*)$ "
+                    + "/internal/$1$2 last (\(site):8), has no auth_request")),
+        FixtureCase(
+            "traps/rewrite-unrouted.conf",
+            .notGated(
+                "/api/generate", .unrouted, at: "\(site):6",
+                "POST /api/generate: the gate is asked about POST /v2/generate (rewritten by rewrite ^/api/generate(.*)$ "
+                    + "/v2/generate$1 last (\(site):6)), which no route charges"),
+            .gated("/api/describe")),
+        FixtureCase(
+            "traps/auth-off-inherited.conf", .gated("/api/generate"),
+            .notGated(
+                "/api/describe", .authRequestOff, at: "\(site):7",
+                "GET /api/describe: auth_request off (\(site):7) is in effect in location /api/describe (\(site):14)")),
+        FixtureCase(
+            "traps/nested-regex.conf",
+            .notGated(
+                "/api/generate", .noAuthRequest, at: "\(site):17",
+                "POST /api/generate/thumb: location ~ /thumb$ (\(site):17) has no auth_request"),
+            .notGated(
+                "/api/describe", .noAuthRequest, at: "\(site):17",
+                "GET /api/describe/thumb: location ~ /thumb$ (\(site):17) has no auth_request")),
+        FixtureCase(
+            "traps/regex-shadows-prefix.conf",
+            .notGated(
+                "/api/generate", .noAuthRequest, at: "\(site):10",
+                "POST /api/generate/x.png: location ~* \\.(png|jpe?g|webp)$ (\(site):10) has no auth_request"),
+            .notGated(
+                "/api/describe", .noAuthRequest, at: "\(site):10",
+                "GET /api/describe/x.png: location ~* \\.(png|jpe?g|webp)$ (\(site):10) has no auth_request")),
+        FixtureCase(
+            "traps/caret-tilde-shadows-regex.conf",
+            .notGated(
+                "/api/generate", .noAuthRequest, at: "\(site):10", "POST /api/generate: location ^~ /api/ (\(site):10) has no auth_request"),
+            .notGated(
+                "/api/describe", .noAuthRequest, at: "\(site):10", "GET /api/describe: location ^~ /api/ (\(site):10) has no auth_request")),
+        FixtureCase(
+            "traps/trailing-slash.conf",
+            .notGated("/api/generate", .noAuthRequest, at: "\(site):14", "POST /api/generate: location / (\(site):14) has no auth_request"),
+            .notGated("/api/describe", .noAuthRequest, at: "\(site):14", "GET /api/describe: location / (\(site):14) has no auth_request")),
+        FixtureCase(
+            "traps/if-method-return.conf", .gated("/api/generate"),
+            .notGated(
+                "/api/describe", .answeredBeforeGate, at: "\(site):9",
+                "GET /api/describe: answered 200 by return 200 ready (\(site):9) before the gate")),
+        FixtureCase(
+            "traps/if-header-return.conf",
+            .notGated(
+                "/api/generate", .answeredBeforeGate, at: "\(site):9",
+                "POST /api/generate: answered 200 by return 200 preview (\(site):9) before the gate, when if ($http_x_preview) "
+                    + "(\(site):8) holds"),
+            .notGated(
+                "/api/describe", .answeredBeforeGate, at: "\(site):9",
+                "GET /api/describe: answered 200 by return 200 preview (\(site):9) before the gate, when if ($http_x_preview) "
+                    + "(\(site):8) holds")),
+        FixtureCase(
+            "traps/satisfy-any.conf",
+            .notGated(
+                "/api/generate", .satisfyAny, at: "\(site):8",
+                "POST /api/generate: satisfy any (\(site):8) in location /api/ (\(site):6) lets clients admitted by allow 127.0.0.1 "
+                    + "(\(site):9) skip auth_request"),
+            .notGated(
+                "/api/describe", .satisfyAny, at: "\(site):8",
+                "GET /api/describe: satisfy any (\(site):8) in location /api/ (\(site):6) lets clients admitted by allow 127.0.0.1 "
+                    + "(\(site):9) skip auth_request")),
+        FixtureCase(
+            "traps/second-server.conf", .gated("/api/generate"), .gated("/api/describe"),
+            .notGated(
+                "/api/generate", .ungatedServer, at: "\(site):16",
+                "POST /api/generate: location / (\(site):16) has no auth_request and proxies to http://app, as the gated "
+                    + "location /api/ (\(site):6) of server 127.0.0.1:8080 localhost does",
+                server: "127.0.0.1:8081 api-internal"),
+            .notGated(
+                "/api/describe", .ungatedServer, at: "\(site):16",
+                "GET /api/describe: location / (\(site):16) has no auth_request and proxies to http://app, as the gated "
+                    + "location /api/ (\(site):6) of server 127.0.0.1:8080 localhost does",
+                server: "127.0.0.1:8081 api-internal")),
+        FixtureCase(
+            "traps/auth-location-missing.conf",
+            .notGated(
+                "/api/generate", .authNotGate, at: "{auth_request}",
+                "POST /api/generate: auth_request /_charge_gate/auth ({auth_request}) reaches location / (\(site):9), "
+                    + "not the gate's auth location"),
+            .notGated(
+                "/api/describe", .authNotGate, at: "{auth_request}",
+                "GET /api/describe: auth_request /_charge_gate/auth ({auth_request}) reaches location / (\(site):9), "
+                    + "not the gate's auth location")),
+        FixtureCase(
+            "traps/error-page-return.conf",
+            .notGated(
+                "/api/generate", .noAuthRequest, at: "\(site):14",
+                "POST /api/generate: location @app (\(site):14) has no auth_request"),
+            .notGated(
+                "/api/describe", .noAuthRequest, at: "\(site):14",
+                "POST /api/describe: location @app (\(site):14) has no auth_request")),
+        FixtureCase(
+            "traps/includes-elsewhere.conf", .gated("/api/generate"),
+            .notGated(
+                "/api/describe", .noAuthRequest, at: "/etc/nginx/gate/20-health.conf:2",
+                "GET /api/describe/health: location = /api/describe/health (/etc/nginx/gate/20-health.conf:2) has no auth_request")),
+    ]
+
+    /// The good fixtures: every route gated.
+    static let good: [String] = [
+        "good/protect-all.conf", "good/proxy-after-gate.conf", "good/rewrite-break.conf", "good/proxy-path.conf",
+        "good/nested-inherits.conf", "good/nested-caret-tilde.conf", "good/caret-tilde-prefix.conf", "good/regex-over-prefix.conf",
+        "good/no-trailing-slash.conf", "good/status-location.conf", "good/satisfy-all.conf", "good/second-server-gated.conf",
+        "good/parser-torture.conf",
+    ]
+
+    /// Each trap's good counterpart.
+    static let counterparts: [(trap: String, good: String)] = [
+        ("traps/missing-protect.conf", "good/protect-all.conf"),
+        ("traps/return-before-gate.conf", "good/proxy-after-gate.conf"),
+        ("traps/rewrite-last-ungated.conf", "good/rewrite-break.conf"),
+        ("traps/rewrite-unrouted.conf", "good/proxy-path.conf"),
+        ("traps/auth-off-inherited.conf", "good/nested-inherits.conf"),
+        ("traps/nested-regex.conf", "good/nested-caret-tilde.conf"),
+        ("traps/regex-shadows-prefix.conf", "good/caret-tilde-prefix.conf"),
+        ("traps/caret-tilde-shadows-regex.conf", "good/regex-over-prefix.conf"),
+        ("traps/trailing-slash.conf", "good/no-trailing-slash.conf"),
+        ("traps/if-method-return.conf", "good/status-location.conf"),
+        ("traps/if-header-return.conf", "good/status-location.conf"),
+        ("traps/satisfy-any.conf", "good/satisfy-all.conf"),
+        ("traps/second-server.conf", "good/second-server-gated.conf"),
+        ("traps/auth-location-missing.conf", "good/protect-all.conf"),
+        ("traps/includes-elsewhere.conf", "good/parser-torture.conf"),
+        ("traps/error-page-return.conf", "good/protect-all.conf"),
+    ]
+
+    /// Each trap gives exactly its lines, with the exact finding and file:line.
+    @Test(arguments: traps)
+    func trapIsFound(_ trap: FixtureCase) throws {
+        let report = try NginxFixtures.report(trap.fixture)
+        #expect(report.routes.count == trap.lines.count, "\(report.text())")
+        for (line, expected) in zip(report.routes, trap.lines) {
+            #expect(line.server.label == expected.server)
+            #expect(line.prefix == expected.route)
+            #expect(line.summary == (try NginxFixtures.expand(expected.verdict)))
+            #expect(line.finding?.kind == expected.kind)
+            #expect(line.finding.map { "\($0.location)" } == (try expected.at.map(NginxFixtures.expand)))
+        }
+        #expect(!report.isGated)
+        #expect(report.text().contains("FAILED: "))
+    }
+
+    /// Each good config is gated on every line, each line with a probe that is charged.
+    @Test(arguments: good)
+    func goodConfigIsGated(_ fixture: String) throws {
+        let report = try NginxFixtures.report(fixture)
+        #expect(report.isGated, "\(report.text())")
+        #expect(!report.routes.isEmpty)
+        for line in report.routes {
+            #expect(line.summary == "gated", "\(line.server.label) \(line.prefix)")
+            #expect(line.probes.contains { if case .gated = $0.verdict { true } else { false } })
+        }
+        // Only the stand-in app's server, which never uses the gate.
+        #expect(report.warnings.map(\.kind) == [.serverWithoutGate])
+        #expect(report.warnings.first?.location?.description == "/etc/nginx/nginx.conf:29")
+    }
+
+    /// Every trap has a good counterpart, and every good fixture is one.
+    @Test func everyTrapHasAGoodCounterpart() {
+        #expect(Set(Self.counterparts.map(\.trap)) == Set(Self.traps.map(\.fixture)))
+        #expect(Set(Self.counterparts.map(\.good)).isSubset(of: Set(Self.good)))
+        #expect(Set(Self.good).isSubset(of: Set(Self.counterparts.map(\.good))))
+    }
+
+    /// Every kind of finding has a trap fixture (undecided and auth_answered have unit tests).
+    @Test func everyFindingKindButUndecidedAndAuthAnsweredHasATrap() {
+        let covered = Set(Self.traps.flatMap { $0.lines.compactMap(\.kind) })
+        #expect(covered == Set(GateFinding.Kind.allCases).subtracting([.undecidable, .authAnswered]))
+    }
+}

@@ -1,0 +1,80 @@
+import ChargeGateCore
+import ChargeGateTestSupport
+import Foundation
+import Testing
+
+@testable import ChargeGateNginx
+
+/// The fixtures as `nginx -T` would print them: the shared main file (`Fixtures/nginx.conf`
+/// as /etc/nginx/nginx.conf), the fixture's own files (each after its `# configuration file`
+/// line), then the repository's snippets as /usr/local/share/charge-gate/nginx/*.conf, so the
+/// shipped snippets are what is checked. Paths in findings are those fixed paths.
+enum NginxFixtures {
+    /// Where the snippets are installed in the fixtures.
+    static let snippets = "/usr/local/share/charge-gate/nginx/"
+
+    /// A fixture's text (`traps/NAME.conf`, `good/NAME.conf`, `nginx.conf`, `charge-gate.yaml`).
+    static func text(_ name: String) throws -> String {
+        let url = try #require(Bundle.module.url(forResource: "Fixtures/" + name, withExtension: nil))
+        return try String(contentsOf: url, encoding: .utf8)
+    }
+
+    /// The repository's nginx/*.conf, by file name.
+    static func snippetFiles() throws -> [(name: String, text: String)] {
+        let directory = repositoryRoot().appending(path: "nginx")
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path()).filter { $0.hasSuffix(".conf") }.sorted()
+        return try names.map { ($0, try String(contentsOf: directory.appending(path: $0), encoding: .utf8)) }
+    }
+
+    /// The whole dump of a fixture.
+    static func dump(_ fixture: String) throws -> NginxDump {
+        var files = [NginxDump.File(path: "/etc/nginx/nginx.conf", bytes: Array(try text("nginx.conf").utf8))]
+        files += try NginxDump(parsing: Array(try text(fixture).utf8)).files
+        files += try snippetFiles().map { NginxDump.File(path: snippets + $0.name, bytes: Array($0.text.utf8)) }
+        return NginxDump(files: files)
+    }
+
+    /// The fixtures' routes (Fixtures/charge-gate.yaml).
+    static func routes() throws -> [RouteConfig] {
+        switch ConfigLoader.parse(try text("charge-gate.yaml"), file: "charge-gate.yaml") {
+        case .success(let config): return config.routes
+        case .failure(let errors): throw errors
+        }
+    }
+
+    /// The report of a fixture.
+    static func report(_ fixture: String) throws -> GateReport {
+        let model = NginxModel(try NginxConfiguration(dump: try dump(fixture)))
+        return GateAnalyser(model: model, routes: try routes()).analyse()
+    }
+
+    /// The report of the shared main file with `site` as /etc/nginx/sites/site.conf.
+    static func report(site: String) throws -> GateReport {
+        var files = [NginxDump.File(path: "/etc/nginx/nginx.conf", bytes: Array(try text("nginx.conf").utf8))]
+        files.append(NginxDump.File(path: "/etc/nginx/sites/site.conf", bytes: Array(site.utf8)))
+        files += try snippetFiles().map { NginxDump.File(path: snippets + $0.name, bytes: Array($0.text.utf8)) }
+        let model = NginxModel(try NginxConfiguration(dump: NginxDump(files: files)))
+        return GateAnalyser(model: model, routes: try routes()).analyse()
+    }
+
+    /// The route lines of a report as `ROUTE: SUMMARY`.
+    static func lines(_ report: GateReport) -> [String] {
+        report.routes.map { "\($0.prefix): \($0.summary)" }
+    }
+
+    /// `PATH:LINE` of the first line of a snippet that starts with `prefix` (after spaces), so
+    /// expectations follow the snippets when they change.
+    static func snippetLine(_ name: String, startingWith prefix: String) throws -> String {
+        let text = try snippetFiles().first { $0.name == name }?.text ?? ""
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let index = try #require(lines.firstIndex { $0.drop { $0 == " " }.hasPrefix(prefix) })
+        return "\(snippets)\(name):\(index + 1)"
+    }
+
+    /// `text` with `{auth_request}` replaced by the file:line of the gate's auth_request line.
+    static func expand(_ text: String) throws -> String {
+        guard text.contains("{auth_request}") else { return text }
+        let place = try snippetLine("charge-gate-protect.conf", startingWith: "auth_request ")
+        return text.replacingOccurrences(of: "{auth_request}", with: place)
+    }
+}

@@ -1,0 +1,185 @@
+import Testing
+
+@testable import ChargeGateNginx
+
+/// The tokenizer and parser against nginx's own rules (src/core/ngx_conf_file.c), the
+/// `nginx -T` dump and the resolution of includes.
+@Suite struct NginxParserTests {
+    /// Each directive as its words joined by `|`, a block as `{…}` after them.
+    static func render(_ directives: [NginxDirective]) -> String {
+        directives.map { directive in
+            let words = ([directive.name] + directive.values).joined(separator: "|")
+            guard let block = directive.block else { return words + ";" }
+            return words + "{" + render(block) + "}"
+        }.joined(separator: " ")
+    }
+
+    /// `render` of the parsed text.
+    static func parse(_ text: String) throws(NginxParseError) -> String {
+        render(try NginxParser.parse(Array(text.utf8), file: "t.conf"))
+    }
+
+    /// Words, quotes, escapes, comments, variables and blocks as nginx reads them.
+    @Test(arguments: [
+        ("a b c;", "a|b|c;"),
+        ("a \"b c\" 'd e';", "a|b c|d e;"),
+        ("a \"x\\\"y\" 'it\\'s';", "a|x\"y|it's;"),
+        ("a b\\ c;", "a|b\\ c;"),
+        ("a \"t\\tn\\nr\\r\\\\\";", "a|t\tn\nr\r\\;"),
+        ("a \"\\d+\";", "a|\\d+;"),
+        ("a x#y;", "a|x#y;"),
+        ("a # a comment; { }\n b;", "a|b;"),
+        ("set $x ${uri}y;", "set|$x|${uri}y;"),
+        ("return 200 x}y;", "return|200|x}y;"),
+        ("a \"b\");", "a|b|);"),
+        ("if ($a) { return 404; }", "if|($a){return|404;}"),
+        ("a{b;}c;", "a{b;} c;"),
+        ("server { # { not a block\n location / { } }", "server{location|/{}}"),
+        ("'quoted name' x;", "quoted name|x;"),
+        ("a \"\";", "a|;"),
+        ("", ""),
+        ("# only a comment", ""),
+    ])
+    func tokensAreReadAsNginxReadsThem(text: String, expected: String) throws {
+        #expect(try Self.parse(text) == expected)
+    }
+
+    /// Bad text is refused with nginx's message and line.
+    @Test(arguments: [
+        ("a \"b\"c;", "t.conf:1: unexpected \"c\""),
+        ("a }", "t.conf:1: unexpected \"}\""),
+        (";", "t.conf:1: unexpected \";\""),
+        ("{", "t.conf:1: unexpected \"{\""),
+        ("a;\n}", "t.conf:2: unexpected \"}\""),
+        ("a {\n b;\n", "t.conf:3: unexpected end of file, expecting \"}\""),
+        ("a \"unterminated;\n", "t.conf:2: unexpected end of file, expecting \";\" or \"}\""),
+        ("a b", "t.conf:1: unexpected end of file, expecting \";\" or \"}\""),
+    ])
+    func badTextIsRefusedWithNginxsMessage(text: String, expected: String) {
+        #expect(throws: NginxParseError.self) { try Self.parse(text) }
+        do {
+            _ = try Self.parse(text)
+        } catch {
+            #expect(error.description == expected)
+        }
+    }
+
+    /// Each directive and word knows its line, across multi-line words.
+    @Test func everyDirectiveKnowsItsLine() throws {
+        let text = "a 1;\n\nb \"two\nlines\";\nc {\n  d;\n}\n  e;"
+        let directives = try NginxParser.parse(Array(text.utf8), file: "f")
+        #expect(directives.map(\.location.line) == [1, 3, 5, 8])
+        #expect(directives[2].block?.first?.location == NginxSourceLocation(file: "f", line: 6))
+        #expect(directives[1].args[0].line == 3)
+    }
+
+    /// Deep nesting is an error, not a stack overflow.
+    @Test func deepNestingIsAnErrorNotACrash() {
+        let text = String(repeating: "a {", count: NginxParser.maximumDepth + 1)
+        #expect(throws: NginxParseError.self) { try Self.parse(text) }
+    }
+
+    // MARK: the dump
+
+    /// The dump is split at nginx's markers; nginx's own lines before them are ignored.
+    @Test func theDumpIsSplitAtNginxsMarkers() throws {
+        let text = """
+            nginx: the configuration file /etc/nginx/nginx.conf syntax is ok
+            nginx: configuration file /etc/nginx/nginx.conf test is successful
+            # configuration file /etc/nginx/nginx.conf:
+            http {
+                include conf.d/*.conf;
+            }
+
+            # configuration file /etc/nginx/conf.d/a.conf:
+            # configuration file lookalike
+            server { }
+            # configuration file /etc/nginx/conf.d/a.conf:
+            ignored;
+
+            """
+        let dump = try NginxDump(parsing: Array(text.utf8))
+        #expect(dump.files.map(\.path) == ["/etc/nginx/nginx.conf", "/etc/nginx/conf.d/a.conf"])
+        #expect(String(decoding: dump.files[0].bytes, as: UTF8.self) == "http {\n    include conf.d/*.conf;\n}\n")
+        #expect(String(decoding: dump.files[1].bytes, as: UTF8.self) == "# configuration file lookalike\nserver { }")
+    }
+
+    /// A dump saved with CR LF still splits.
+    @Test func crlfMarkersAreMarkers() throws {
+        let dump = try NginxDump(parsing: Array("# configuration file /x.conf:\r\na;\r\n".utf8))
+        #expect(dump.files.map(\.path) == ["/x.conf"])
+    }
+
+    /// Text without markers is not a dump (exit 2 in the command).
+    @Test func textWithoutMarkersIsNotADump() {
+        #expect(throws: NginxParseError.self) { try NginxDump(parsing: Array("http { }\n".utf8)) }
+        #expect(throws: NginxParseError.self) { try NginxDump(parsing: Array("# configuration file :\n".utf8)) }
+        #expect(throws: NginxParseError.self) { try NginxDump(parsing: []) }
+    }
+
+    // MARK: includes
+
+    /// A configuration of these files, the first the main one.
+    static func configuration(_ files: [(String, String)]) throws(NginxParseError) -> NginxConfiguration {
+        try NginxConfiguration(dump: NginxDump(files: files.map { NginxDump.File(path: $0.0, bytes: Array($0.1.utf8)) }))
+    }
+
+    /// Includes (relative, glob, absolute, none matching) resolve in place, each directive keeping its file:line.
+    @Test func includesAreResolvedInPlaceWithTheirOwnLines() throws {
+        let configuration = try Self.configuration([
+            ("/etc/nginx/nginx.conf", "http {\n    include conf.d/*.conf;\n    include /etc/nginx/extra;\n    z;\n}"),
+            ("/etc/nginx/conf.d/b.conf", "b;"),
+            ("/etc/nginx/conf.d/a.conf", "\na;"),
+            ("/etc/nginx/extra", "include conf.d/none-*.conf;\nx;"),
+        ])
+        let http = try #require(configuration.directives.first?.block)
+        #expect(http.map(\.name) == ["a", "b", "x", "z"])
+        #expect(
+            http.map(\.location.description) == [
+                "/etc/nginx/conf.d/a.conf:2", "/etc/nginx/conf.d/b.conf:1", "/etc/nginx/extra:2", "/etc/nginx/nginx.conf:4",
+            ])
+    }
+
+    /// A missing include or an include loop is an error.
+    @Test func aMissingIncludeOrALoopIsAnError() {
+        #expect(
+            throws: NginxParseError(
+                "included file /etc/nginx/gone.conf is not in the nginx -T output",
+                at: NginxSourceLocation(file: "/etc/nginx/nginx.conf", line: 1))
+        ) {
+            try Self.configuration([("/etc/nginx/nginx.conf", "include gone.conf;")])
+        }
+        #expect(throws: NginxParseError.self) {
+            try Self.configuration([("/etc/nginx/nginx.conf", "include /etc/nginx/loop;"), ("/etc/nginx/loop", "include /etc/nginx/loop;")])
+        }
+    }
+
+    /// Include patterns match like glob(3).
+    @Test(arguments: [
+        ("/etc/nginx/conf.d/*.conf", "/etc/nginx/conf.d/a.conf", true),
+        ("/etc/nginx/conf.d/*.conf", "/etc/nginx/conf.d/.hidden.conf", false),
+        ("/etc/nginx/conf.d/*.conf", "/etc/nginx/conf.d/sub/a.conf", false),
+        ("/etc/nginx/*/a.conf", "/etc/nginx/x/a.conf", true),
+        ("/a/[ab].c", "/a/b.c", true),
+        ("/a/[!ab].c", "/a/b.c", false),
+        ("/a/[^ab].c", "/a/c.c", true),
+        ("/a/[a-c]x", "/a/bx", true),
+        ("/a/?", "/a/b", true),
+        ("/a/?", "/a/bc", false),
+        ("/a/*b*c", "/a/xxbyyc", true),
+        ("/a/*b*c", "/a/xxbyyd", false),
+        ("/a/\\*", "/a/*", true),
+        ("/a/\\*", "/a/b", false),
+        ("/a/[x", "/a/[x", true),
+        ("a/*", "/a/b", false),
+    ])
+    func includeGlobsMatchLikeGlob(pattern: String, path: String, matches: Bool) {
+        #expect(NginxGlob(pattern).matches(path) == matches)
+    }
+
+    /// Glob matches come sorted by bytes, as in nginx's C locale.
+    @Test func globMatchesAreSortedByBytes() {
+        let paths = ["/c/b.conf", "/c/B.conf", "/c/a.conf", "/c/a-b.conf"]
+        #expect(NginxGlob("/c/*.conf").matches(in: paths) == ["/c/B.conf", "/c/a-b.conf", "/c/a.conf", "/c/b.conf"])
+    }
+}

@@ -1,0 +1,368 @@
+"""charge-gate check-nginx against real nginx (issue 12).
+
+The fixtures of the unit tests (Tests/ChargeGateNginxTests/Fixtures) are saved `nginx -T`
+outputs: a shared main file, each fixture's own files, the project's snippets. Here each one
+becomes a real nginx in the stack's temp dir (paths and ports mapped, line numbers kept), with
+the real responder and Redis of the harness behind it. Then:
+
+- for each trap, `check-nginx --nginx-conf` (which runs `nginx -T` itself) says NOT GATED, and
+  the request it names, sent through that nginx, is served without a charge (by the app, or by
+  nginx's own answer where the trap is a `return`);
+- for each good config, `check-nginx` says gated, and the request it tried is charged.
+
+The pairing is the point: the checker is right only where nginx agrees with it. The location
+search is also compared URI by URI with nginx (Fixtures/matching.conf), and the error paths
+(exit 2) and deploy/local-stack's table are checked.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness import BIN, LOCAL_STACK, NGINX, ROOT, Nginx, free_port, http_request, wait_until
+
+FIXTURES = ROOT / "Tests" / "ChargeGateNginxTests" / "Fixtures"
+ROUTES_YAML = (FIXTURES / "charge-gate.yaml").read_text()
+MARKER = "# configuration file "
+POOL = {"/api/generate": "generate", "/api/describe": "describe"}
+
+
+def split_dump(text: str) -> list[tuple[str, str]]:
+    """The files of an `nginx -T` text (as NginxDump reads it): text before the first marker
+    is ignored, and the newline nginx adds after each file is dropped."""
+    files: list[tuple[str, list[str]]] = []
+    for line in text.split("\n"):
+        bare = line[:-1] if line.endswith("\r") else line
+        if bare.startswith(MARKER) and bare.endswith(":") and len(bare) > len(MARKER) + 1:
+            files.append((bare[len(MARKER):-1], []))
+        elif files:
+            files[-1][1].append(line)
+    out = []
+    for path, lines in files:
+        body = "\n".join(lines)
+        out.append((path, body[:-1] if body.endswith("\n") else body))
+    return out
+
+
+class FixtureNginx(Nginx):
+    """An nginx whose config is a fixture: /etc/nginx/ -> DIR/etc/nginx/, /srv/gate/ -> DIR/,
+    the snippets -> the project's nginx/, ports 8080/8081 -> free ports. Every replacement
+    stays within its line, so findings keep the fixture's line numbers."""
+
+    def __init__(self, dir: Path, port: int, fixture: str):
+        super().__init__(dir, port, "")
+        self.fixture = fixture
+        self.port2 = free_port()
+        self.conf = dir / "etc" / "nginx" / "nginx.conf"
+
+    def map(self, text: str) -> str:
+        return (text.replace("/etc/nginx/", f"{self.dir}/etc/nginx/")
+                .replace("/srv/gate/", f"{self.dir}/")
+                .replace("/usr/local/share/charge-gate/nginx/", f"{ROOT}/nginx/")
+                .replace("127.0.0.1:8080", f"127.0.0.1:{self.port}")
+                .replace("127.0.0.1:8081", f"127.0.0.1:{self.port2}"))
+
+    def unmap(self, text: str) -> str:
+        return (text.replace(f"{self.dir}/etc/nginx/", "/etc/nginx/")
+                .replace(f"{ROOT}/nginx/", "/usr/local/share/charge-gate/nginx/")
+                .replace(f"{self.dir}/", "/srv/gate/")
+                .replace(f"127.0.0.1:{self.port2}", "127.0.0.1:8081")
+                .replace(f"127.0.0.1:{self.port}", "127.0.0.1:8080"))
+
+    def write(self):
+        (self.dir / "tmp").mkdir(exist_ok=True)
+        main = (FIXTURES / "nginx.conf").read_text()
+        if os.geteuid() == 0:  # as deploy/render-nginx-conf does: workers must reach DIR's sockets
+            lines = main.split("\n")
+            lines[0] = f"user {pwd.getpwuid(os.getuid()).pw_name} {grp.getgrgid(os.getgid()).gr_name};"
+            main = "\n".join(lines)
+        for path, text in [("/etc/nginx/nginx.conf", main)] + split_dump((FIXTURES / self.fixture).read_text()):
+            target = Path(self.map(path))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(self.map(text))
+
+    def start(self):
+        self.write()
+        r = subprocess.run([NGINX, "-p", f"{self.dir}/", "-c", str(self.conf), "-e", str(self.dir / "error.log")],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
+        if r.returncode != 0:
+            raise AssertionError(f"nginx failed to start with {self.fixture}: {r.stderr.strip()}")
+        wait_until(lambda: self.pid() is not None, 5, what="nginx pid file")
+
+
+def fixture_stack(make_stack, fixture: str):
+    stack = make_stack(ROUTES_YAML, start=False)
+    stack.nginx = FixtureNginx(stack.dir, stack.port, fixture)
+    return stack.start()
+
+
+def check_nginx(stack, *extra: str, fmt: str = "json") -> tuple[subprocess.CompletedProcess, dict | None]:
+    r = subprocess.run([str(BIN), "check-nginx", "--config", str(stack.config), "--nginx-conf", str(stack.nginx.conf),
+                        "--format", fmt, *extra], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    report = json.loads(r.stdout) if fmt == "json" and r.stdout.strip() else None
+    return r, report
+
+
+def line_for(report: dict, route: str, port_label: str) -> dict:
+    matches = [line for line in report["routes"] if line["route"] == route and line["server"].startswith(port_label)]
+    assert len(matches) == 1, (route, port_label, report["routes"])
+    return matches[0]
+
+
+def app_log(stack) -> list[str]:
+    try:
+        return (stack.dir / "app-access.log").read_text().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+# --------------------------------------------------------------------------------------------
+# the traps: NOT GATED, and nginx serves the request uncharged
+
+# fixture -> the routes check-nginx must call NOT GATED, each with (finding kind, FILE:LINE as in
+# the unit tests, server: "main" or "second", what serves it: "app" or nginx's own body, the
+# path the app sees, extra request headers).
+SITE = "/etc/nginx/sites/site.conf"
+PROTECT_AUTH = "{auth_request}"
+TRAPS = {
+    "traps/missing-protect.conf": {"/api/describe": ("no_auth_request", f"{SITE}:10", "main", "app", None, {})},
+    "traps/return-before-gate.conf": {"/api/describe": ("answered_before_gate", f"{SITE}:12", "main", b"stub answer", None, {})},
+    "traps/rewrite-last-ungated.conf": {
+        "/api/generate": ("no_auth_request", f"{SITE}:11", "main", "app", "/internal/generate", {}),
+        "/api/describe": ("no_auth_request", f"{SITE}:11", "main", "app", "/internal/describe", {}),
+    },
+    "traps/rewrite-unrouted.conf": {"/api/generate": ("unrouted", f"{SITE}:6", "main", "app", "/v2/generate", {})},
+    "traps/auth-off-inherited.conf": {"/api/describe": ("auth_request_off", f"{SITE}:7", "main", "app", None, {})},
+    "traps/nested-regex.conf": {
+        "/api/generate": ("no_auth_request", f"{SITE}:17", "main", "app", None, {}),
+        "/api/describe": ("no_auth_request", f"{SITE}:17", "main", "app", None, {}),
+    },
+    "traps/regex-shadows-prefix.conf": {
+        "/api/generate": ("no_auth_request", f"{SITE}:10", "main", "app", None, {}),
+        "/api/describe": ("no_auth_request", f"{SITE}:10", "main", "app", None, {}),
+    },
+    "traps/caret-tilde-shadows-regex.conf": {
+        "/api/generate": ("no_auth_request", f"{SITE}:10", "main", "app", None, {}),
+        "/api/describe": ("no_auth_request", f"{SITE}:10", "main", "app", None, {}),
+    },
+    "traps/trailing-slash.conf": {
+        "/api/generate": ("no_auth_request", f"{SITE}:14", "main", "app", None, {}),
+        "/api/describe": ("no_auth_request", f"{SITE}:14", "main", "app", None, {}),
+    },
+    "traps/if-method-return.conf": {"/api/describe": ("answered_before_gate", f"{SITE}:9", "main", b"ready", None, {})},
+    "traps/if-header-return.conf": {
+        "/api/generate": ("answered_before_gate", f"{SITE}:9", "main", b"preview", None, {"X-Preview": "1"}),
+        "/api/describe": ("answered_before_gate", f"{SITE}:9", "main", b"preview", None, {"X-Preview": "1"}),
+    },
+    "traps/satisfy-any.conf": {
+        "/api/generate": ("satisfy_any", f"{SITE}:8", "main", "app", None, {}),
+        "/api/describe": ("satisfy_any", f"{SITE}:8", "main", "app", None, {}),
+    },
+    "traps/second-server.conf": {
+        "/api/generate": ("ungated_server", f"{SITE}:16", "second", "app", None, {}),
+        "/api/describe": ("ungated_server", f"{SITE}:16", "second", "app", None, {}),
+    },
+    "traps/auth-location-missing.conf": {
+        "/api/generate": ("auth_not_gate", PROTECT_AUTH, "main", "app", None, {}),
+        "/api/describe": ("auth_not_gate", PROTECT_AUTH, "main", "app", None, {}),
+    },
+    "traps/includes-elsewhere.conf": {
+        "/api/describe": ("no_auth_request", "/etc/nginx/gate/20-health.conf:2", "main", "app", None, {}),
+    },
+    "traps/error-page-return.conf": {
+        "/api/generate": ("no_auth_request", f"{SITE}:14", "main", "app", None, {}),
+        "/api/describe": ("no_auth_request", f"{SITE}:14", "main", "app", None, {}),
+    },
+}
+
+
+def protect_auth_line() -> str:
+    lines = (ROOT / "nginx" / "charge-gate-protect.conf").read_text().split("\n")
+    index = next(i for i, line in enumerate(lines) if line.lstrip().startswith("auth_request "))
+    return f"/usr/local/share/charge-gate/nginx/charge-gate-protect.conf:{index + 1}"
+
+
+def test_every_trap_fixture_has_a_pair_here():
+    names = {f"traps/{p.name}" for p in (FIXTURES / "traps").glob("*.conf")}
+    assert names == set(TRAPS)
+
+
+@pytest.mark.parametrize("fixture", sorted(TRAPS))
+def test_trap_is_not_gated_and_nginx_serves_it_uncharged(make_stack, fixture):
+    stack = fixture_stack(make_stack, fixture)
+    r, report = check_nginx(stack)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert report["ok"] is False
+    for route, (kind, at, server, served_by, app_uri, headers) in TRAPS[fixture].items():
+        port = stack.port if server == "main" else stack.nginx.port2
+        line = line_for(report, route, f"127.0.0.1:{port}")
+        assert line["verdict"] == "not_gated", line
+        finding = line["finding"]
+        assert finding["kind"] == kind, finding
+        assert stack.nginx.unmap(f"{finding['file']}:{finding['line']}") == at.replace(PROTECT_AUTH, protect_auth_line())
+
+        # The request the checker names, through the real nginx: served, and nothing charged.
+        before = len(app_log(stack))
+        res = http_request(port, finding["method"], finding["uri"], headers=headers)
+        assert res.status == 200, (finding, res)
+        if served_by == "app":
+            assert res.json()["app"] is True, res
+            expected = f"{finding['method']} {app_uri or finding['uri']} 200"
+            wait_until(lambda: expected in app_log(stack)[before:], 2, what=f"app log line {expected!r}")
+        else:
+            assert res.body == served_by, res
+            assert app_log(stack)[before:] == [], app_log(stack)
+        assert stack.key(POOL[route]) is None, f"{route} was charged"
+
+    # Every route the table does not name is gated here (traps are one mistake each).
+    named = {(route, spec[2]) for route, spec in TRAPS[fixture].items()}
+    for line in report["routes"]:
+        server = "main" if line["server"].startswith(f"127.0.0.1:{stack.port}") else "second"
+        if (line["route"], server) not in named:
+            assert line["verdict"] == "gated", line
+
+
+# --------------------------------------------------------------------------------------------
+# the good configs: gated, and charged
+
+GOOD = sorted(f"good/{p.name}" for p in (FIXTURES / "good").glob("*.conf"))
+
+
+@pytest.mark.parametrize("fixture", GOOD)
+def test_good_config_is_gated_and_nginx_charges_it(make_stack, fixture):
+    stack = fixture_stack(make_stack, fixture)
+    r, report = check_nginx(stack)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert report["ok"] is True
+    assert [w["kind"] for w in report["warnings"]] == ["server_without_gate"]  # the stand-in app
+    spent: dict[str, int] = {}
+    for line in report["routes"]:
+        assert line["verdict"] == "gated", line
+        port = stack.port if line["server"].startswith(f"127.0.0.1:{stack.port}") else stack.nginx.port2
+        probes = [p for p in line["probes"] if p["verdict"] == "gated"]
+        assert probes, line
+        for probe in probes[:2]:
+            res = http_request(port, probe["method"], probe["uri"])
+            assert res.status == 200, (probe, res)
+            assert res.json()["app"] is True, res
+            pool = POOL[line["route"]]
+            spent[pool] = spent.get(pool, 0) + 1
+            state = stack.state(pool)
+            assert state is not None, f"{probe} was not charged"
+    assert spent
+
+
+def test_text_output_names_the_file_and_line(make_stack):
+    stack = fixture_stack(make_stack, "traps/missing-protect.conf")
+    r, _ = check_nginx(stack, fmt="text")
+    assert r.returncode == 1
+    text = stack.nginx.unmap(r.stdout)
+    assert "/api/generate  POST     gated" in text
+    assert f"NOT GATED: GET /api/describe: location / ({SITE}:10) has no auth_request" in text
+    assert text.rstrip().splitlines()[-1].startswith("FAILED: 2 lines (route × server) in 1 gated server: 1 gated, 1 NOT GATED")
+
+
+# --------------------------------------------------------------------------------------------
+# the location search, URI by URI, against nginx (the same table as NginxLocationMatcherTests)
+
+MATCHING = [
+    ("/exact", "= /exact"), ("/exact/", "/exact"), ("/exactly", "/exact"), ("/", "/"), ("/x", "/"),
+    ("/api", "/api"), ("/api/", "/api/"), ("/apix", "/api"), ("/api/x", "/api/"), ("/api/nested/a", "/api/nested/"),
+    ("/api/nested/a.inner", "~ inner"), ("/api/nested/a.mid", "~ mid"), ("/api/x.mid", "~ mid"),
+    ("/api/nested/a.png", "~ png|mid"), ("/api/static/a.png", "^~ /api/static/"), ("/api/a.png", "~ png|mid"),
+    ("/a.jpg", "~* JPG"), ("/a.JpG", "~* JPG"), ("/api/gen", "~ gen|desc"), ("/api/generate", "~ gen|desc"),
+    ("/api/generate.mid", "~ mid"), ("/dir", "301 /dir/"), ("/dir/", "/dir/"), ("/dir-x", "/dir-x"),
+    ("/dir.y", "/dir.y"), ("/d2", "301 /d2/"), ("/plain", "/"), ("/ex", "301 = /ex/"), ("/ex/", "= /ex/"),
+    ("/api/nested", "301 /api/nested/"), ("/api/static", "301 ^~ /api/static/"),
+]
+
+
+def test_nginx_picks_the_locations_the_matcher_picks(make_stack):
+    stack = make_stack(ROUTES_YAML, start=False, start_responder=False, redis=False)
+    stack.nginx = FixtureNginx(stack.dir, stack.port, "matching.conf")
+    stack.start()
+    got = []
+    for uri, _ in MATCHING:
+        res = http_request(stack.port, "GET", uri)
+        loc = res.header("X-Loc")
+        got.append((uri, f"301 {loc}" if res.status == 301 else loc))
+    assert got == MATCHING
+
+
+# --------------------------------------------------------------------------------------------
+# errors: exit 2 when nginx's configuration cannot be read
+
+def run_check(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN), "check-nginx", *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_unreadable_nginx_config_exits_2(tmp_dir):
+    config = tmp_dir / "cg.yaml"
+    config.write_text(ROUTES_YAML)
+    r = run_check("--config", str(config), "--nginx-conf", str(tmp_dir / "missing.conf"))
+    assert r.returncode == 2, r
+    assert r.stdout == ""
+    assert "check-nginx: nginx -T failed (exit 1): " in r.stderr and "missing.conf" in r.stderr, r.stderr
+
+    broken = tmp_dir / "broken.conf"
+    broken.write_text(f"pid {tmp_dir}/nginx.pid;\nerror_log {tmp_dir}/error.log;\nevents {{}}\nhttp {{\n server {{\n")
+    r = run_check("--config", str(config), "--nginx-conf", str(broken))
+    assert r.returncode == 2, r
+    assert 'unexpected end of file, expecting "}"' in r.stderr, r.stderr
+
+    r = run_check("--config", str(config), "--nginx-conf", str(broken), "--nginx", str(tmp_dir / "no-nginx"))
+    assert r.returncode == 2, r
+    assert "check-nginx: cannot run" in r.stderr, r.stderr
+
+    not_a_dump = tmp_dir / "dump.txt"
+    not_a_dump.write_text("http { }\n")
+    r = run_check("--config", str(config), "--dump", str(not_a_dump))
+    assert r.returncode == 2, r
+    assert "this is not the output of nginx -T" in r.stderr, r.stderr
+
+    r = run_check("--config", str(config), "--dump", str(tmp_dir / "none.txt"))
+    assert r.returncode == 2 and "cannot read" in r.stderr, r
+
+    bad_yaml = tmp_dir / "bad.yaml"
+    bad_yaml.write_text("pools: 3\n")
+    r = run_check("--config", str(bad_yaml), "--dump", str(not_a_dump))
+    assert r.returncode == 2 and "bad.yaml:1:" in r.stderr, r
+
+
+def test_a_saved_dump_gives_the_same_report(make_stack, tmp_dir):
+    stack = fixture_stack(make_stack, "traps/nested-regex.conf")
+    r, live = check_nginx(stack)
+    dump = subprocess.run([NGINX, "-T", "-q", "-e", "stderr", "-c", str(stack.nginx.conf)], capture_output=True, timeout=20)
+    assert dump.returncode == 0, dump.stderr
+    (tmp_dir / "dump.txt").write_bytes(dump.stdout)
+    r2 = run_check("--config", str(stack.config), "--dump", str(tmp_dir / "dump.txt"), "--format", "json")
+    assert r2.returncode == r.returncode == 1
+    assert json.loads(r2.stdout) == live
+
+
+# --------------------------------------------------------------------------------------------
+# deploy/local-stack up prints the table
+
+def test_local_stack_prints_the_table(tmp_dir):
+    d = tmp_dir / "stack"
+    env = dict(os.environ, CHARGE_GATE_BIN=str(BIN))
+    try:
+        r = subprocess.run([str(LOCAL_STACK), "up", "--memory", "--port", str(free_port()), "--dir", str(d)],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=90, env=env)
+        assert r.returncode == 0, r
+        assert "SERVER" in r.stdout and "VERDICT" in r.stdout, r.stdout
+        assert "/api/generate  POST     gated" in r.stdout, r.stdout
+        assert "ok: 3 lines (route × server) in 1 gated server: 3 gated, 0 NOT GATED" in r.stdout, r.stdout
+    finally:
+        subprocess.run([str(LOCAL_STACK), "down", "--dir", str(d)], stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=60)
+        shutil.rmtree(d, ignore_errors=True)
