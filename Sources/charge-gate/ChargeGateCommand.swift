@@ -6,6 +6,7 @@ struct ChargeGateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "charge-gate",
         abstract: "A spend budget in front of nginx-served endpoints: the FastCGI responder for auth_request, and its tools.",
-        subcommands: [ServeCommand.self, CheckConfigCommand.self, EventsCommand.self, StatusCommand.self]
+        version: chargeGateVersion,
+        subcommands: [ServeCommand.self, CheckConfigCommand.self, CheckNginxCommand.self, EventsCommand.self, StatusCommand.self]
     )
 }
