@@ -62,6 +62,8 @@ extension Responder {
     func events(_ request: some RequestParams, gate: Gate) -> Response {
         if let refused = Self.onlyMethods(["GET", "HEAD"], request) { return refused }
         if let refused = Self.requireAdmin(request, gate: gate) { return refused }
+        let names = ["since", "until", "limit", "pool", "subject", "after"]
+        if let refused = Self.refuseRepeated(names, in: request.param(Param.query) ?? "") { return refused }
         guard !gate.eventStreams.isEmpty else {
             return .json(200, #"{"events":[],"next":null}"#)
         }

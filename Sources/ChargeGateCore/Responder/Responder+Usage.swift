@@ -6,6 +6,7 @@ extension Responder {
     func usage(_ request: some RequestParams, gate: Gate) -> Response {
         if let refused = Self.onlyMethods(["GET", "HEAD"], request) { return refused }
         let query = request.param(Param.query) ?? ""
+        if let refused = Self.refuseRepeated(["subject"], in: query) { return refused }
         var subject = SafeToken.key(for: request.param(Param.subject) ?? "")
         if let asked = QueryString.value(of: "subject", in: query) {
             if let refused = Self.requireAdmin(request, gate: gate) { return refused }
@@ -82,7 +83,9 @@ extension Responder {
 
     func check(_ request: some RequestParams, gate: Gate) -> Response {
         if let refused = Self.onlyMethods(["GET", "HEAD"], request) { return refused }
-        let list = QueryString.value(of: "pools", in: request.param(Param.query) ?? "") ?? ""
+        let query = request.param(Param.query) ?? ""
+        if let refused = Self.refuseRepeated(["pools"], in: query) { return refused }
+        let list = QueryString.value(of: "pools", in: query) ?? ""
         let ids = list.split(separator: ",", omittingEmptySubsequences: true).map { $0.trimmingCharacters(in: .whitespaces) }.filter {
             !$0.isEmpty
         }
@@ -134,6 +137,14 @@ extension Responder {
         let method = request.param(Param.method) ?? ""
         if allowed.contains(method) { return nil }
         return .error(405, "method_not_allowed").adding(("Allow", allowed.joined(separator: ", ")))
+    }
+
+    /// The 400 for a query parameter this endpoint reads that appears more than once (which of
+    /// the values would count is not for the gate to guess); nil when none does.
+    static func refuseRepeated(_ names: [String], in query: String) -> Response? {
+        guard let (name, count) = QueryString.repeated(names, in: query) else { return nil }
+        let hint = name == "pools" ? "list every pool in one, as ?pools=a,b" : "give it once"
+        return .error(400, "bad_request", [("message", "\(name): given \(count) times; \(hint)")])
     }
 
     static func unavailable(_ error: StoreError, what: String) -> Response {
