@@ -23,6 +23,14 @@ import ChargeGateCore
 /// Unless `allowEviction` is set, every new connection (at start-up and on each reconnect) reads
 /// `maxmemory-policy` with `INFO memory` and refuses to serve (`.unavailable`, with the usual
 /// back-off) unless it is `noeviction`: an evicted bucket would come back full.
+///
+/// With a `redis-sentinel://` URL, every new connection first asks the sentinels for the master
+/// (`SentinelDiscovery`: in order, each within `timeoutMs`, the named node checked with `ROLE`),
+/// so a reconnect is a rediscovery. After a connection error, a timeout, or a `READONLY` or
+/// `MASTERDOWN` answer the connection is dropped, so the next command rediscovers; and when the
+/// process's `MasterWatch` says the workers must leave their master (another worker found a new
+/// one, or the sentinel poller saw a failover), the connection is dropped before the next
+/// command is written. The command that failed is never sent again: its request gets a 503.
 public final class RedisConnection {
     /// Where to connect, with the credentials.
     public let url: RedisURL
@@ -35,6 +43,14 @@ public final class RedisConnection {
     public let allowEviction: Bool
     /// Whether a connection was ever made (so the next one is a reconnect).
     private var everConnected = false
+    /// Sentinel mode: what the process knows about the master (shared by every worker).
+    public let watch: MasterWatch?
+    /// Sentinel mode: the master this connection is (or was last) on.
+    public private(set) var master: SentinelDiscovery.Master?
+    /// Sentinel mode: the watch's generation when this connection was made.
+    private var generation = 0
+    /// Sentinel mode: one connection per sentinel, made when first asked (sentinel order).
+    private var sentinelConnections: [RedisURL.HostPort: RedisConnection] = [:]
 
     /// The owned context; nil when not connected. Freed with `redisFree` in `drop()`/`deinit`.
     private var context: UnsafeMutablePointer<redisContext>?
@@ -49,11 +65,19 @@ public final class RedisConnection {
     /// Stores the configuration; nothing is connected until the first command. With
     /// `allowEviction` false (the default), a connection to a Redis whose `maxmemory-policy` is
     /// not `noeviction` is refused.
-    public init(url: RedisURL, timeoutMs: Int, observer: (any RedisObserver)? = nil, allowEviction: Bool = false) {
+    /// With a sentinel URL, `watch` is the process's shared one (a private one when nil).
+    public init(
+        url: RedisURL, timeoutMs: Int, observer: (any RedisObserver)? = nil, allowEviction: Bool = false, watch: MasterWatch? = nil
+    ) {
         self.url = url
         self.timeoutMs = Swift.max(1, timeoutMs)
         self.observer = observer
         self.allowEviction = allowEviction
+        if case .sentinel(_, let name) = url.endpoint {
+            self.watch = watch ?? MasterWatch(masterName: name)
+        } else {
+            self.watch = nil
+        }
         Self.ignoreBrokenPipe
     }
 
@@ -89,7 +113,7 @@ public final class RedisConnection {
     /// answer within `timeoutMs`, `.unavailable` when it cannot be reached (or the connection is
     /// backing off). `command` is only read; it is `inout` so its buffer is reused, not copied.
     public func command(_ command: inout RESPCommand) throws(StoreError) -> RedisValue {
-        guard let observer else {
+        if observer == nil && watch == nil {
             let context = try ready()
             return try send(&command, on: context)
         }
@@ -97,12 +121,50 @@ public final class RedisConnection {
             let context = try ready()
             let start = Self.monotonicNs()
             let reply = try send(&command, on: context)
-            observer.roundTrip(nanoseconds: Self.monotonicNs() &- start)
+            observer?.roundTrip(nanoseconds: Self.monotonicNs() &- start)
+            if watch != nil, case .error(let message) = reply, Self.meansNotMaster(message) {
+                // The node is no master (any more): the next command asks the sentinels.
+                if let master { watch?.failed(on: master.address) }
+                drop()
+            }
             return reply
         } catch {
-            observer.failed(error)
+            observer?.failed(error)
+            if let master { watch?.failed(on: master.address) }
             throw error
         }
+    }
+
+    /// Whether an error reply says the node cannot take writes as a master: `READONLY` (a
+    /// replica; also inside a script's error) or `MASTERDOWN` (a replica whose master is gone).
+    public static func meansNotMaster(_ message: String) -> Bool {
+        message.hasPrefix("READONLY") || message.hasPrefix("MASTERDOWN") || message.contains("-READONLY")
+            || message.contains("-MASTERDOWN")
+    }
+
+    /// Sends `WAIT replicas timeoutMs` on the connection the last command went to (never on a new
+    /// one: a fresh connection has written nothing, so its WAIT would acknowledge nothing) and
+    /// returns how many replicas acknowledged this connection's writes. The socket timeout is
+    /// raised for this one reply when `timeoutMs` would not leave room for the round trip.
+    public func waitForReplicas(_ replicas: Int, timeoutMs waitMs: Int) throws(StoreError) -> Int {
+        guard let context else { throw .unavailable("connection lost before WAIT") }
+        var encoded = RESPCommand([Array("WAIT".utf8), Array(String(replicas).utf8), Array(String(waitMs).utf8)])
+        let longer = waitMs * 2 > timeoutMs
+        if longer { redisSetTimeout(context, Self.timeval(ms: waitMs + timeoutMs)) }
+        let reply: RedisValue
+        do {
+            let start = Self.monotonicNs()
+            reply = try send(&encoded, on: context)
+            observer?.roundTrip(nanoseconds: Self.monotonicNs() &- start)
+        } catch {
+            observer?.failed(error)
+            if let master { watch?.failed(on: master.address) }
+            throw error
+        }
+        if longer, let current = self.context { redisSetTimeout(current, Self.timeval(ms: timeoutMs)) }
+        if case .error(let message) = reply { throw .protocolError("WAIT: \(message)") }
+        guard let acknowledged = reply.integer else { throw .protocolError("unexpected WAIT reply") }
+        return Int(clamping: acknowledged)
     }
 
     /// Sends one command of binary-safe arguments.
@@ -121,6 +183,11 @@ public final class RedisConnection {
     /// A context fit to write on: the current one if its socket is quiet, else a new one.
     private func ready() throws(StoreError) -> UnsafeMutablePointer<redisContext> {
         if let context {
+            // Nothing was written yet: leaving a master the process has moved away from is safe.
+            if let watch, watch.generation != generation {
+                drop()
+                return try connect()
+            }
             if Self.isQuiet(context.pointee.fd) { return context }
             // The server closed (or wrote to) an idle connection: nothing was written yet, so
             // replacing it and sending on the new one is safe.
@@ -164,29 +231,115 @@ public final class RedisConnection {
     }
 
     /// Connects, sets the command timeout, authenticates, selects the database and (unless
-    /// `allowEviction`) checks that Redis never evicts keys.
+    /// `allowEviction`) checks that Redis never evicts keys. With a sentinel URL, the node is
+    /// the master the sentinels name (checked with `ROLE`).
     private func open() throws(StoreError) -> UnsafeMutablePointer<redisContext> {
+        guard case .sentinel(let sentinels, let name) = url.endpoint, let watch else {
+            let made = try openNode()
+            if !allowEviction {
+                try requireNoEviction(on: made)
+            }
+            return made
+        }
+        let found = try discover(sentinels: sentinels, name: name, watch: watch)
+        guard let made = context else { throw .unavailable("no connection after discovery") }
+        if !allowEviction {
+            try requireNoEviction(on: made)
+        }
+        guard let generation = watch.connected(found) else {
+            drop()
+            throw .unavailable("a failover was reported while asking the sentinels; asking again")
+        }
+        master = found
+        self.generation = generation
+        return made
+    }
+
+    /// One discovery round (`SentinelDiscovery`), performed: on `.found` the checked node's
+    /// connection is `context`.
+    private func discover(sentinels: [RedisURL.HostPort], name: String, watch: MasterWatch) throws(StoreError)
+        -> SentinelDiscovery.Master
+    {
+        let known = watch.snapshot
+        var machine = SentinelDiscovery(sentinels: sentinels, masterName: name, newestEpoch: known.newestEpoch, avoid: known.avoid)
+        var step = machine.start()
+        while true {
+            switch step {
+            case .askSentinel(let sentinel):
+                let answer: Result<RedisValue, StoreError>
+                do {
+                    answer = .success(try sentinelConnection(sentinel).command(["SENTINEL", "MASTER", name]))
+                } catch {
+                    answer = .failure(error)
+                }
+                step = machine.sentinelAnswered(answer)
+            case .checkRole(let node):
+                let answer: Result<RedisValue, StoreError>
+                do {
+                    let made = try openNode(at: .tcp(host: node.host, port: node.port))
+                    var role = RESPCommand([Array("ROLE".utf8)])
+                    answer = .success(try send(&role, on: made))
+                } catch {
+                    answer = .failure(error)
+                }
+                step = machine.roleAnswered(answer)
+                if case .found = step { continue }
+                drop()
+            case .found(let master):
+                return master
+            case .failed(let why):
+                drop()
+                watch.discoveryFailed(why)
+                throw .unavailable(scrub(why))
+            }
+        }
+    }
+
+    /// The connection to one sentinel (its own `RedisConnection`: lazy, backing off when down),
+    /// authenticated with `sentinelPassword`.
+    private func sentinelConnection(_ sentinel: RedisURL.HostPort) -> RedisConnection {
+        if let made = sentinelConnections[sentinel] { return made }
+        let made = RedisConnection(
+            url: RedisURL(endpoint: .tcp(host: sentinel.host, port: sentinel.port), password: url.sentinelPassword),
+            timeoutMs: timeoutMs, allowEviction: true)
+        sentinelConnections[sentinel] = made
+        return made
+    }
+
+    /// Connects to `endpoint` (the URL's own unless given), sets the timeout, authenticates and
+    /// selects the database; the new context is `context`.
+    private func openNode(at given: RedisURL.Endpoint? = nil) throws(StoreError) -> UnsafeMutablePointer<redisContext> {
+        drop()
+        let endpoint = given ?? url.endpoint
         let timeout = Self.timeval(ms: timeoutMs)
         let made: UnsafeMutablePointer<redisContext>?
-        switch url.endpoint {
+        switch endpoint {
         case .unix(let path):
             made = redisConnectUnixWithTimeout(path, timeout)
         case .tcp(let host, let port):
             made = redisConnectWithTimeout(host, Int32(clamping: port), timeout)
+        case .sentinel:
+            throw .unavailable("a sentinel URL names no node")
+        }
+        let place: String
+        if case .tcp(let host, let port) = given {
+            place = RedisURL.HostPort(host: host, port: port).description
+        } else {
+            place = "\(url)"
         }
         guard let made else { throw .unavailable("cannot allocate a Redis context") }
         if made.pointee.err != 0 {
-            let error = storeError(made, errno: errno, action: "connect to \(url)")
+            let error = storeError(made, errno: errno, action: "connect to \(place)")
             redisFree(made)
             throw error
         }
         context = made
         if redisSetTimeout(made, timeout) != REDIS_OK {
-            let error = storeError(made, errno: errno, action: "set timeout on \(url)")
+            let error = storeError(made, errno: errno, action: "set timeout on \(place)")
             drop()
             throw error
         }
-        if case .tcp = url.endpoint {
+        if case .tcp = endpoint {
             _ = redisEnableKeepAlive(made)
         }
         if let password = url.password {
@@ -197,9 +350,6 @@ public final class RedisConnection {
         }
         if url.db != 0 {
             try handshake([Array("SELECT".utf8), Array(String(url.db).utf8)], on: made, what: "SELECT \(url.db)")
-        }
-        if !allowEviction {
-            try requireNoEviction(on: made)
         }
         return made
     }
@@ -305,10 +455,13 @@ public final class RedisConnection {
         return .unavailable(scrub("\(action): \(what)"))
     }
 
-    /// `text` with every occurrence of the password replaced by `***`.
+    /// `text` with every occurrence of either password replaced by `***`.
     private func scrub(_ text: String) -> String {
-        guard let password = url.password, !password.isEmpty else { return text }
-        return text.replacing(password, with: "***")
+        var text = text
+        for secret in [url.password, url.sentinelPassword] {
+            if let secret, !secret.isEmpty { text = text.replacing(secret, with: "***") }
+        }
+        return text
     }
 
     /// Frees the context (if any); the next command reconnects.

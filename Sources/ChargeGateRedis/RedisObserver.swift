@@ -9,4 +9,11 @@ public protocol RedisObserver: Sendable {
     func failed(_ error: StoreError)
     /// A connection was made; `reconnect` when one had been made before on this connection.
     func connected(reconnect: Bool)
+    /// A spend was answered 503 because fewer than `wanted` replicas acknowledged it in time.
+    func replicasMissing(acknowledged: Int, wanted: Int)
+}
+
+extension RedisObserver {
+    /// Default: not counted.
+    public func replicasMissing(acknowledged: Int, wanted: Int) {}
 }

@@ -39,8 +39,29 @@ extension RedisStore {
     // The clock is Redis `TIME`.
 
     /// Spends every item or none in one script run, with the idempotency check and record and
-    /// the event appends (layout above).
+    /// the event appends (layout above). With `replicaWait`, a spend that wrote (allowed, or a
+    /// counted repeat) then waits on the same connection (`WAIT`) until that many replicas have
+    /// it; fewer in time is `.unavailable` (the request gets a 503; the spend stays on the master).
     public func spend(_ request: SpendRequest) throws(StoreError) -> SpendOutcome {
+        let outcome = try decide(request)
+        guard let replicaWait else { return outcome }
+        switch outcome {
+        case .allowed, .repeated:
+            let acknowledged = try connection.waitForReplicas(replicaWait.replicas, timeoutMs: replicaWait.timeoutMs)
+            if acknowledged < replicaWait.replicas {
+                connection.observer?.replicasMissing(acknowledged: acknowledged, wanted: replicaWait.replicas)
+                let noun = replicaWait.replicas == 1 ? "replica" : "replicas"
+                throw .unavailable(
+                    "spend not acknowledged by \(replicaWait.replicas) \(noun) within \(replicaWait.timeoutMs) ms (\(acknowledged) did)")
+            }
+            return outcome
+        case .keyReused, .outOfCharge, .insufficientCredits:
+            return outcome  // nothing was written
+        }
+    }
+
+    /// One run of the script's spend (layout above).
+    private func decide(_ request: SpendRequest) throws(StoreError) -> SpendOutcome {
         let reply = try runScript { (command: inout RESPCommand) throws(StoreError) in
             let idem = request.idempotency
             let stream = request.eventsMaxLen > 0 ? request.eventsKey : nil

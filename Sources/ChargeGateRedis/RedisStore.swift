@@ -27,15 +27,41 @@ public final class RedisStore: ChargeStore {
     /// Largest magnitude the script's Lua numbers (doubles) hold exactly.
     static let exactLimit = Limits.exactInteger
 
+    /// Replicas that must acknowledge each spend (`WAIT` on the same connection) and how long
+    /// to wait for them; nil: no WAIT (config `redisMinReplicas`, `redisReplicaWaitMs`).
+    public let replicaWait: ReplicaWait?
+
+    /// `redisMinReplicas` and `redisReplicaWaitMs`.
+    public struct ReplicaWait: Sendable, Equatable {
+        /// Replicas that must acknowledge, at least 1.
+        public var replicas: Int
+        /// Milliseconds to wait for them, at least 1.
+        public var timeoutMs: Int
+
+        /// nil when `replicas` is 0 (no WAIT).
+        public init?(replicas: Int, timeoutMs: Int) {
+            guard replicas > 0 else { return nil }
+            self.replicas = replicas
+            self.timeoutMs = Swift.max(1, timeoutMs)
+        }
+    }
+
     /// A store on a new connection to `url` (connected on first use). With `allowEviction`
-    /// false (the default), a Redis whose `maxmemory-policy` is not `noeviction` is refused.
-    public convenience init(url: RedisURL, timeoutMs: Int, observer: (any RedisObserver)? = nil, allowEviction: Bool = false) {
-        self.init(connection: RedisConnection(url: url, timeoutMs: timeoutMs, observer: observer, allowEviction: allowEviction))
+    /// false (the default), a Redis whose `maxmemory-policy` is not `noeviction` is refused. With
+    /// a sentinel URL, `watch` is the process's shared `MasterWatch` (a private one when nil).
+    public convenience init(
+        url: RedisURL, timeoutMs: Int, observer: (any RedisObserver)? = nil, allowEviction: Bool = false,
+        watch: MasterWatch? = nil, replicaWait: ReplicaWait? = nil
+    ) {
+        self.init(
+            connection: RedisConnection(url: url, timeoutMs: timeoutMs, observer: observer, allowEviction: allowEviction, watch: watch),
+            replicaWait: replicaWait)
     }
 
     /// A store sending on `connection`.
-    public init(connection: RedisConnection) {
+    public init(connection: RedisConnection, replicaWait: ReplicaWait? = nil) {
         self.connection = connection
+        self.replicaWait = replicaWait
     }
 
     /// One page of the stream at `stream`: `XRANGE` in batches, filtering pool and subject here,

@@ -1,5 +1,6 @@
 import ChargeGateCore
 import Prometheus
+import Synchronization
 
 /// The responder's Prometheus metrics, in the text exposition format at the `metrics` role
 /// (nginx's `/metrics`, loopback only). One registry per process, shared by every worker.
@@ -14,6 +15,11 @@ public final class GateMetrics: Sendable {
     private let redisReconnects: Counter
     private let reloadsOK: Counter
     private let reloadsFailed: Counter
+    private let redisFailovers: Counter
+    private let redisDiscoveryErrors: Counter
+    private let redisReplicaAcksMissing: Counter
+    /// Sentinel mode: the one `redis_master_info` series (replaced on a failover).
+    private let redisMasterInfo = Mutex<Gauge?>(nil)
 
     static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "charge_gate", metricName: metric, unitName: unit, helpText: help)
@@ -47,6 +53,41 @@ public final class GateMetrics: Sendable {
         let reloads = Self.name("config_reloads", "total", "Config reloads on SIGHUP, by result (failed: the running config was kept).")
         reloadsOK = registry.makeCounter(descriptor: reloads, labels: [("result", "ok")])
         reloadsFailed = registry.makeCounter(descriptor: reloads, labels: [("result", "failed")])
+        redisFailovers = registry.makeCounter(
+            descriptor: Self.name("redis_failovers", "total", "Sentinel failovers this process saw (it moved to another master)."))
+        redisDiscoveryErrors = registry.makeCounter(
+            descriptor: Self.name("redis_discovery_errors", "total", "Sentinel discovery rounds that found no usable master (each a 503)."))
+        redisReplicaAcksMissing = registry.makeCounter(
+            descriptor: Self.name(
+                "redis_replica_acks_missing", "total",
+                "Spends answered 503 because fewer than redisMinReplicas replicas acknowledged them within redisReplicaWaitMs."))
+    }
+
+    /// Sentinel mode: `master` (the name) is now at `address` (`redis_master_info`, value 1).
+    public func redisMaster(name: String, address: String) {
+        redisMasterInfo.withLock { current in
+            if let current { registry.unregisterGauge(current) }
+            let gauge = registry.makeGauge(
+                descriptor: Self.name("redis_master", "info", "The Redis master this process spends on (sentinel mode), as labels."),
+                labels: [("master", name), ("address", address)])
+            gauge.set(to: 1.0)
+            current = gauge
+        }
+    }
+
+    /// Counts a failover seen.
+    public func redisFailoverSeen() {
+        redisFailovers.increment()
+    }
+
+    /// Counts a discovery round that found no master.
+    public func redisDiscoveryFailed() {
+        redisDiscoveryErrors.increment()
+    }
+
+    /// Counts a spend not acknowledged by enough replicas.
+    public func redisReplicasMissing() {
+        redisReplicaAcksMissing.increment()
     }
 
     /// The text exposition of every metric.

@@ -2,16 +2,16 @@ import Glibc
 
 /// A joinable POSIX thread running a closure. Started from ordinary (nonisolated) library code:
 /// a thread closure written in `main.swift`'s top-level code would be main-actor isolated.
-struct NativeThread {
+public struct NativeThread {
     private final class Body {
         let run: @Sendable () -> Void
         init(_ run: @escaping @Sendable () -> Void) { self.run = run }
     }
 
-    let handle: pthread_t
+    public let handle: pthread_t
 
     /// Starts `body` on a new thread; nil when the system refuses.
-    static func start(_ body: @escaping @Sendable () -> Void) -> NativeThread? {
+    public static func start(_ body: @escaping @Sendable () -> Void) -> NativeThread? {
         // Retained here, released by the thread once it has taken the closure.
         let context = Unmanaged.passRetained(Body(body)).toOpaque()
         var handle = pthread_t()
@@ -31,12 +31,12 @@ struct NativeThread {
     }
 
     /// Sends `signal` to the thread (to interrupt a blocking accept).
-    func signal(_ signal: Int32) {
+    public func signal(_ signal: Int32) {
         pthread_kill(handle, signal)
     }
 
     /// Waits for the thread to end.
-    func join() {
+    public func join() {
         pthread_join(handle, nil)
     }
 }

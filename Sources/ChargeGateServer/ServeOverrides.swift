@@ -24,7 +24,7 @@ public struct ServeOverrides: Sendable {
     public func applied(to config: GateConfig) -> GateConfig {
         var config = config
         if let listen { config.listen = listen }
-        if let redis { config.redis = redis }
+        if let redis { config.redis = redis.inheritingSentinelPassword(from: config.redis) }
         if memory { config.redis = nil }
         return config
     }

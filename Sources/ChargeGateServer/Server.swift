@@ -206,7 +206,7 @@ public final class Server: Sendable {
                 || new.redisTimeoutMs != old.redisTimeoutMs || new.socketMode != old.socketMode || new.socketGroup != old.socketGroup
             {
                 logger.warning(
-                    "reload: listen, workers, redis, redisTimeoutMs and socket settings take effect only after a restart; keeping the running ones"
+                    "reload: listen, workers, the redis settings and the socket settings take effect only after a restart; keeping the running ones"
                 )
             }
             var kept = new

@@ -15,11 +15,12 @@ func loadConfig(_ path: String) throws -> GateConfig {
     }
 }
 
-/// The `--redis` override parsed, or the config's URL.
+/// The `--redis` override parsed (a sentinel URL keeps the config's `sentinelPassword`), or the
+/// config's URL.
 func redisURL(_ override: String?, default configured: RedisURL?) throws -> RedisURL? {
     guard let override else { return configured }
     do {
-        return try RedisURL(parsing: override)
+        return try RedisURL(parsing: override).inheritingSentinelPassword(from: configured)
     } catch {
         throw ValidationError("--redis: \(error.text)")
     }

@@ -15,4 +15,5 @@ extension GateMetrics: RedisObserver {
     public func roundTrip(nanoseconds: UInt64) { redisRoundTrip(nanoseconds: nanoseconds) }
     public func failed(_ error: StoreError) { redisFailed(error) }
     public func connected(reconnect: Bool) { redisConnected(reconnect: reconnect) }
+    public func replicasMissing(acknowledged: Int, wanted: Int) { redisReplicasMissing() }
 }

@@ -3,7 +3,8 @@ import Yams
 extension ConfigLoader.Reader {
     /// The top-level keys.
     static let topKeys = [
-        "listen", "workers", "redis", "redisTimeoutMs", "keyPrefix", "devBypass", "adminToken",
+        "listen", "workers", "redis", "redisTimeoutMs", "sentinelPassword", "redisMinReplicas", "redisReplicaWaitMs", "keyPrefix",
+        "devBypass", "adminToken",
         "idempotencyHeader", "idempotencyTtlSeconds", "idempotencyMaxRepeats", "idempotencyMaxKeysPerSubject",
         "eventsMaxLen", "memoryEventsMaxBytes", "edgeDenySeconds", "socketMode", "socketGroup",
         "pools", "routes",
@@ -37,6 +38,24 @@ extension ConfigLoader.Reader {
         }
         if let entry = keys["redisTimeoutMs"], let value = int(entry.value, "redisTimeoutMs", min: 1, max: 60_000) {
             config.redisTimeoutMs = Int(value)
+        }
+        if let entry = keys["sentinelPassword"], let text = string(entry.value, "sentinelPassword") {
+            // Never repeated in a message: it is a secret.
+            if text.isEmpty {
+                fail(entry.value, "sentinelPassword: must not be empty (leave the key out when the sentinels need none)")
+            } else if let url = config.redis, url.isSentinel {
+                config.redis?.sentinelPassword = text
+            } else if keys["redis"].map({ !Self.isNull($0.value) }) ?? false, config.redis == nil {
+                // The redis URL itself is wrong and reported; nothing more to say here.
+            } else {
+                fail(entry.value, "sentinelPassword: only used with a redis-sentinel:// URL in redis")
+            }
+        }
+        if let entry = keys["redisMinReplicas"], let value = int(entry.value, "redisMinReplicas", min: 0, max: 100) {
+            config.redisMinReplicas = Int(value)
+        }
+        if let entry = keys["redisReplicaWaitMs"], let value = int(entry.value, "redisReplicaWaitMs", min: 1, max: 60_000) {
+            config.redisReplicaWaitMs = Int(value)
         }
         if let entry = keys["keyPrefix"], let text = string(entry.value, "keyPrefix") {
             if text.utf8.count > 128 {

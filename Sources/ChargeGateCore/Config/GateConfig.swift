@@ -8,6 +8,10 @@ public struct GateConfig: Sendable, Equatable {
     public var redis: RedisURL?
     /// Connect and command timeout in milliseconds.
     public var redisTimeoutMs: Int = 100
+    /// Replicas that must acknowledge each spend (Redis `WAIT`) before it is allowed; 0: none.
+    public var redisMinReplicas: Int = 0
+    /// How long a spend waits for `redisMinReplicas` acknowledgements, in milliseconds.
+    public var redisReplicaWaitMs: Int = 50
     /// Prefix of every Redis key.
     public var keyPrefix: String = "charge:"
     /// When true, consumption always succeeds (reads still work).

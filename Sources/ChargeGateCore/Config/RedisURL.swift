@@ -1,4 +1,4 @@
-/// A parsed `redis://` or `unix://` URL.
+/// A parsed `redis://`, `unix://` or `redis-sentinel://` URL.
 public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
     /// Where the server is.
     public enum Endpoint: Sendable, Equatable {
@@ -6,7 +6,32 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
         case tcp(host: String, port: Int)
         /// A unix socket path.
         case unix(path: String)
+        /// Whichever node the sentinels name as the master of `master`, asked in order
+        /// (docs/config.md, `redis`; docs/redis.md, "Failover with Sentinel").
+        case sentinel(sentinels: [HostPort], master: String)
     }
+
+    /// A TCP address: a host name or IP address and a port.
+    public struct HostPort: Sendable, Hashable, CustomStringConvertible {
+        /// Host name or address (an IPv6 address without brackets).
+        public var host: String
+        /// Port, 1-65535.
+        public var port: Int
+
+        /// Creates an address.
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        /// `host:port`, with an IPv6 address in brackets.
+        public var description: String {
+            host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        }
+    }
+
+    /// The port a sentinel listens on when the URL names none.
+    public static let defaultSentinelPort = 26379
 
     /// The server.
     public var endpoint: Endpoint
@@ -16,18 +41,42 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
     public var password: String?
     /// User name for AUTH (Redis 6 ACL), if any.
     public var username: String?
+    /// Password for AUTH on the sentinels (the config's `sentinelPassword`), if any; only with
+    /// a `.sentinel` endpoint. Never printed.
+    public var sentinelPassword: String?
 
     /// Creates a URL from its parts.
-    public init(endpoint: Endpoint, db: Int = 0, password: String? = nil, username: String? = nil) {
+    public init(endpoint: Endpoint, db: Int = 0, password: String? = nil, username: String? = nil, sentinelPassword: String? = nil) {
         self.endpoint = endpoint
         self.db = db
         self.password = password
         self.username = username
+        self.sentinelPassword = sentinelPassword
     }
 
-    /// Parses `redis://[[user]:password@]host[:port][/db]` or `unix:///path[?db=N][&password=P]`.
-    /// Throws a message fit for `FILE:LINE: message`.
+    /// Whether the master is found through sentinels.
+    public var isSentinel: Bool {
+        if case .sentinel = endpoint { return true }
+        return false
+    }
+
+    /// This URL, carrying `other`'s sentinel password when it is a sentinel URL without one
+    /// (a `--redis` override keeps the config's `sentinelPassword`).
+    public func inheritingSentinelPassword(from other: RedisURL?) -> RedisURL {
+        guard isSentinel, sentinelPassword == nil, let password = other?.sentinelPassword else { return self }
+        var url = self
+        url.sentinelPassword = password
+        return url
+    }
+
+    /// Parses `redis://[[user]:password@]host[:port][/db]`, `unix:///path[?db=N][&password=P]` or
+    /// `redis-sentinel://[:password@]host[:port][,host[:port]...]/master[?db=N]`. Throws a message
+    /// fit for `FILE:LINE: message`; no message repeats the URL (so never the password).
     public init(parsing text: String) throws(ConfigMessage) {
+        if text.hasPrefix("redis-sentinel://") {
+            self = try Self.sentinel(parsing: Substring(text.dropFirst("redis-sentinel://".count)))
+            return
+        }
         if text.hasPrefix("unix://") {
             var rest = Substring(text.dropFirst("unix://".count))
             var db = 0
@@ -56,7 +105,8 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
             return
         }
         guard text.hasPrefix("redis://") else {
-            throw ConfigMessage("redis: expected redis://host:port/db or unix:///path/to/redis.sock")
+            throw ConfigMessage(
+                "redis: expected redis://host:port/db, unix:///path/to/redis.sock or redis-sentinel://host:port,host:port/master")
         }
         var rest = Substring(text.dropFirst("redis://".count))
         var password: String?
@@ -81,8 +131,14 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
             }
             rest = rest[..<slash]
         }
-        var host = String(rest)
-        var port = 6379
+        let address = try Self.hostPort(rest, defaultPort: 6379)
+        self.init(endpoint: .tcp(host: address.host, port: address.port), db: db, password: password, username: username)
+    }
+
+    /// `host[:port]` or `[v6][:port]`.
+    private static func hostPort(_ text: Substring, defaultPort: Int) throws(ConfigMessage) -> HostPort {
+        var host = String(text)
+        var port = defaultPort
         if host.hasPrefix("[") {
             guard let close = host.firstIndex(of: "]") else { throw ConfigMessage("redis: unterminated [ in host") }
             let after = host[host.index(after: close)...]
@@ -90,6 +146,8 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
             if after.hasPrefix(":") {
                 guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { throw ConfigMessage("redis: port must be 1-65535") }
                 port = p
+            } else if !after.isEmpty {
+                throw ConfigMessage("redis: expected :port after ]")
             }
             host = inner
         } else if let colon = host.lastIndex(of: ":") {
@@ -100,7 +158,66 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
             host = String(host[..<colon])
         }
         guard !host.isEmpty else { throw ConfigMessage("redis: missing host") }
-        self.init(endpoint: .tcp(host: host, port: port), db: db, password: password, username: username)
+        return HostPort(host: host, port: port)
+    }
+
+    /// The part of a `redis-sentinel://` URL after the scheme.
+    private static func sentinel(parsing text: Substring) throws(ConfigMessage) -> RedisURL {
+        let example = "as redis-sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster"
+        var rest = text
+        var password: String?
+        if let at = rest.lastIndex(of: "@") {
+            let userinfo = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            guard userinfo.first == ":" else {
+                throw ConfigMessage("redis: redis-sentinel:// takes a password only, written :PASSWORD@ (no user name)")
+            }
+            let decoded = PercentDecoding.decode(String(userinfo.dropFirst()))
+            guard !decoded.isEmpty else { throw ConfigMessage("redis: empty password (leave out :@ for none)") }
+            password = decoded
+        }
+        var db = 0
+        if let q = rest.firstIndex(of: "?") {
+            for pair in rest[rest.index(after: q)...].split(separator: "&", omittingEmptySubsequences: false) {
+                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                guard parts[0] == "db" else {
+                    throw ConfigMessage("redis: unknown parameter '\(parts[0])' in redis-sentinel:// URL (only db)")
+                }
+                guard parts.count == 2, let n = Int(parts[1]), n >= 0 else { throw ConfigMessage("redis: db must be a whole number >= 0") }
+                db = n
+            }
+            rest = rest[..<q]
+        }
+        guard let slash = rest.firstIndex(of: "/") else {
+            throw ConfigMessage("redis: redis-sentinel:// URL needs /MASTER-NAME after the sentinels, \(example)")
+        }
+        let master = rest[rest.index(after: slash)...]
+        guard !master.isEmpty else {
+            throw ConfigMessage("redis: redis-sentinel:// URL needs /MASTER-NAME after the sentinels, \(example)")
+        }
+        let nameBytes = master.utf8
+        guard nameBytes.count <= 128, nameBytes.allSatisfy(Self.isMasterNameByte) else {
+            throw ConfigMessage("redis: master name must be 1-128 of A-Z a-z 0-9 . _ -")
+        }
+        var sentinels: [HostPort] = []
+        for item in rest[..<slash].split(separator: ",", omittingEmptySubsequences: false) {
+            guard !item.isEmpty else { throw ConfigMessage("redis: empty sentinel address in the list, \(example)") }
+            let address = try hostPort(item, defaultPort: defaultSentinelPort)
+            guard !sentinels.contains(address) else { throw ConfigMessage("redis: sentinel \(address) is listed twice") }
+            sentinels.append(address)
+        }
+        return RedisURL(endpoint: .sentinel(sentinels: sentinels, master: String(master)), db: db, password: password)
+    }
+
+    private static func isMasterNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+            return true
+        default:
+            return false
+        }
     }
 
     /// The URL with any password masked, for logs and errors.
@@ -112,6 +229,9 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
             return "redis://\(auth)\(h):\(port)/\(db)"
         case .unix(let path):
             return "unix://\(path)?db=\(db)" + (password == nil ? "" : "&password=***")
+        case .sentinel(let sentinels, let master):
+            let list = sentinels.map(\.description).joined(separator: ",")
+            return "redis-sentinel://\(password == nil ? "" : ":***@")\(list)/\(master)?db=\(db)"
         }
     }
 }

@@ -1,0 +1,53 @@
+import ChargeGateCore
+
+/// Asks every sentinel about the master at a steady pace and tells the process's `MasterWatch`,
+/// so that the workers leave a master as soon as any sentinel reports a failover, not only
+/// when a command fails on it: after a `SENTINEL FAILOVER` the old master keeps accepting
+/// writes until the sentinels reconfigure it (about 10 s later), and those writes would be
+/// lost. One per `serve` process, on its own thread; it owns its sentinel connections.
+public final class SentinelPoller {
+    /// The sentinels and the master's name.
+    public let sentinels: [RedisURL.HostPort]
+    /// The master's name.
+    public let masterName: String
+    /// The watch told about every answer.
+    public let watch: MasterWatch
+    private let connections: [RedisConnection]
+
+    /// nil unless `url` is a sentinel URL.
+    public init?(url: RedisURL, timeoutMs: Int, watch: MasterWatch) {
+        guard case .sentinel(let sentinels, let name) = url.endpoint else { return nil }
+        self.sentinels = sentinels
+        self.masterName = name
+        self.watch = watch
+        connections = sentinels.map {
+            RedisConnection(
+                url: RedisURL(endpoint: .tcp(host: $0.host, port: $0.port), password: url.sentinelPassword), timeoutMs: timeoutMs,
+                allowEviction: true)
+        }
+    }
+
+    /// One round: every sentinel asked `SENTINEL MASTER name`, each answer reported. When at
+    /// least one answered and none reported the avoided master in trouble, the watch calms.
+    public func poll() {
+        var answered = false
+        var troubled = false
+        for connection in connections {
+            guard let reply = try? connection.command(["SENTINEL", "MASTER", masterName]),
+                let fields = SentinelDiscovery.masterFields(reply), let ip = fields["ip"], let port = fields["port"].flatMap({ Int($0) })
+            else { continue }
+            answered = true
+            let address = RedisURL.HostPort(host: ip, port: port)
+            let epoch = fields["config-epoch"].flatMap { Int64($0) } ?? 0
+            let flags = SentinelDiscovery.flags(fields)
+            watch.observed(address, epoch: epoch, flags: flags)
+            // Only news about the avoided master in the newest epoch keeps it avoided (a stale
+            // sentinel still reporting a dead old master must not).
+            let known = watch.snapshot
+            if flags.contains("o_down") || flags.contains("failover_in_progress"), address == known.avoid, epoch >= known.newestEpoch {
+                troubled = true
+            }
+        }
+        if answered && !troubled { watch.calm() }
+    }
+}
