@@ -1,3 +1,5 @@
+import ChargeGateCore
+
 extension GateReport {
     /// The report as one JSON object (for CI): `ok`, `nginxConfig`, `summary`, `servers`,
     /// `routes` (each with its `verdict`, `finding` and every probe), `warnings`.
@@ -65,32 +67,11 @@ extension GateReport {
         "{\"kind\":\(quoted(warning.kind.rawValue)),\"message\":\(quoted(warning.message)),\(place(warning.location))}"
     }
 
-    /// A JSON string: `"`, `\` and control characters escaped, and `<`, `>`, `&`, U+2028/2029
-    /// too, so the text is safe anywhere.
+    /// A JSON string, escaped by the core's `JSONWriter` (control characters, `<`, `>`, `&`, `'`
+    /// and U+2028/2029 as `\uXXXX`), so the text is safe anywhere.
     static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "<", ">", "&", "\u{2028}", "\u{2029}":
-                out += "\\u" + hex4(scalar.value)
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    out += "\\u" + hex4(scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
-
-    private static func hex4(_ value: UInt32) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+        var writer = JSONWriter()
+        writer.value(text)
+        return writer.text
     }
 }

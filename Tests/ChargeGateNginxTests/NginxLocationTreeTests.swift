@@ -1,3 +1,4 @@
+import ChargeGateTestSupport
 import Testing
 
 @testable import ChargeGateNginx
@@ -7,20 +8,6 @@ import Testing
 /// proxying location named URI + `/`; else the longest prefix. (`ngx_filename_cmp` sorting `/` lowest is what makes the tree agree with
 /// the rule: with plain byte order `/dir-x` would hide `/dir/` from `/dir`.)
 @Suite struct NginxLocationTreeTests {
-    /// A small deterministic generator (SplitMix64), so a failure reproduces.
-    struct SplitMix: RandomNumberGenerator {
-        /// The generator's state.
-        var state: UInt64
-        /// The next number.
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// The plain rule.
     static func reference(_ entries: [NginxLocationTree.Entry], _ uri: [UInt8]) -> NginxLocationTree.Result {
         if let exact = entries.first(where: { $0.exact && $0.name == uri }) { return .exact(exact.id) }

@@ -1,21 +1,10 @@
+import ChargeGateTestSupport
 import Testing
 @testable import ChargeGateCore
 
 /// The store's keys: every kind of key, for any pool id and any subject, is distinct from
 /// every other, and the subject's raw and hashed forms never meet.
 @Suite struct KeySpaceTests {
-    /// A small deterministic generator (SplitMix64), so a failure names its seed.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let poolChars = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
     static let subjectChars = Array("abcdefh0123456789:._@-# /%\u{e9}")
     /// Pool ids that name, or start, internal keys in other designs.
