@@ -12,9 +12,10 @@ extension Responder {
 
         // The idempotency header counts only on routes that say the app deduplicates on it;
         // elsewhere it is ignored and every request is charged.
+        let key = request.param(gate.idempotencyParam) ?? ""
         var idempotency: IdempotencyCheck?
         var clientKey = ""
-        if route.idempotent, let key = request.param(gate.idempotencyParam), !key.isEmpty {
+        if route.idempotent, !key.isEmpty {
             clientKey = SafeToken.key(for: key)
             idempotency = gate.idempotencyCheck(route, subject: subject, clientKey: key, method: requestMethod, uri: path)
         }
@@ -24,14 +25,14 @@ extension Responder {
         let cacheable = idempotency == nil && route.denialsCacheable
         // nginx's cache never sees a request with the header (the snippet bypasses it), and the
         // responder never marks one: on an idempotent route its answer is the record's.
-        let edgeCacheable =
-            cacheable && gate.config.edgeDenySeconds > 0 && (request.param(gate.idempotencyParam) ?? "").isEmpty
+        let edgeCacheable = cacheable && gate.config.edgeDenySeconds > 0 && key.isEmpty
         let cacheKey = route.denialKey(subject: subject)
-        if cacheable, let cached = denials.denial(for: cacheKey, now: clock.nowMs()) {
+        let now = cacheable ? clock.nowMs() : 0
+        if cacheable, let cached = denials.denial(for: cacheKey, now: now) {
             // Not logged one by one: the next denial the store decides for this key reports
             // how many were answered from memory meanwhile.
             var response = outOfCharge(pool: cached.poolId, wait: cached.retryAfterMs, subject: subject, route: route, noted: false)
-            if edgeCacheable { markForEdge(&response, wait: cached.retryAfterMs, now: clock.nowMs(), gate: gate) }
+            if edgeCacheable { markForEdge(&response, wait: cached.retryAfterMs, now: now, gate: gate) }
             response.outcome = .outOfCharge(pool: cached.poolId, fromMemory: true)
             return response
         }
@@ -77,10 +78,11 @@ extension Responder {
             var response = outOfCharge(pool: pool, wait: wait, subject: subject, route: route)
             response.outcome = .outOfCharge(pool: pool, fromMemory: false)
             if cacheable {
-                let now = clock.nowMs()
-                let fromMemory = denials.remember(cacheKey, poolId: pool, retryAfterMs: wait, now: now)
+                // The store's wait counts from its answer, so from the clock read after it.
+                let answered = clock.nowMs()
+                let fromMemory = denials.remember(cacheKey, poolId: pool, retryAfterMs: wait, now: answered)
                 if fromMemory > 0 { response.note?.fields.append(("deniedFromMemoryBefore", String(fromMemory))) }
-                if edgeCacheable { markForEdge(&response, wait: wait, now: now, gate: gate) }
+                if edgeCacheable { markForEdge(&response, wait: wait, now: answered, gate: gate) }
             }
             return response
         case .insufficientCredits(let item, let available, let required):
