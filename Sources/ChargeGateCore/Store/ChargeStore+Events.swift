@@ -8,12 +8,7 @@ extension ChargeStore {
         if streams.count == 1 { return try events(stream: streams[0], query) }
         var pages: [EventPage] = []
         for stream in streams { pages.append(try events(stream: stream, query)) }
-        let merged = pages.flatMap(\.events).sorted { a, b in
-            switch (EventID(a.id), EventID(b.id)) {
-            case let (x?, y?): return x < y
-            default: return a.id < b.id
-            }
-        }
+        let merged = pages.flatMap(\.events).sorted { EventID.precedes($0.id, $1.id) }
         var taken = Array(merged.prefix(query.limit))
         while let last = taken.last, taken.count < merged.count, merged[taken.count].id == last.id {
             taken.append(merged[taken.count])
@@ -21,14 +16,7 @@ extension ChargeStore {
         let more = taken.count < merged.count || pages.contains { $0.next != nil }
         guard more else { return EventPage(events: taken, next: nil) }
         // Nothing matched yet but a stream was scanned further: resume at the least progress.
-        let resume =
-            taken.last?.id
-            ?? pages.compactMap(\.next).min { a, b in
-                switch (EventID(a), EventID(b)) {
-                case let (x?, y?): return x < y
-                default: return a < b
-                }
-            }
+        let resume = taken.last?.id ?? pages.compactMap(\.next).min(by: EventID.precedes)
         return EventPage(events: taken, next: resume)
     }
 }

@@ -18,4 +18,13 @@ public struct EventID: Comparable, Sendable {
     public static func < (a: EventID, b: EventID) -> Bool {
         (a.ms, a.seq) < (b.ms, b.seq)
     }
+
+    /// Whether the stream id `a` comes before `b` as Redis orders them (text order for a
+    /// malformed id, so that sorting never traps).
+    public static func precedes(_ a: String, _ b: String) -> Bool {
+        switch (EventID(a), EventID(b)) {
+        case let (x?, y?): return x < y
+        default: return a < b
+        }
+    }
 }

@@ -1,6 +1,6 @@
 /// What an idempotency record holds: the request it belongs to and how often it was repeated.
-/// Stored as `FINGERPRINT:REPEATS` (32 hex digits, a colon, a decimal count) by both stores;
-/// the Lua script reads and writes the same text.
+/// The memory store keeps this value; in Redis the script keeps it as the text
+/// `FINGERPRINT:REPEATS` (docs/redis.md).
 public struct IdempotencyRecord: Sendable, Equatable {
     /// `IdempotencyCheck.fingerprint` of the request that created the record.
     public var fingerprint: String
@@ -10,18 +10,6 @@ public struct IdempotencyRecord: Sendable, Equatable {
     /// Creates a record.
     public init(fingerprint: String, repeats: Int64) {
         self.fingerprint = fingerprint
-        self.repeats = repeats
-    }
-
-    /// The stored text.
-    public var text: String { fingerprint + ":" + String(repeats) }
-
-    /// Parses the stored text; nil when it is not `FINGERPRINT:REPEATS`.
-    public init?(text: String) {
-        guard let colon = text.lastIndex(of: ":"), let repeats = Int64(text[text.index(after: colon)...]), repeats >= 0 else {
-            return nil
-        }
-        self.fingerprint = String(text[..<colon])
         self.repeats = repeats
     }
 

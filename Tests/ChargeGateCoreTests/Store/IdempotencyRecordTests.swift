@@ -1,23 +1,9 @@
 import Testing
 @testable import ChargeGateCore
 
-/// The idempotency record's text and the decision it leads to (the Lua script's twin).
+/// The decision an idempotency record leads to (the Lua script's twin).
 @Suite struct IdempotencyRecordTests {
     static let check = IdempotencyCheck(key: "k", fingerprint: "abc123", ttlMs: 1000, maxRepeats: 2, quotaKey: "q", maxRecords: 10)
-
-    @Test(arguments: [
-        ("abc123:0", IdempotencyRecord(fingerprint: "abc123", repeats: 0)),
-        ("abc123:17", IdempotencyRecord(fingerprint: "abc123", repeats: 17)),
-    ])
-    func parses(text: String, record: IdempotencyRecord) {
-        #expect(IdempotencyRecord(text: text) == record)
-        #expect(record.text == text)
-    }
-
-    @Test(arguments: ["", "abc", "abc:", "abc:-1", "abc:x", "1700000000000"])
-    func refusesWhatIsNotARecord(text: String) {
-        #expect(IdempotencyRecord(text: text) == nil)
-    }
 
     @Test(
         arguments: [
