@@ -7,6 +7,7 @@ import Testing
 /// The script as a file: compiled in whole, named by the right SHA-1, sharing the core's bounds.
 @Suite struct ChargeScriptTests {
     static let luaFile = repositoryRoot().appending(path: "Sources/ChargeGateRedis/charge.lua")
+    static let periodFile = repositoryRoot().appending(path: "Sources/ChargeGateRedis/period.lua")
 
     @Test(arguments: [
         ("", "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
@@ -18,9 +19,14 @@ import Testing
         #expect(SHA1.hex(Array(message.utf8)) == digest)
     }
 
+    /// The script Redis runs is the two files byte for byte, period.lua first (each file ends
+    /// with one newline, which the embedding drops and the join puts back).
     @Test func theEmbeddedSourceIsTheLuaFile() throws {
-        let file = try String(contentsOf: Self.luaFile, encoding: .utf8)
-        #expect(ChargeScript.source + "\n" == file)
+        let period = try String(contentsOf: Self.periodFile, encoding: .utf8)
+        let charge = try String(contentsOf: Self.luaFile, encoding: .utf8)
+        #expect(ChargeScript.periodSource + "\n" == period)
+        #expect(ChargeScript.source + "\n" == period + charge)
+        #expect(ChargeScript.source.hasPrefix(ChargeScript.periodSource + "\n"))
     }
 
     @Test func theScriptsLimitIsTheCoresExactIntegerBound() {
