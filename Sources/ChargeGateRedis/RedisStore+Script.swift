@@ -5,47 +5,60 @@ import ChargeGateCore
 extension RedisStore {
     // MARK: Argument layout
     //
-    // Layout (`n` = number of bucket keys; every number is a decimal integer string):
+    // Layout (`n` = number of bucket keys, `P` = number of plans; every number is a decimal
+    // integer string, `""` stands for none):
+    //
+    // An item is 9 arguments: pool id, max (`""`: unlimited), interval ms (`""`: never refills),
+    // cost, expires (`"1"`/`"0"`), period (`""`, `day`, `week`, `month`), period anchor ms,
+    // tracks its cap (`"1"`/`"0"`: the state records `"max"` and is rebased when it changes),
+    // the pool's own max (`""`: unlimited; what a state without `"max"` was counted against).
     //
     // `op = "spend"`
     // - `KEYS[1...n]`: the bucket keys, in route order; then, when `ARGV[3] == "1"`, the
-    //   idempotency record and the subject's record counter; then the events stream when
-    //   `ARGV[5] > 0`.
-    // - `ARGV[1]` `"spend"`, `ARGV[2]` n, `ARGV[3]` idempotency flag (`"1"`/`"0"`), `ARGV[4]`
-    //   idempotency TTL ms, `ARGV[5]` events MAXLEN (`"0"`: no event), `ARGV[6...10]` the event's
-    //   subject, route, method, uri, idempotency key, `ARGV[11...13]` the request's fingerprint,
-    //   the free repeats allowed, the records one subject may create per TTL window (`""` without
-    //   a record); then five per item i (at `13 + 5(i-1)`): pool id, max (`""`: unlimited),
-    //   interval ms (`""`: never refills), cost, expires (`"1"`/`"0"`).
+    //   idempotency record and the subject's record counter; then, when `P > 0`, the subject's
+    //   plan record; then the events stream when `ARGV[5] > 0`.
+    // - `ARGV[1]` `"spend"`, `ARGV[2]` n, `ARGV[3]` idempotency flag, `ARGV[4]` idempotency TTL
+    //   ms, `ARGV[5]` events MAXLEN (`"0"`: no event), `ARGV[6...10]` the event's subject, route,
+    //   method, uri, idempotency key, `ARGV[11...13]` the request's fingerprint, the free repeats
+    //   allowed, the records one subject may create per TTL window (`""` without a record),
+    //   `ARGV[14]` P, `ARGV[15]` the fallback plan and `ARGV[16]` the default plan (0-based),
+    //   `ARGV[17 ..< 17+P]` the plan ids; then the n items (item i at `16 + P + 9(i-1)`); then,
+    //   for plan p and item i (0-based), its max and interval at `16 + P + 9n + 2(p·n + i)`.
+    // - With plans, the plan record (`PlanRecord`) picks the plan: a stored id the config
+    //   knows, else the default when a record is there, else the fallback; the items take that
+    //   plan's max and interval, and per-subject period pools the record's anchor.
     // - The idempotency record is `FINGERPRINT:REPEATS` (`IdempotencyRecord`): another
     //   fingerprint answers `reused`; fewer repeats than allowed answers `repeated` and counts one
     //   (the TTL kept); otherwise the spend is decided afresh. A fresh key that is spent is
     //   recorded with 0 repeats when the counter (`INCR`, expiring with the first record of the
     //   window) is within the bound.
-    // - Returns `{"allowed", now, remaining..., fullAt...}` (fullAt `-1`: never refills, or
-    //   unlimited), `{"repeated", now}`, `{"reused", now}`,
-    //   `{"out", item0, retryAfterMs}` or `{"credits", item0, available, required}` (item0 is the
-    //   0-based item index).
+    // - Every reply starts `{tag, now, plan, stored, unknown, anchor}`: the plan used (0-based,
+    //   -1 without plans), `1` when it is the stored one, a stored id the config does not know
+    //   (nil: none; `""`: an unreadable record), the stored anchor (-1: none). Then for `allowed`, `remaining...` and
+    //   `fullAt...` (fullAt `-1`: never refills, or unlimited); for `out`, `item0, retryAfterMs`;
+    //   for `credits`, `item0, available, required` (item0 is the 0-based item index); nothing
+    //   more for `repeated` and `reused`.
     //
-    // `op = "topoff"`: `KEYS[1]` the bucket; `ARGV[2]` max (`""`: unlimited, treated as 0),
-    // `ARGV[3]` interval ms (`""`: none), `ARGV[4]` expires, `ARGV[5]` amount (`""`: fill).
-    // Returns `{now, current, lastUpdatedAt}`.
+    // `op = "topoff"`: `KEYS[1]` the bucket; `ARGV[2...10]` the item (max `""` counts as 0),
+    // `ARGV[11]` amount (`""`: fill). Returns `{now, current, lastUpdatedAt, max or nil}`.
     //
     // `op = "peek"` (writes nothing): `KEYS` the buckets. Returns `{now, state...}` where a state
-    // is `{current, lastUpdatedAt}` or nil for a missing key.
+    // is `{current, lastUpdatedAt, max or nil}` or nil for a missing key.
     //
-    // A key whose value is not `{"current":N,"lastUpdatedAt":MS}` with integers (|N| < 2^53)
-    // makes the script answer the error `CHARGEGATE corrupt bucket state at key K` without writing.
-    // The clock is Redis `TIME`.
+    // A key whose value is not `{"current":N,"lastUpdatedAt":MS}` (with an optional `"max":M`)
+    // with integers (|N| < 2^53) makes the script answer the error
+    // `CHARGEGATE corrupt bucket state at key K` without writing. The clock is Redis `TIME`;
+    // periods are `period.lua`'s `period_window` (the twin of `BillingPeriod.window`).
 
-    /// Spends every item or none in one script run, with the idempotency check and record and
-    /// the event appends (layout above). With `replicaWait`, a spend that wrote (allowed, or a
-    /// counted repeat) then waits on the same connection (`WAIT`) until that many replicas have
-    /// it; fewer in time is `.unavailable` (the request gets a 503; the spend stays on the master).
-    public func spend(_ request: SpendRequest) throws(StoreError) -> SpendOutcome {
-        let outcome = try decide(request)
-        guard let replicaWait else { return outcome }
-        switch outcome {
+    /// Spends every item or none in one script run, with the plan, the idempotency check and
+    /// record and the event appends (layout above). With `replicaWait`, a spend that wrote
+    /// (allowed, or a counted repeat) then waits on the same connection (`WAIT`) until that many
+    /// replicas have it; fewer in time is `.unavailable` (the request gets a 503; the spend stays
+    /// on the master).
+    public func charge(_ request: SpendRequest) throws(StoreError) -> SpendResult {
+        let result = try decide(request)
+        guard let replicaWait else { return result }
+        switch result.outcome {
         case .allowed, .repeated:
             let acknowledged = try connection.waitForReplicas(replicaWait.replicas, timeoutMs: replicaWait.timeoutMs)
             if acknowledged < replicaWait.replicas {
@@ -54,23 +67,38 @@ extension RedisStore {
                 throw .unavailable(
                     "spend not acknowledged by \(replicaWait.replicas) \(noun) within \(replicaWait.timeoutMs) ms (\(acknowledged) did)")
             }
-            return outcome
+            return result
         case .keyReused, .outOfCharge, .insufficientCredits:
-            return outcome  // nothing was written
+            return result  // nothing was written
         }
     }
 
+    /// Appends one item's 9 arguments (layout above).
+    private static func appendItem(_ item: SpendItem, to command: inout RESPCommand) throws(StoreError) {
+        command.append(item.poolId)
+        try appendExact(item.max, "max", to: &command)
+        try appendExact(item.intervalMs, "interval", to: &command)
+        try appendExact(item.cost, "cost", to: &command)
+        command.append(item.expires ? one : zero)
+        if let period = item.period { command.append(period.rawValue) } else { command.append(empty) }
+        try appendExact(item.anchor, "anchor", to: &command)
+        command.append(item.tracksLimit ? one : zero)
+        try appendExact(item.tracksLimit ? item.baseMax : nil, "max", to: &command)
+    }
+
     /// One run of the script's spend (layout above).
-    private func decide(_ request: SpendRequest) throws(StoreError) -> SpendOutcome {
+    private func decide(_ request: SpendRequest) throws(StoreError) -> SpendResult {
         let reply = try runScript { (command: inout RESPCommand) throws(StoreError) in
             let idem = request.idempotency
+            let plan = request.plan
             let stream = request.eventsMaxLen > 0 ? request.eventsKey : nil
-            command.append(request.items.count + (idem == nil ? 0 : 2) + (stream == nil ? 0 : 1))
+            command.append(request.items.count + (idem == nil ? 0 : 2) + (plan == nil ? 0 : 1) + (stream == nil ? 0 : 1))
             for item in request.items { command.append(item.key) }
             if let idem {
                 command.append(idem.key)
                 command.append(idem.quotaKey)
             }
+            if let plan { command.append(plan.recordKey) }
             if let stream { command.append(stream) }
             let context = request.context
             command.append(Self.spendOp)
@@ -92,51 +120,67 @@ extension RedisStore {
                 command.append(Self.empty)
                 command.append(Self.empty)
             }
-            for item in request.items {
-                command.append(item.poolId)
-                try Self.appendExact(item.max, "max", to: &command)
-                try Self.appendExact(item.intervalMs, "interval", to: &command)
-                try Self.appendExact(item.cost, "cost", to: &command)
-                command.append(item.expires ? Self.one : Self.zero)
+            command.append(plan?.ids.count ?? 0)
+            command.append(plan?.fallback ?? 0)
+            command.append(plan?.defaultPlan ?? 0)
+            if let plan {
+                for id in plan.ids { command.append(id) }
+            }
+            for item in request.items { try Self.appendItem(item, to: &command) }
+            if let plan {
+                for row in plan.limits {
+                    guard row.count == request.items.count else { throw .protocolError("plan limits do not match the items") }
+                    for limit in row {
+                        try Self.appendExact(limit.max, "max", to: &command)
+                        try Self.appendExact(limit.intervalMs, "interval", to: &command)
+                    }
+                }
             }
         }
-        guard let parts = reply.elements, let tag = parts.first?.text else {
+        guard let parts = reply.elements, parts.count >= 6, let tag = parts[0].text,
+            let now = parts[1].integer, let planIndex = parts[2].integer, let stored = parts[3].integer,
+            let anchor = parts[5].integer
+        else {
             throw .protocolError("unexpected spend reply")
         }
-        let numbers = parts.dropFirst().map(\.integer)
+        var use: PlanUse?
+        if let plan = request.plan {
+            guard planIndex >= 0, planIndex < Int64(plan.ids.count) else { throw .protocolError("unexpected spend reply") }
+            let anchor = anchor < 0 ? nil : anchor
+            use = PlanUse(index: Int(planIndex), stored: stored == 1, unknownStored: parts[4].isNull ? nil : parts[4].text, anchor: anchor)
+        }
+        let numbers = parts.dropFirst(6).map(\.integer)
+        let n = request.items.count
         switch tag {
         case "allowed":
-            let n = request.items.count
-            guard numbers.count == 2 * n + 1, let now = numbers[0] else { break }
+            guard numbers.count == 2 * n else { break }
             var remaining: [Int64] = []
             var fullAt: [Int64?] = []
             remaining.reserveCapacity(n)
             fullAt.reserveCapacity(n)
-            for value in numbers[1...n] {
+            for value in numbers[0..<n] {
                 guard let value else { throw .protocolError("unexpected spend reply") }
                 remaining.append(value)
             }
-            for value in numbers[(n + 1)...] {
+            for value in numbers[n...] {
                 guard let value else { throw .protocolError("unexpected spend reply") }
                 fullAt.append(value < 0 ? nil : value)
             }
-            return .allowed(now: now, remaining: remaining, fullAt: fullAt)
+            return SpendResult(.allowed(now: now, remaining: remaining, fullAt: fullAt), now: now, plan: use)
         case "repeated":
-            guard numbers.count == 1, let now = numbers[0] else { break }
-            return .repeated(now: now)
+            guard numbers.isEmpty else { break }
+            return SpendResult(.repeated(now: now), now: now, plan: use)
         case "reused":
-            guard numbers.count == 1, let now = numbers[0] else { break }
-            return .keyReused(now: now)
+            guard numbers.isEmpty else { break }
+            return SpendResult(.keyReused(now: now), now: now, plan: use)
         case "out":
-            guard numbers.count == 2, let item = numbers[0], let wait = numbers[1],
-                item >= 0, item < Int64(request.items.count)
-            else { break }
-            return .outOfCharge(item: Int(item), retryAfterMs: wait)
+            guard numbers.count == 2, let item = numbers[0], let wait = numbers[1], item >= 0, item < Int64(n) else { break }
+            return SpendResult(.outOfCharge(item: Int(item), retryAfterMs: wait), now: now, plan: use)
         case "credits":
             guard numbers.count == 3, let item = numbers[0], let available = numbers[1], let required = numbers[2],
-                item >= 0, item < Int64(request.items.count)
+                item >= 0, item < Int64(n)
             else { break }
-            return .insufficientCredits(item: Int(item), available: available, required: required)
+            return SpendResult(.insufficientCredits(item: Int(item), available: available, required: required), now: now, plan: use)
         default:
             break
         }
@@ -160,10 +204,12 @@ extension RedisStore {
                 states.append(nil)
                 continue
             }
-            guard let pair = part.elements, pair.count == 2, let current = pair[0].integer, let last = pair[1].integer else {
+            guard let triple = part.elements, triple.count == 3, let current = triple[0].integer, let last = triple[1].integer,
+                triple[2].isNull || triple[2].integer != nil
+            else {
                 throw .protocolError("unexpected peek reply")
             }
-            states.append(BucketState(current: current, lastUpdatedAt: last))
+            states.append(BucketState(current: current, lastUpdatedAt: last, limit: triple[2].integer))
         }
         return (now, states)
     }
@@ -180,17 +226,41 @@ extension RedisStore {
             command.append(1)
             command.append(item.key)
             command.append(Self.topOffOp)
-            try Self.appendExact(item.max, "max", to: &command)
-            try Self.appendExact(item.intervalMs, "interval", to: &command)
-            command.append(item.expires ? Self.one : Self.zero)
+            try Self.appendItem(item, to: &command)
             command.append(amountText)
         }
-        guard let parts = reply.elements, parts.count == 3,
-            let now = parts[0].integer, let current = parts[1].integer, let last = parts[2].integer
+        guard let parts = reply.elements, parts.count == 4,
+            let now = parts[0].integer, let current = parts[1].integer, let last = parts[2].integer,
+            parts[3].isNull || parts[3].integer != nil
         else {
             throw .protocolError("unexpected top-off reply")
         }
-        return (now, BucketState(current: current, lastUpdatedAt: last))
+        return (now, BucketState(current: current, lastUpdatedAt: last, limit: parts[3].integer))
+    }
+
+    /// The plan record at `key` (`GET`); nil when none.
+    public func plan(at key: String) throws(StoreError) -> PlanRecord? {
+        let reply = try connection.command(["GET", key])
+        if case .error(let message) = reply { throw .protocolError(message) }
+        if reply.isNull { return nil }
+        guard let text = reply.text else { throw .protocolError("unexpected GET reply") }
+        return PlanRecord(text: text)
+    }
+
+    /// Stores `record` at `key` (`SET`, no expiry).
+    public func setPlan(_ record: PlanRecord, at key: String) throws(StoreError) {
+        let reply = try connection.command(["SET", key, record.text])
+        if case .error(let message) = reply { throw .protocolError(message) }
+        guard reply.text == "OK" else { throw .protocolError("unexpected SET reply") }
+    }
+
+    /// Removes the plan record at `key` (`DEL`); whether there was one.
+    @discardableResult
+    public func clearPlan(at key: String) throws(StoreError) -> Bool {
+        let reply = try connection.command(["DEL", key])
+        if case .error(let message) = reply { throw .protocolError(message) }
+        guard let count = reply.integer else { throw .protocolError("unexpected DEL reply") }
+        return count > 0
     }
 
     /// Runs `ChargeScript` by its SHA with the keys and arguments `fill` appends (numkeys

@@ -131,7 +131,7 @@ public final class RedisStore: ChargeStore {
         }
         let context = EventContext(
             subject: fields["subject"] ?? "", route: fields["route"] ?? "", method: fields["method"] ?? "",
-            uri: fields["uri"] ?? "", idempotencyKey: fields["idem"] ?? "")
+            uri: fields["uri"] ?? "", idempotencyKey: fields["idem"] ?? "", plan: fields["plan"] ?? "")
         return UsageEvent(id: id, time: time, pool: pool, amount: amount, context: context)
     }
 }

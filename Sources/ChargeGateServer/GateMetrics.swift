@@ -136,20 +136,24 @@ public final class GateMetrics: Sendable {
             self.metrics = metrics
         }
 
-        /// Counts one decision.
-        public func record(_ outcome: Response.Outcome) {
+        /// Counts one decision; a shadow route's passed denial as `shadow_` + its outcome.
+        public func record(_ outcome: Response.Outcome, prefix: String = "") {
             switch outcome {
             case .allowed(let pools):
-                for pool in pools { counter(Key(fromMemory: false, pool: pool, outcome: "allowed")).increment() }
+                for pool in pools { counter(Key(fromMemory: false, pool: pool, outcome: prefix + "allowed")).increment() }
             case .outOfCharge(let pool, let fromMemory):
-                counter(Key(fromMemory: false, pool: pool, outcome: "out_of_charge")).increment()
+                counter(Key(fromMemory: false, pool: pool, outcome: prefix + "out_of_charge")).increment()
                 if fromMemory { counter(Key(fromMemory: true, pool: pool, outcome: "")).increment() }
             case .insufficientCredits(let pool):
-                counter(Key(fromMemory: false, pool: pool, outcome: "insufficient_credits")).increment()
+                counter(Key(fromMemory: false, pool: pool, outcome: prefix + "insufficient_credits")).increment()
             case .serviceUnavailable(let pools):
-                for pool in pools { counter(Key(fromMemory: false, pool: pool, outcome: "service_unavailable")).increment() }
+                // A shadow route's passed outage is `shadow_unavailable` (SPEC §8).
+                let name = prefix.isEmpty ? "service_unavailable" : prefix + "unavailable"
+                for pool in pools { counter(Key(fromMemory: false, pool: pool, outcome: name)).increment() }
             case .idempotencyKeyReused(let pools):
-                for pool in pools { counter(Key(fromMemory: false, pool: pool, outcome: "idempotency_key_reused")).increment() }
+                for pool in pools { counter(Key(fromMemory: false, pool: pool, outcome: prefix + "idempotency_key_reused")).increment() }
+            case .shadow(let passed):
+                record(passed, prefix: "shadow_")
             }
         }
 

@@ -26,19 +26,20 @@ struct StatusCommand: ParsableCommand {
         }
         let gate = Gate(config: loaded)
         let subjectKey = SafeToken.adminKey(for: subject)
-        let keys = loaded.pools.indices.map { gate.key(pool: $0, subject: subjectKey) }
         let store = RedisStore(url: url, timeoutMs: max(loaded.redisTimeoutMs, 2000), allowEviction: true)
-        let peeked: (now: Int64, states: [BucketState?])
+        let snapshot: UsageSnapshot
         do {
-            peeked = try store.peek(keys)
+            snapshot = try store.usage(gate: gate, subject: subjectKey, nginxPlan: nil)
         } catch {
             printError("status: \(error)")
             throw ExitCode(1)
         }
-        let rows = loaded.pools.indices.map { index in
-            UsagePage.Row(
-                pool: loaded.pools[index], state: peeked.states[index], subject: loaded.pools[index].scope == .subject ? subjectKey : "")
+        if let plan = snapshot.plan {
+            print("plan: \(loaded.plans[plan.index].id) (\(plan.source.rawValue))")
         }
-        print(UsageTable.render(rows, now: peeked.now), terminator: "")
+        let rows = snapshot.pools.map { pool in
+            UsagePage.Row(pool: pool.config, reading: pool.reading, subject: pool.config.scope == .subject ? subjectKey : "")
+        }
+        print(UsageTable.render(rows, now: snapshot.now), terminator: "")
     }
 }

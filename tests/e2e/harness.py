@@ -463,25 +463,31 @@ TEST_EXTRA = """\
 """
 
 
-def render_nginx_conf(dir: Path, port: int, extra: str = "") -> str:
-    """Renders deploy/nginx-stack.conf.in exactly as deploy/local-stack does."""
-    r = subprocess.run([str(RENDER_NGINX_CONF), "--dir", str(dir), "--port", str(port), "--extra", "-"],
-                       input=extra, capture_output=True, text=True, timeout=20)
+def render_nginx_conf(dir: Path, port: int, extra: str = "", http_extra: str = "") -> str:
+    """Renders deploy/nginx-stack.conf.in exactly as deploy/local-stack does. `http_extra`:
+    text for the template's http-block slot (maps, zones), written to DIR/http-extra.conf."""
+    args = [str(RENDER_NGINX_CONF), "--dir", str(dir), "--port", str(port), "--extra", "-"]
+    if http_extra:
+        http_extra_file = Path(dir) / "http-extra.conf"
+        http_extra_file.write_text(http_extra)
+        args += ["--http-extra", str(http_extra_file)]
+    r = subprocess.run(args, input=extra, capture_output=True, text=True, timeout=20)
     if r.returncode != 0:
         raise AssertionError(f"deploy/render-nginx-conf failed: {r.stderr.strip()}")
     return r.stdout
 
 
 class Nginx:
-    def __init__(self, dir: Path, port: int, extra: str):
+    def __init__(self, dir: Path, port: int, extra: str, http_extra: str = ""):
         self.dir = dir
         self.port = port
         self.extra = extra
+        self.http_extra = http_extra
         self.conf = dir / "nginx.conf"
 
     def start(self):
         (self.dir / "tmp").mkdir(exist_ok=True)
-        self.conf.write_text(render_nginx_conf(self.dir, self.port, self.extra))
+        self.conf.write_text(render_nginx_conf(self.dir, self.port, self.extra, self.http_extra))
         r = subprocess.run([NGINX, "-p", f"{self.dir}/", "-c", str(self.conf), "-e", str(self.dir / "error.log")],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
         if r.returncode != 0:
@@ -565,14 +571,14 @@ class Stack:
     """redis-server + charge-gate + nginx in one temp dir."""
 
     def __init__(self, config_body: str = DEFAULT_POOLS, *, redis: bool = True, settings: str = "",
-                 extra: str = TEST_EXTRA, start_responder: bool = True):
+                 extra: str = TEST_EXTRA, start_responder: bool = True, http_extra: str = ""):
         self.dir = Path(tempfile.mkdtemp(prefix="s", dir=_BASE))
         self.port = free_port()
         self.redis = RedisServer(self.dir) if redis else None
         self.config = self.dir / "charge-gate.yaml"
         self.config_body = config_body
         self.settings = settings
-        self.nginx = Nginx(self.dir, self.port, extra)
+        self.nginx = Nginx(self.dir, self.port, extra, http_extra)
         self.responder = Responder(self.dir, self.config)
         self.start_responder = start_responder
         _ALL_STACKS.append(self)
@@ -723,7 +729,7 @@ def assert_unavailable(r: Response):
 
 # Metering helpers (docs/http.md) ------------------------------------------------------------
 
-EVENT_KEYS = ["id", "time", "pool", "subject", "amount", "route", "method", "uri", "idempotencyKey"]
+EVENT_KEYS = ["id", "time", "pool", "subject", "amount", "route", "method", "uri", "idempotencyKey", "plan"]
 
 
 def fetch_events(stack: Stack, token: str, limit: int | None = None, **query) -> list[dict]:

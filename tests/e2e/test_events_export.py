@@ -142,9 +142,9 @@ def test_jsonl_and_csv_equal_the_api(logged):
     text = run_export("--format", "csv", config=s.config).stdout.decode()
     assert text == expected_csv(evs)
     lines = text.split("\n")
-    assert lines[0] == "id,time,pool,subject,amount,route,method,uri,idempotencyKey"
+    assert lines[0] == "id,time,pool,subject,amount,route,method,uri,idempotencyKey,plan"
     first = evs[0]
-    assert lines[1] == f'{first["id"]},{first["time"]},calls,alice,1,/api/calls,GET,"/api/calls/a,b""c",'
+    assert lines[1] == f'{first["id"]},{first["time"]},calls,alice,1,/api/calls,GET,"/api/calls/a,b""c",,'
     rows = list(csv.reader(io.StringIO(text, newline="")))
     assert rows[0] == EVENT_KEYS
     assert rows[1:] == [[str(e[k]) for k in EVENT_KEYS] for e in evs]
@@ -283,7 +283,7 @@ def test_large_log_exports_in_order_in_bounded_memory(make_stack):
     # the filled entries read back through the API like live ones
     first = fetch_events(s, TOKEN, limit=3, until=base)[:3]
     assert first[0] == {"id": f"{base}-0", "time": base, "pool": "meter", "subject": "u0", "amount": 1,
-                        "route": "/api/meter", "method": "GET", "uri": "/api/meter/0", "idempotencyKey": ""}
+                        "route": "/api/meter", "method": "GET", "uri": "/api/meter/0", "idempotencyKey": "", "plan": ""}
     assert len(fetch_events(s, TOKEN, limit=1000, until=base)) == 1000
 
     # a small export as the baseline
@@ -296,9 +296,9 @@ def test_large_log_exports_in_order_in_bounded_memory(make_stack):
             ms = base + k // 1000
             assert e == {"id": f"{ms}-{k % 1000}", "time": ms, "pool": "meter", "subject": f"u{k % 7}",
                          "amount": 1, "route": "/api/meter", "method": "GET", "uri": f"/api/meter/{k}",
-                         "idempotencyKey": ""}, (k, line)
+                         "idempotencyKey": "", "plan": ""}, (k, line)
         else:                                   # every line: its place in the order
-            assert line.endswith(b',"uri":"/api/meter/%d","idempotencyKey":""}\n' % k), (k, line)
+            assert line.endswith(b',"uri":"/api/meter/%d","idempotencyKey":"","plan":""}\n' % k), (k, line)
 
     n, seconds, rss = export_streaming(s.config, check_line=check)
     print(f"\nexport of {LARGE_N} events: fill {fill_s:.1f}s, export {seconds:.1f}s, "

@@ -115,7 +115,8 @@ def test_admin_endpoints_are_loopback_only_in_the_snippet(stack):
     assert "charge-gate-usage.conf" in text
     from harness import SNIPPETS
     usage = (SNIPPETS / "charge-gate-usage.conf").read_text()
-    for loc in ["location = /api/usage/topoff", "location = /api/usage/events"]:
+    for loc in ["location = /api/usage/topoff", "location = /api/usage/events", "location = /api/usage/plan"]:
         block = usage.split(loc, 1)[1].split("\n}", 1)[0]
         assert "allow 127.0.0.1;" in block and "allow ::1;" in block and "deny all;" in block, loc
-    assert usage.count("fastcgi_param CONTENT_LENGTH") == 1
+    # The two admin writes that take a body (top-off, plan) pass its length; nothing else does.
+    assert usage.count("fastcgi_param CONTENT_LENGTH") == 2

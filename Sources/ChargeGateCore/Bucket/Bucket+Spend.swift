@@ -19,17 +19,31 @@ extension Bucket {
     public static func plan(_ items: [SpendItem], states: [BucketState?], now: Int64) -> SpendPlan {
         var levels: [Level] = []
         levels.reserveCapacity(items.count)
+        var windows: [BillingPeriod.Window?] = []
+        windows.reserveCapacity(items.count)
         var credits: (item: Int, available: Int64, required: Int64)?
         var longest: (item: Int, wait: Int64)?
         for (i, item) in items.enumerated() {
+            let state = rebased(states[i], for: item)
+            let window = item.window(at: now)
+            windows.append(window)
             guard let max = item.max else {
-                levels.append(Level(available: states[i]?.current ?? 0, lastUpdatedAt: now, isFull: false))
+                levels.append(Level(available: used(state, window: window), lastUpdatedAt: now, isFull: false))
                 continue
             }
-            let level = Bucket.level(states[i], max: max, intervalMs: item.intervalMs, now: now)
+            let level =
+                window.map { Bucket.level(state, max: max, window: $0) }
+                ?? Bucket.level(state, max: max, intervalMs: item.intervalMs, now: now)
             levels.append(level)
             guard level.available < item.cost else { continue }
-            if let wait = Bucket.wait(for: item.cost, level: level, max: max, intervalMs: item.intervalMs, now: now) {
+            var wait: Int64?
+            if let window {
+                // The whole allowance comes back when the period ends.
+                if item.cost <= max { wait = Swift.max(0, window.end - now) }
+            } else {
+                wait = Bucket.wait(for: item.cost, level: level, max: max, intervalMs: item.intervalMs, now: now)
+            }
+            if let wait {
                 if wait > (longest?.wait ?? -1) { longest = (i, wait) }
             } else if credits == nil {
                 credits = (i, level.available, item.cost)
@@ -46,14 +60,24 @@ extension Bucket {
         var remaining: [Int64] = []
         var fullAt: [Int64?] = []
         for (i, item) in items.enumerated() {
+            let limit = item.tracksLimit ? item.max ?? unlimitedMark : nil
             guard let max = item.max else {
                 let used = levels[i].available + item.cost
-                writes.append((BucketState(current: used, lastUpdatedAt: now), nil))
+                let ttl = item.expires ? windows[i].map { Swift.max(1, $0.end - now) } : nil
+                writes.append((BucketState(current: used, lastUpdatedAt: now, limit: limit), ttl))
                 remaining.append(used)
                 fullAt.append(nil)
                 continue
             }
-            let after = Bucket.spend(item.cost, from: levels[i], now: now)
+            if let window = windows[i] {
+                let after = BucketState(current: levels[i].available - item.cost, lastUpdatedAt: now, limit: limit)
+                writes.append((after, item.expires ? Swift.max(1, window.end - now) : nil))
+                remaining.append(after.current)
+                fullAt.append(window.end)
+                continue
+            }
+            var after = Bucket.spend(item.cost, from: levels[i], now: now)
+            after.limit = limit
             var ttl: Int64?
             if item.expires, let interval = item.intervalMs {
                 ttl = Swift.max(1, after.lastUpdatedAt + (max - after.current) * interval - now)

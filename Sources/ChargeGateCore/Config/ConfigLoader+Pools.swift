@@ -2,7 +2,7 @@ import Yams
 
 extension ConfigLoader.Reader {
     /// The keys of one pool.
-    static let poolKeys = ["id", "maxCharges", "rechargeIntervalHours", "recharge", "label", "group", "per"]
+    static let poolKeys = ["id", "maxCharges", "rechargeIntervalHours", "recharge", "period", "label", "group", "per"]
     /// The longest full refill a pool may have, in ms (`Limits.exactInteger`).
     static let maxRefillMs = Limits.exactInteger
 
@@ -64,8 +64,23 @@ extension ConfigLoader.Reader {
             poolRefs[id] = PoolRef(index: index, line: line, maxCharges: max)
         }
 
+        var period: BillingPeriod?
+        if let entry = keys["period"], let text = string(entry.value, "\(path).period") {
+            if let value = BillingPeriod(rawValue: text) {
+                period = value
+            } else {
+                fail(entry.value, "\(path).period: must be 'day', 'week' or 'month', got \(Self.quote(text))")
+            }
+            for other in ["rechargeIntervalHours", "recharge"] where keys[other] != nil {
+                fail(
+                    entry.line,
+                    "\(path).period: not allowed with \(other) (a period pool is whole again at each period start, nothing comes back in between)"
+                )
+            }
+        }
+
         var rechargeNone = false
-        if let entry = keys["recharge"] {
+        if let entry = keys["recharge"], keys["period"] == nil {
             if capacity == .unlimited {
                 fail(entry.line, "\(path).recharge: not allowed for an unlimited pool")
             } else if let text = string(entry.value, "\(path).recharge") {
@@ -79,7 +94,7 @@ extension ConfigLoader.Reader {
 
         var hours: Double?
         var intervalMs: Int64?
-        if let entry = keys["rechargeIntervalHours"] {
+        if let entry = keys["rechargeIntervalHours"], keys["period"] == nil {
             if capacity == .unlimited {
                 fail(entry.line, "\(path).rechargeIntervalHours: not allowed for an unlimited pool")
             } else if rechargeNone {
@@ -99,7 +114,7 @@ extension ConfigLoader.Reader {
                     }
                 }
             }
-        } else if case .limited = capacity, keys["recharge"] == nil {
+        } else if case .limited = capacity, keys["recharge"] == nil, keys["period"] == nil {
             fail(node, "\(path).rechargeIntervalHours: required for a limited pool (or 'recharge: none' for one that never refills)")
         }
 
@@ -122,15 +137,12 @@ extension ConfigLoader.Reader {
 
         guard errors.count == errorCount, let id, let capacity else { return nil }
         let recharge: PoolConfig.Recharge
-        switch capacity {
-        case .unlimited:
+        if let period {
+            recharge = .period(period)
+        } else if case .limited = capacity, let intervalMs {
+            recharge = .every(intervalMs: intervalMs)
+        } else {
             recharge = .none
-        case .limited:
-            if let intervalMs {
-                recharge = .every(intervalMs: intervalMs)
-            } else {
-                recharge = .none
-            }
         }
         return PoolConfig(
             id: id, capacity: capacity, recharge: recharge, rechargeIntervalHours: hours,
@@ -155,7 +167,7 @@ extension ConfigLoader.Reader {
     }
 
     /// `maxCharges`: a whole number in 1...10^15, or `unlimited`.
-    private mutating func capacity(_ node: Node, _ path: String) -> PoolConfig.Capacity? {
+    mutating func capacity(_ node: Node, _ path: String) -> PoolConfig.Capacity? {
         guard case .scalar(let scalar) = node else {
             fail(node, "\(path): expected a whole number or 'unlimited', got \(Self.describe(node))")
             return nil
@@ -169,7 +181,7 @@ extension ConfigLoader.Reader {
     }
 
     /// `rechargeIntervalHours`: a number > 0 and <= 876000 that is at least 1 ms.
-    private mutating func intervalHours(_ node: Node, _ path: String) -> (hours: Double, ms: Int64)? {
+    mutating func intervalHours(_ node: Node, _ path: String) -> (hours: Double, ms: Int64)? {
         guard case .scalar(let scalar) = node, scalar.style == .plain, let hours = Self.decimal(scalar.string) else {
             fail(node, "\(path): expected a number of hours, got \(Self.describe(node))")
             return nil

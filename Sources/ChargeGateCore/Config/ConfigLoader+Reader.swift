@@ -95,7 +95,7 @@ extension ConfigLoader {
         }
 
         /// A key's name, with a rename by the duplicate-key pass undone.
-        private func originalName(_ key: String) -> String {
+        func originalName(_ key: String) -> String {
             guard key.hasPrefix(ConfigLoader.renamedKeyMarker) else { return key }
             let rest = key.dropFirst(ConfigLoader.renamedKeyMarker.count)
             guard let end = rest.firstIndex(of: "_"), let number = Int(rest[..<end]),

@@ -2,7 +2,7 @@ import Yams
 
 extension ConfigLoader.Reader {
     /// The keys of one route.
-    static let routeKeys = ["prefix", "pools", "methods", "cost", "idempotent"]
+    static let routeKeys = ["prefix", "pools", "methods", "cost", "idempotent", "mode"]
 
     /// The keys of a `{id, cost}` item in a route's `pools`.
     static let chargeKeys = ["id", "cost"]
@@ -66,6 +66,11 @@ extension ConfigLoader.Reader {
             idempotent = value
         }
 
+        var mode: GateMode?
+        if let entry = keys["mode"] {
+            mode = self.mode(entry.value, "\(path).mode")
+        }
+
         var charges: [RouteConfig.Charge] = []
         if let entry = keys["pools"] {
             charges = self.charges(entry.value, "\(path).pools", defaultCost: cost)
@@ -92,7 +97,7 @@ extension ConfigLoader.Reader {
         }
 
         guard errors.count == errorCount, let prefix else { return nil }
-        return RouteConfig(prefix: prefix, charges: charges, methods: methods, idempotent: idempotent)
+        return RouteConfig(prefix: prefix, charges: charges, methods: methods, idempotent: idempotent, mode: mode)
     }
 
     /// A route prefix: starts with `/`, no `?`, `#`, `%`, spaces or control characters;

@@ -7,7 +7,7 @@ extension ConfigLoader.Reader {
         "devBypass", "adminToken",
         "idempotencyHeader", "idempotencyTtlSeconds", "idempotencyMaxRepeats", "idempotencyMaxKeysPerSubject",
         "eventsMaxLen", "memoryEventsMaxBytes", "edgeDenySeconds", "socketMode", "socketGroup",
-        "pools", "routes",
+        "mode", "defaultPlan", "plans", "pools", "routes",
     ]
 
     /// Reads the whole tree; nil when it is not a mapping.
@@ -115,9 +115,24 @@ extension ConfigLoader.Reader {
                 config.socketGroup = text
             }
         }
+        if let entry = keys["mode"], let mode = self.mode(entry.value, "mode") {
+            config.mode = mode
+        }
         config.pools = readPools(keys["pools"], mappingLine: Self.line(root))
         config.routes = readRoutes(keys["routes"])
+        config.plans = readPlans(keys["plans"], pools: config.pools, routes: config.routes)
+        config.defaultPlan = readDefaultPlan(keys["defaultPlan"], plans: config.plans, plansEntry: keys["plans"])
         return config
+    }
+
+    /// `mode` (top level or a route's): `enforce` or `shadow`.
+    mutating func mode(_ node: Node, _ path: String) -> GateMode? {
+        guard let text = string(node, path) else { return nil }
+        guard let mode = GateMode(rawValue: text) else {
+            fail(node, "\(path): must be 'enforce' or 'shadow', got \(Self.quote(text))")
+            return nil
+        }
+        return mode
     }
 
     /// `socketMode`: a quoted string of 3 or 4 octal digits.

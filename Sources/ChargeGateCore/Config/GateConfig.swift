@@ -43,6 +43,12 @@ public struct GateConfig: Sendable, Equatable {
     public var pools: [PoolConfig] = []
     /// The routes, in config order.
     public var routes: [RouteConfig] = []
+    /// The plans, in config order; empty when the config gives none.
+    public var plans: [PlanConfig] = []
+    /// Index in `plans` of the plan a subject has when nothing else names one; nil without plans.
+    public var defaultPlan: Int?
+    /// Whether denials block (`enforce`) or only show (`shadow`); a route's own `mode` wins.
+    public var mode: GateMode = .enforce
 
     /// Creates an empty config (defaults everywhere).
     public init() {}
@@ -50,6 +56,11 @@ public struct GateConfig: Sendable, Equatable {
     /// The CGI parameter name nginx uses for the idempotency header (`HTTP_IDEMPOTENCY_KEY`).
     public var idempotencyParam: String {
         "HTTP_" + idempotencyHeader.uppercased().map { $0 == "-" ? "_" : $0 }.map(String.init).joined()
+    }
+
+    /// Index of the plan with this id.
+    public func planIndex(id: String) -> Int? {
+        plans.firstIndex { $0.id == id }
     }
 
     /// Index of the pool with this id.

@@ -14,6 +14,8 @@ public struct PoolConfig: Sendable, Equatable {
         case every(intervalMs: Int64)
         /// Never by itself: only a top-off adds charges (prepaid credits).
         case none
+        /// The whole allowance at each start of a billing period, nothing in between.
+        case period(BillingPeriod)
     }
 
     /// Whose bucket a request spends from.
@@ -59,9 +61,22 @@ public struct PoolConfig: Sendable, Equatable {
         return nil
     }
 
-    /// The recharge interval in milliseconds, or nil when the pool never refills.
+    /// The recharge interval in milliseconds, or nil when the pool has none (credits, a
+    /// period pool, an unlimited pool).
     public var intervalMs: Int64? {
         if case .every(let ms) = recharge { return ms }
         return nil
+    }
+
+    /// The billing period, or nil for a pool that is not reset by period.
+    public var period: BillingPeriod? {
+        if case .period(let period) = recharge { return period }
+        return nil
+    }
+
+    /// Whether the pool is prepaid credits: limited, and only a top-off adds charges (a
+    /// denial is a 402, waiting would not help).
+    public var isCredits: Bool {
+        maxCharges != nil && recharge == .none
     }
 }

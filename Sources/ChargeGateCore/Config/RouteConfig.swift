@@ -24,12 +24,15 @@ public struct RouteConfig: Sendable, Equatable {
     /// Whether a retry carrying the idempotency header may be answered without spending again
     /// (for apps that deduplicate on the same header); false: the header is ignored.
     public var idempotent: Bool
+    /// This route's `mode`; nil follows the top-level one.
+    public var mode: GateMode?
 
     /// Creates a route.
-    public init(prefix: String, charges: [Charge], methods: Set<String>? = nil, idempotent: Bool = false) {
+    public init(prefix: String, charges: [Charge], methods: Set<String>? = nil, idempotent: Bool = false, mode: GateMode? = nil) {
         self.prefix = prefix
         self.charges = charges
         self.methods = methods
         self.idempotent = idempotent
+        self.mode = mode
     }
 }

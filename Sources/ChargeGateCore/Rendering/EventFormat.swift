@@ -8,7 +8,7 @@ public enum EventFormat: String, Sendable, CaseIterable {
     case csv
 
     /// The CSV header line.
-    public static let csvHeader = "id,time,pool,subject,amount,route,method,uri,idempotencyKey"
+    public static let csvHeader = "id,time,pool,subject,amount,route,method,uri,idempotencyKey,plan"
 
     /// `event` as one line, without the newline.
     public func line(_ event: UsageEvent) -> String {
@@ -20,7 +20,7 @@ public enum EventFormat: String, Sendable, CaseIterable {
         case .csv:
             return [
                 event.id, String(event.time), event.pool, event.context.subject, String(event.amount),
-                event.context.route, event.context.method, event.context.uri, event.context.idempotencyKey,
+                event.context.route, event.context.method, event.context.uri, event.context.idempotencyKey, event.context.plan,
             ].map(Self.csvField).joined(separator: ",")
         }
     }

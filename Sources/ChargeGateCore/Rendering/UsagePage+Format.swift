@@ -1,4 +1,5 @@
-/// The small text formats of the usage page: durations, numbers, times, HTML escaping.
+/// The small text formats of the usage page: durations, reset dates, numbers, times, HTML
+/// escaping.
 extension UsagePage {
     /// The reference library's human retry string (next-charge's `useChargeFetch`): whole
     /// minutes, rounded up; under an hour `"45m"`, then `"2h 15m"`, or `"1h"` when the minutes
@@ -56,9 +57,20 @@ extension UsagePage {
     /// Epoch milliseconds as UTC: `("2025-11-21T20:54:16Z", "2025-11-21 20:54 UTC")`, for a
     /// `<time datetime>` and its text. Clamped to the years 1970–9999.
     static func utc(_ ms: Int64) -> (iso: String, text: String) {
-        let seconds = Swift.min(Swift.max(0, ms), 253_402_300_799_999) / 1000
+        let (year, month, day, second) = civil(ms)
+        func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        let date = "\(year)-\(two(month))-\(two(day))"
+        let hh = two(second / 3600)
+        let mm = two(second % 3600 / 60)
+        let ss = two(second % 60)
+        return ("\(date)T\(hh):\(mm):\(ss)Z", "\(date) \(hh):\(mm) UTC")
+    }
+
+    /// Epoch milliseconds as a UTC date (month 1...12) and the second of that day, clamped to
+    /// the years 1970–9999.
+    static func civil(_ ms: Int64) -> (year: Int64, month: Int64, day: Int64, second: Int64) {
+        let seconds = clampedMs(ms) / 1000
         let days = seconds / 86_400
-        let second = seconds % 86_400
         // Civil date from days since 1970-01-01 (H. Hinnant's algorithm; days >= 0 here).
         let z = days + 719_468
         let era = z / 146_097
@@ -69,13 +81,48 @@ extension UsagePage {
         let day = doy - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        let date = "\(year)-\(two(month))-\(two(day))"
-        let hh = two(second / 3600)
-        let mm = two(second % 3600 / 60)
-        let ss = two(second % 60)
-        return ("\(date)T\(hh):\(mm):\(ss)Z", "\(date) \(hh):\(mm) UTC")
+        return (year, month, day, seconds % 86_400)
     }
+
+    /// When a period pool's allowance comes back (SPEC §7), for people, `now` and `resetsAt`
+    /// in epoch ms:
+    /// - more than 24 h away: the UTC date of the reset, `"resets Dec 1"`, with the year when
+    ///   it is not `now`'s (`"resets Jan 1, 2026"`);
+    /// - 24 h or less: the wait as the retry string, `"resets in 3h"`, `"resets in 25m"`,
+    ///   `"resets in 2h 15m"` (minutes rounded up, as "next charge in" on the same page);
+    /// - `resetsAt` at or before `now`: `"resets now"` (a stale reading; the page never shows it).
+    ///
+    /// `nginx/charge-fetch.js` has the same function (`resetString`); both are tested with the
+    /// same table.
+    public static func resetString(at resetsAt: Int64, now: Int64) -> String {
+        // Both clamped to the years 1970–9999 as the dates are, so the difference cannot overflow.
+        let wait = clampedMs(resetsAt) - clampedMs(now)
+        if wait <= 0 { return "resets now" }
+        if wait <= dayMs { return "resets in \(retryString(ms: wait))" }
+        let date = civil(resetsAt)
+        let text = "resets \(monthNames[Int(date.month - 1)]) \(date.day)"
+        return date.year == civil(now).year ? text : "\(text), \(date.year)"
+    }
+
+    /// What "this period" is called in a period meter's count (`"7 used this month"`).
+    static func thisPeriod(_ period: BillingPeriod) -> String {
+        switch period {
+        case .day: return "today"
+        case .week: return "this week"
+        case .month: return "this month"
+        }
+    }
+
+    /// `ms` clamped to the years 1970–9999.
+    private static func clampedMs(_ ms: Int64) -> Int64 {
+        Swift.min(Swift.max(0, ms), 253_402_300_799_999)
+    }
+
+    /// Milliseconds in a day: the reset phrase names the date beyond it.
+    private static let dayMs: Int64 = 86_400_000
+
+    /// English month abbreviations, January first.
+    private static let monthNames = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     /// How full a limited pool looks: `ok`, `warn` from 75 % used, `danger` from 90 % used.
     public enum Level: String, Sendable {

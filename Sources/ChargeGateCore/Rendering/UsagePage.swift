@@ -5,22 +5,52 @@
 /// `<meta http-equiv="refresh">` instead of polling. Pools are grouped by `group` (groups in
 /// order of first appearance, pools in config order inside; pools without a group come last,
 /// under "Other", or without a visible heading when no pool has a group). Every value that comes from
-/// the config or a client (labels, groups, subjects, and ids too) is HTML-escaped.
+/// the config or a client (labels, groups, subjects, plan labels, and ids too) is HTML-escaped.
+///
+/// With plans configured (SPEC §7) the subject's plan comes first, under the title: "Plan: Pro",
+/// with "(default plan)" beside it when no stored plan or nginx variable chose it. Each card
+/// shows the pool as that plan sets it.
+///
+/// A period pool (`period: day|week|month`) reads as an allowance, not a bucket:
+/// - the line under the bar says when it resets, instead of "next charge in" and "full in"
+///   (both would be the period's end): `"resets Dec 1"` more than 24 h ahead (the UTC date,
+///   with the year when it is not this year's), else `"resets in 3h"` (`resetString`); then
+///   the allowance, `"5 per month"`, instead of "+1 every …";
+/// - a full one says `"full · 5 per month"`: the reset is left out, as it would change nothing;
+/// - a used-up one carries the state word `"used up until reset"` instead of `"empty"` (an
+///   empty bucket refills by the hour, an allowance does not), beside the reset phrase;
+/// - an unlimited one (a meter) counts this period's use, `"7 used this month"` (`today`,
+///   `this week`), and says when the count resets: `"unlimited · resets Dec 1"`.
 public enum UsagePage {
-    /// One pool's row: its config, its state brought forward to `now`, and whose bucket it is.
+    /// One pool's row: its config (as the subject's plan sets it), its state brought forward
+    /// to `now`, and whose bucket it is.
     public struct Row: Sendable {
         /// The pool.
         public var pool: PoolConfig
-        /// The stored state (nil: missing key, a full pool).
-        public var state: BucketState?
+        /// Its state now.
+        public var reading: Bucket.Reading
         /// The subject for per-subject pools ("" for global ones).
         public var subject: String
 
         /// Creates a row.
-        public init(pool: PoolConfig, state: BucketState?, subject: String) {
+        public init(pool: PoolConfig, reading: Bucket.Reading, subject: String) {
             self.pool = pool
-            self.state = state
+            self.reading = reading
             self.subject = subject
+        }
+    }
+
+    /// The subject's plan, shown at the top when plans are configured.
+    public struct Plan: Sendable {
+        /// The plan's label.
+        public var label: String
+        /// Where it comes from.
+        public var source: SubjectPlan.Source
+
+        /// Creates a plan line.
+        public init(label: String, source: SubjectPlan.Source) {
+            self.label = label
+            self.source = source
         }
     }
 
@@ -28,7 +58,7 @@ public enum UsagePage {
     public static let refreshSeconds = 30
 
     /// The whole page.
-    public static func render(_ rows: [Row], now: Int64) -> String {
+    public static func render(_ rows: [Row], plan: Plan? = nil, now: Int64) -> String {
         var html = ""
         html.reserveCapacity(3000 + rows.count * 900)
         let stamp = utc(now)
@@ -46,7 +76,7 @@ public enum UsagePage {
             <body>
             <main>
             <h1>Usage</h1>
-            <p class="asof">As of <time datetime="\(stamp.iso)">\(stamp.text)</time> · updates every \(refreshSeconds) s</p>
+            \(planLine(plan))<p class="asof">As of <time datetime="\(stamp.iso)">\(stamp.text)</time> · updates every \(refreshSeconds) s</p>
 
             """
         let groups = sections(rows)
@@ -70,6 +100,14 @@ public enum UsagePage {
         return html
     }
 
+    /// The plan line under the title ("" without plans): the label, and a note when it is the
+    /// default plan.
+    static func planLine(_ plan: Plan?) -> String {
+        guard let plan else { return "" }
+        let note = plan.source == .default ? " <span class=\"note\">(default plan)</span>" : ""
+        return "<p class=\"plan\">Plan: <b>\(escape(plan.label))</b>\(note)</p>\n"
+    }
+
     /// Rows grouped by `group`: groups in order of first appearance, rows in their given order;
     /// the "" group last.
     static func sections(_ rows: [Row]) -> [(name: String, rows: [Row])] {
@@ -88,27 +126,32 @@ public enum UsagePage {
         let pool = row.pool
         let label = escape(pool.label)
         let perSubject = pool.scope == .subject
-        guard let max = pool.maxCharges else {
+        // A period pool's reset: the end of the current period (see the type's comment).
+        let reset = pool.period.flatMap { period in row.reading.window.map { (period: period, at: $0.end) } }
+        guard let max = row.reading.max, let available = row.reading.available else {
             // A meter: the use count, no bar.
-            let used = Swift.max(0, row.state?.current ?? 0)
+            let used = row.reading.used
             html += "<li class=\"pool unlimited\" id=\"pool-\(escape(pool.id))\">\n"
             heading(pool, label: label, into: &html)
             if perSubject { who("your use", row.subject, into: &html) }
-            html += "<p class=\"count\"><b>\(grouped(used))</b> used</p>\n"
-            html += whenLine(["unlimited", "every use is counted"]) + "</li>\n"
+            if let reset {
+                html += "<p class=\"count\"><b>\(grouped(used))</b> used \(thisPeriod(reset.period))</p>\n"
+                html += whenLine(["unlimited", resetString(at: reset.at, now: now)]) + "</li>\n"
+            } else {
+                html += "<p class=\"count\"><b>\(grouped(used))</b> used</p>\n"
+                html += whenLine(["unlimited", "every use is counted"]) + "</li>\n"
+            }
             return
         }
-        let level = Bucket.level(row.state, max: max, intervalMs: pool.intervalMs, now: now)
-        let available = level.available
         let warning = Self.level(available: available, max: max)
-        let credits = pool.intervalMs == nil
+        let credits = pool.isCredits
         html += "<li class=\"pool \(warning.rawValue)\(credits ? " credits" : "")\" id=\"pool-\(escape(pool.id))\">\n"
         heading(pool, label: label, into: &html)
         if perSubject { who("your balance", row.subject, into: &html) }
 
         let amount = "\(grouped(available)) of \(grouped(max)) left"
         html += "<p class=\"count\"><b>\(grouped(available))</b> of \(grouped(max)) left"
-        if let state = stateWord(available: available, warning: warning) {
+        if let state = stateWord(available: available, warning: warning, period: reset != nil) {
             html += " <span class=\"state\">\(state)</span>"
         }
         html += "</p>\n"
@@ -117,18 +160,21 @@ public enum UsagePage {
         html += "<span style=\"width:\(width(available: available, max: max))\"></span></div>\n"
 
         var when: [String] = []
-        if level.isFull {
-            when.append("full")
-        } else if let next = Bucket.nextRechargeAt(level, intervalMs: pool.intervalMs),
-            let full = Bucket.fullAt(level, max: max, intervalMs: pool.intervalMs)
-        {
-            when.append("next charge in \(retryString(ms: next - now))")
-            when.append("full in \(retryString(ms: full - now))")
-        }
-        if credits {
-            when.append("top-off only")
-        } else if let interval = pool.intervalMs {
-            when.append("+1 every \(intervalString(ms: interval))")
+        if let reset {
+            when.append(available >= max ? "full" : resetString(at: reset.at, now: now))
+            when.append("\(grouped(max)) per \(reset.period.rawValue)")
+        } else {
+            if available >= max {
+                when.append("full")
+            } else if let next = row.reading.nextRechargeAt, let full = row.reading.fullAt {
+                when.append("next charge in \(retryString(ms: next - now))")
+                when.append("full in \(retryString(ms: full - now))")
+            }
+            if credits {
+                when.append("top-off only")
+            } else if let interval = pool.intervalMs {
+                when.append("+1 every \(intervalString(ms: interval))")
+            }
         }
         html += whenLine(when) + "</li>\n"
     }
@@ -150,9 +196,10 @@ public enum UsagePage {
         html += "</p>\n"
     }
 
-    /// The warning in words, so that colour is not the only signal.
-    private static func stateWord(available: Int64, warning: Level) -> String? {
-        if available <= 0 { return "empty" }
+    /// The warning in words, so that colour is not the only signal. A used-up period pool says
+    /// that it stays so until the reset.
+    private static func stateWord(available: Int64, warning: Level, period: Bool) -> String? {
+        if available <= 0 { return period ? "used up until reset" : "empty" }
         switch warning {
         case .ok: return nil
         case .warn: return "running low"
@@ -174,6 +221,7 @@ public enum UsagePage {
         main{max-width:66rem;margin:0 auto;padding:1.25rem max(1rem,env(safe-area-inset-left)) 2.5rem}\
         h1{font-size:1.625rem;line-height:1.2;margin:0 0 .25rem}\
         .asof,.empty{margin:0 0 1rem;color:var(--muted);font-size:.875rem}\
+        .plan{margin:0 0 .25rem;font-size:1rem;overflow-wrap:anywhere}.plan .note{color:var(--muted);font-size:.875rem}\
         h2{font-size:.8125rem;font-weight:600;text-transform:uppercase;letter-spacing:.06em;\
         color:var(--muted);margin:1.5rem 0 .5rem}\
         .pools{list-style:none;margin:0;padding:0;display:grid;gap:.75rem;\

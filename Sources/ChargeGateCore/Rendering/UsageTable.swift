@@ -8,21 +8,27 @@ public enum UsageTable {
         for row in rows {
             let pool = row.pool
             var cells = [printable(pool.id), printable(pool.group)]
-            if let max = pool.maxCharges {
-                let level = Bucket.level(row.state, max: max, intervalMs: pool.intervalMs, now: now)
-                cells.append("\(level.available)/\(max)")
-                cells.append(bar(available: level.available, max: max))
-                if let next = Bucket.nextRechargeAt(level, intervalMs: pool.intervalMs),
-                    let full = Bucket.fullAt(level, max: max, intervalMs: pool.intervalMs)
-                {
+            let reading = row.reading
+            if let max = reading.max, let available = reading.available {
+                cells.append("\(available)/\(max)")
+                cells.append(bar(available: available, max: max))
+                if pool.period != nil, let resets = reading.fullAt {
+                    // The whole allowance comes back at once, when the period ends.
+                    cells.append(UsagePage.resetString(at: resets, now: now))
+                    cells.append(UsagePage.retryString(ms: resets - now))
+                } else if let next = reading.nextRechargeAt, let full = reading.fullAt {
                     cells.append(UsagePage.retryString(ms: next - now))
                     cells.append(UsagePage.retryString(ms: full - now))
                 } else {
-                    cells.append(pool.intervalMs == nil ? "top-off only" : "-")
-                    cells.append(level.isFull ? "full" : "-")
+                    cells.append(pool.isCredits ? "top-off only" : "-")
+                    cells.append(available >= max ? "full" : "-")
                 }
             } else {
-                cells += ["\(row.state?.current ?? 0) used", "unlimited", "-", "-"]
+                let per = pool.period.map { $0 == .day ? " today" : " this \($0.rawValue)" } ?? ""
+                cells += [
+                    "\(reading.used) used\(per)", "unlimited", reading.window.map { UsagePage.resetString(at: $0.end, now: now) } ?? "-",
+                    "-",
+                ]
             }
             cells.append(row.subject.isEmpty ? "" : printable(row.subject))
             lines.append(cells)

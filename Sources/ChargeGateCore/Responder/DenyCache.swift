@@ -11,6 +11,7 @@ public final class DenyCache {
         var until: Int64
         var expires: Int64
         var poolId: String
+        var policy: String
         var answered: Int
     }
 
@@ -31,18 +32,19 @@ public final class DenyCache {
         self.epoch = epoch
     }
 
-    /// The remembered denial for `key` at `now`: the pool and the wait left; nil when none
-    /// holds. Each answer given from memory is counted for the next `remember`.
-    public func denial(for key: String, now: Int64) -> (poolId: String, retryAfterMs: Int64)? {
+    /// The remembered denial for `key` at `now`: the pool, the wait left and the route's
+    /// `RateLimit-Policy` as it was answered; nil when none holds. Each answer given from memory
+    /// is counted for the next `remember`.
+    public func denial(for key: String, now: Int64) -> (poolId: String, retryAfterMs: Int64, policy: String)? {
         guard let entry = entries[key], now < entry.expires, now < entry.until else { return nil }
         entries[key]?.answered += 1
-        return (entry.poolId, entry.until - now)
+        return (entry.poolId, entry.until - now, entry.policy)
     }
 
     /// Remembers that `key` is denied by `poolId` until `now + retryAfterMs`; returns how many
     /// requests the previous entry for `key` answered from memory (for the log line).
     @discardableResult
-    public func remember(_ key: String, poolId: String, retryAfterMs: Int64, now: Int64) -> Int {
+    public func remember(_ key: String, poolId: String, retryAfterMs: Int64, now: Int64, policy: String = "") -> Int {
         let answered = entries[key]?.answered ?? 0
         guard retryAfterMs > 0 else {
             entries[key] = nil
@@ -52,7 +54,7 @@ public final class DenyCache {
             entries = entries.filter { now < $0.value.expires && now < $0.value.until }
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
         }
-        entries[key] = Entry(until: now + retryAfterMs, expires: now + maxAgeMs, poolId: poolId, answered: 0)
+        entries[key] = Entry(until: now + retryAfterMs, expires: now + maxAgeMs, poolId: poolId, policy: policy, answered: 0)
         return answered
     }
 

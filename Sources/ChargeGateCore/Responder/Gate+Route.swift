@@ -15,31 +15,48 @@ extension Gate {
         /// Whether its 429s may be answered from a worker's memory. Not when a pool of the route
         /// never refills: its balance can run out meanwhile, and a 402 must win.
         public let denialsCacheable: Bool
-        /// Its `RateLimit-Policy` field value (IETF httpapi ratelimit headers): one
-        /// `"POOL";q=maxCharges;w=SECONDS` item per limited pool, `w` being the time to refill
-        /// fully (no `w` for a pool that never refills); unlimited pools are not listed.
-        public let rateLimitPolicy: String
+        /// Its `RateLimit-Policy` field value per plan (one value when no plans are configured),
+        /// for routes without period pools (theirs depends on the period: `Gate.policy`).
+        public let policies: [String]
+        /// Whether a pool of the route has a billing period.
+        public let hasPeriods: Bool
+        /// Whether it is in shadow mode (its own `mode`, else the top-level one).
+        public let shadow: Bool
+        /// The items' limits under each plan, in plan order (empty without plans, or when no
+        /// pool of the route is per subject: no plan changes anything there).
+        public let planLimits: [[PlanChoice.Limit]]
         /// What names the route itself in an idempotency fingerprint: its prefix and its methods
         /// (two routes may share a prefix with other methods).
         public let identity: String
 
-        /// Compiles route `index` of a config with `pools`.
-        init(index: Int, config route: RouteConfig, pools: [PoolConfig]) {
+        /// Compiles route `index` of a config whose pools are `planPools[plan]` under each plan
+        /// (one list, the config's own pools, without plans).
+        init(index: Int, config route: RouteConfig, planPools: [[PoolConfig]], mode: GateMode, plans: Bool) {
+            let pools = planPools[0]
             self.index = index
             self.prefix = route.prefix
             self.charges = route.charges
             self.idempotent = route.idempotent
             self.hasSubjectPools = route.charges.contains { pools[$0.poolIndex].scope == .subject }
-            self.denialsCacheable = !route.charges.contains { charge in
-                let pool = pools[charge.poolIndex]
-                return pool.maxCharges != nil && pool.intervalMs == nil
+            // A credits pool can run out meanwhile, and its 402 must win; a plan may make any
+            // pool credits.
+            self.denialsCacheable = !planPools.contains { pools in route.charges.contains { pools[$0.poolIndex].isCredits } }
+            self.hasPeriods = route.charges.contains { pools[$0.poolIndex].period != nil }
+            self.shadow = (route.mode ?? mode) == .shadow
+            self.policies = planPools.map { pools in
+                Gate.policy(
+                    route.charges.map { charge in
+                        let pool = pools[charge.poolIndex]
+                        return SpendItem(
+                            poolId: pool.id, key: "", max: pool.maxCharges, intervalMs: pool.intervalMs, cost: charge.cost, expires: false,
+                            period: pool.period)
+                    }, now: nil)
             }
-            self.rateLimitPolicy = route.charges.compactMap { charge -> String? in
-                let pool = pools[charge.poolIndex]
-                guard let max = pool.maxCharges else { return nil }
-                guard let interval = pool.intervalMs else { return "\"\(pool.id)\";q=\(max)" }
-                return "\"\(pool.id)\";q=\(max);w=\(Gate.seconds(max * interval))"
-            }.joined(separator: ", ")
+            self.planLimits =
+                plans && hasSubjectPools
+                ? planPools.map { pools in
+                    route.charges.map { PlanChoice.Limit(max: pools[$0.poolIndex].maxCharges, intervalMs: pools[$0.poolIndex].intervalMs) }
+                } : []
             self.identity = route.prefix + " " + (route.methods.map { $0.sorted().joined(separator: ",") } ?? "*")
         }
 

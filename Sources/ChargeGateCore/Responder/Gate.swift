@@ -19,6 +19,13 @@ public final class Gate: Sendable {
     public let eventStreams: [String]
     /// The CGI param carrying the idempotency header.
     public let idempotencyParam: String
+    /// The pools as each plan sets them, `planPools[plan][pool]`; one list, the config's own
+    /// pools, without plans.
+    public let planPools: [[PoolConfig]]
+    /// Per pool: whether some plan sets it (its states record their cap, SPEC §7).
+    public let tracksLimit: [Bool]
+    /// Every plan's id, in config order.
+    public let planIDs: [String]
 
     /// Compiles `config`.
     public init(config: GateConfig) {
@@ -26,7 +33,18 @@ public final class Gate: Sendable {
         self.router = Router(routes: config.routes)
         let keys = KeySpace(prefix: config.keyPrefix)
         self.keys = keys
-        self.routes = config.routes.enumerated().map { Route(index: $0.offset, config: $0.element, pools: config.pools) }
+        let planPools =
+            config.plans.isEmpty
+            ? [config.pools]
+            : config.plans.map { plan in config.pools.enumerated().map { plan.apply(to: $0.element, index: $0.offset) } }
+        self.planPools = planPools
+        self.tracksLimit = config.pools.indices.map { index in
+            config.pools[index].scope == .subject && config.plans.contains { $0.overrides[index]?.capacity != nil }
+        }
+        self.planIDs = config.plans.map(\.id)
+        self.routes = config.routes.enumerated().map {
+            Route(index: $0.offset, config: $0.element, planPools: planPools, mode: config.mode, plans: !config.plans.isEmpty)
+        }
         self.poolKeys = config.pools.map { keys.bucket(pool: $0.id) }
         self.eventsKey = config.eventsMaxLen > 0 ? keys.events : nil
         let legacy = keys.legacyEvents(poolIds: config.pools.map(\.id))
@@ -45,17 +63,63 @@ public final class Gate: Sendable {
         return pool.scope == .subject ? keys.bucket(pool: pool.id, subject: subject) : poolKeys[index]
     }
 
-    /// The spend item for pool `index` at `cost` for `subject`.
-    public func item(pool index: Int, cost: Int64, subject: String) -> SpendItem {
-        let pool = config.pools[index]
-        return SpendItem(
-            poolId: pool.id, key: key(pool: index, subject: subject), max: pool.maxCharges,
-            intervalMs: pool.intervalMs, cost: cost, expires: pool.scope == .subject)
+    /// Pool `index` as plan `plan` sets it (the config's own without plans).
+    public func pool(_ index: Int, plan: Int) -> PoolConfig {
+        planPools[planPools.indices.contains(plan) ? plan : 0][index]
     }
 
-    /// What a request on `route` by `subject` spends: one item per pool of the route.
-    public func items(_ route: Route, subject: String) -> [SpendItem] {
-        route.charges.map { item(pool: $0.poolIndex, cost: $0.cost, subject: subject) }
+    /// The spend item for pool `index` at `cost` for `subject` under plan `plan` (0 without
+    /// plans), with the period `anchor` of the subject's stored plan.
+    public func item(pool index: Int, cost: Int64, subject: String, plan: Int = 0, anchor: Int64? = nil) -> SpendItem {
+        let pool = self.pool(index, plan: plan)
+        let perSubject = pool.scope == .subject
+        return SpendItem(
+            poolId: pool.id, key: key(pool: index, subject: subject), max: pool.maxCharges,
+            intervalMs: pool.intervalMs, cost: cost, expires: perSubject, period: pool.period,
+            anchor: perSubject && pool.period != nil ? anchor : nil, tracksLimit: tracksLimit[index],
+            baseMax: config.pools[index].maxCharges)
+    }
+
+    /// What a request on `route` by `subject` spends under plan `plan`: one item per pool of the route.
+    public func items(_ route: Route, subject: String, plan: Int = 0) -> [SpendItem] {
+        route.charges.map { item(pool: $0.poolIndex, cost: $0.cost, subject: subject, plan: plan) }
+    }
+
+    /// The plan lookup a spend on `route` by `subject` makes in the store; nil without plans
+    /// or when no pool of the route is per subject. `fallback` is the plan when none is stored.
+    public func planChoice(_ route: Route, subject: String, fallback: Int) -> PlanChoice? {
+        guard !route.planLimits.isEmpty, let defaultPlan = config.defaultPlan else { return nil }
+        return PlanChoice(
+            recordKey: keys.plan(subject: subject), ids: planIDs, limits: route.planLimits, fallback: fallback, defaultPlan: defaultPlan)
+    }
+
+    /// The plan nginx names (`$charge_gate_plan`, as sent) when it is one, else the default:
+    /// its index, whether nginx's counted, and the name when it was not a plan (worth logging).
+    public func nginxPlan(_ name: String?) -> (index: Int, fromNginx: Bool, unknown: String?) {
+        let defaultPlan = config.defaultPlan ?? 0
+        guard let name, !name.isEmpty else { return (defaultPlan, false, nil) }
+        if let index = config.planIndex(id: name) { return (index, true, nil) }
+        return (defaultPlan, false, name)
+    }
+
+    /// The `RateLimit-Policy` field value (IETF httpapi ratelimit headers) of `items`: one
+    /// `"POOL";q=maxCharges;w=SECONDS` item per limited pool, `w` being the time to refill fully
+    /// (a period pool: the length of its period at `now`, left out without `now`; no `w` for
+    /// credits); unlimited pools are not listed.
+    public static func policy(_ items: [SpendItem], now: Int64?) -> String {
+        var fields: [String] = []
+        for item in items {
+            guard let max = item.max else { continue }
+            if item.period != nil {
+                guard let now, let window = item.window(at: now) else { continue }
+                fields.append("\"\(item.poolId)\";q=\(max);w=\(seconds(window.end - window.start))")
+            } else if let interval = item.intervalMs {
+                fields.append("\"\(item.poolId)\";q=\(max);w=\(seconds(max * interval))")
+            } else {
+                fields.append("\"\(item.poolId)\";q=\(max)")
+            }
+        }
+        return fields.joined(separator: ", ")
     }
 
     /// The idempotency check for a request on `route` (which must be idempotent) by `subject`

@@ -25,7 +25,7 @@ extension Responder {
             return .error(404, "unknown_pool", [("poolId", body.poolId)])
         }
         let pool = gate.config.pools[index]
-        guard pool.maxCharges != nil else {
+        if pool.maxCharges == nil, gate.config.plans.isEmpty || pool.scope == .global {
             return .error(400, "bad_request", [("message", "poolId: \(pool.id) is unlimited: there is nothing to top off")])
         }
         if let amount = body.amount, amount < 1 || amount > Limits.maxCharges {
@@ -38,15 +38,33 @@ extension Responder {
         case (.global, nil): break
         case (.global, _?): return .error(400, "bad_request", [("message", "subject: pool \(pool.id) is global")])
         }
+        // The subject's stored (else the default) plan sets the pool's rules and the period's
+        // anchor; a bucket that recorded the cap it was spent under is topped off in that cap
+        // (`Bucket.topOffItem`: the plan nginx names is not known here).
         let result: (now: Int64, state: BucketState)
+        let item: SpendItem
+        var planned = pool
         do {
-            result = try store.topOff(gate.item(pool: index, cost: 0, subject: subject), amount: body.amount)
+            var plan: SubjectPlan?
+            if pool.scope == .subject, !gate.config.plans.isEmpty {
+                plan = gate.subjectPlan(record: try store.plan(at: gate.keys.plan(subject: subject)), nginxPlan: nil)
+            }
+            item = gate.item(pool: index, cost: 0, subject: subject, plan: plan?.index ?? 0, anchor: plan?.anchor)
+            planned = gate.pool(index, plan: plan?.index ?? 0)
+            guard planned.maxCharges != nil else {
+                return .error(
+                    400, "bad_request",
+                    [("message", "poolId: \(pool.id) is unlimited under the subject's plan: there is nothing to top off")])
+            }
+            result = try store.topOff(item, amount: body.amount)
         } catch {
             return Self.unavailable(error, what: "top-off")
         }
         denials.invalidateAll()
         var w = JSONWriter()
-        Self.writeState(&w, pool: pool, state: result.state, now: result.now, subject: subject)
+        // In the cap the top-off counted in (the plan the pool was last spent under).
+        let counted = Bucket.topOffItem(item, state: result.state)
+        Self.writeState(&w, pool: planned, reading: Bucket.reading(result.state, item: counted, now: result.now), subject: subject)
         var response = Response.json(200, w.text)
         response.note = .init(
             isError: false, message: "top-off",
@@ -124,6 +142,7 @@ extension Responder {
         w.field("method", event.context.method)
         w.field("uri", event.context.uri)
         w.field("idempotencyKey", event.context.idempotencyKey)
+        w.field("plan", event.context.plan)
         w.endObject()
     }
 

@@ -20,34 +20,51 @@ extension Responder {
             idempotency = gate.idempotencyCheck(route, subject: subject, clientKey: key, method: requestMethod, uri: path)
         }
 
-        // A request with an idempotency key may repeat an allowed one: only the store knows.
+        // The plan when the subject has none stored: nginx's when it names one, else the default.
+        let nginx = gate.nginxPlan(request.param(Param.plan))
+        let choice = gate.planChoice(route, subject: subject, fallback: nginx.index)
+
+        // A request with an idempotency key may repeat an allowed one: only the store knows. A
+        // shadow route asks the store every time (it is decided exactly as when enforced).
         denials.use(gate)
-        let cacheable = idempotency == nil && route.denialsCacheable
+        let cacheable = idempotency == nil && route.denialsCacheable && !route.shadow
         // nginx's cache never sees a request with the header (the snippet bypasses it), and the
         // responder never marks one: on an idempotent route its answer is the record's.
         let edgeCacheable = cacheable && gate.config.edgeDenySeconds > 0 && key.isEmpty
-        let cacheKey = route.denialKey(subject: subject)
+        // nginx's plan is part of the key (a denial under one plan never answers another); a
+        // stored plan set here clears the cache (DenyCache.invalidateAll), one set elsewhere is
+        // seen within the cache's maxAgeMs.
+        let cacheKey = choice == nil ? route.denialKey(subject: subject) : route.denialKey(subject: subject) + "\n" + String(nginx.index)
         let now = cacheable ? clock.nowMs() : 0
         if cacheable, let cached = denials.denial(for: cacheKey, now: now) {
             // Not logged one by one: the next denial the store decides for this key reports
             // how many were answered from memory meanwhile.
-            var response = outOfCharge(pool: cached.poolId, wait: cached.retryAfterMs, subject: subject, route: route, noted: false)
+            var response = outOfCharge(
+                pool: cached.poolId, wait: cached.retryAfterMs, subject: subject, route: route, policy: cached.policy, noted: false)
             if edgeCacheable { markForEdge(&response, wait: cached.retryAfterMs, now: now, gate: gate) }
             response.outcome = .outOfCharge(pool: cached.poolId, fromMemory: true)
             return response
         }
 
-        let items = gate.items(route, subject: subject)
+        let items = gate.items(route, subject: subject, plan: nginx.index)
         let spend = SpendRequest(
             items: items, idempotency: idempotency,
             eventsKey: gate.eventsKey, eventsMaxLen: gate.config.eventsMaxLen,
             context: EventContext(
                 subject: subject, route: route.prefix, method: requestMethod,
-                uri: String(path.prefix(1024)), idempotencyKey: clientKey))
-        let outcome: SpendOutcome
+                uri: String(path.prefix(1024)), idempotencyKey: clientKey),
+            plan: choice)
+        let result: SpendResult
         do {
-            outcome = try store.spend(spend)
+            result = try store.charge(spend)
         } catch {
+            if route.shadow {
+                var response = shadowPass("service_unavailable")
+                response.note = .init(
+                    isError: true, message: "\(error): passed (shadow mode)", fields: [("route", route.prefix), ("subject", subject)])
+                response.outcome = .shadow(.serviceUnavailable(pools: items.map(\.poolId)))
+                return response
+            }
             var response = deny(503, body: Self.unavailableBody)
             response.note = .init(
                 isError: true, message: "\(error): answered 503", fields: [("route", route.prefix), ("subject", subject)])
@@ -55,9 +72,34 @@ extension Responder {
             return response
         }
 
+        // The items as the store decided them: under the plan it found, with its anchor.
+        let decided = result.plan.map { choice?.apply($0, to: items) ?? items } ?? items
+        let planIndex = result.plan?.index ?? nginx.index
+        var response = respond(
+            to: result.outcome, now: result.now, items: decided, route: route, subject: subject, clientKey: clientKey, plan: planIndex)
+        if let note = planNote(result.plan, nginx: nginx, gate: gate, subject: subject) {
+            if response.note == nil { response.note = note } else { response.note?.fields += note.fields }
+            response.note?.isError = true
+        }
+        guard case .outOfCharge(let item, let wait) = result.outcome, cacheable, !route.shadow else { return response }
+        // The store's wait counts from its answer, so from the clock read after it.
+        let answered = clock.nowMs()
+        let policy = response.headers.first { $0.name == Header.rateLimitPolicy }?.value ?? ""
+        let fromMemory = denials.remember(cacheKey, poolId: decided[item].poolId, retryAfterMs: wait, now: answered, policy: policy)
+        if fromMemory > 0 { response.note?.fields.append(("deniedFromMemoryBefore", String(fromMemory))) }
+        if edgeCacheable { markForEdge(&response, wait: wait, now: answered, gate: gate) }
+        return response
+    }
+
+    /// The answer to the store's decision on `items` (as decided, under plan `plan`); in
+    /// shadow mode a would-be denial passes with `X-Charge-Shadow`.
+    private func respond(
+        to outcome: SpendOutcome, now: Int64, items: [SpendItem], route: Gate.Route, subject: String, clientKey: String, plan: Int
+    ) -> Response {
         switch outcome {
-        case .allowed(let now, let remaining, let fullAt):
-            var response = allowed(items, remaining: remaining, fullAt: fullAt, now: now, policy: route.rateLimitPolicy)
+        case .allowed(_, let remaining, let fullAt):
+            var response = allowed(
+                items, remaining: remaining, fullAt: fullAt, now: now, policy: policy(route, items: items, plan: plan, now: now))
             response.outcome = .allowed(pools: items.map(\.poolId))
             return response
         case .repeated:
@@ -69,25 +111,61 @@ extension Responder {
             response.outcome = .idempotencyKeyReused(pools: items.map(\.poolId))
             response.note = .init(
                 isError: false, message: "denied idempotency_key_reused",
-                fields: [
-                    ("subject", subject), ("idempotencyKey", clientKey), ("route", route.prefix),
-                ])
-            return response
+                fields: [("subject", subject), ("idempotencyKey", clientKey), ("route", route.prefix)])
+            return route.shadow ? shadowed(response, "idempotency_key_reused") : response
         case .outOfCharge(let item, let wait):
             let pool = items[item].poolId
-            var response = outOfCharge(pool: pool, wait: wait, subject: subject, route: route)
+            var response = outOfCharge(
+                pool: pool, wait: wait, subject: subject, route: route, policy: policy(route, items: items, plan: plan, now: now))
             response.outcome = .outOfCharge(pool: pool, fromMemory: false)
-            if cacheable {
-                // The store's wait counts from its answer, so from the clock read after it.
-                let answered = clock.nowMs()
-                let fromMemory = denials.remember(cacheKey, poolId: pool, retryAfterMs: wait, now: answered)
-                if fromMemory > 0 { response.note?.fields.append(("deniedFromMemoryBefore", String(fromMemory))) }
-                if edgeCacheable { markForEdge(&response, wait: wait, now: answered, gate: gate) }
-            }
-            return response
+            return route.shadow ? shadowed(response, "out_of_charge") : response
         case .insufficientCredits(let item, let available, let required):
-            return insufficientCredits(pool: items[item].poolId, available: available, required: required, subject: subject, route: route)
+            let response = insufficientCredits(
+                pool: items[item].poolId, available: available, required: required, subject: subject, route: route,
+                policy: policy(route, items: items, plan: plan, now: now))
+            return route.shadow ? shadowed(response, "insufficient_credits") : response
         }
+    }
+
+    /// The route's `RateLimit-Policy` under plan `plan`: compiled once, except for a route
+    /// with a period pool, whose `w` is the current period's length (from the store's `now`).
+    func policy(_ route: Gate.Route, items: [SpendItem], plan: Int, now: Int64) -> String {
+        guard route.hasPeriods else { return route.policies[route.policies.indices.contains(plan) ? plan : 0] }
+        return Gate.policy(items, now: now)
+    }
+
+    /// `response` (a denial) turned into a pass in shadow mode: 204 with `X-Charge-Shadow`,
+    /// keeping its log line (marked shadow) and counted as a shadow outcome.
+    func shadowed(_ response: Response, _ reason: String) -> Response {
+        var pass = shadowPass(reason)
+        pass.note = response.note.map { note in
+            var note = note
+            note.message = "shadow " + note.message + " (passed)"
+            return note
+        }
+        pass.outcome = response.outcome.map { .shadow($0) }
+        return pass
+    }
+
+    /// The 204 of a shadow route's would-be denial.
+    func shadowPass(_ reason: String) -> Response {
+        Response(status: 204, headers: [(Header.status, "204"), (Header.shadow, reason)])
+    }
+
+    /// The error line for a plan name that is not a plan (a stale stored record, a typo in
+    /// nginx's map): the subject got the default plan. nil when there is none.
+    func planNote(_ use: PlanUse?, nginx: (index: Int, fromNginx: Bool, unknown: String?), gate: Gate, subject: String) -> Response.Note? {
+        var fields: [(name: String, value: String)] = []
+        if let stored = use?.unknownStored {
+            fields.append(("unknownStoredPlan", SafeToken.key(for: stored)))
+        } else if use?.stored != true, let name = nginx.unknown {
+            fields.append(("unknownNginxPlan", SafeToken.key(for: name)))
+        }
+        guard !fields.isEmpty else { return nil }
+        let plan = gate.planIDs.indices.contains(use?.index ?? -1) ? gate.planIDs[use?.index ?? 0] : ""
+        return .init(
+            isError: true, message: "unknown plan: the default plan applies",
+            fields: fields + [("plan", plan), ("subject", subject)])
     }
 
     static let keyReusedBody = #"{"error":"idempotency_key_reused"}"#
@@ -114,7 +192,11 @@ extension Responder {
             state += item.poolId
             state += "\";r="
             state += String(remaining[i])
-            if let full = fullAt[i], let interval = item.intervalMs {
+            if let full = fullAt[i], item.period != nil {
+                // The whole allowance comes back when the period ends.
+                state += ";t="
+                state += String(Gate.seconds(full - now))
+            } else if let full = fullAt[i], let interval = item.intervalMs {
                 let level = Bucket.level(remaining: remaining[i], fullAt: full, max: max, intervalMs: interval)
                 state += ";t="
                 state += String(Gate.seconds((Bucket.nextRechargeAt(level, intervalMs: interval) ?? now) - now))
@@ -125,7 +207,7 @@ extension Responder {
 
     /// The 429 for `pool`, waiting `wait` ms; with the log line unless `noted` is false (an
     /// answer from the deny cache is counted, not logged one by one).
-    func outOfCharge(pool: String, wait: Int64, subject: String, route: Gate.Route, noted: Bool = true) -> Response {
+    func outOfCharge(pool: String, wait: Int64, subject: String, route: Gate.Route, policy: String, noted: Bool = true) -> Response {
         var w = JSONWriter()
         w.beginObject()
         w.field("error", "out_of_charge")
@@ -133,7 +215,6 @@ extension Responder {
         w.field("poolId", pool)
         w.endObject()
         let seconds = String((wait + 999) / 1000)
-        let policy = route.rateLimitPolicy
         var response = deny(
             429, body: w.text, retryAfter: seconds, policy: policy, state: policy.isEmpty ? "" : "\"" + pool + "\";r=0;t=" + seconds)
         if noted {
@@ -161,7 +242,9 @@ extension Responder {
     }
 
     /// The 402 for `pool` (it never refills, so waiting would not help): no `Retry-After`.
-    func insufficientCredits(pool: String, available: Int64, required: Int64, subject: String, route: Gate.Route) -> Response {
+    func insufficientCredits(
+        pool: String, available: Int64, required: Int64, subject: String, route: Gate.Route, policy: String
+    ) -> Response {
         var w = JSONWriter()
         w.beginObject()
         w.field("error", "insufficient_credits")
@@ -169,7 +252,7 @@ extension Responder {
         w.field("availableBalance", available)
         w.field("required", required)
         w.endObject()
-        var response = deny(402, body: w.text, policy: route.rateLimitPolicy, state: "\"\(pool)\";r=\(available)")
+        var response = deny(402, body: w.text, policy: policy, state: "\"\(pool)\";r=\(available)")
         response.outcome = .insufficientCredits(pool: pool)
         response.note = .init(
             isError: false, message: "denied insufficient_credits",

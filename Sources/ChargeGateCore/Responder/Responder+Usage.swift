@@ -12,29 +12,36 @@ extension Responder {
             if let refused = Self.requireAdmin(request, gate: gate) { return refused }
             subject = SafeToken.adminKey(for: asked)
         }
-        let pools = gate.config.pools.indices
-        let keys = pools.map { gate.key(pool: $0, subject: subject) }
-        let peeked: (now: Int64, states: [BucketState?])
+        let snapshot: UsageSnapshot
         do {
-            peeked = try store.peek(keys)
+            snapshot = try store.usage(gate: gate, subject: subject, nginxPlan: request.param(Param.plan))
         } catch {
             return Self.unavailable(error, what: "usage")
         }
         if Self.wantsHTML(request) {
-            let rows = pools.map {
-                UsagePage.Row(
-                    pool: gate.config.pools[$0], state: peeked.states[$0], subject: gate.config.pools[$0].scope == .subject ? subject : "")
+            let rows = snapshot.pools.map {
+                UsagePage.Row(pool: $0.config, reading: $0.reading, subject: $0.config.scope == .subject ? subject : "")
             }
+            let plan = snapshot.plan.map { UsagePage.Plan(label: gate.config.plans[$0.index].label, source: $0.source) }
             return Response(
                 status: 200, headers: [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store"), ("Vary", "Accept")],
-                body: UsagePage.render(rows, now: peeked.now))
+                body: UsagePage.render(rows, plan: plan, now: snapshot.now))
         }
         var w = JSONWriter()
         w.beginObject()
+        if let plan = snapshot.plan {
+            let config = gate.config.plans[plan.index]
+            w.key("plan")
+            w.beginObject()
+            w.field("id", config.id)
+            w.field("label", config.label)
+            w.field("source", plan.source.rawValue)
+            w.endObject()
+        }
         w.key("pools")
         w.beginArray()
-        for index in pools {
-            Self.writeState(&w, pool: gate.config.pools[index], state: peeked.states[index], now: peeked.now, subject: subject)
+        for pool in snapshot.pools {
+            Self.writeState(&w, pool: pool.config, reading: pool.reading, subject: subject)
         }
         w.endArray()
         w.endObject()
@@ -48,32 +55,26 @@ extension Responder {
         return html.lowerBound < json.lowerBound
     }
 
-    /// Writes one pool's STATE object (docs/http.md, GET /api/usage).
-    static func writeState(_ w: inout JSONWriter, pool: PoolConfig, state: BucketState?, now: Int64, subject: String) {
+    /// Writes one pool's STATE object (docs/http.md, GET /api/usage): `pool` as the subject's
+    /// plan sets it, `reading` its state now.
+    static func writeState(_ w: inout JSONWriter, pool: PoolConfig, reading: Bucket.Reading, subject: String) {
         w.beginObject()
         w.field("id", pool.id)
         w.field("label", pool.label)
         w.field("group", pool.group)
-        if let max = pool.maxCharges {
-            let level = Bucket.level(state, max: max, intervalMs: pool.intervalMs, now: now)
-            w.field("current", level.available)
-            w.field("max", max)
-            w.key("rechargeIntervalHours")
-            if let hours = pool.rechargeIntervalHours { w.value(hours) } else { w.null() }
-            w.field("nextRechargeAt", Bucket.nextRechargeAt(level, intervalMs: pool.intervalMs))
-            w.field("fullAt", Bucket.fullAt(level, max: max, intervalMs: pool.intervalMs))
-            w.field("availableBalance", level.available)
-            w.field("usedBalance", max - level.available)
-            w.field("balanceLimit", max)
-        } else {
-            w.field("current", nil)
-            w.field("max", nil)
-            w.field("rechargeIntervalHours", nil)
-            w.field("nextRechargeAt", nil)
-            w.field("fullAt", nil)
-            w.field("availableBalance", nil)
-            w.field("usedBalance", state?.current ?? 0)
-            w.field("balanceLimit", nil)
+        w.field("current", reading.available)
+        w.field("max", reading.max)
+        w.key("rechargeIntervalHours")
+        if let hours = pool.rechargeIntervalHours, pool.maxCharges != nil { w.value(hours) } else { w.null() }
+        w.field("nextRechargeAt", reading.nextRechargeAt)
+        w.field("fullAt", reading.fullAt)
+        w.field("availableBalance", reading.available)
+        w.field("usedBalance", reading.used)
+        w.field("balanceLimit", reading.max)
+        if let period = pool.period, let window = reading.window {
+            w.field("period", period.rawValue)
+            w.field("periodStart", window.start)
+            w.field("resetsAt", window.end)
         }
         if pool.scope == .subject { w.field("subject", subject) }
         w.endObject()
@@ -100,21 +101,13 @@ extension Responder {
             indices.append(index)
         }
         let subject = SafeToken.key(for: request.param(Param.subject) ?? "")
-        let peeked: (now: Int64, states: [BucketState?])
+        let snapshot: UsageSnapshot
         do {
-            peeked = try store.peek(indices.map { gate.key(pool: $0, subject: subject) })
+            snapshot = try store.usage(gate: gate, subject: subject, nginxPlan: request.param(Param.plan), pools: indices)
         } catch {
             return Self.unavailable(error, what: "check")
         }
-        var available: [Bool] = []
-        for (n, index) in indices.enumerated() {
-            let pool = gate.config.pools[index]
-            if let max = pool.maxCharges {
-                available.append(Bucket.level(peeked.states[n], max: max, intervalMs: pool.intervalMs, now: peeked.now).available >= 1)
-            } else {
-                available.append(true)
-            }
-        }
+        let available = snapshot.pools.map { ($0.reading.available ?? 1) >= 1 }
         var w = JSONWriter()
         w.beginObject()
         w.field("ok", available.allSatisfy { $0 })

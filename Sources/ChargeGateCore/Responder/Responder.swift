@@ -34,6 +34,7 @@ public struct Responder {
         case .topoff: return topOff(request, gate: gate)
         case .events: return events(request, gate: gate)
         case .metrics: return metrics(request)
+        case .plan: return plan(request, gate: gate)
         case nil:
             var response = deny(503, body: Self.unavailableBody)
             response.note = .init(

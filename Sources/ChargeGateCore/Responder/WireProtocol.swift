@@ -17,6 +17,8 @@ public enum WireProtocol {
         case events
         /// `GET /metrics`: Prometheus text.
         case metrics
+        /// `GET`/`PUT`/`DELETE /api/usage/plan?subject=S` (admin): a subject's stored plan.
+        case plan
     }
 
     /// FastCGI params the responder reads.
@@ -41,10 +43,13 @@ public enum WireProtocol {
         public static let authorization = "HTTP_AUTHORIZATION"
         /// `Accept` of a usage request (`text/html` asks for the page).
         public static let accept = "HTTP_ACCEPT"
+        /// The plan nginx names for the subject (`$charge_gate_plan`; empty: none), used when
+        /// the subject has no stored plan.
+        public static let plan = "CHARGE_GATE_PLAN"
 
         /// Every param above. (The idempotency header arrives as `HTTP_` + its name, from the
         /// config: `GateConfig.idempotencyParam`.)
-        public static let all = [role, uri, subject, requestID, method, requestURI, query, contentLength, authorization, accept]
+        public static let all = [role, uri, subject, requestID, method, requestURI, query, contentLength, authorization, accept, plan]
     }
 
     /// Headers of the responder's answer to the auth subrequest, read back by the snippets with
@@ -65,7 +70,11 @@ public enum WireProtocol {
         /// until T (never past the pool's next charge, at most `edgeDenySeconds` away).
         public static let accelExpires = "X-Accel-Expires"
 
+        /// On a 204 of a shadow route that would have been denied: why
+        /// (`out_of_charge`, `insufficient_credits`, `idempotency_key_reused`, `service_unavailable`).
+        public static let shadow = "X-Charge-Shadow"
+
         /// Every header above.
-        public static let all = [status, body, retryAfter, rateLimitPolicy, rateLimit, accelExpires]
+        public static let all = [status, body, retryAfter, rateLimitPolicy, rateLimit, accelExpires, shadow]
     }
 }

@@ -1,13 +1,27 @@
 /// Where bucket state lives: the Redis store (one per worker thread, each with its own
 /// connection) or the memory store (one shared by every worker of the process).
 public protocol ChargeStore: AnyObject {
-    /// Spends every item of `request` or none, atomically, with the idempotency record and the
-    /// event append decided in the same step.
-    func spend(_ request: SpendRequest) throws(StoreError) -> SpendOutcome
+    /// Spends every item of `request` or none, atomically, with the subject's plan, the
+    /// idempotency check and record and the event append decided in the same step.
+    func charge(_ request: SpendRequest) throws(StoreError) -> SpendResult
     /// The stored states of `keys` (nil where missing) and the store's clock, without writing.
     func peek(_ keys: [String]) throws(StoreError) -> (now: Int64, states: [BucketState?])
     /// Adds `amount` (nil: fills) to one bucket, atomically; returns the new state.
     func topOff(_ item: SpendItem, amount: Int64?) throws(StoreError) -> (now: Int64, state: BucketState)
     /// One page of the event log at `stream`.
     func events(stream: String, _ query: EventQuery) throws(StoreError) -> EventPage
+    /// The plan record at `key`; nil when none is stored.
+    func plan(at key: String) throws(StoreError) -> PlanRecord?
+    /// Stores `record` at `key` (no expiry), replacing any.
+    func setPlan(_ record: PlanRecord, at key: String) throws(StoreError)
+    /// Removes the plan record at `key`; whether there was one.
+    @discardableResult
+    func clearPlan(at key: String) throws(StoreError) -> Bool
+}
+
+extension ChargeStore {
+    /// The decision of `charge(_:)` alone.
+    public func spend(_ request: SpendRequest) throws(StoreError) -> SpendOutcome {
+        try charge(request).outcome
+    }
 }

@@ -10,13 +10,16 @@ public struct EventContext: Sendable, Equatable {
     public var uri: String
     /// The idempotency key in its key form, or "".
     public var idempotencyKey: String
+    /// The subject's plan when the spend was decided, or "" (no plans configured).
+    public var plan: String
 
     /// Creates a context.
-    public init(subject: String, route: String, method: String, uri: String, idempotencyKey: String) {
+    public init(subject: String, route: String, method: String, uri: String, idempotencyKey: String, plan: String = "") {
         self.subject = subject
         self.route = route
         self.method = method
         self.uri = uri
         self.idempotencyKey = idempotencyKey
+        self.plan = plan
     }
 }

@@ -50,6 +50,11 @@ public struct KeySpace: Sendable, Equatable {
         prefix + "#idem:" + SHA256.hex(subject + "\n" + clientKey).prefix(32)
     }
 
+    /// The plan record of `subject` (in key form): `PlanRecord`, no expiry.
+    public func plan(subject: String) -> String {
+        prefix + "#plan:" + subject
+    }
+
     /// The counter of idempotency records one subject created in the current TTL window.
     public func idempotencyQuota(subject: String) -> String {
         prefix + "#idemq:" + subject

@@ -26,6 +26,7 @@ public final class MemoryStore: ChargeStore, Sendable {
         var idempotency: [String: Expiring<IdempotencyRecord>] = [:]
         var idempotencyQuota: [String: Expiring<Int64>] = [:]
         var streams: [String: Stream] = [:]
+        var plans: [String: PlanRecord] = [:]
         var lastEventTime: Int64 = 0
         var lastEventSeq: Int64 = 0
         var writesSinceSweep = 0
@@ -47,51 +48,65 @@ public final class MemoryStore: ChargeStore, Sendable {
         self.eventsMaxBytes = Swift.max(0, eventsMaxBytes)
     }
 
-    public func spend(_ request: SpendRequest) throws(StoreError) -> SpendOutcome {
+    public func charge(_ request: SpendRequest) throws(StoreError) -> SpendResult {
         let now = clock.nowMs()
         return state.withLock { s in
-            var decision = IdempotencyRecord.Decision.fresh
-            if let check = request.idempotency {
-                let live = s.idempotency[check.key].flatMap { $0.expiresAt > now ? $0.value : nil }
-                decision = IdempotencyRecord.decide(live, for: check)
-                switch decision {
-                case .reused:
-                    return .keyReused(now: now)
-                case .repeated(let record):
-                    s.idempotency[check.key]?.value = record
-                    return .repeated(now: now)
-                case .fresh, .exhausted:
-                    break
-                }
+            var items = request.items
+            var context = request.context
+            var use: PlanUse?
+            if let choice = request.plan {
+                let chosen = choice.resolve(s.plans[choice.recordKey])
+                items = choice.apply(chosen, to: items)
+                context.plan = choice.ids[chosen.index]
+                use = chosen
             }
-            let current = request.items.map { Self.live(s.buckets[$0.key], now: now) }
-            let plan = Bucket.plan(request.items, states: current, now: now)
-            guard case .allowed = plan.outcome else { return plan.outcome }
-            for (item, write) in zip(request.items, plan.writes) {
-                s.buckets[item.key] = Entry(state: write.state, expiresAt: write.ttlMs.map { now + $0 })
-            }
-            if let check = request.idempotency, decision == .fresh {
-                var quota =
-                    s.idempotencyQuota[check.quotaKey].flatMap { $0.expiresAt > now ? $0 : nil }
-                    ?? Expiring(value: 0, expiresAt: now + check.ttlMs)
-                quota.value += 1
-                s.idempotencyQuota[check.quotaKey] = quota
-                if quota.value <= check.maxRecords {
-                    s.idempotency[check.key] = Expiring(
-                        value: IdempotencyRecord(fingerprint: check.fingerprint, repeats: 0), expiresAt: now + check.ttlMs)
-                }
-            }
-            if let stream = request.eventsKey, request.eventsMaxLen > 0 {
-                for item in request.items {
-                    append(
-                        &s, stream: stream, maxLen: request.eventsMaxLen, now: now, pool: item.poolId, amount: item.cost,
-                        context: request.context)
-                }
-            }
-            s.writesSinceSweep += 1
-            if s.writesSinceSweep >= 4096 { Self.sweep(&s, now: now) }
-            return plan.outcome
+            return SpendResult(decide(&s, request, items: items, context: context, now: now), now: now, plan: use)
         }
+    }
+
+    /// The spend itself, under the lock, with the plan applied to `items`.
+    private func decide(_ s: inout State, _ request: SpendRequest, items: [SpendItem], context: EventContext, now: Int64) -> SpendOutcome {
+        var decision = IdempotencyRecord.Decision.fresh
+        if let check = request.idempotency {
+            let live = s.idempotency[check.key].flatMap { $0.expiresAt > now ? $0.value : nil }
+            decision = IdempotencyRecord.decide(live, for: check)
+            switch decision {
+            case .reused:
+                return .keyReused(now: now)
+            case .repeated(let record):
+                s.idempotency[check.key]?.value = record
+                return .repeated(now: now)
+            case .fresh, .exhausted:
+                break
+            }
+        }
+        let current = items.map { Self.live(s.buckets[$0.key], now: now) }
+        let plan = Bucket.plan(items, states: current, now: now)
+        guard case .allowed = plan.outcome else { return plan.outcome }
+        for (item, write) in zip(items, plan.writes) {
+            s.buckets[item.key] = Entry(state: write.state, expiresAt: write.ttlMs.map { now + $0 })
+        }
+        if let check = request.idempotency, decision == .fresh {
+            var quota =
+                s.idempotencyQuota[check.quotaKey].flatMap { $0.expiresAt > now ? $0 : nil }
+                ?? Expiring(value: 0, expiresAt: now + check.ttlMs)
+            quota.value += 1
+            s.idempotencyQuota[check.quotaKey] = quota
+            if quota.value <= check.maxRecords {
+                s.idempotency[check.key] = Expiring(
+                    value: IdempotencyRecord(fingerprint: check.fingerprint, repeats: 0), expiresAt: now + check.ttlMs)
+            }
+        }
+        if let stream = request.eventsKey, request.eventsMaxLen > 0 {
+            for item in items {
+                append(
+                    &s, stream: stream, maxLen: request.eventsMaxLen, now: now, pool: item.poolId, amount: item.cost,
+                    context: context)
+            }
+        }
+        s.writesSinceSweep += 1
+        if s.writesSinceSweep >= 4096 { Self.sweep(&s, now: now) }
+        return plan.outcome
     }
 
     public func peek(_ keys: [String]) throws(StoreError) -> (now: Int64, states: [BucketState?]) {
@@ -102,11 +117,20 @@ public final class MemoryStore: ChargeStore, Sendable {
     public func topOff(_ item: SpendItem, amount: Int64?) throws(StoreError) -> (now: Int64, state: BucketState) {
         let now = clock.nowMs()
         return state.withLock { s in
+            let live = Self.live(s.buckets[item.key], now: now)
+            let item = Bucket.topOffItem(item, state: live)
             let max = item.max ?? 0
-            let level = Bucket.level(Self.live(s.buckets[item.key], now: now), max: max, intervalMs: item.intervalMs, now: now)
-            let new = Bucket.topOff(level, amount: amount, max: max, now: now)
+            let stored = Bucket.rebased(live, for: item)
+            let window = item.window(at: now)
+            let level =
+                window.map { Bucket.level(stored, max: max, window: $0) }
+                ?? Bucket.level(stored, max: max, intervalMs: item.intervalMs, now: now)
+            var new = Bucket.topOff(level, amount: amount, max: max, now: now)
+            if item.tracksLimit { new.limit = item.max ?? Bucket.unlimitedMark }
             var expiresAt: Int64?
-            if item.expires, let interval = item.intervalMs {
+            if item.expires, let window {
+                expiresAt = window.end
+            } else if item.expires, let interval = item.intervalMs {
                 expiresAt = new.lastUpdatedAt + (max - new.current) * interval
             }
             if let expiresAt, expiresAt <= now {
@@ -140,6 +164,19 @@ public final class MemoryStore: ChargeStore, Sendable {
             let more = index < all.count && (query.until.map { all[index].time <= $0 } ?? true)
             return EventPage(events: page, next: more ? page.last?.id ?? all[index - 1].id : nil)
         }
+    }
+
+    public func plan(at key: String) throws(StoreError) -> PlanRecord? {
+        state.withLock { $0.plans[key] }
+    }
+
+    public func setPlan(_ record: PlanRecord, at key: String) throws(StoreError) {
+        state.withLock { $0.plans[key] = record }
+    }
+
+    @discardableResult
+    public func clearPlan(at key: String) throws(StoreError) -> Bool {
+        state.withLock { $0.plans.removeValue(forKey: key) != nil }
     }
 
     private static func live(_ entry: Entry?, now: Int64) -> BucketState? {

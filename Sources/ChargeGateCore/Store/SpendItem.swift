@@ -6,20 +6,43 @@ public struct SpendItem: Sendable, Equatable {
     public var key: String
     /// The cap; nil for an unlimited pool (never denies, counts use).
     public var max: Int64?
-    /// Recharge interval; nil when the pool never refills by itself.
+    /// Recharge interval; nil when the pool never refills by itself (credits, a period pool).
     public var intervalMs: Int64?
     /// Charges to spend.
     public var cost: Int64
     /// Whether the key should expire when the pool would be full again (per-subject pools).
     public var expires: Bool
+    /// The billing period: the whole allowance at each period start; nil for a bucket.
+    public var period: BillingPeriod?
+    /// The period anchor (epoch ms); nil: calendar periods in UTC. For a spend with a plan
+    /// choice, the store takes it from the subject's stored plan.
+    public var anchor: Int64?
+    /// Whether the state records its cap (`BucketState.limit`) and is counted again when the
+    /// cap changes (a pool some plan sets): what was used stays used.
+    public var tracksLimit: Bool
+    /// The cap a state without a recorded one was counted against: the pool's own (nil:
+    /// unlimited). Used only when `tracksLimit`.
+    public var baseMax: Int64?
 
     /// Creates an item.
-    public init(poolId: String, key: String, max: Int64?, intervalMs: Int64?, cost: Int64, expires: Bool) {
+    public init(
+        poolId: String, key: String, max: Int64?, intervalMs: Int64?, cost: Int64, expires: Bool,
+        period: BillingPeriod? = nil, anchor: Int64? = nil, tracksLimit: Bool = false, baseMax: Int64? = nil
+    ) {
         self.poolId = poolId
         self.key = key
         self.max = max
         self.intervalMs = intervalMs
         self.cost = cost
         self.expires = expires
+        self.period = period
+        self.anchor = anchor
+        self.tracksLimit = tracksLimit
+        self.baseMax = baseMax
+    }
+
+    /// The current period when this item has one (SPEC §7), from the store's `now`.
+    public func window(at now: Int64) -> BillingPeriod.Window? {
+        period?.window(at: now, anchor: anchor)
     }
 }

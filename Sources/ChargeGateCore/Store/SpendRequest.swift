@@ -9,18 +9,22 @@ public struct SpendRequest: Sendable, Equatable {
     public var eventsKey: String?
     /// Approximate cap on the stream's length.
     public var eventsMaxLen: Int
-    /// What the events record.
+    /// What the events record (the plan's id is filled in by the store).
     public var context: EventContext
+    /// The subject's plan, looked up in the same atomic step; nil when no plans are configured
+    /// (or none of the items is a per-subject pool).
+    public var plan: PlanChoice?
 
     /// Creates a request.
     public init(
         items: [SpendItem], idempotency: IdempotencyCheck? = nil,
-        eventsKey: String? = nil, eventsMaxLen: Int = 0, context: EventContext
+        eventsKey: String? = nil, eventsMaxLen: Int = 0, context: EventContext, plan: PlanChoice? = nil
     ) {
         self.items = items
         self.idempotency = idempotency
         self.eventsKey = eventsKey
         self.eventsMaxLen = eventsMaxLen
         self.context = context
+        self.plan = plan
     }
 }

@@ -58,6 +58,41 @@ private let onePool = """
 
 @Suite struct ConfigLoaderTests {
     static let badConfigs: [BadConfigCase] = [
+        // Plans, periods and modes (SPEC §7, §8).
+        BadConfigCase("plan-unknown-pool.yaml", "17: plans[0].pools.images: unknown pool 'images'"),
+        BadConfigCase(
+            "plan-global-pool.yaml", "17: plans[0].pools.site: pool 'site' is global; plans set per-subject pools only ('per: subject')"),
+        BadConfigCase(
+            "plan-default-missing.yaml", "13: defaultPlan: required when plans are given (the plan of a subject nothing else names)"),
+        BadConfigCase("plan-default-unknown.yaml", "13: defaultPlan: unknown plan 'basic' (plans: free, pro)"),
+        BadConfigCase("plan-default-without-plans.yaml", "13: defaultPlan: no plans are given (add plans, or leave defaultPlan out)"),
+        BadConfigCase("plan-duplicate-id.yaml", "18: plans[1].id: duplicate plan id 'free' (first at line 15)"),
+        BadConfigCase("plan-bad-id.yaml", "15: plans[0].id: must be 1 to 64 letters, digits, '.', '_' or '-', got 'free plan'"),
+        BadConfigCase(
+            "plan-interval-on-period-pool.yaml",
+            "17: plans[0].pools.generations.rechargeIntervalHours: not allowed for a period pool (its period sets when charges come back)"),
+        BadConfigCase("plan-unknown-key.yaml", "17: plans[0].pools.api-calls.maxCharge: unknown key (did you mean 'maxCharges'?)"),
+        BadConfigCase("plan-max-zero.yaml", "17: plans[0].pools.api-calls.maxCharges: must be a whole number >= 1, got 0"),
+        BadConfigCase(
+            "plan-limit-unlimited-pool-without-interval.yaml",
+            "9: plans[0].pools.meter.rechargeIntervalHours: required to limit an unlimited pool (how fast charges come back)"),
+        BadConfigCase("plan-duplicate-pool.yaml", "11: plans[0].pools.generations: duplicate key (first at line 10)"),
+        BadConfigCase(
+            "plan-cap-below-route-cost.yaml",
+            "13: plans[0].pools.generations.maxCharges: 5 is less than the cost of routes[0] (10), so that route could never pass under this plan"
+        ),
+        BadConfigCase("period-invalid.yaml", "4: pools[0].period: must be 'day', 'week' or 'month', got 'year'"),
+        BadConfigCase(
+            "period-with-interval.yaml",
+            "4: pools[0].period: not allowed with rechargeIntervalHours (a period pool is whole again at each period start, nothing comes back in between)"
+        ),
+        BadConfigCase(
+            "period-with-recharge.yaml",
+            "4: pools[0].period: not allowed with recharge (a period pool is whole again at each period start, nothing comes back in between)"
+        ),
+        BadConfigCase(
+            "mode-invalid.yaml", "1: mode: must be 'enforce' or 'shadow', got 'observe'",
+            "9: routes[0].mode: must be 'enforce' or 'shadow', got 'dry-run'"),
         // Top level.
         BadConfigCase("unknown-top-key.yaml", "2: redisTimeout: unknown key (did you mean 'redisTimeoutMs'?)"),
         BadConfigCase("bad-listen.yaml", "1: listen: expected a unix socket path, host:port or 'inherit', got 'localhost'"),
@@ -271,6 +306,31 @@ private let onePool = """
         #expect(config.pools[0].label == "api-calls")
         #expect(config.pools[2].maxCharges == nil)
         #expect(config.pools[2].rechargeIntervalHours == nil)
+    }
+
+    @Test func plansPeriodsAndModesLoad() throws {
+        let config = try loadGood("good-plans.yaml")
+        #expect(config.mode == .shadow)
+        #expect(config.routes.map(\.mode) == [.enforce, nil])
+        #expect(config.pools.map(\.period) == [.month, nil, nil, .day])
+        #expect(config.pools[3].maxCharges == nil)
+        #expect(config.plans.map(\.id) == ["free", "pro"])
+        #expect(config.plans.map(\.label) == ["Free", "Pro"])
+        #expect(config.defaultPlan == 0)
+        let pro = config.plans[1]
+        #expect(pro.overrides[0] == PlanConfig.Override(capacity: .limited(100)))
+        #expect(pro.overrides[1] == PlanConfig.Override(capacity: .unlimited, interval: (36_000, 0.01)))
+        #expect(pro.overrides[2] == PlanConfig.Override(capacity: .limited(50), interval: (3_600_000, 1)))
+        // Applied: an unlimited pool a plan limits refills at the plan's interval; a pool made
+        // unlimited only counts; a period pool keeps its period.
+        #expect(pro.apply(to: config.pools[2], index: 2).recharge == .every(intervalMs: 3_600_000))
+        #expect(pro.apply(to: config.pools[1], index: 1).recharge == PoolConfig.Recharge.none)
+        #expect(pro.apply(to: config.pools[1], index: 1).maxCharges == nil)
+        #expect(
+            pro.apply(to: config.pools[0], index: 0)
+                == PoolConfig(
+                    id: "generations", capacity: .limited(100), recharge: .period(.month), scope: .subject))
+        #expect(config.plans[0].apply(to: config.pools[1], index: 1) == config.pools[1])
     }
 
     @Test func everyKeyLoads() throws {

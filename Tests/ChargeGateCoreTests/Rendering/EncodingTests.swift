@@ -70,11 +70,11 @@ import Testing
     @Test func csvQuotesOnlyWhenNeeded() {
         let event = UsageEvent(
             id: "1-0", time: 1, pool: "p", amount: 2,
-            context: .init(subject: "s", route: "/r", method: "POST", uri: "/r/a,\"b\"", idempotencyKey: ""))
-        #expect(EventFormat.csv.line(event) == #"1-0,1,p,s,2,/r,POST,"/r/a,""b""","#)
+            context: .init(subject: "s", route: "/r", method: "POST", uri: "/r/a,\"b\"", idempotencyKey: "", plan: "pro"))
+        #expect(EventFormat.csv.line(event) == #"1-0,1,p,s,2,/r,POST,"/r/a,""b""",,pro"#)
         #expect(
             EventFormat.jsonl.line(event)
-                == #"{"id":"1-0","time":1,"pool":"p","subject":"s","amount":2,"route":"/r","method":"POST","uri":"/r/a,\"b\"","idempotencyKey":""}"#
+                == #"{"id":"1-0","time":1,"pool":"p","subject":"s","amount":2,"route":"/r","method":"POST","uri":"/r/a,\"b\"","idempotencyKey":"","plan":"pro"}"#
         )
     }
 
@@ -83,7 +83,7 @@ import Testing
         let event = UsageEvent(
             id: "1-0", time: 1, pool: "p", amount: 1,
             context: .init(subject: "s", route: "/r", method: "GET", uri: "/w\r\nn", idempotencyKey: "\"\u{301}"))
-        #expect(EventFormat.csv.line(event) == "1-0,1,p,s,1,/r,GET,\"/w\r\nn\",\"\"\"\u{301}\"")
+        #expect(EventFormat.csv.line(event) == "1-0,1,p,s,1,/r,GET,\"/w\r\nn\",\"\"\"\u{301}\",")
     }
 
     @Test(arguments: [

@@ -189,7 +189,7 @@ import Testing
     @Test func partlySpentPoolShowsNextChargeAndFull() throws {
         // 3 of 5, last step at t0, one charge every 2 h: next at t0+2h, full at t0+4h.
         let now = Self.t0 + Self.hour + 45 * Self.minute
-        let page = UsagePage.render([row(pool("p", max: 5, hours: 2, label: "Pictures"), current: 3)], now: now)
+        let page = UsagePage.render([row(pool("p", max: 5, hours: 2, label: "Pictures"), current: 3, now: now)], now: now)
         let card = try #require(Self.card("p", in: page))
         #expect(card.contains("<p class=\"count\"><b>3</b> of 5 left</p>"))
         #expect(card.contains(Self.when("next charge in 15m", "full in 2h 15m", "+1 every 2h")))
@@ -203,7 +203,8 @@ import Testing
 
     @Test func minutesRoundUpAndWholeHours() throws {
         // 4 of 5: next = full = t0 + 2h; 1 ms after t0 + 1h → 59 min 59.999 s → "1h".
-        let page = UsagePage.render([row(pool("p", max: 5, hours: 2), current: 4)], now: Self.t0 + Self.hour + 1)
+        let now = Self.t0 + Self.hour + 1
+        let page = UsagePage.render([row(pool("p", max: 5, hours: 2), current: 4, now: now)], now: now)
         #expect(page.contains(Self.when("next charge in 1h", "full in 1h", "+1 every 2h")))
     }
 
@@ -214,7 +215,8 @@ import Testing
         #expect(!card.contains("next charge"))
         #expect(card.contains("style=\"width:100%\""))
         // a stored state that has recharged to the cap is full too
-        let later = UsagePage.render([row(pool("p", max: 5, hours: 2), current: 3)], now: Self.t0 + 4 * Self.hour)
+        let fourHours = Self.t0 + 4 * Self.hour
+        let later = UsagePage.render([row(pool("p", max: 5, hours: 2), current: 3, now: fourHours)], now: fourHours)
         #expect(later.contains(Self.when("full", "+1 every 2h")))
         #expect(later.contains("<b>5</b> of 5 left"))
     }
@@ -290,7 +292,8 @@ import Testing
         #expect(!card.contains("next charge"))
         #expect(!card.contains("full in"))
         // time never refills a credits pool
-        let later = UsagePage.render([row(pool("credits", max: 10_000, hours: nil), current: 1_500)], now: Self.t0 + 1000 * Self.hour)
+        let much = Self.t0 + 1000 * Self.hour
+        let later = UsagePage.render([row(pool("credits", max: 10_000, hours: nil), current: 1_500, now: much)], now: much)
         #expect(later.contains("<b>1,500</b> of 10,000 left"))
         let full = render([row(pool("credits", max: 10_000, hours: nil))])
         #expect(full.contains(Self.when("full", "top-off only")))
@@ -322,9 +325,253 @@ import Testing
         #expect(try #require(Self.card("q", in: page)).contains("style=\"width:33.3%\""))
     }
 
+    // MARK: plans (SPEC §7)
+
+    static let planLineTable: [(UsagePage.Plan?, String?, String)] = [
+        (UsagePage.Plan(label: "Pro", source: .stored), "<p class=\"plan\">Plan: <b>Pro</b></p>", "stored"),
+        (UsagePage.Plan(label: "Pro", source: .nginx), "<p class=\"plan\">Plan: <b>Pro</b></p>", "from nginx"),
+        (
+            UsagePage.Plan(label: "Free", source: .default),
+            "<p class=\"plan\">Plan: <b>Free</b> <span class=\"note\">(default plan)</span></p>", "the default"
+        ),
+        (
+            UsagePage.Plan(label: #"<script>alert(1)</script> & "x" 'y'"#, source: .stored),
+            "<p class=\"plan\">Plan: <b>&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;x&quot; &#39;y&#39;</b></p>", "hostile label"
+        ),
+        (nil, nil, "no plans configured"),
+    ]
+
+    @Test(arguments: planLineTable)
+    func planLine(plan: UsagePage.Plan?, expected: String?, _ what: String) throws {
+        let page = UsagePage.render([row(pool("p", max: 5, hours: 2))], plan: plan, now: Self.t0)
+        #expect(!page.contains("<script"), "\(what)")
+        guard let expected else {
+            #expect(!page.contains("class=\"plan\""), "\(what)")
+            #expect(page.contains("<h1>Usage</h1>\n<p class=\"asof\">"), "\(what)")
+            return
+        }
+        // under the title, before the time stamp, once
+        #expect(page.contains("<h1>Usage</h1>\n\(expected)\n<p class=\"asof\">"), "\(what): \(page)")
+        #expect(page.components(separatedBy: "class=\"plan\"").count - 1 == 1, "\(what)")
+    }
+
+    // MARK: the reset phrase (the same table as tests/js/charge-usage.test.mjs)
+
+    static let dec1: Int64 = 1_764_547_200_000  // 2025-12-01 00:00 UTC
+    static let jan1: Int64 = 1_767_225_600_000  // 2026-01-01 00:00 UTC
+    static let nov24: Int64 = 1_763_942_400_000  // 2025-11-24 00:00 UTC, a Monday
+    static let nov14Noon: Int64 = 1_763_121_600_000  // 2025-11-14 12:00 UTC
+    static let nov14Late: Int64 = 1_763_163_300_000  // 2025-11-14 23:35 UTC
+    static let nov19: Int64 = 1_763_546_400_000  // 2025-11-19 10:00 UTC, a Wednesday
+    static let nov30Evening: Int64 = 1_764_536_400_000  // 2025-11-30 21:00 UTC
+    static let dec20: Int64 = 1_766_217_600_000  // 2025-12-20 08:00 UTC
+    static let dec31Late: Int64 = 1_767_218_400_000  // 2025-12-31 22:00 UTC
+    static let day: Int64 = 86_400_000
+
+    static let resetStringTable: [(Int64, Int64, String)] = [
+        (dec1, nov14Noon, "resets Dec 1"),
+        (dec1, nov30Evening, "resets in 3h"),
+        (dec1, dec1 - 25 * minute, "resets in 25m"),
+        (dec1, dec1 - 2 * hour - 14 * minute - 1, "resets in 2h 15m"),
+        (dec1, dec1 - 1, "resets in 1m"),
+        (dec1, dec1 - day, "resets in 24h"),  // exactly 24 h: still a wait
+        (dec1, dec1 - day + 1, "resets in 24h"),
+        (dec1, dec1 - day - 1, "resets Dec 1"),  // more than 24 h: the date
+        (nov24, nov19, "resets Nov 24"),
+        (jan1, dec20, "resets Jan 1, 2026"),  // another year: with the year
+        (jan1, dec31Late, "resets in 2h"),
+        (1_709_251_200_000, 1_709_251_200_000 - 3 * day, "resets Mar 1"),  // 2024, a leap year
+        (1_709_251_200_000 - 1, 1_709_251_200_000 - 3 * day, "resets Feb 29"),  // the date of the reset's own moment
+        (dec1, dec1, "resets now"),
+        (dec1, dec1 + 5, "resets now"),
+    ]
+
+    @Test(arguments: resetStringTable)
+    func resetString(resetsAt: Int64, now: Int64, expected: String) {
+        #expect(UsagePage.resetString(at: resetsAt, now: now) == expected)
+    }
+
+    // MARK: period pools
+
+    static func periodPool(_ period: BillingPeriod, max: Int64? = 5, scope: PoolConfig.Scope = .subject) -> PoolConfig {
+        PoolConfig(
+            id: "gen", capacity: max.map { .limited($0) } ?? .unlimited, recharge: .period(period), label: "Generations", scope: scope)
+    }
+
+    /// A period pool with 3 of 5 left (used this period), read at `now`: the reset phrase and
+    /// the allowance instead of "next charge", "full in" and "+1 every".
+    static let periodPoolTable: [(BillingPeriod, Int64, String, String)] = [
+        (.month, nov14Noon, "resets Dec 1", "reset more than 24 h away: the date"),
+        (.month, nov30Evening, "resets in 3h", "reset less than 24 h away: the wait"),
+        (.day, nov14Late, "resets in 25m", "a day period near its end"),
+        (.week, nov19, "resets Nov 24", "a week period: next Monday"),
+        (.month, dec20, "resets Jan 1, 2026", "across a year end: with the year"),
+        (.day, dec31Late, "resets in 2h", "across a year end, within 24 h: the wait"),
+    ]
+
+    @Test(arguments: periodPoolTable)
+    func periodPoolSaysWhenItResets(period: BillingPeriod, now: Int64, reset: String, _ what: String) throws {
+        let page = UsagePage.render([row(Self.periodPool(period), current: 3, subject: "k1", written: now, now: now)], now: now)
+        let card = try #require(Self.card("gen", in: page))
+        #expect(card.hasPrefix("<li class=\"pool ok\" id=\"pool-gen\">"), "\(what): \(card)")
+        #expect(card.contains("<p class=\"who\">your balance · <span class=\"subject\">k1</span></p>"), "\(what)")
+        #expect(card.contains("<p class=\"count\"><b>3</b> of 5 left</p>"), "\(what): \(card)")
+        #expect(card.contains("aria-valuenow=\"3\" aria-valuetext=\"3 of 5 left\""), "\(what)")
+        #expect(card.contains(Self.when(reset, "5 per \(period.rawValue)")), "\(what): \(card)")
+        for absent in ["next charge", "full in", "+1 every", "top-off", "credits", "empty"] {
+            #expect(!card.contains(absent), "\(what): \(absent)")
+        }
+    }
+
+    static let usedUpPeriodPoolTable: [(BillingPeriod, Int64, String)] = [
+        (.month, nov14Noon, "resets Dec 1"),
+        (.week, nov19, "resets Nov 24"),
+        (.day, nov14Late, "resets in 25m"),
+        (.month, dec20, "resets Jan 1, 2026"),
+    ]
+
+    @Test(arguments: usedUpPeriodPoolTable)
+    func usedUpPeriodPoolSaysSoUntilTheReset(period: BillingPeriod, now: Int64, reset: String) throws {
+        let page = UsagePage.render([row(Self.periodPool(period), current: 0, written: now, now: now)], now: now)
+        let card = try #require(Self.card("gen", in: page))
+        #expect(card.hasPrefix("<li class=\"pool danger\""), "\(card)")
+        #expect(card.contains("<b>0</b> of 5 left <span class=\"state\">used up until reset</span></p>"), "\(card)")
+        #expect(card.contains("style=\"width:0%\""))
+        #expect(card.contains(Self.when(reset, "5 per \(period.rawValue)")), "\(card)")
+        #expect(!card.contains(">empty<"))
+    }
+
+    /// A full period pool: "full" and the allowance, no reset phrase (it would change nothing).
+    static let fullPeriodPoolTable: [(BucketState?, String)] = [
+        (nil, "never used (no key)"),
+        (BucketState(current: 0, lastUpdatedAt: dec1 - 1), "used up last period"),
+        (BucketState(current: 2, lastUpdatedAt: nov14Noon - 40 * day), "a state from months ago"),
+        (BucketState(current: 5, lastUpdatedAt: dec1 + hour), "written this period, nothing used"),
+    ]
+
+    @Test(arguments: fullPeriodPoolTable)
+    func fullPeriodPoolSaysFull(state: BucketState?, _ what: String) throws {
+        let now = Self.dec1 + 2 * Self.hour
+        let page = UsagePage.render([Self.row(Self.periodPool(.month), state: state, now: now)], now: now)
+        let card = try #require(Self.card("gen", in: page))
+        #expect(card.hasPrefix("<li class=\"pool ok\""), "\(what)")
+        #expect(card.contains("<p class=\"count\"><b>5</b> of 5 left</p>"), "\(what): \(card)")
+        #expect(card.contains("style=\"width:100%\""), "\(what)")
+        #expect(card.contains(Self.when("full", "5 per month")), "\(what): \(card)")
+        #expect(!card.contains("resets"), "\(what)")
+    }
+
+    /// An unlimited period pool (a meter, e.g. a plan's "unlimited"): this period's use and when
+    /// the count resets.
+    static let periodMeterTable: [(BillingPeriod, Int64, BucketState?, String, String)] = [
+        (.month, nov14Noon, BucketState(current: 1234, lastUpdatedAt: nov14Noon - hour), "<b>1,234</b> used this month", "resets Dec 1"),
+        (.week, nov19, BucketState(current: 7, lastUpdatedAt: nov19), "<b>7</b> used this week", "resets Nov 24"),
+        (.day, nov14Late, BucketState(current: 7, lastUpdatedAt: nov14Late - hour), "<b>7</b> used today", "resets in 25m"),
+        (.month, dec20, BucketState(current: 7, lastUpdatedAt: dec1 - 1), "<b>0</b> used this month", "resets Jan 1, 2026"),
+        (.month, dec20, nil, "<b>0</b> used this month", "resets Jan 1, 2026"),
+    ]
+
+    @Test(arguments: periodMeterTable)
+    func unlimitedPeriodMeterCountsThisPeriod(period: BillingPeriod, now: Int64, state: BucketState?, count: String, reset: String) throws {
+        let page = UsagePage.render([Self.row(Self.periodPool(period, max: nil), state: state, subject: "k1", now: now)], now: now)
+        let card = try #require(Self.card("gen", in: page))
+        #expect(card.hasPrefix("<li class=\"pool unlimited\""), "\(card)")
+        #expect(card.contains("<p class=\"who\">your use · <span class=\"subject\">k1</span></p>"))
+        #expect(card.contains("<p class=\"count\">\(count)</p>"), "\(card)")
+        #expect(card.contains(Self.when("unlimited", reset)), "\(card)")
+        #expect(!card.contains("role=\"meter\"") && !card.contains("class=\"bar\""))
+    }
+
+    // MARK: the cards of pools without a period are as they were
+
+    /// Whole cards of every other kind of pool, as the page rendered them before plans and
+    /// periods (a plan on the page changes none of them).
+    static let unchangedCardsTable: [(UsagePage.Row, Int64, String)] = [
+        (
+            row(pool("p", max: 5, hours: 2, label: "Pictures"), current: 3, now: t0 + hour + 45 * minute), t0 + hour + 45 * minute,
+            """
+            <li class="pool ok" id="pool-p">
+            <h3>Pictures</h3>
+            <small class="id">p</small>
+            <p class="count"><b>3</b> of 5 left</p>
+            <div class="bar" role="meter" aria-label="Pictures" aria-valuemin="0" aria-valuemax="5" aria-valuenow="3" aria-valuetext="3 of 5 left">\
+            <span style="width:60%"></span></div>
+            <p class="when"><span>next charge in 15m</span> · <span>full in 2h 15m</span> · <span>+1 every 2h</span></p>
+            </li>
+            """
+        ),
+        (
+            row(pool("f", max: 5, hours: 2)), t0,
+            """
+            <li class="pool ok" id="pool-f">
+            <h3>f</h3>
+            <p class="count"><b>5</b> of 5 left</p>
+            <div class="bar" role="meter" aria-label="f" aria-valuemin="0" aria-valuemax="5" aria-valuenow="5" aria-valuetext="5 of 5 left">\
+            <span style="width:100%"></span></div>
+            <p class="when"><span>full</span> · <span>+1 every 2h</span></p>
+            </li>
+            """
+        ),
+        (
+            row(pool("e", max: 5, hours: 2), current: 0), t0,
+            """
+            <li class="pool danger" id="pool-e">
+            <h3>e</h3>
+            <p class="count"><b>0</b> of 5 left <span class="state">empty</span></p>
+            <div class="bar" role="meter" aria-label="e" aria-valuemin="0" aria-valuemax="5" aria-valuenow="0" aria-valuetext="0 of 5 left">\
+            <span style="width:0%"></span></div>
+            <p class="when"><span>next charge in 2h</span> · <span>full in 10h</span> · <span>+1 every 2h</span></p>
+            </li>
+            """
+        ),
+        (
+            row(pool("c", max: 10_000, hours: nil, label: "Credits", scope: .subject), current: 1_500, subject: "k1"), t0,
+            """
+            <li class="pool warn credits" id="pool-c">
+            <h3>Credits</h3>
+            <small class="id">c</small>
+            <p class="who">your balance · <span class="subject">k1</span></p>
+            <p class="count"><b>1,500</b> of 10,000 left <span class="state">running low</span></p>
+            <div class="bar" role="meter" aria-label="Credits" aria-valuemin="0" aria-valuemax="10000" aria-valuenow="1500" \
+            aria-valuetext="1,500 of 10,000 left"><span style="width:15%"></span></div>
+            <p class="when"><span>top-off only</span></p>
+            </li>
+            """
+        ),
+        (
+            row(pool("m", max: nil, hours: nil, label: "Meter", scope: .subject), current: 1234, subject: "k1"), t0,
+            """
+            <li class="pool unlimited" id="pool-m">
+            <h3>Meter</h3>
+            <small class="id">m</small>
+            <p class="who">your use · <span class="subject">k1</span></p>
+            <p class="count"><b>1,234</b> used</p>
+            <p class="when"><span>unlimited</span> · <span>every use is counted</span></p>
+            </li>
+            """
+        ),
+    ]
+
+    @Test(arguments: unchangedCardsTable)
+    func cardsWithoutAPeriodAreUnchanged(row: UsagePage.Row, now: Int64, expected: String) throws {
+        for plan in [nil, UsagePage.Plan(label: "Pro", source: .stored), UsagePage.Plan(label: "Free", source: .default)] {
+            let page = UsagePage.render([row], plan: plan, now: now)
+            let card = try #require(Self.card(row.pool.id, in: page))
+            #expect(card == expected, "plan \(plan?.label ?? "none")")
+            #expect(!card.contains("resets") && !card.contains(" per "))
+        }
+    }
+
     // MARK: helpers
 
     func pool(
+        _ id: String, max: Int64?, hours: Double?, label: String? = nil, group: String = "",
+        scope: PoolConfig.Scope = .global
+    ) -> PoolConfig {
+        Self.pool(id, max: max, hours: hours, label: label, group: group, scope: scope)
+    }
+
+    static func pool(
         _ id: String, max: Int64?, hours: Double?, label: String? = nil, group: String = "",
         scope: PoolConfig.Scope = .global
     ) -> PoolConfig {
@@ -334,9 +581,24 @@ import Testing
             rechargeIntervalHours: hours, label: label, group: group, scope: scope)
     }
 
-    /// A row whose state was written at t0 with `current` (nil: no key).
-    func row(_ pool: PoolConfig, current: Int64? = nil, subject: String = "") -> UsagePage.Row {
-        UsagePage.Row(pool: pool, state: current.map { BucketState(current: $0, lastUpdatedAt: Self.t0) }, subject: subject)
+    /// A row whose state was written at `written` with `current` (nil: no key), read at `now`.
+    func row(
+        _ pool: PoolConfig, current: Int64? = nil, subject: String = "", written: Int64 = UsagePageTests.t0, now: Int64 = UsagePageTests.t0
+    ) -> UsagePage.Row {
+        Self.row(pool, current: current, subject: subject, written: written, now: now)
+    }
+
+    static func row(
+        _ pool: PoolConfig, current: Int64? = nil, subject: String = "", written: Int64 = UsagePageTests.t0, now: Int64 = UsagePageTests.t0
+    ) -> UsagePage.Row {
+        row(pool, state: current.map { BucketState(current: $0, lastUpdatedAt: written) }, subject: subject, now: now)
+    }
+
+    /// A row for `pool` whose stored state is `state`, read at `now` as the usage endpoint reads it.
+    static func row(_ pool: PoolConfig, state: BucketState?, subject: String = "", now: Int64) -> UsagePage.Row {
+        let item = SpendItem(
+            poolId: pool.id, key: "", max: pool.maxCharges, intervalMs: pool.intervalMs, cost: 0, expires: false, period: pool.period)
+        return UsagePage.Row(pool: pool, reading: Bucket.reading(state, item: item, now: now), subject: subject)
     }
 
     func render(_ rows: [UsagePage.Row]) -> String { UsagePage.render(rows, now: Self.t0) }

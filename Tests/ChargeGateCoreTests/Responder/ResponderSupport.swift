@@ -32,23 +32,29 @@ final class CountingStore: ChargeStore {
     let inner: MemoryStore
     var spends = 0
     init(_ inner: MemoryStore) { self.inner = inner }
-    func spend(_ request: SpendRequest) throws(StoreError) -> SpendOutcome {
+    func charge(_ request: SpendRequest) throws(StoreError) -> SpendResult {
         spends += 1
-        return try inner.spend(request)
+        return try inner.charge(request)
     }
     func peek(_ keys: [String]) throws(StoreError) -> (now: Int64, states: [BucketState?]) { try inner.peek(keys) }
     func topOff(_ item: SpendItem, amount: Int64?) throws(StoreError) -> (now: Int64, state: BucketState) {
         try inner.topOff(item, amount: amount)
     }
     func events(stream: String, _ query: EventQuery) throws(StoreError) -> EventPage { try inner.events(stream: stream, query) }
+    func plan(at key: String) throws(StoreError) -> PlanRecord? { try inner.plan(at: key) }
+    func setPlan(_ record: PlanRecord, at key: String) throws(StoreError) { try inner.setPlan(record, at: key) }
+    func clearPlan(at key: String) throws(StoreError) -> Bool { try inner.clearPlan(at: key) }
 }
 
 /// A store that always fails, for the fail-closed answers.
 final class DownStore: ChargeStore {
-    func spend(_ request: SpendRequest) throws(StoreError) -> SpendOutcome { throw .timeout }
+    func charge(_ request: SpendRequest) throws(StoreError) -> SpendResult { throw .timeout }
     func peek(_ keys: [String]) throws(StoreError) -> (now: Int64, states: [BucketState?]) { throw .unavailable("down") }
     func topOff(_ item: SpendItem, amount: Int64?) throws(StoreError) -> (now: Int64, state: BucketState) { throw .timeout }
     func events(stream: String, _ query: EventQuery) throws(StoreError) -> EventPage { throw .timeout }
+    func plan(at key: String) throws(StoreError) -> PlanRecord? { throw .timeout }
+    func setPlan(_ record: PlanRecord, at key: String) throws(StoreError) { throw .timeout }
+    func clearPlan(at key: String) throws(StoreError) -> Bool { throw .timeout }
 }
 
 /// What every responder suite starts from: the test config, a gate over it, a memory store on a

@@ -1,0 +1,198 @@
+import ChargeGateCore
+import ChargeGateTestSupport
+import Foundation
+import Testing
+
+@testable import ChargeGateRedis
+
+/// The script's plans and periods against the Swift reference: random items (buckets, credits,
+/// meters, period pools, per subject or global, with or without a recorded cap), random plan
+/// tables, records (none, known, unknown, unreadable, with and without an anchor) and stored
+/// states; the script's decision and every state it wrote must be what `PlanChoice.resolve`,
+/// `PlanChoice.apply` and `Bucket.plan` give at the script's own clock.
+extension RedisTests {
+    @Suite("Plans and periods in the script")
+    struct PlanScript {
+        static let cases = 400
+
+        /// One random case.
+        struct Case {
+            var items: [SpendItem]
+            var choice: PlanChoice?
+            var record: String?
+            var seeds: [String?]
+            var description: String
+        }
+
+        static func randomCase(_ rng: inout SplitMix, prefix: String, now: Int64, index: Int) -> Case {
+            let n = Int.random(in: 1...3, using: &rng)
+            let periods: [BillingPeriod?] = [nil, nil, .day, .week, .month]
+            var items: [SpendItem] = []
+            for i in 0..<n {
+                let perSubject = Bool.random(using: &rng)
+                let period = periods.randomElement(using: &rng) ?? nil
+                let kind = Int.random(in: 0..<4, using: &rng)  // 0 bucket, 1 credits, 2 meter, 3 bucket
+                var max: Int64? = Int64.random(in: 1...8, using: &rng)
+                var interval: Int64? = Int64.random(in: 1...5, using: &rng) * 60_000
+                if kind == 1 || period != nil { interval = nil }
+                if kind == 2 { max = nil }
+                items.append(
+                    SpendItem(
+                        poolId: "p\(i)", key: prefix + "c\(index):p\(i)" + (perSubject ? ":s1" : ""), max: max, intervalMs: interval,
+                        cost: Int64.random(in: 1...3, using: &rng), expires: perSubject, period: period,
+                        tracksLimit: perSubject && Bool.random(using: &rng),
+                        baseMax: Bool.random(using: &rng) ? max : Int64.random(in: 1...8, using: &rng)))
+            }
+            var choice: PlanChoice?
+            var record: String?
+            let plans = Int.random(in: 0...3, using: &rng)
+            if plans > 0 {
+                let ids = (0..<plans).map { "plan\($0)" }
+                let limits = ids.map { _ in
+                    items.map { item -> PlanChoice.Limit in
+                        let max: Int64? = Int.random(in: 0..<4, using: &rng) == 0 ? nil : Int64.random(in: 1...10, using: &rng)
+                        let interval =
+                            item.period == nil && item.intervalMs != nil ? Int64.random(in: 1...5, using: &rng) * 60_000 : item.intervalMs
+                        return PlanChoice.Limit(max: max, intervalMs: max == nil ? nil : interval)
+                    }
+                }
+                choice = PlanChoice(
+                    recordKey: prefix + "c\(index):#plan", ids: ids, limits: limits, fallback: Int.random(in: 0..<plans, using: &rng),
+                    defaultPlan: Int.random(in: 0..<plans, using: &rng))
+                let anchor =
+                    Bool.random(using: &rng)
+                    ? ",\"periodAnchor\":\(now + Int64.random(in: -400...400, using: &rng) * 3_600_000 + Int64.random(in: 0..<3_600_000, using: &rng))"
+                    : ""
+                switch Int.random(in: 0..<5, using: &rng) {
+                case 0: record = nil
+                case 1: record = "{\"plan\":\"nope\"\(anchor)}"
+                case 2: record = "not json"
+                default: record = "{\"plan\":\"\(ids.randomElement(using: &rng) ?? "plan0")\"\(anchor)}"
+                }
+            }
+            var seeds: [String?] = []
+            for item in items {
+                if Int.random(in: 0..<4, using: &rng) == 0 {
+                    seeds.append(nil)
+                    continue
+                }
+                let current = Int64.random(in: 0...12, using: &rng)
+                let ago = Int64.random(in: 0...(item.period == nil ? 10 * 60_000 : 40 * 86_400_000), using: &rng)
+                let cap = Int.random(in: 0..<3, using: &rng) == 0 ? "" : ",\"max\":\([-1, 3, 5, 10].randomElement(using: &rng) ?? 5)"
+                seeds.append("{\"current\":\(current),\"lastUpdatedAt\":\(now - ago)\(cap)}")
+            }
+            let description =
+                "case \(index): items \(items.map { "\($0.poolId) max \($0.max.map(String.init) ?? "-") every \($0.intervalMs.map(String.init) ?? "-") \($0.period?.rawValue ?? "") tracks \($0.tracksLimit)" }) plans \(choice?.limits.description ?? "none") record \(record ?? "none") seeds \(seeds)"
+            return Case(items: items, choice: choice, record: record, seeds: seeds, description: description)
+        }
+
+        @Test("400 random cases: the script decides and writes what the Swift reference does")
+        func scriptIsTheReferencesTwin() throws {
+            let fixture = try RedisFixture()
+            let store = fixture.store()
+            var rng = SplitMix(state: 0x5EED_0010)
+            for index in 0..<Self.cases {
+                let now = try fixture.time()
+                let c = Self.randomCase(&rng, prefix: fixture.prefix, now: now, index: index)
+                for (item, seed) in zip(c.items, c.seeds) {
+                    if let seed { try fixture.run("SET", item.key, seed) }
+                }
+                if let record = c.record, let choice = c.choice { try fixture.run("SET", choice.recordKey, record) }
+                let seeded = try store.peek(c.items.map(\.key)).states
+                let request = SpendRequest(items: c.items, context: context(), plan: c.choice)
+                let result = try store.charge(request)
+                let states = try store.peek(c.items.map(\.key)).states
+
+                // The reference at the script's clock.
+                var items = c.items
+                var expectedUse: PlanUse?
+                if let choice = c.choice {
+                    let use = choice.resolve(c.record.map { PlanRecord(text: $0) })
+                    items = choice.apply(use, to: items)
+                    expectedUse = use
+                }
+                let plan = Bucket.plan(items, states: seeded, now: result.now)
+                #expect(result.plan == expectedUse, "\(c.description)")
+                #expect(result.outcome == plan.outcome, "\(c.description)")
+                if case .allowed = plan.outcome {
+                    #expect(states == plan.writes.map(\.state), "\(c.description)")
+                    for (item, write) in zip(items, plan.writes) {
+                        let pttl = try fixture.run("PTTL", item.key).integer ?? -3
+                        if let ttl = write.ttlMs {
+                            #expect(pttl <= ttl && pttl >= ttl - 1000, "\(c.description): PTTL \(pttl), want \(ttl)")
+                        } else {
+                            #expect(pttl == -1, "\(c.description): PTTL \(pttl), want none")
+                        }
+                    }
+                } else {
+                    #expect(states == seeded, "a denial wrote something: \(c.description)")
+                }
+            }
+        }
+
+        @Test("events carry the plan the spend was decided under")
+        func eventsCarryThePlan() throws {
+            let fixture = try RedisFixture()
+            let store = fixture.store()
+            let item = SpendItem(poolId: "g", key: fixture.prefix + "g:s1", max: 5, intervalMs: nil, cost: 1, expires: true, period: .month)
+            let choice = PlanChoice(
+                recordKey: fixture.prefix + "#plan:s1", ids: ["free", "pro"],
+                limits: [[.init(max: 5, intervalMs: nil)], [.init(max: 100, intervalMs: nil)]], fallback: 0, defaultPlan: 0)
+            try fixture.run("SET", choice.recordKey, #"{"plan":"pro"}"#)
+            let stream = fixture.prefix + "#events"
+            let result = try store.charge(
+                SpendRequest(items: [item], eventsKey: stream, eventsMaxLen: 100, context: context(), plan: choice))
+            guard case .allowed(_, let remaining, _) = result.outcome else {
+                Issue.record("expected allowed, got \(result.outcome)")
+                return
+            }
+            #expect(remaining == [99])
+            #expect(result.plan == PlanUse(index: 1, stored: true))
+            let events = try store.events(stream: stream, EventQuery(limit: 10)).events
+            #expect(events.map(\.context.plan) == ["pro"])
+            // Without plans the event has no plan field, and reads as "".
+            _ = try store.charge(SpendRequest(items: [item], eventsKey: stream, eventsMaxLen: 100, context: context()))
+            #expect(try store.events(stream: stream, EventQuery(limit: 10)).events.map(\.context.plan) == ["pro", ""])
+        }
+
+        @Test("plan records: set, read, clear; an unreadable one reads as the plan \"\"")
+        func records() throws {
+            let fixture = try RedisFixture()
+            let store = fixture.store()
+            let key = fixture.prefix + "#plan:s1"
+            #expect(try store.plan(at: key) == nil)
+            try store.setPlan(PlanRecord(plan: "pro", periodAnchor: 1_764_547_200_000), at: key)
+            #expect(try fixture.get(key) == #"{"plan":"pro","periodAnchor":1764547200000}"#)
+            #expect(try fixture.run("PTTL", key).integer == -1)
+            #expect(try store.plan(at: key) == PlanRecord(plan: "pro", periodAnchor: 1_764_547_200_000))
+            try fixture.run("SET", key, "garbage")
+            #expect(try store.plan(at: key) == PlanRecord(plan: ""))
+            #expect(try store.clearPlan(at: key))
+            #expect(try !store.clearPlan(at: key))
+        }
+
+        @Test("a period pool's 429 waits exactly until the period ends; top-off fills it for the period")
+        func periodDenialAndTopOff() throws {
+            let fixture = try RedisFixture()
+            let store = fixture.store()
+            var item = SpendItem(poolId: "g", key: fixture.prefix + "g:s1", max: 2, intervalMs: nil, cost: 1, expires: true, period: .day)
+            let request = SpendRequest(items: [item], context: context())
+            _ = try store.spend(request)
+            _ = try store.spend(request)
+            let result = try store.charge(request)
+            let window = BillingPeriod.day.window(at: result.now, anchor: nil)
+            #expect(result.outcome == .outOfCharge(item: 0, retryAfterMs: window.end - result.now))
+            let pttl = try fixture.run("PTTL", item.key).integer ?? 0
+            #expect(pttl > 0 && pttl <= window.end - result.now)
+            item.cost = 0
+            let filled = try store.topOff(item, amount: nil)
+            #expect(filled.state.current == 2)
+            guard case .allowed(_, let remaining, let fullAt) = try store.spend(request) else {
+                Issue.record("the filled pool should allow")
+                return
+            }
+            #expect(remaining == [1])
+            #expect(fullAt == [window.end])
+        }
+    }
+}
