@@ -7,6 +7,8 @@ struct ChargeGateCommand: ParsableCommand {
         commandName: "charge-gate",
         abstract: "A spend budget in front of nginx-served endpoints: the FastCGI responder for auth_request, and its tools.",
         version: chargeGateVersion,
-        subcommands: [ServeCommand.self, CheckConfigCommand.self, CheckNginxCommand.self, EventsCommand.self, StatusCommand.self]
+        subcommands: [
+            ServeCommand.self, CheckConfigCommand.self, CheckNginxCommand.self, EventsCommand.self, StatusCommand.self, PlanCommand.self,
+        ]
     )
 }
