@@ -15,7 +15,7 @@ const { chargeFetch, createChargeFetch, retryString } = await import(
 const MIN = 60_000;
 const HOUR = 3_600_000;
 
-// The same table as Tests/ChargeGateCoreTests/UsagePageTests.swift (retryString).
+// The same table as Tests/ChargeGateCoreTests/Rendering/UsagePageTests.swift (retryString).
 const retryTable = [
   [0, "0m"],
   [-5, "0m"],
