@@ -1,5 +1,5 @@
 """deploy/local-stack up --sentinel (README, Quick start): a primary, a replica and three
-sentinels in DIR, the responder on redis-sentinel://; a failover by hand (the README's
+sentinels in DIR, the responder on redis-sentinel://; a failover by hand (docs/redis.md's
 SENTINEL FAILOVER) under requests: 503s at most while there is no master, spending resumes on
 the replica without a restart, down stops all of it."""
 

@@ -19,7 +19,9 @@ func checkSuccess(_ config: GateConfig, _ text: String) {
         case .limited(let max):
             require((1...1_000_000_000_000_000).contains(max), "maxCharges is in 1...1e15", "\(max)")
         case .unlimited:
-            require(pool.recharge == .none && pool.rechargeIntervalHours == nil, "an unlimited pool has no recharge")
+            require(
+                (pool.recharge == .none || pool.period != nil) && pool.rechargeIntervalHours == nil,
+                "an unlimited pool has no recharge (a period pool keeps its period)")
         }
         switch pool.recharge {
         case .every(let ms):
@@ -36,6 +38,33 @@ func checkSuccess(_ config: GateConfig, _ text: String) {
                 "intervalMs is rechargeIntervalHours in ms")
         case .none:
             require(pool.rechargeIntervalHours == nil, "a pool that never refills has no interval")
+        case .period:
+            require(pool.rechargeIntervalHours == nil, "a period pool has no interval")
+        }
+    }
+    // Plans: a default exactly when there are plans; ids valid and unique; limits only on
+    // per-subject pools, each within the pool rules, never below a route's cost.
+    require((config.defaultPlan != nil) == !config.plans.isEmpty, "defaultPlan is given exactly when plans are")
+    if let index = config.defaultPlan { require(config.plans.indices.contains(index), "defaultPlan names a plan") }
+    var planIDs: Set<String> = []
+    for plan in config.plans {
+        require(SafeToken.isPoolID(plan.id), "plan ids match [A-Za-z0-9._-]{1,64}", show(plan.id))
+        require(planIDs.insert(plan.id).inserted, "plan ids are unique", show(plan.id))
+        for (index, override) in plan.overrides {
+            require(config.pools.indices.contains(index), "a plan's pools exist")
+            let pool = plan.apply(to: config.pools[index], index: index)
+            require(config.pools[index].scope == .subject, "plans set per-subject pools only", show(pool.id))
+            require(pool.period == config.pools[index].period, "a plan keeps a pool's period")
+            if override.interval != nil { require(config.pools[index].period == nil, "no plan interval on a period pool") }
+            if let max = pool.maxCharges, let ms = pool.intervalMs {
+                let refill = max.multipliedReportingOverflow(by: ms)
+                require(!refill.overflow && refill.partialValue <= 1 << 53, "a plan's full refill fits 2^53 ms", "\(max) x \(ms)")
+            }
+            for route in config.routes {
+                for charge in route.charges where charge.poolIndex == index {
+                    require(charge.cost <= pool.maxCharges ?? charge.cost, "a plan's cap holds every route's cost")
+                }
+            }
         }
     }
     var seen: [(prefix: String, methods: Set<String>?)] = []
@@ -99,6 +128,11 @@ func checkSuccess(_ config: GateConfig, _ text: String) {
 
     // It compiles, and every route is found by its own prefix for a method it takes.
     let gate = Gate(config: config)
+    require(gate.planPools.count == max(1, config.plans.count), "one pool list per plan (the config's own without plans)")
+    for route in gate.routes {
+        require(route.planLimits.isEmpty || route.planLimits.count == config.plans.count, "plan limits per plan")
+        require(route.policies.count == gate.planPools.count, "a RateLimit-Policy per plan")
+    }
     // (Routes sharing a prefix have disjoint method sets, checked above, and methods are letters:
     // so each route has its own identity in idempotency fingerprints and deny-cache keys.)
     require(gate.eventStreams.isEmpty == (config.eventsMaxLen == 0), "the event log is read unless it is off")

@@ -200,6 +200,20 @@ final class Session {
             } else {
                 require(changed.isEmpty, "a refused top-off changes nothing", "status \(response.status), pools \(changed)")
             }
+        case "plan":
+            // The config has no plans: every name is unknown, so nothing is ever stored; GET and
+            // DELETE answer the default (null) with the token, and nothing is ever spent.
+            require(changed.isEmpty, "the plan endpoint never consumes", "pools \(changed)")
+            if response.status == 200 {
+                require(
+                    request.params["HTTP_AUTHORIZATION"].map { sameBytes($0, "Bearer " + token) } ?? false, "plan answers need the token")
+                require(request.params["REQUEST_METHOD"] != "PUT", "no plan is stored without plans")
+                let answer = parseJSON(response.body, "plan answer")
+                require(answer["plan"] is NSNull && answer["source"] as? String == "default", "without plans the plan is the default")
+            }
+            require(
+                (try? store.plan(at: gate.keys.plan(subject: SafeToken.adminKey(for: "x")))) == nil,
+                "no plan record is ever written without plans")
         case "metrics":
             // The Prometheus text where a responder has it, else 404 (or, in a build without
             // this role, the unknown-role 503): never a spend.

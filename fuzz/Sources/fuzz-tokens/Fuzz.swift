@@ -268,10 +268,11 @@ func checkEventFormat(_ fields: [String]) {
     let amount = Int64(field(4).utf8.count) + 1
     let event = UsageEvent(
         id: field(0), time: time, pool: field(2), amount: amount,
-        context: EventContext(subject: field(3), route: field(5), method: field(6), uri: field(7), idempotencyKey: field(8)))
+        context: EventContext(
+            subject: field(3), route: field(5), method: field(6), uri: field(7), idempotencyKey: field(8), plan: field(9)))
     let expected = [
         event.id, String(time), event.pool, event.context.subject, String(amount), event.context.route,
-        event.context.method, event.context.uri, event.context.idempotencyKey,
+        event.context.method, event.context.uri, event.context.idempotencyKey, event.context.plan,
     ]
 
     let csv = EventFormat.csv.line(event)
@@ -279,9 +280,9 @@ func checkEventFormat(_ fields: [String]) {
         invariantFailed("an events CSV line is one well-formed RFC 4180 record", show(csv))
     }
     require(
-        record.count == 9 && zip(record, expected).allSatisfy { $0.elementsEqual($1.utf8) },
-        "an events CSV line reads back as the event's 9 fields", show(csv))
-    require(EventFormat.csvHeader.split(separator: ",").count == 9, "the CSV header names 9 fields")
+        record.count == 10 && zip(record, expected).allSatisfy { $0.elementsEqual($1.utf8) },
+        "an events CSV line reads back as the event's 10 fields", show(csv))
+    require(EventFormat.csvHeader.split(separator: ",").count == 10, "the CSV header names 10 fields")
 
     let jsonl = EventFormat.jsonl.line(event)
     checkJSONText(jsonl)
@@ -289,6 +290,7 @@ func checkEventFormat(_ fields: [String]) {
     for (name, value) in [
         ("id", event.id), ("pool", event.pool), ("subject", event.context.subject), ("route", event.context.route),
         ("method", event.context.method), ("uri", event.context.uri), ("idempotencyKey", event.context.idempotencyKey),
+        ("plan", event.context.plan),
     ] {
         require(
             (object[name] as? String).map { sameBytes($0, value) } ?? false, "an events JSONL line reads back", "\(name) in \(show(jsonl))")
