@@ -130,6 +130,39 @@ extension RedisTests {
             }
         }
 
+        @Test("200 concurrent spends under a stored plan on a monthly pool: exactly its cap pass; a downgrade then leaves none")
+        func concurrentSpendsUnderAPlan() throws {
+            let fixture = try RedisFixture()
+            let item = SpendItem(
+                poolId: "g", key: fixture.prefix + "g:s1", max: 5, intervalMs: nil, cost: 1, expires: true, period: .month,
+                tracksLimit: true, baseMax: 5)
+            let choice = PlanChoice(
+                recordKey: fixture.prefix + "#plan:s1", ids: ["free", "pro"],
+                limits: [[.init(max: 5, intervalMs: nil)], [.init(max: 40, intervalMs: nil)]], fallback: 0, defaultPlan: 0)
+            try fixture.store().setPlan(PlanRecord(plan: "pro"), at: choice.recordKey)
+            let request = SpendRequest(items: [item], context: context(), plan: choice)
+            let results = Collector<Result<SpendOutcome, StoreError>>()
+            let stores = StoreBox(count: 8, url: fixture.url)
+            raceThreads(8, prepare: { index in stores.warm(index) }) { index in
+                for _ in 0..<25 { results.append(stores.spend(index, request)) }
+            }
+            let outcomes = try results.all.map { try $0.get() }
+            let allowed = outcomes.compactMap { outcome -> Int64? in
+                if case .allowed(_, let remaining, _) = outcome { return remaining[0] }
+                return nil
+            }
+            #expect(allowed.count == 40)
+            #expect(Set(allowed) == Set(0..<40), "each remaining count is reported exactly once")
+            // Downgraded with everything used: nothing left, and never below 0.
+            try fixture.store().setPlan(PlanRecord(plan: "free"), at: choice.recordKey)
+            guard case .outOfCharge = try fixture.store().spend(request) else {
+                Issue.record("a downgrade below what was used must deny")
+                return
+            }
+            let state = try #require(try fixture.store().peek([item.key]).states.first ?? nil)
+            #expect(state.current == 0 && state.limit == 40)
+        }
+
         @Test("events carry the plan the spend was decided under")
         func eventsCarryThePlan() throws {
             let fixture = try RedisFixture()

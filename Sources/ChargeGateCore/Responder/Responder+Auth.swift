@@ -77,7 +77,7 @@ extension Responder {
         let planIndex = result.plan?.index ?? nginx.index
         var response = respond(
             to: result.outcome, now: result.now, items: decided, route: route, subject: subject, clientKey: clientKey, plan: planIndex)
-        if let note = planNote(result.plan, nginx: nginx, gate: gate, subject: subject) {
+        if choice != nil, let note = planNote(result.plan, nginx: nginx, gate: gate, subject: subject) {
             if response.note == nil { response.note = note } else { response.note?.fields += note.fields }
             response.note?.isError = true
         }

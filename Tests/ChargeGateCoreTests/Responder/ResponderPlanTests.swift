@@ -284,5 +284,7 @@ import Testing
         #expect(planRequest("PUT", body: #"{"plan":"pro"}"#).status == 400)
         #expect(planRequest("GET").body == #"{"subject":"s1","plan":null,"source":"default","periodAnchor":null}"#)
         #expect(status(auth("/api/generate")) == "204")
+        // nginx naming a plan means nothing without plans: no error line.
+        #expect(auth("/api/generate", plan: "pro").note == nil)
     }
 }
