@@ -39,7 +39,7 @@ import Testing
 
 extension UsageTableTests {
     @Test func periodPoolsSayWhenTheyReset() {
-        // 2026-11-30T10:00:00Z: the month resets Dec 1 (in 14 h), the day in 14 h too.
+        // 2025-11-30T10:00:00Z: the month resets Dec 1 (in 14 h), the day in 14 h too.
         let now: Int64 = 1_764_496_800_000
         let month = PoolConfig(id: "generations", capacity: .limited(5), recharge: .period(.month), scope: .subject)
         let day = PoolConfig(id: "daily", capacity: .unlimited, recharge: .period(.day))

@@ -7,7 +7,7 @@ import Testing
 /// Plans, billing periods and shadow mode through the responder (SPEC §7, §8), on the memory
 /// store with a manual clock.
 @Suite struct ResponderPlanTests {
-    /// 2026-11-30T10:00:00Z: the month ends in 14 h (Dec 1, 00:00 UTC).
+    /// 2025-11-30T10:00:00Z: the month ends in 14 h (Dec 1, 00:00 UTC).
     static let start: Int64 = 1_764_496_800_000
     static let dec1: Int64 = 1_764_547_200_000
     static let token = "s3cret"
