@@ -21,9 +21,9 @@ extension RedisStore {
     //   ms, `ARGV[5]` events MAXLEN (`"0"`: no event), `ARGV[6...10]` the event's subject, route,
     //   method, uri, idempotency key, `ARGV[11...13]` the request's fingerprint, the free repeats
     //   allowed, the records one subject may create per TTL window (`""` without a record),
-    //   `ARGV[14]` P, `ARGV[15]` the fallback plan and `ARGV[16]` the default plan (0-based),
-    //   `ARGV[17 ..< 17+P]` the plan ids; then the n items (item i at `16 + P + 9(i-1)`); then,
-    //   for plan p and item i (0-based), its max and interval at `16 + P + 9n + 2(p·n + i)`.
+    //   `ARGV[14]` the plan table (`PlanChoice.table`, `""` without plans: P = its lines),
+    //   `ARGV[15]` the fallback plan and `ARGV[16]` the default plan (0-based); then the n items,
+    //   item i at `ARGV[16 + 9(i-1) + 1 ... 16 + 9i]`.
     // - With plans, the plan record (`PlanRecord`) picks the plan: a stored id the config
     //   knows, else the default when a record is there, else the fallback; the items take that
     //   plan's max and interval, and per-subject period pools the record's anchor.
@@ -120,22 +120,17 @@ extension RedisStore {
                 command.append(Self.empty)
                 command.append(Self.empty)
             }
-            command.append(plan?.ids.count ?? 0)
+            if let plan {
+                guard plan.limits.allSatisfy({ $0.count == request.items.count }) else {
+                    throw .protocolError("plan limits do not match the items")
+                }
+                command.append(plan.table)
+            } else {
+                command.append(Self.empty)
+            }
             command.append(plan?.fallback ?? 0)
             command.append(plan?.defaultPlan ?? 0)
-            if let plan {
-                for id in plan.ids { command.append(id) }
-            }
             for item in request.items { try Self.appendItem(item, to: &command) }
-            if let plan {
-                for row in plan.limits {
-                    guard row.count == request.items.count else { throw .protocolError("plan limits do not match the items") }
-                    for limit in row {
-                        try Self.appendExact(limit.max, "max", to: &command)
-                        try Self.appendExact(limit.intervalMs, "interval", to: &command)
-                    }
-                }
-            }
         }
         guard let parts = reply.elements, parts.count >= 6, let tag = parts[0].text,
             let now = parts[1].integer, let planIndex = parts[2].integer, let stored = parts[3].integer,

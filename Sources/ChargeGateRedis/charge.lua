@@ -186,9 +186,28 @@ local n = tonumber(ARGV[2])
 local hasIdem = ARGV[3] == '1'
 local idemTtl = tonumber(ARGV[4])
 local maxLen = tonumber(ARGV[5])
-local plans = tonumber(ARGV[14])
-local itemBase = 16 + plans
-local limitBase = itemBase + 9 * n
+local itemBase = 16
+
+-- The plan table (PlanChoice.table): a line per plan, `ID` then each item's max and interval,
+-- tab-separated ("" for none); rows[p + 1] is plan p's fields
+local function split(text, sep)
+  local out, from = {}, 1
+  while true do
+    local at = string.find(text, sep, from, true)
+    if not at then
+      out[#out + 1] = string.sub(text, from)
+      return out
+    end
+    out[#out + 1] = string.sub(text, from, at - 1)
+    from = at + 1
+  end
+end
+local rows = {}
+if ARGV[14] ~= '' then
+  for _, line in ipairs(split(ARGV[14], '\n')) do rows[#rows + 1] = split(line, '\t') end
+end
+local plans = #rows
+
 local idemKey, quotaKey, planKey, eventsKey
 local nextKey = n + 1
 if hasIdem then
@@ -211,7 +230,7 @@ if plans > 0 then
     planAnchor = anchor
     local found
     for p = 0, plans - 1 do
-      if ARGV[17 + p] == name then found = p break end
+      if rows[p + 1][1] == name then found = p break end
     end
     if found ~= nil then
       plan, planStored = found, 1
@@ -253,8 +272,8 @@ for i = 1, n do
   local item = read_item(itemBase + (i - 1) * 9)
   if plans > 0 then
     -- PlanChoice.apply: the plan's caps and intervals, the stored anchor on period pools
-    local q = limitBase + (plan * n + (i - 1)) * 2
-    item.max, item.interval = tonumber(ARGV[q + 1]), tonumber(ARGV[q + 2])
+    local row = rows[plan + 1]
+    item.max, item.interval = tonumber(row[2 * i]), tonumber(row[2 * i + 1])
     if item.expires and item.period ~= nil then item.anchor = planAnchor end
   end
   local s = load(KEYS[i])
@@ -350,7 +369,7 @@ if eventsKey ~= nil then
       redis.call('XADD', eventsKey, 'MAXLEN', '~', int(maxLen), '*',
         'pool', item.pool, 'subject', ARGV[6], 'amount', int(item.cost),
         'route', ARGV[7], 'method', ARGV[8], 'uri', ARGV[9],
-        'idem', ARGV[10], 'time', int(now), 'plan', ARGV[17 + plan])
+        'idem', ARGV[10], 'time', int(now), 'plan', rows[plan + 1][1])
     else
       redis.call('XADD', eventsKey, 'MAXLEN', '~', int(maxLen), '*',
         'pool', item.pool, 'subject', ARGV[6], 'amount', int(item.cost),

@@ -25,13 +25,15 @@ extension Gate {
         /// The items' limits under each plan, in plan order (empty without plans, or when no
         /// pool of the route is per subject: no plan changes anything there).
         public let planLimits: [[PlanChoice.Limit]]
+        /// `planLimits` with the plans' ids as the script reads them (`PlanChoice.table`).
+        public let planTable: String
         /// What names the route itself in an idempotency fingerprint: its prefix and its methods
         /// (two routes may share a prefix with other methods).
         public let identity: String
 
         /// Compiles route `index` of a config whose pools are `planPools[plan]` under each plan
         /// (one list, the config's own pools, without plans).
-        init(index: Int, config route: RouteConfig, planPools: [[PoolConfig]], mode: GateMode, plans: Bool) {
+        init(index: Int, config route: RouteConfig, planPools: [[PoolConfig]], mode: GateMode, plans: [PlanConfig]) {
             let pools = planPools[0]
             self.index = index
             self.prefix = route.prefix
@@ -53,10 +55,11 @@ extension Gate {
                     }, now: nil)
             }
             self.planLimits =
-                plans && hasSubjectPools
+                !plans.isEmpty && hasSubjectPools
                 ? planPools.map { pools in
                     route.charges.map { PlanChoice.Limit(max: pools[$0.poolIndex].maxCharges, intervalMs: pools[$0.poolIndex].intervalMs) }
                 } : []
+            self.planTable = planLimits.isEmpty ? "" : PlanChoice.table(ids: plans.map(\.id), limits: planLimits)
             self.identity = route.prefix + " " + (route.methods.map { $0.sorted().joined(separator: ",") } ?? "*")
         }
 

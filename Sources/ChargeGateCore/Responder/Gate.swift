@@ -26,6 +26,8 @@ public final class Gate: Sendable {
     public let tracksLimit: [Bool]
     /// Every plan's id, in config order.
     public let planIDs: [String]
+    /// Per plan, what a deny-cache key of a request nginx names that plan for ends with.
+    public let planCacheSuffixes: [String]
 
     /// Compiles `config`.
     public init(config: GateConfig) {
@@ -42,8 +44,9 @@ public final class Gate: Sendable {
             config.pools[index].scope == .subject && config.plans.contains { $0.overrides[index]?.capacity != nil }
         }
         self.planIDs = config.plans.map(\.id)
+        self.planCacheSuffixes = config.plans.indices.map { "\n" + String($0) }
         self.routes = config.routes.enumerated().map {
-            Route(index: $0.offset, config: $0.element, planPools: planPools, mode: config.mode, plans: !config.plans.isEmpty)
+            Route(index: $0.offset, config: $0.element, planPools: planPools, mode: config.mode, plans: config.plans)
         }
         self.poolKeys = config.pools.map { keys.bucket(pool: $0.id) }
         self.eventsKey = config.eventsMaxLen > 0 ? keys.events : nil
@@ -90,7 +93,8 @@ public final class Gate: Sendable {
     public func planChoice(_ route: Route, subject: String, fallback: Int) -> PlanChoice? {
         guard !route.planLimits.isEmpty, let defaultPlan = config.defaultPlan else { return nil }
         return PlanChoice(
-            recordKey: keys.plan(subject: subject), ids: planIDs, limits: route.planLimits, fallback: fallback, defaultPlan: defaultPlan)
+            recordKey: keys.plan(subject: subject), ids: planIDs, limits: route.planLimits, fallback: fallback, defaultPlan: defaultPlan,
+            table: route.planTable)
     }
 
     /// The plan nginx names (`$charge_gate_plan`, as sent) when it is one, else the default:

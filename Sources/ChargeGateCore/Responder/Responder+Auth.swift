@@ -34,7 +34,11 @@ extension Responder {
         // nginx's plan is part of the key (a denial under one plan never answers another); a
         // stored plan set here clears the cache (DenyCache.invalidateAll), one set elsewhere is
         // seen within the cache's maxAgeMs.
-        let cacheKey = choice == nil ? route.denialKey(subject: subject) : route.denialKey(subject: subject) + "\n" + String(nginx.index)
+        var cacheKey = ""
+        if cacheable {
+            cacheKey = route.denialKey(subject: subject)
+            if choice != nil { cacheKey += gate.planCacheSuffixes[nginx.index] }
+        }
         let now = cacheable ? clock.nowMs() : 0
         if cacheable, let cached = denials.denial(for: cacheKey, now: now) {
             // Not logged one by one: the next denial the store decides for this key reports

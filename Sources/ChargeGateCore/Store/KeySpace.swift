@@ -14,10 +14,13 @@
 public struct KeySpace: Sendable, Equatable {
     /// The config's `keyPrefix`.
     public let prefix: String
+    /// `prefix + "#plan:"`, joined once (it starts a key on every spend with plans).
+    private let planPrefix: String
 
     /// Creates the key space under `prefix`.
     public init(prefix: String) {
         self.prefix = prefix
+        self.planPrefix = prefix + "#plan:"
     }
 
     /// The first byte after the prefix of every internal key.
@@ -52,7 +55,7 @@ public struct KeySpace: Sendable, Equatable {
 
     /// The plan record of `subject` (in key form): `PlanRecord`, no expiry.
     public func plan(subject: String) -> String {
-        prefix + "#plan:" + subject
+        planPrefix + subject
     }
 
     /// The counter of idempotency records one subject created in the current TTL window.

@@ -26,14 +26,25 @@ public struct PlanChoice: Sendable, Equatable {
     public var fallback: Int
     /// The default plan: a stored plan the config does not know counts as this one.
     public var defaultPlan: Int
+    /// `ids` and `limits` as the Lua script reads them, built once per route: a line per plan,
+    /// the id then each item's max and interval, tab-separated (`""` for none).
+    public var table: String
 
-    /// Creates a choice.
-    public init(recordKey: String, ids: [String], limits: [[Limit]], fallback: Int, defaultPlan: Int) {
+    /// Creates a choice; `table` is built from `ids` and `limits` unless given.
+    public init(recordKey: String, ids: [String], limits: [[Limit]], fallback: Int, defaultPlan: Int, table: String? = nil) {
         self.recordKey = recordKey
         self.ids = ids
         self.limits = limits
         self.fallback = fallback
         self.defaultPlan = defaultPlan
+        self.table = table ?? Self.table(ids: ids, limits: limits)
+    }
+
+    /// The script's form of `ids` and `limits` (see `table`).
+    public static func table(ids: [String], limits: [[Limit]]) -> String {
+        zip(ids, limits).map { id, row in
+            ([id] + row.flatMap { [$0.max.map(String.init) ?? "", $0.intervalMs.map(String.init) ?? ""] }).joined(separator: "\t")
+        }.joined(separator: "\n")
     }
 
     /// The plan that holds for `record` (nil: none stored): the stored one when the config
