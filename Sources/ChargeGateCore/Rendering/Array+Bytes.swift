@@ -28,21 +28,10 @@ extension Array where Element == UInt8 {
         return width
     }
 
-    /// The digits of `magnitude`, most significant first: written back to front into a
-    /// 20-byte buffer on the stack (UInt64 has at most 20 digits) and appended in one copy,
-    /// rather than one `append` per digit (measured with `bench/run --instructions`: the
-    /// per-digit form cost about 300 instructions per 10-digit number).
+    /// The digits of `magnitude`, most significant first.
     @usableFromInline
     mutating func appendDigits(_ magnitude: UInt64) {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buffer in
-            var rest = magnitude
-            var start = buffer.count
-            repeat {
-                start -= 1
-                buffer[start] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
-                rest /= 10
-            } while rest > 0
-            append(contentsOf: UnsafeBufferPointer(rebasing: buffer[start...]))
-        }
+        if magnitude >= 10 { appendDigits(magnitude / 10) }
+        append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: magnitude % 10))
     }
 }
