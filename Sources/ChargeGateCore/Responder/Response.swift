@@ -12,7 +12,7 @@ public struct Response: Sendable, Equatable {
     public var outcome: Outcome?
 
     /// A gate decision as metrics count it.
-    public indirect enum Outcome: Sendable, Equatable {
+    public enum Outcome: Sendable, Equatable {
         /// Allowed: these pools were spent from (none for an idempotent repeat).
         case allowed(pools: [String])
         /// Out of charge: the pool with the longest wait; `fromMemory` when the worker's deny
@@ -24,8 +24,9 @@ public struct Response: Sendable, Equatable {
         case serviceUnavailable(pools: [String])
         /// The idempotency key was first used for another request: 422, the route's pools.
         case idempotencyKeyReused(pools: [String])
-        /// A shadow route's would-be denial (or store outage), passed.
-        case shadow(Outcome)
+        /// A shadow route's would-be denial (or store outage), passed. (Only this case is
+        /// indirect: an indirect enum boxes every case on the heap, one malloc per decision.)
+        indirect case shadow(Outcome)
     }
 
     /// A log line attached to a response: a fixed message and its fields.
