@@ -32,9 +32,9 @@ extension RedisStore {
     //   (the TTL kept); otherwise the spend is decided afresh. A fresh key that is spent is
     //   recorded with 0 repeats when the counter (`INCR`, expiring with the first record of the
     //   window) is within the bound.
-    // - Every reply starts `{tag, now, plan, stored, unknown, anchor}`: the plan used (0-based,
-    //   -1 without plans), `1` when it is the stored one, a stored id the config does not know
-    //   (nil: none; `""`: an unreadable record), the stored anchor (-1: none). Then for `allowed`, `remaining...` and
+    // - Every reply starts `{tag, now}`, then, with plans, `{plan, stored, unknown, anchor}`:
+    //   the plan used (0-based), `1` when it is the stored one, a stored id the config does not
+    //   know (nil: none; `""`: an unreadable record), the stored anchor (-1: none). Then for `allowed`, `remaining...` and
     //   `fullAt...` (fullAt `-1`: never refills, or unlimited); for `out`, `item0, retryAfterMs`;
     //   for `credits`, `item0, available, required` (item0 is the 0-based item index); nothing
     //   more for `repeated` and `reused`.
@@ -132,19 +132,20 @@ extension RedisStore {
             command.append(plan?.defaultPlan ?? 0)
             for item in request.items { try Self.appendItem(item, to: &command) }
         }
-        guard let parts = reply.elements, parts.count >= 6, let tag = parts[0].text,
-            let now = parts[1].integer, let planIndex = parts[2].integer, let stored = parts[3].integer,
-            let anchor = parts[5].integer
-        else {
+        let head = request.plan == nil ? 2 : 6
+        guard let parts = reply.elements, parts.count >= head, let tag = parts[0].text, let now = parts[1].integer else {
             throw .protocolError("unexpected spend reply")
         }
         var use: PlanUse?
         if let plan = request.plan {
-            guard planIndex >= 0, planIndex < Int64(plan.ids.count) else { throw .protocolError("unexpected spend reply") }
-            let anchor = anchor < 0 ? nil : anchor
-            use = PlanUse(index: Int(planIndex), stored: stored == 1, unknownStored: parts[4].isNull ? nil : parts[4].text, anchor: anchor)
+            guard let planIndex = parts[2].integer, let stored = parts[3].integer, let anchor = parts[5].integer,
+                planIndex >= 0, planIndex < Int64(plan.ids.count)
+            else { throw .protocolError("unexpected spend reply") }
+            use = PlanUse(
+                index: Int(planIndex), stored: stored == 1, unknownStored: parts[4].isNull ? nil : parts[4].text,
+                anchor: anchor < 0 ? nil : anchor)
         }
-        let numbers = parts.dropFirst(6).map(\.integer)
+        let numbers = parts.dropFirst(head).map(\.integer)
         let n = request.items.count
         switch tag {
         case "allowed":

@@ -239,10 +239,15 @@ if plans > 0 then
     end
   end
 end
+-- {tag, now}, then with plans {plan, stored, unknown, anchor}, then the tag's own values (a
+-- request without plans gets no plan fields: four reply objects fewer for hiredis to build)
 local function reply(tag, ...)
-  local anchor = planAnchor
-  if anchor == nil then anchor = -1 end
-  local out = {tag, now, plan, planStored, planUnknown, anchor}
+  local out = {tag, now}
+  if plans > 0 then
+    local anchor = planAnchor
+    if anchor == nil then anchor = -1 end
+    out[3], out[4], out[5], out[6] = plan, planStored, planUnknown, anchor
+  end
   for _, v in ipairs({...}) do out[#out + 1] = v end
   return out
 end
