@@ -32,9 +32,10 @@ extension RedisStore {
     //   (the TTL kept); otherwise the spend is decided afresh. A fresh key that is spent is
     //   recorded with 0 repeats when the counter (`INCR`, expiring with the first record of the
     //   window) is within the bound.
-    // - Every reply starts `{tag, now}`, then, with plans, `{plan, stored, unknown, anchor}`:
-    //   the plan used (0-based), `1` when it is the stored one, a stored id the config does not
-    //   know (nil: none; `""`: an unreadable record), the stored anchor (-1: none). Then for `allowed`, `remaining...` and
+    // - Every reply starts `{tag, now}`, then, with plans, `code` = plan · 4 + stored · 2 + more:
+    //   the plan used (0-based), whether it is the stored one, and, when `more` is 1, two more
+    //   fields: a stored id the config does not know (nil: none; `""`: an unreadable record) and
+    //   the stored anchor (-1: none). Then for `allowed`, `remaining...` and
     //   `fullAt...` (fullAt `-1`: never refills, or unlimited); for `out`, `item0, retryAfterMs`;
     //   for `credits`, `item0, available, required` (item0 is the 0-based item index); nothing
     //   more for `repeated` and `reused`.
@@ -132,18 +133,23 @@ extension RedisStore {
             command.append(plan?.defaultPlan ?? 0)
             for item in request.items { try Self.appendItem(item, to: &command) }
         }
-        let head = request.plan == nil ? 2 : 6
-        guard let parts = reply.elements, parts.count >= head, let tag = parts[0].text, let now = parts[1].integer else {
+        guard let parts = reply.elements, parts.count >= 2, let tag = parts[0].text, let now = parts[1].integer else {
             throw .protocolError("unexpected spend reply")
         }
+        var head = 2
         var use: PlanUse?
         if let plan = request.plan {
-            guard let planIndex = parts[2].integer, let stored = parts[3].integer, let anchor = parts[5].integer,
-                planIndex >= 0, planIndex < Int64(plan.ids.count)
-            else { throw .protocolError("unexpected spend reply") }
-            use = PlanUse(
-                index: Int(planIndex), stored: stored == 1, unknownStored: parts[4].isNull ? nil : parts[4].text,
-                anchor: anchor < 0 ? nil : anchor)
+            guard parts.count >= 3, let code = parts[2].integer, code >= 0, code / 4 < Int64(plan.ids.count) else {
+                throw .protocolError("unexpected spend reply")
+            }
+            use = PlanUse(index: Int(code / 4), stored: code & 2 != 0)
+            head = 3
+            if code & 1 != 0 {
+                guard parts.count >= 5, let anchor = parts[4].integer else { throw .protocolError("unexpected spend reply") }
+                use?.unknownStored = parts[3].isNull ? nil : parts[3].text
+                use?.anchor = anchor < 0 ? nil : anchor
+                head = 5
+            }
         }
         let numbers = parts.dropFirst(head).map(\.integer)
         let n = request.items.count

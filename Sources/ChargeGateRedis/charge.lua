@@ -239,14 +239,20 @@ if plans > 0 then
     end
   end
 end
--- {tag, now}, then with plans {plan, stored, unknown, anchor}, then the tag's own values (a
--- request without plans gets no plan fields: four reply objects fewer for hiredis to build)
+-- {tag, now}; with plans then code = plan * 4 + stored * 2 + more, and when more = 1 (an
+-- unknown stored plan or a stored anchor) {unknown, anchor}; then the tag's own values. Every
+-- reply object is one more for hiredis to build: the common cases carry one plan field.
 local function reply(tag, ...)
   local out = {tag, now}
   if plans > 0 then
-    local anchor = planAnchor
-    if anchor == nil then anchor = -1 end
-    out[3], out[4], out[5], out[6] = plan, planStored, planUnknown, anchor
+    local more = 0
+    if planUnknown ~= false or planAnchor ~= nil then more = 1 end
+    out[3] = plan * 4 + planStored * 2 + more
+    if more == 1 then
+      local anchor = planAnchor
+      if anchor == nil then anchor = -1 end
+      out[4], out[5] = planUnknown, anchor
+    end
   end
   for _, v in ipairs({...}) do out[#out + 1] = v end
   return out

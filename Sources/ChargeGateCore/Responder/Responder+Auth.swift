@@ -76,8 +76,12 @@ extension Responder {
             return response
         }
 
-        // The items as the store decided them: under the plan it found, with its anchor.
-        let decided = result.plan.map { choice?.apply($0, to: items) ?? items } ?? items
+        // The items as the store decided them: under the plan it found, with its anchor (as
+        // built when that is nginx's plan without an anchor: no copy on the common path).
+        var decided = items
+        if let use = result.plan, let choice, use.index != nginx.index || use.anchor != nil {
+            decided = choice.apply(use, to: items)
+        }
         let planIndex = result.plan?.index ?? nginx.index
         var response = respond(
             to: result.outcome, now: result.now, items: decided, route: route, subject: subject, clientKey: clientKey, plan: planIndex)
