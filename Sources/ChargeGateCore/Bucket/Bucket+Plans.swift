@@ -42,6 +42,13 @@ extension Bucket {
         return Level(available: Swift.max(0, state.current), lastUpdatedAt: state.lastUpdatedAt, isFull: false)
     }
 
+    /// `state` brought to `now` under `max`: within `window` for a period pool (nil: by its
+    /// recharge interval, as a bucket).
+    public static func level(_ state: BucketState?, max: Int64, intervalMs: Int64?, window: BillingPeriod.Window?, now: Int64) -> Level {
+        guard let window else { return level(state, max: max, intervalMs: intervalMs, now: now) }
+        return level(state, max: max, window: window)
+    }
+
     /// What an unlimited pool has counted: every use, or this period's for a period pool.
     public static func used(_ state: BucketState?, window: BillingPeriod.Window?) -> Int64 {
         guard let state else { return 0 }

@@ -31,9 +31,7 @@ extension Bucket {
                 levels.append(Level(available: used(state, window: window), lastUpdatedAt: now, isFull: false))
                 continue
             }
-            let level =
-                window.map { Bucket.level(state, max: max, window: $0) }
-                ?? Bucket.level(state, max: max, intervalMs: item.intervalMs, now: now)
+            let level = Bucket.level(state, max: max, intervalMs: item.intervalMs, window: window, now: now)
             levels.append(level)
             guard level.available < item.cost else { continue }
             var wait: Int64?

@@ -122,9 +122,7 @@ public final class MemoryStore: ChargeStore, Sendable {
             let max = item.max ?? 0
             let stored = Bucket.rebased(live, for: item)
             let window = item.window(at: now)
-            let level =
-                window.map { Bucket.level(stored, max: max, window: $0) }
-                ?? Bucket.level(stored, max: max, intervalMs: item.intervalMs, now: now)
+            let level = Bucket.level(stored, max: max, intervalMs: item.intervalMs, window: window, now: now)
             var new = Bucket.topOff(level, amount: amount, max: max, now: now)
             if item.tracksLimit { new.limit = item.max ?? Bucket.unlimitedMark }
             var expiresAt: Int64?

@@ -50,11 +50,7 @@ public struct PlanChoice: Sendable, Equatable {
     /// The plan that holds for `record` (nil: none stored): the stored one when the config
     /// knows it, the default when it does not, else the fallback. The Lua script's twin.
     public func resolve(_ record: PlanRecord?) -> PlanUse {
-        guard let record else { return PlanUse(index: fallback, stored: false) }
-        guard let index = ids.firstIndex(of: record.plan) else {
-            return PlanUse(index: defaultPlan, stored: false, unknownStored: record.plan, anchor: record.periodAnchor)
-        }
-        return PlanUse(index: index, stored: true, anchor: record.periodAnchor)
+        PlanUse.resolve(record, ids: ids, fallback: fallback, defaultPlan: defaultPlan)
     }
 
     /// `items` under the plan `use` names: its caps and intervals, and the stored anchor on
@@ -91,5 +87,17 @@ public struct PlanUse: Sendable, Equatable {
         self.stored = stored
         self.unknownStored = unknownStored
         self.anchor = anchor
+    }
+
+    /// The plan that holds for `record` (nil: none stored) among the plans `ids`: the stored
+    /// one when it is one of them, `defaultPlan` when it is not, else `fallback`. The one order
+    /// of SPEC §7, for spends (`PlanChoice.resolve`, and its Lua twin) and readers
+    /// (`Gate.subjectPlan`).
+    public static func resolve(_ record: PlanRecord?, ids: [String], fallback: Int, defaultPlan: Int) -> PlanUse {
+        guard let record else { return PlanUse(index: fallback, stored: false) }
+        guard let index = ids.firstIndex(of: record.plan) else {
+            return PlanUse(index: defaultPlan, stored: false, unknownStored: record.plan, anchor: record.periodAnchor)
+        }
+        return PlanUse(index: index, stored: true, anchor: record.periodAnchor)
     }
 }

@@ -66,17 +66,13 @@ extension Gate {
     }
 
     /// The plan of a subject whose stored record is `record` (nil: none), nginx naming
-    /// `nginxPlan`: the same order as the store's (`PlanChoice.resolve`). nil without plans.
+    /// `nginxPlan`: the store's order (`PlanUse.resolve`). nil without plans.
     public func subjectPlan(record: PlanRecord?, nginxPlan: String?) -> SubjectPlan? {
         guard let defaultPlan = config.defaultPlan else { return nil }
-        guard let record else {
-            let nginx = self.nginxPlan(nginxPlan)
-            return SubjectPlan(index: nginx.index, source: nginx.fromNginx ? .nginx : .default)
-        }
-        guard let index = config.planIndex(id: record.plan) else {
-            return SubjectPlan(index: defaultPlan, source: .default, anchor: record.periodAnchor)
-        }
-        return SubjectPlan(index: index, source: .stored, anchor: record.periodAnchor)
+        let nginx = self.nginxPlan(nginxPlan)
+        let use = PlanUse.resolve(record, ids: planIDs, fallback: nginx.index, defaultPlan: defaultPlan)
+        let source: SubjectPlan.Source = use.stored ? .stored : (record == nil && nginx.fromNginx ? .nginx : .default)
+        return SubjectPlan(index: use.index, source: source, anchor: use.anchor)
     }
 }
 
