@@ -720,6 +720,21 @@ def assert_out_of_charge(r: Response, pool: str) -> int:
     return n
 
 
+def allowed_within(request, pool: str, seconds: float, what: str, interval: float = 0.02) -> Response:
+    """Sends `request()` until it answers 200 and returns that answer: every answer before it
+    must be the exact 429 of `pool`, and the 200 must come within `seconds` of the first
+    (else `what`). For a denial cached at the edge or in a worker's memory that must end
+    within its bound after a top-off or a plan change."""
+    start = time.monotonic()
+    while True:
+        r = request()
+        if r.status == 200:
+            return r
+        assert_out_of_charge(r, pool)
+        assert time.monotonic() - start < seconds, what
+        time.sleep(interval)
+
+
 def assert_unavailable(r: Response):
     assert r.status == 503, r
     assert_json(r)
