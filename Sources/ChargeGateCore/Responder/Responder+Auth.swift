@@ -20,8 +20,9 @@ extension Responder {
             idempotency = gate.idempotencyCheck(route, subject: subject, clientKey: key, method: requestMethod, uri: path)
         }
 
-        // The plan when the subject has none stored: nginx's when it names one, else the default.
-        let nginx = gate.nginxPlan(request.param(Param.plan))
+        // The plan when the subject has none stored: nginx's when it names one, else the default
+        // (the param is not even looked up without plans).
+        let nginx = gate.config.plans.isEmpty ? (index: 0, fromNginx: false, unknown: nil) : gate.nginxPlan(request.param(Param.plan))
         let choice = gate.planChoice(route, subject: subject, fallback: nginx.index)
 
         // A request with an idempotency key may repeat an allowed one: only the store knows. A
