@@ -130,13 +130,13 @@ private let site = "/etc/nginx/sites/site.conf"
         FixtureCase(
             "traps/satisfy-any.conf",
             .notGated(
-                "/api/generate", .satisfyAny, at: "\(site):8",
-                "POST /api/generate: satisfy any (\(site):8) in location /api/ (\(site):6) lets clients admitted by allow 127.0.0.1 "
-                    + "(\(site):9) skip auth_request"),
+                "/api/generate", .satisfyAny, at: "\(site):10",
+                "POST /api/generate: satisfy any (\(site):10) in location /api/ (\(site):9) lets clients admitted by allow 127.0.0.1 "
+                    + "(\(site):11) skip auth_request"),
             .notGated(
-                "/api/describe", .satisfyAny, at: "\(site):8",
-                "GET /api/describe: satisfy any (\(site):8) in location /api/ (\(site):6) lets clients admitted by allow 127.0.0.1 "
-                    + "(\(site):9) skip auth_request")),
+                "/api/describe", .satisfyAny, at: "\(site):10",
+                "GET /api/describe: satisfy any (\(site):10) in location /api/ (\(site):9) lets clients admitted by allow 127.0.0.1 "
+                    + "(\(site):11) skip auth_request")),
         FixtureCase(
             "traps/second-server.conf", .gated("/api/generate"), .gated("/api/describe"),
             .notGated(

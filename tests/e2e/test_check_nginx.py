@@ -163,8 +163,8 @@ TRAPS = {
         "/api/describe": ("answered_before_gate", f"{SITE}:9", "main", b"preview", None, {"X-Preview": "1"}),
     },
     "traps/satisfy-any.conf": {
-        "/api/generate": ("satisfy_any", f"{SITE}:8", "main", "app", None, {}),
-        "/api/describe": ("satisfy_any", f"{SITE}:8", "main", "app", None, {}),
+        "/api/generate": ("satisfy_any", f"{SITE}:10", "main", "app", None, {}),
+        "/api/describe": ("satisfy_any", f"{SITE}:10", "main", "app", None, {}),
     },
     "traps/second-server.conf": {
         "/api/generate": ("ungated_server", f"{SITE}:16", "second", "app", None, {}),

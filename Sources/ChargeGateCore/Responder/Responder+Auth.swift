@@ -3,10 +3,23 @@ extension Responder {
     /// carry the decision back in `X-Charge-*` headers (204 allows, 403 carries a denial).
     func authorize(_ request: some RequestParams, gate: Gate) -> Response {
         let path = Self.chargedPath(request)
+        // The auth location asked about itself: the protected request's path was overwritten in
+        // the subrequest (a `set $charge_gate_uri $uri;` at server level runs again there). Never
+        // a pass: the route the client wanted is unknown.
+        if let own = request.param(Param.documentURI), !own.isEmpty, URIPath.normalize(own) == path {
+            var response = deny(503, body: Self.unavailableBody)
+            response.note = .init(
+                isError: true,
+                message: "the charged path is the auth location's own: denied; set $charge_gate_uri only in protected locations (charge-gate-protect.conf)"
+            )
+            return response
+        }
         let requestMethod = request.param(Param.method) ?? ""
         // HEAD is GET without the body: the app still does the work, so it is charged alike.
         let method = requestMethod == "HEAD" ? "GET" : requestMethod
-        guard let route = gate.route(path: path, method: method) else { return Self.allow }
+        // No route: a pass that charged nothing, which the auth location must never replay for
+        // a later pass of the same request (an internal redirect into a charged route).
+        guard let route = gate.route(path: path, method: method) else { return Self.unrouted }
         if gate.config.devBypass { return Self.allow }
         let subject = SafeToken.key(for: request.param(Param.subject) ?? "")
 
@@ -179,6 +192,10 @@ extension Responder {
 
     static let keyReusedBody = #"{"error":"idempotency_key_reused"}"#
     static let allow = Response(status: 204, headers: [(Header.status, "204")])
+    /// The pass of a request that matched no route: allowed, nothing charged. Its status is not
+    /// `204`, so the auth location asks again when an internal redirect of the same request
+    /// reaches a protected location (only a charged allow is answered by nginx itself).
+    static let unrouted = Response(status: 204, headers: [(Header.status, Header.unroutedStatus)])
 
     /// The charged path: nginx's `$uri` when the snippet passes it, else `REQUEST_URI`
     /// normalised here the way nginx would.

@@ -35,6 +35,9 @@ public enum WireProtocol {
         public static let method = "REQUEST_METHOD"
         /// The client's raw request URI: the charged path when `CHARGE_GATE_URI` is empty.
         public static let requestURI = "REQUEST_URI"
+        /// The auth location's own path (`$document_uri`): a charged path equal to it is denied
+        /// (the protected request's path was overwritten in the subrequest).
+        public static let documentURI = "DOCUMENT_URI"
         /// The query string of a usage request.
         public static let query = "QUERY_STRING"
         /// The body length of a top-off.
@@ -49,13 +52,16 @@ public enum WireProtocol {
 
         /// Every param above. (The idempotency header arrives as `HTTP_` + its name, from the
         /// config: `GateConfig.idempotencyParam`.)
-        public static let all = [role, uri, subject, requestID, method, requestURI, query, contentLength, authorization, accept, plan]
+        public static let all = [
+            role, uri, subject, requestID, method, requestURI, documentURI, query, contentLength, authorization, accept, plan,
+        ]
     }
 
     /// Headers of the responder's answer to the auth subrequest, read back by the snippets with
     /// `auth_request_set`.
     public enum Header {
-        /// The decision: 204, 429, 402, 422 or 503.
+        /// The decision: 204 (allowed on a route), `unrouted` (allowed: no route, nothing
+        /// charged), 429, 402, 422 or 503.
         public static let status = "X-Charge-Status"
         /// The JSON body of a denial.
         public static let body = "X-Charge-Body"
@@ -73,6 +79,10 @@ public enum WireProtocol {
         /// On a 204 of a shadow route that would have been denied: why
         /// (`out_of_charge`, `insufficient_credits`, `idempotency_key_reused`, `service_unavailable`).
         public static let shadow = "X-Charge-Shadow"
+
+        /// `X-Charge-Status` of a pass that matched no route. The auth location answers a
+        /// later pass of the same request itself only after a `204`.
+        public static let unroutedStatus = "unrouted"
 
         /// Every header above.
         public static let all = [status, body, retryAfter, rateLimitPolicy, rateLimit, accelExpires, shadow]

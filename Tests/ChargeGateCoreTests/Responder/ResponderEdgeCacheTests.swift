@@ -3,7 +3,8 @@ import Testing
 
 @testable import ChargeGateCore
 
-/// `X-Accel-Expires: @T` on the 429s nginx may answer from its own cache, and on nothing else.
+/// `X-Accel-Expires: @T` on the 429s nginx may answer from its own cache, and `0` (never cache)
+/// on every other auth answer, which outranks a `fastcgi_cache_valid` inherited by the auth location.
 @Suite struct ResponderEdgeCacheTests: ResponderSuite {
     let fixture = ResponderFixture()
 
@@ -33,7 +34,7 @@ import Testing
         drainGenerate(gate)
         let denied = responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate)
         #expect(header(denied, "X-Charge-Status") == "429")
-        #expect(edge(denied) == (seconds == 0 ? nil : "@\(clock.nowMs() / 1000 + Int64(seconds) - 1)"))
+        #expect(edge(denied) == (seconds == 0 ? "0" : "@\(clock.nowMs() / 1000 + Int64(seconds) - 1)"))
     }
 
     @Test func neverPastThePoolsNextCharge() {
@@ -51,25 +52,32 @@ import Testing
         clock.advance(36_000 - 250)  // the second the charge comes back in
         let last = responder.respond(to: FakeRequest.auth("/api/read", method: "GET"), gate: gate)
         #expect(header(last, "X-Charge-Status") == "429")
-        #expect(edge(last) == nil, "the charge comes back within this second: nothing to cache")
+        #expect(edge(last) == "0", "the charge comes back within this second: nothing to cache")
     }
 
     @Test func neverOnAllowsCreditsUnavailableOrRequestsWithTheIdempotencyHeader() {
-        #expect(edge(responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate)) == nil)
+        #expect(edge(responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate)) == "0")
         // A route with a credits pool: its 402 and its 429 alike.
         for _ in 0..<2 { _ = responder.respond(to: FakeRequest.auth("/api/paid", subject: "c"), gate: gate) }
         let credits = responder.respond(to: FakeRequest.auth("/api/paid", subject: "c"), gate: gate)
         #expect(header(credits, "X-Charge-Status") == "402")
-        #expect(edge(credits) == nil)
+        #expect(edge(credits) == "0")
         let down = Responder(store: DownStore(), clock: clock).respond(to: FakeRequest.auth("/api/generate"), gate: gate)
         #expect(header(down, "X-Charge-Status") == "503")
-        #expect(edge(down) == nil)
+        #expect(edge(down) == "0")
         // The header on a route that ignores it (PUT /api/read) still keeps nginx's cache out.
         _ = responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate)
         let keyed = FakeRequest.auth("/api/read", method: "PUT", headers: ["HTTP_IDEMPOTENCY_KEY": "k"])
         let denied = responder.respond(to: keyed, gate: gate)
         #expect(header(denied, "X-Charge-Status") == "429")
-        #expect(edge(denied) == nil)
-        #expect(edge(responder.respond(to: FakeRequest.auth("/api/read", method: "PUT"), gate: gate)) != nil)
+        #expect(edge(denied) == "0")
+        #expect(edge(responder.respond(to: FakeRequest.auth("/api/read", method: "PUT"), gate: gate))?.hasPrefix("@") == true)
+    }
+
+    @Test func unroutedPassesAndUnknownRolesAreNeverCacheableEither() {
+        let unrouted = responder.respond(to: FakeRequest.auth("/nowhere"), gate: gate)
+        #expect(unrouted.status == 204)
+        #expect(edge(unrouted) == "0")
+        #expect(edge(responder.respond(to: FakeRequest(params: [:]), gate: gate)) == "0")
     }
 }

@@ -140,4 +140,32 @@ import Testing
         for _ in 0..<3 { #expect(status(ask(gate, "/api/plain", subject: victim)) == "204") }
         #expect(status(ask(gate, "/api/plain", subject: victim)) == "429")
     }
+
+    /// Only a pass on a route says `204`, the status the auth location replays for a later pass
+    /// of the same request; a pass that matched no route (path or method) says `unrouted`.
+    @Test(arguments: [("/nowhere", "POST"), ("/api/dcx", "POST"), ("/api/dc", "PUT")])
+    func aPassThatChargedNothingIsNotA204(uri: String, method: String) {
+        let gate = Gate(config: Self.config())
+        let pass = ask(gate, uri, method: method)
+        #expect(pass.status == 204)
+        #expect(status(pass) == "unrouted")
+        #expect(counting.spends == 0)
+        #expect(status(ask(gate, "/api/dc")) == "204")
+    }
+
+    /// The auth location asked about its own path (`$charge_gate_uri` overwritten inside the
+    /// subrequest): never a pass, whatever routes exist.
+    @Test(arguments: ["/_charge_gate/auth", "/_charge_gate//auth", "/api/dc"])
+    func theAuthLocationsOwnPathIsDenied(own: String) {
+        let gate = Gate(config: Self.config())
+        let request = FakeRequest.auth(own, headers: ["DOCUMENT_URI": own])
+        let response = responder.respond(to: request, gate: gate)
+        #expect(response.status == 403)
+        #expect(status(response) == "503")
+        #expect(response.note?.isError == true)
+        #expect(counting.spends == 0)
+        // The same paths asked from elsewhere: routed as usual.
+        let elsewhere = responder.respond(to: FakeRequest.auth(own, headers: ["DOCUMENT_URI": "/_charge_gate/auth2"]), gate: gate)
+        #expect(elsewhere.status == 204)
+    }
 }
