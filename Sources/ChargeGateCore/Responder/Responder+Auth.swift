@@ -10,7 +10,8 @@ extension Responder {
             var response = deny(503, body: Self.unavailableBody)
             response.note = .init(
                 isError: true,
-                message: "the charged path is the auth location's own: denied; set $charge_gate_uri only in protected locations (charge-gate-protect.conf)"
+                message: "the charged path is the auth location's own: denied; "
+                    + "set $charge_gate_uri only as charge-gate-protect.conf does"
             )
             return response
         }
