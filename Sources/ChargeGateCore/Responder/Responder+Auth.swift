@@ -6,7 +6,8 @@ extension Responder {
         // The auth location asked about itself: the protected request's path was overwritten in
         // the subrequest (a `set $charge_gate_uri $uri;` at server level runs again there). Never
         // a pass: the route the client wanted is unknown.
-        if let own = request.param(Param.documentURI), !own.isEmpty, URIPath.normalize(own) == path {
+        // (nginx's `$document_uri` is normalised already: a plain comparison.)
+        if let own = request.param(Param.documentURI), own == path {
             var response = deny(503, body: Self.unavailableBody)
             response.note = .init(
                 isError: true,
@@ -172,7 +173,7 @@ extension Responder {
 
     /// The 204 of a shadow route's would-be denial.
     func shadowPass(_ reason: String) -> Response {
-        Response(status: 204, headers: [(Header.status, "204"), (Header.shadow, reason)])
+        Response(status: 204, headers: [(Header.status, "204"), Header.neverCached, (Header.shadow, reason)])
     }
 
     /// The error line for a plan name that is not a plan (a stale stored record, a typo in
@@ -192,11 +193,11 @@ extension Responder {
     }
 
     static let keyReusedBody = #"{"error":"idempotency_key_reused"}"#
-    static let allow = Response(status: 204, headers: [(Header.status, "204")])
+    static let allow = Response(status: 204, headers: [(Header.status, "204"), Header.neverCached])
     /// The pass of a request that matched no route: allowed, nothing charged. Its status is not
     /// `204`, so the auth location asks again when an internal redirect of the same request
     /// reaches a protected location (only a charged allow is answered by nginx itself).
-    static let unrouted = Response(status: 204, headers: [(Header.status, Header.unroutedStatus)])
+    static let unrouted = Response(status: 204, headers: [(Header.status, Header.unroutedStatus), Header.neverCached])
 
     /// The charged path: nginx's `$uri` when the snippet passes it, else `REQUEST_URI`
     /// normalised here the way nginx would.
@@ -229,7 +230,8 @@ extension Responder {
                 state += String(Gate.seconds((Bucket.nextRechargeAt(level, intervalMs: interval) ?? now) - now))
             }
         }
-        return Response(status: 204, headers: [(Header.status, "204"), (Header.rateLimitPolicy, policy), (Header.rateLimit, state)])
+        return Response(
+            status: 204, headers: [(Header.status, "204"), Header.neverCached, (Header.rateLimitPolicy, policy), (Header.rateLimit, state)])
     }
 
     /// The 429 for `pool`, waiting `wait` ms; with the log line unless `noted` is false (an
@@ -265,7 +267,12 @@ extension Responder {
         let nowSeconds = now / 1000
         let until = Swift.min((now + wait) / 1000 - 1, nowSeconds + Int64(gate.config.edgeDenySeconds) - 1)
         guard until >= nowSeconds else { return }
-        response.headers.append((Header.accelExpires, "@" + String(until)))
+        let marked = (name: Header.accelExpires, value: "@" + String(until))
+        if let i = response.headers.firstIndex(where: { $0.name == Header.accelExpires }) {
+            response.headers[i] = marked
+        } else {
+            response.headers.append(marked)
+        }
     }
 
     /// The 402 for `pool` (it never refills, so waiting would not help): no `Retry-After`.

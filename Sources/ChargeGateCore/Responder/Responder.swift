@@ -28,7 +28,7 @@ public struct Responder {
     public func respond(to request: some RequestParams, gate: Gate) -> Response {
         let role = request.param(Param.role)
         switch role.flatMap(WireProtocol.Role.init(rawValue:)) {
-        case .auth: return Self.markedForEdge(authorize(request, gate: gate))
+        case .auth: return authorize(request, gate: gate)
         case .usage: return usage(request, gate: gate)
         case .check: return check(request, gate: gate)
         case .topoff: return topOff(request, gate: gate)
@@ -40,27 +40,20 @@ public struct Responder {
             response.note = .init(
                 isError: true, message: "request without a known \(Param.role): denied; check the nginx snippet",
                 fields: [("role", role.map { SafeToken.key(for: $0) } ?? "none")])
-            // A misconfigured auth location may cache: this denial is never stored either.
-            return Self.markedForEdge(response)
+            return response
         }
     }
 
     static let unavailableBody = #"{"error":"service_unavailable"}"#
 
-    /// An auth answer as nginx may cache it: a 429 that `markForEdge` marked keeps its `@T`;
-    /// every other answer says `X-Accel-Expires: 0` (nginx: never cache), which outranks any
-    /// `fastcgi_cache_valid` an operator's http or server block hands down to the auth location.
-    /// An allow, a 402, a 503 are never answered from nginx's cache, whatever surrounds it.
-    static func markedForEdge(_ response: Response) -> Response {
-        response.headers.contains { $0.name == Header.accelExpires } ? response : response.adding((Header.accelExpires, "0"))
-    }
-
     /// The 403 that carries a denial to the snippets: its status and JSON body, then
-    /// `Retry-After` when given and the `RateLimit` pair when the route has a policy.
+    /// `Retry-After` when given and the `RateLimit` pair when the route has a policy. Never
+    /// cached by nginx (`X-Accel-Expires: 0`) unless `markForEdge` says otherwise.
     func deny(_ status: Int, body: String, retryAfter: String? = nil, policy: String = "", state: String = "") -> Response {
         var headers: [(name: String, value: String)] = []
-        headers.reserveCapacity(5)
+        headers.reserveCapacity(6)
         headers.append((Header.status, String(status)))
+        headers.append(Header.neverCached)
         headers.append((Header.body, body))
         if let retryAfter { headers.append((Header.retryAfter, retryAfter)) }
         if !policy.isEmpty {

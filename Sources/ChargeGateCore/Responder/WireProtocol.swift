@@ -76,6 +76,10 @@ public enum WireProtocol {
         /// until T (never past the pool's next charge, at most `edgeDenySeconds` away).
         public static let accelExpires = "X-Accel-Expires"
 
+        /// `X-Accel-Expires: 0`, on every auth answer but a 429 marked `@T`: nginx never
+        /// caches it, whatever `fastcgi_cache_valid` the auth location inherits.
+        public static let neverCached = (name: accelExpires, value: "0")
+
         /// On a 204 of a shadow route that would have been denied: why
         /// (`out_of_charge`, `insufficient_credits`, `idempotency_key_reused`, `service_unavailable`).
         public static let shadow = "X-Charge-Shadow"

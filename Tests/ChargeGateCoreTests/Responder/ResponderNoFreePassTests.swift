@@ -155,17 +155,22 @@ import Testing
 
     /// The auth location asked about its own path (`$charge_gate_uri` overwritten inside the
     /// subrequest): never a pass, whatever routes exist.
-    @Test(arguments: ["/_charge_gate/auth", "/_charge_gate//auth", "/api/dc"])
-    func theAuthLocationsOwnPathIsDenied(own: String) {
+    /// (`DOCUMENT_URI` is nginx's `$document_uri`, normalised; the charged path is normalised
+    /// before the comparison.)
+    @Test(arguments: [
+        ("/_charge_gate/auth", "/_charge_gate/auth"), ("/_charge_gate//auth", "/_charge_gate/auth"),
+        ("/_charge_gate/x/../auth", "/_charge_gate/auth"), ("/api/dc", "/api/dc"),
+    ])
+    func theAuthLocationsOwnPathIsDenied(charged: String, own: String) {
         let gate = Gate(config: Self.config())
-        let request = FakeRequest.auth(own, headers: ["DOCUMENT_URI": own])
+        let request = FakeRequest.auth(charged, headers: ["DOCUMENT_URI": own])
         let response = responder.respond(to: request, gate: gate)
         #expect(response.status == 403)
         #expect(status(response) == "503")
         #expect(response.note?.isError == true)
         #expect(counting.spends == 0)
         // The same paths asked from elsewhere: routed as usual.
-        let elsewhere = responder.respond(to: FakeRequest.auth(own, headers: ["DOCUMENT_URI": "/_charge_gate/auth2"]), gate: gate)
+        let elsewhere = responder.respond(to: FakeRequest.auth(charged, headers: ["DOCUMENT_URI": "/_charge_gate/auth2"]), gate: gate)
         #expect(elsewhere.status == 204)
     }
 }
