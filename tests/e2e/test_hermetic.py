@@ -186,4 +186,4 @@ def test_the_responder_never_allows_the_auth_locations_own_path(make_stack):
     for path in ["/raw/x", "/raw/one"]:
         assert_unavailable(s.post(path))
     assert app_hits_for(s, "/raw/") == 0
-    assert "the charged path is the auth location's own" in s.responder.log_text()
+    assert "the charged path is under /_charge_gate/" in s.responder.log_text()

@@ -4,16 +4,15 @@ extension Responder {
     func authorize(_ request: some RequestParams, gate: Gate) -> Response {
         let path = Self.chargedPath(request)
         // The auth location asked about itself: the protected request's path was overwritten in
-        // the subrequest (a `set $charge_gate_uri $uri;` at server level runs again there). Never
-        // a pass: the route the client wanted is unknown.
-        // (nginx's `$document_uri` is normalised already: a plain comparison.)
-        if let own = request.param(Param.documentURI), own == path {
+        // the subrequest (a `set $charge_gate_uri $uri;` at server level runs again there). The
+        // snippets' locations live under `/_charge_gate/`, which no route may charge: never a
+        // pass, the route the client wanted is unknown. (A prefix test: no param, no copy.)
+        if path.utf8.starts(with: Self.reservedPrefix.utf8) {
             var response = deny(503, body: Self.unavailableBody)
             response.note = .init(
                 isError: true,
-                message: "the charged path is the auth location's own: denied; "
-                    + "set $charge_gate_uri only as charge-gate-protect.conf does"
-            )
+                message: "the charged path is under /_charge_gate/, the snippets' own: denied; "
+                    + "set $charge_gate_uri only as charge-gate-protect.conf does")
             return response
         }
         let requestMethod = request.param(Param.method) ?? ""
@@ -193,6 +192,8 @@ extension Responder {
     }
 
     static let keyReusedBody = #"{"error":"idempotency_key_reused"}"#
+    /// Where the snippets' own locations live (`/_charge_gate/auth`): never a charged path.
+    static let reservedPrefix = "/_charge_gate/"
     static let allow = Response(status: 204, headers: [(Header.status, "204"), Header.neverCached])
     /// The pass of a request that matched no route: allowed, nothing charged. Its status is not
     /// `204`, so the auth location asks again when an internal redirect of the same request

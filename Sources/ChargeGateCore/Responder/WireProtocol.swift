@@ -35,9 +35,6 @@ public enum WireProtocol {
         public static let method = "REQUEST_METHOD"
         /// The client's raw request URI: the charged path when `CHARGE_GATE_URI` is empty.
         public static let requestURI = "REQUEST_URI"
-        /// The auth location's own path (`$document_uri`): a charged path equal to it is denied
-        /// (the protected request's path was overwritten in the subrequest).
-        public static let documentURI = "DOCUMENT_URI"
         /// The query string of a usage request.
         public static let query = "QUERY_STRING"
         /// The body length of a top-off.
@@ -53,7 +50,7 @@ public enum WireProtocol {
         /// Every param above. (The idempotency header arrives as `HTTP_` + its name, from the
         /// config: `GateConfig.idempotencyParam`.)
         public static let all = [
-            role, uri, subject, requestID, method, requestURI, documentURI, query, contentLength, authorization, accept, plan,
+            role, uri, subject, requestID, method, requestURI, query, contentLength, authorization, accept, plan,
         ]
     }
 
