@@ -8,8 +8,11 @@ import Testing
 /// and how many of a burst of requests pass at each step. The Redis script is held to the same
 /// decisions by `PlanScriptTests`.
 @Suite struct PlanFlapTests {
-    static let t0: Int64 = 1_764_496_800_000  // 2025-11-30T10:00:00Z
+    /// 2025-11-30T10:00:00Z: the month ends in 14 h.
+    static let t0: Int64 = 1_764_496_800_000
+    /// A minute in ms.
     static let minute: Int64 = 60_000
+    /// The spends' event context (no events are kept).
     static let context = EventContext(subject: "s1", route: "/api/x", method: "GET", uri: "/api/x", idempotencyKey: "")
 
     /// The plans of the pool: index 0 free, 1 pro, 2 max (as the case sets them).
@@ -30,6 +33,7 @@ import Testing
         static let credits = Plans(limits: [.init(max: 2, intervalMs: nil), .init(max: 10, intervalMs: nil), unlimited])
     }
 
+    /// One step of a case.
     enum Step: Sendable, CustomStringConvertible {
         /// The subject's stored plan becomes this one (0 free, 1 pro, 2 max).
         case on(Int)
@@ -50,6 +54,7 @@ import Testing
         }
     }
 
+    /// A sequence of steps on one pool under `plans`.
     struct Case: CustomTestStringConvertible, Sendable {
         var name: String
         var plans: Plans
@@ -57,6 +62,7 @@ import Testing
         var testDescription: String { name }
     }
 
+    /// The flap of the review and its variations.
     static let cases: [Case] = [
         Case(
             name: "the review's flap: pro used up, free, a refill, pro again gets only that refill", plans: .buckets,
