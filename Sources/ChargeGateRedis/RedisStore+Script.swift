@@ -8,10 +8,12 @@ extension RedisStore {
     // Layout (`n` = number of bucket keys, `P` = number of plans; every number is a decimal
     // integer string, `""` stands for none):
     //
-    // An item is 9 arguments: pool id, max (`""`: unlimited), interval ms (`""`: never refills),
-    // cost, expires (`"1"`/`"0"`), period (`""`, `day`, `week`, `month`), period anchor ms,
-    // tracks its cap (`"1"`/`"0"`: the state records `"max"` and is rebased when it changes),
-    // the pool's own max (`""`: unlimited; what a state without `"max"` was counted against).
+    // An item is 11 arguments: pool id, max (`""`: unlimited), interval ms (`""`: never
+    // refills), cost, expires (`"1"`/`"0"`), period (`""`, `day`, `week`, `month`), period anchor
+    // ms, tracks its cap (`"1"`/`"0"`: the state records `"max"` and is rebased when it changes),
+    // the pool's own max (`""`: unlimited; what a state without `"max"` was counted against),
+    // the largest max of any plan (`""`: none; what a rebased state counts as used at most),
+    // the slowest interval of any plan (`""`: none; what a per-subject bucket's TTL counts in).
     //
     // `op = "spend"`
     // - `KEYS[1...n]`: the bucket keys, in route order; then, when `ARGV[3] == "1"`, the
@@ -23,7 +25,7 @@ extension RedisStore {
     //   allowed, the records one subject may create per TTL window (`""` without a record),
     //   `ARGV[14]` the plan table (`PlanChoice.table`, `""` without plans: P = its lines),
     //   `ARGV[15]` the fallback plan and `ARGV[16]` the default plan (0-based); then the n items,
-    //   item i at `ARGV[16 + 9(i-1) + 1 ... 16 + 9i]`.
+    //   item i at `ARGV[16 + 11(i-1) + 1 ... 16 + 11i]`.
     // - With plans, the plan record (`PlanRecord`) picks the plan: a stored id the config
     //   knows, else the default when a record is there, else the fallback; the items take that
     //   plan's max and interval, and per-subject period pools the record's anchor.
@@ -40,8 +42,8 @@ extension RedisStore {
     //   for `credits`, `item0, available, required` (item0 is the 0-based item index); nothing
     //   more for `repeated` and `reused`.
     //
-    // `op = "topoff"`: `KEYS[1]` the bucket; `ARGV[2...10]` the item (max `""` counts as 0),
-    // `ARGV[11]` amount (`""`: fill). Returns `{now, current, lastUpdatedAt, max or nil}`.
+    // `op = "topoff"`: `KEYS[1]` the bucket; `ARGV[2...12]` the item (max `""` counts as 0),
+    // `ARGV[13]` amount (`""`: fill). Returns `{now, current, lastUpdatedAt, max or nil}`.
     //
     // `op = "peek"` (writes nothing): `KEYS` the buckets. Returns `{now, state...}` where a state
     // is `{current, lastUpdatedAt, max or nil}` or nil for a missing key.
@@ -74,7 +76,7 @@ extension RedisStore {
         }
     }
 
-    /// Appends one item's 9 arguments (layout above).
+    /// Appends one item's 11 arguments (layout above).
     private static func appendItem(_ item: SpendItem, to command: inout RESPCommand) throws(StoreError) {
         command.append(item.poolId)
         try appendExact(item.max, "max", to: &command)
@@ -85,6 +87,8 @@ extension RedisStore {
         try appendExact(item.anchor, "anchor", to: &command)
         command.append(item.tracksLimit ? one : zero)
         try appendExact(item.tracksLimit ? item.baseMax : nil, "max", to: &command)
+        try appendExact(item.tracksLimit ? item.largestMax : nil, "max", to: &command)
+        try appendExact(item.slowestIntervalMs, "interval", to: &command)
     }
 
     /// One run of the script's spend (layout above).

@@ -41,7 +41,22 @@ local function store(key, current, last, ttl, limit)
   end
 end
 
--- Bucket.level: available, lastUpdatedAt, isFull
+-- Bucket.span: count intervals in ms, at most 2^53
+local function span(count, interval)
+  local ms = count * interval
+  if ms > LIMIT then ms = LIMIT end
+  return ms
+end
+
+-- Bucket.until: ms from now until ms after start, within 0 .. 2^53
+local function until_(ms, start)
+  local left = ms - (now - start)
+  if left < 0 then left = 0 end
+  if left > LIMIT then left = LIMIT end
+  return left
+end
+
+-- Bucket.level: available (below 0 when owed), lastUpdatedAt, isFull
 local function level(s, max, interval)
   if s == nil then return max, now, true end
   local avail, last = s[1], s[2]
@@ -55,7 +70,6 @@ local function level(s, max, interval)
     end
   end
   if avail >= max then return max, last, true end
-  if avail < 0 then avail = 0 end
   return avail, last, false
 end
 
@@ -63,9 +77,7 @@ end
 local function period_level(s, max, wstart)
   if s == nil or s[2] < wstart then return max, wstart, true end
   if s[1] >= max then return max, s[2], true end
-  local avail = s[1]
-  if avail < 0 then avail = 0 end
-  return avail, s[2], false
+  return s[1], s[2], false
 end
 
 -- Bucket.used: what an unlimited pool counted (this period's, for a period pool)
@@ -76,7 +88,8 @@ local function used(s, wstart)
   return s[1]
 end
 
--- Bucket.rebased: the state counted against the item's cap when it recorded another
+-- Bucket.rebased: the state counted against the item's cap when it recorded another; what
+-- was used (at most the largest cap) stays used: below 0 under a cap lower than that (owed)
 local function rebase(s, item)
   if s == nil or not item.tracks then return s end
   local from = s[3]
@@ -85,9 +98,14 @@ local function rebase(s, item)
   if from == to then return s end
   local spent = s[1]
   if from ~= UNLIMITED then spent = from - s[1] end
-  local cur = spent
-  if to ~= UNLIMITED then cur = to - spent end
-  if cur < 0 then cur = 0 end
+  if item.largest ~= nil and spent > item.largest then spent = item.largest end
+  local cur
+  if to == UNLIMITED then
+    cur = spent
+    if cur < 0 then cur = 0 end
+  else
+    cur = to - spent
+  end
   return {cur, s[2], to}
 end
 
@@ -97,16 +115,24 @@ local function limit_of(item)
   return item.max or UNLIMITED
 end
 
--- One item's 9 arguments from ARGV[o + 1]: pool, max, interval, cost, expires, period,
--- anchor, tracks, baseMax ("" for none)
+-- One item's 11 arguments from ARGV[o + 1]: pool, max, interval, cost, expires, period,
+-- anchor, tracks, baseMax, largest max, slowest interval ("" for none)
 local function read_item(o)
   local period = ARGV[o + 6]
   if period == '' then period = nil end
   return {
     pool = ARGV[o + 1], max = tonumber(ARGV[o + 2]), interval = tonumber(ARGV[o + 3]),
     cost = tonumber(ARGV[o + 4]), expires = ARGV[o + 5] == '1', period = period,
-    anchor = tonumber(ARGV[o + 7]), tracks = ARGV[o + 8] == '1', baseMax = tonumber(ARGV[o + 9])
+    anchor = tonumber(ARGV[o + 7]), tracks = ARGV[o + 8] == '1', baseMax = tonumber(ARGV[o + 9]),
+    largest = tonumber(ARGV[o + 10]), slowest = tonumber(ARGV[o + 11])
   }
+end
+
+-- SpendItem.expiryIntervalMs: the interval a key's TTL counts in (the slowest of any plan)
+local function expiry_interval(item)
+  if item.interval == nil then return nil end
+  if item.slowest ~= nil and item.slowest > item.interval then return item.slowest end
+  return item.interval
 end
 
 -- The item's current period: start, end (nil, nil for a bucket)
@@ -140,7 +166,7 @@ end
 if op == 'topoff' then
   local key = KEYS[1]
   local item = read_item(1)
-  local amount = tonumber(ARGV[11])
+  local amount = tonumber(ARGV[13])
   local s = load(key)
   if s == false then return corrupt(key) end
   -- Bucket.topOffItem: counted in the cap the state recorded (the plan it was spent under)
@@ -158,19 +184,22 @@ if op == 'topoff' then
   else
     avail, last = level(s, max, item.interval)
   end
+  -- Bucket.topOff: an owed balance counts as 0
+  if avail < 0 then avail = 0 end
   local cur, upd = max, now
   if amount ~= nil and avail + amount < max then
     cur, upd = avail + amount, last
   end
   local limit = limit_of(item)
+  local every = expiry_interval(item)
   if item.expires and wend ~= nil then
     store(key, cur, upd, math.max(1, wend - now), limit)
-  elseif item.expires and item.interval ~= nil then
-    local expiresAt = upd + (max - cur) * item.interval
-    if expiresAt <= now then
+  elseif item.expires and every ~= nil then
+    local ttl = until_(span(max - cur, every), upd)
+    if ttl <= 0 then
       redis.call('DEL', key)
     else
-      store(key, cur, upd, expiresAt - now, limit)
+      store(key, cur, upd, ttl, limit)
     end
   else
     store(key, cur, upd, nil, limit)
@@ -280,7 +309,7 @@ end
 local items = {}
 local credits, longest, longestWait
 for i = 1, n do
-  local item = read_item(itemBase + (i - 1) * 9)
+  local item = read_item(itemBase + (i - 1) * 11)
   if plans > 0 then
     -- PlanChoice.apply: the plan's caps and intervals, the stored anchor on period pools
     local row = rows[plan + 1]
@@ -306,7 +335,7 @@ for i = 1, n do
       if item.wstart ~= nil then
         if item.cost <= item.max then wait = math.max(0, item.wend - now) end
       elseif item.interval ~= nil and item.interval > 0 and item.cost <= item.max then
-        wait = math.max(0, item.last + (item.cost - item.avail) * item.interval - now)
+        wait = until_(span(item.cost - item.avail, item.interval), item.last)
       end
       if wait ~= nil then
         if longest == nil or wait > longestWait then
@@ -322,7 +351,9 @@ end
 
 if credits ~= nil then
   local item = items[credits]
-  return reply('credits', credits - 1, item.avail, item.cost)
+  local avail = item.avail
+  if avail < 0 then avail = 0 end
+  return reply('credits', credits - 1, avail, item.cost)
 end
 if longest ~= nil then
   return reply('out', longest - 1, longestWait)
@@ -349,8 +380,10 @@ for i = 1, n do
     local last = item.last
     if item.full then last = now end
     local ttl = nil
-    if item.expires and item.interval ~= nil then
-      ttl = last + (item.max - cur) * item.interval - now
+    local every = expiry_interval(item)
+    if item.expires and every ~= nil then
+      -- until full again under every plan: a missing key is a full pool
+      ttl = until_(span(item.max - cur, every), last)
       if ttl < 1 then ttl = 1 end
     end
     store(KEYS[i], cur, last, ttl, limit)

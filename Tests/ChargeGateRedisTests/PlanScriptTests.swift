@@ -41,7 +41,9 @@ extension RedisTests {
                         poolId: "p\(i)", key: prefix + "c\(index):p\(i)" + (perSubject ? ":s1" : ""), max: max, intervalMs: interval,
                         cost: Int64.random(in: 1...3, using: &rng), expires: perSubject, period: period,
                         tracksLimit: perSubject && Bool.random(using: &rng),
-                        baseMax: Bool.random(using: &rng) ? max : Int64.random(in: 1...8, using: &rng)))
+                        baseMax: Bool.random(using: &rng) ? max : Int64.random(in: 1...8, using: &rng),
+                        largestMax: Bool.random(using: &rng) ? nil : Int64.random(in: 1...12, using: &rng),
+                        slowestIntervalMs: Bool.random(using: &rng) ? nil : Int64.random(in: 1...12, using: &rng) * 60_000))
             }
             var choice: PlanChoice?
             var record: String?
@@ -76,13 +78,13 @@ extension RedisTests {
                     seeds.append(nil)
                     continue
                 }
-                let current = Int64.random(in: 0...12, using: &rng)
+                let current = Int64.random(in: -3...12, using: &rng)  // below 0: another writer's
                 let ago = Int64.random(in: 0...(item.period == nil ? 10 * 60_000 : 40 * 86_400_000), using: &rng)
                 let cap = Int.random(in: 0..<3, using: &rng) == 0 ? "" : ",\"max\":\([-1, 3, 5, 10].randomElement(using: &rng) ?? 5)"
                 seeds.append("{\"current\":\(current),\"lastUpdatedAt\":\(now - ago)\(cap)}")
             }
             let description =
-                "case \(index): items \(items.map { "\($0.poolId) max \($0.max.map(String.init) ?? "-") every \($0.intervalMs.map(String.init) ?? "-") \($0.period?.rawValue ?? "") tracks \($0.tracksLimit)" }) plans \(choice?.limits.description ?? "none") record \(record ?? "none") seeds \(seeds)"
+                "case \(index): items \(items.map { "\($0.poolId) max \($0.max.map(String.init) ?? "-") every \($0.intervalMs.map(String.init) ?? "-") \($0.period?.rawValue ?? "") tracks \($0.tracksLimit) largest \($0.largestMax.map(String.init) ?? "-") slowest \($0.slowestIntervalMs.map(String.init) ?? "-")" }) plans \(choice?.limits.description ?? "none") record \(record ?? "none") seeds \(seeds)"
             return Case(items: items, choice: choice, record: record, seeds: seeds, description: description)
         }
 

@@ -688,6 +688,69 @@ def test_a_top_off_never_grants_more_than_its_amount_under_nginxs_plan(make_stac
     assert after == 2, f"a top-off of 1 took the subject under nginx's pro plan from 1 to {after}"
 
 
+# The review's flap: free 2, pro 10, a charge back every 3.6 s under both.
+FLAP = """\
+defaultPlan: free
+plans:
+  - id: free
+  - id: pro
+    pools:
+      api: { maxCharges: 10 }
+pools:
+  - id: api
+    maxCharges: 2
+    rechargeIntervalHours: 0.001
+    per: subject
+routes:
+  - prefix: /api/flap
+    pools: [api]
+"""
+FLAP_INTERVAL_MS = 3600
+
+
+def test_a_plan_flap_gives_nothing_back(make_stack, store):
+    """Pro used up, free for one refill, pro again: only the refills earned since the pool was
+    used up, as if the subject had stayed on pro (before the fix: the refill passed under free,
+    which wrote the clamped balance with free's cap, and pro then had 8 more)."""
+    s = plans_stack(make_stack, redis=store == "redis", edge=0, body=FLAP)
+    assert_plan_answer(put_plan(s, "fl", {"plan": "pro"}), "fl", "pro", "stored")
+    before = now_ms(s)
+    for _ in range(10):
+        assert_allowed(s.get("/api/flap/x", headers=as_("fl")), "GET", "/api/flap/x")
+    after = now_ms(s)
+    assert after - before < FLAP_INTERVAL_MS, "the 10 requests took longer than a refill"
+    assert_out_of_charge(s.get("/api/flap/x", headers=as_("fl")), "api")
+
+    # free, one refill later: what pro used beyond free's 2 is still owed (8 - 1)
+    assert_plan_answer(put_plan(s, "fl", {"plan": "free"}), "fl", "free", "stored")
+    time.sleep(max(0, after + FLAP_INTERVAL_MS - now_ms(s)) / 1000 + 0.2)
+    r = s.get("/api/flap/x", headers=as_("fl"))
+    assert now_ms(s) < before + 2 * FLAP_INTERVAL_MS, "too slow: a second refill came"
+    wait = assert_out_of_charge(r, "api")
+    assert 7 * FLAP_INTERVAL_MS < wait <= 8 * FLAP_INTERVAL_MS, wait
+    st = pool_state(s, "fl", "api")
+    assert (st["current"], st["max"], st["usedBalance"]) == (0, 2, 2), st
+    if s.redis:
+        m = WITH_MAX.match(redis_value(s, "api:fl"))          # nothing written while owed
+        assert m and (int(m.group(1)), int(m.group(3))) == (0, 10), redis_value(s, "api:fl")
+
+    # pro again: the refills since it was used up, and nothing more
+    assert_plan_answer(put_plan(s, "fl", {"plan": "pro"}), "fl", "pro", "stored")
+    start = now_ms(s)
+    allowed = 0
+    for _ in range(12):
+        r = s.get("/api/flap/x", headers=as_("fl"))
+        if r.status == 429:
+            break
+        assert_allowed(r, "GET", "/api/flap/x")
+        allowed += 1
+    end = now_ms(s)
+    assert_out_of_charge(r, "api")
+    assert (start - after) // FLAP_INTERVAL_MS <= allowed <= (end - before) // FLAP_INTERVAL_MS, (allowed, start, end)
+    assert allowed < 8, f"the flap gave back {allowed} charges"
+    assert len(s.app_hits_settled(10 + allowed)) == 10 + allowed
+
+
 # --------------------------------------------------------------------------------------------
 # 4. the plan nginx names
 

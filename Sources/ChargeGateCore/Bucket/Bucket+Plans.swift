@@ -2,9 +2,14 @@ extension Bucket {
     /// How `BucketState.limit` records an unlimited cap.
     public static let unlimitedMark: Int64 = -1
 
-    /// `state` counted against `item`'s cap when the state recorded another (a change of plan,
-    /// SPEC §7): what was used stays used, and what is left is never below 0. A state without
-    /// a recorded cap counts against the pool's own (`baseMax`). Unchanged when the item does
+    /// `state` counted against `item`'s cap when the state recorded another (a change of
+    /// plan): what was used stays used, whatever sequence of plans comes. used = recorded cap −
+    /// `current` (a count, under an unlimited cap), at most `item.largestMax`; then `current` =
+    /// new cap − used, below 0 when the new cap is below what was used: the pool owes the
+    /// difference, and refills (at the new plan's interval) pay it back before anything can be
+    /// spent, so a later return to a larger cap still sees every use. Under an unlimited cap,
+    /// `current` is the count (never below 0). `lastUpdatedAt` is kept. A state without a
+    /// recorded cap counts against the pool's own (`baseMax`). Unchanged when the item does
     /// not track its cap. The Lua script's `rebase` is its twin.
     public static func rebased(_ state: BucketState?, for item: SpendItem) -> BucketState? {
         guard item.tracksLimit, var state else { return state }
@@ -12,8 +17,9 @@ extension Bucket {
         let to = item.max ?? unlimitedMark
         guard from != to else { return state }
         // `current` holds what is left under a cap, and what was used under none.
-        let used = from == unlimitedMark ? state.current : from - state.current
-        state.current = Swift.max(0, to == unlimitedMark ? used : to - used)
+        var used = from == unlimitedMark ? state.current : from - state.current
+        if let ceiling = item.largestMax { used = Swift.min(used, ceiling) }
+        state.current = to == unlimitedMark ? Swift.max(0, used) : to - used
         state.limit = to
         return state
     }
@@ -33,13 +39,14 @@ extension Bucket {
     }
 
     /// A period pool brought to `now` in `window`: a state written before the window began
-    /// (or none) is a full pool; nothing comes back within the window.
+    /// (or none) is a full pool; nothing comes back within the window (an owed balance stays
+    /// owed until the window ends).
     public static func level(_ state: BucketState?, max: Int64, window: BillingPeriod.Window) -> Level {
         guard let state, state.lastUpdatedAt >= window.start else {
             return Level(available: max, lastUpdatedAt: window.start, isFull: true)
         }
         if state.current >= max { return Level(available: max, lastUpdatedAt: state.lastUpdatedAt, isFull: true) }
-        return Level(available: Swift.max(0, state.current), lastUpdatedAt: state.lastUpdatedAt, isFull: false)
+        return Level(available: state.current, lastUpdatedAt: state.lastUpdatedAt, isFull: false)
     }
 
     /// `state` brought to `now` under `max`: within `window` for a period pool (nil: by its
@@ -57,7 +64,8 @@ extension Bucket {
     }
 
     /// One pool as a reader sees it at `now` (usage JSON, the page, `status`, RateLimit): the
-    /// stored state counted under `item`'s limits.
+    /// stored state counted under `item`'s limits. An owed balance reads as 0 available (all of
+    /// the cap used), with the times at which it is paid back.
     public static func reading(_ stored: BucketState?, item: SpendItem, now: Int64) -> Reading {
         let state = rebased(stored, for: item)
         let window = item.window(at: now)
@@ -67,13 +75,14 @@ extension Bucket {
         if let window {
             let level = level(state, max: max, window: window)
             let resets = level.isFull ? nil : window.end
+            let available = Swift.max(0, level.available)
             return Reading(
-                available: level.available, used: max - level.available, max: max, nextRechargeAt: resets, fullAt: resets,
-                window: window)
+                available: available, used: max - available, max: max, nextRechargeAt: resets, fullAt: resets, window: window)
         }
         let level = level(state, max: max, intervalMs: item.intervalMs, now: now)
+        let available = Swift.max(0, level.available)
         return Reading(
-            available: level.available, used: max - level.available, max: max,
+            available: available, used: max - available, max: max,
             nextRechargeAt: nextRechargeAt(level, intervalMs: item.intervalMs),
             fullAt: fullAt(level, max: max, intervalMs: item.intervalMs), window: nil)
     }

@@ -44,7 +44,7 @@ extension Bucket {
             if let wait {
                 if wait > (longest?.wait ?? -1) { longest = (i, wait) }
             } else if credits == nil {
-                credits = (i, level.available, item.cost)
+                credits = (i, Swift.max(0, level.available), item.cost)
             }
         }
         if let credits {
@@ -77,8 +77,9 @@ extension Bucket {
             var after = Bucket.spend(item.cost, from: levels[i], now: now)
             after.limit = limit
             var ttl: Int64?
-            if item.expires, let interval = item.intervalMs {
-                ttl = Swift.max(1, after.lastUpdatedAt + (max - after.current) * interval - now)
+            if item.expires, let interval = item.expiryIntervalMs {
+                // Until full again under every plan: a missing key is a full pool.
+                ttl = Swift.max(1, until(span(max - after.current, interval), from: after.lastUpdatedAt, now: now))
             }
             writes.append((after, ttl))
             remaining.append(after.current)

@@ -3,7 +3,9 @@
 public enum Bucket {
     /// A bucket brought forward to `now`: the charges it holds and when it last advanced.
     public struct Level: Sendable, Equatable {
-        /// Charges available now.
+        /// Charges available now; below 0 when the pool owes charges (a plan's cap was lowered
+        /// below what was used): refills pay that back before any can be spent. Readers show
+        /// `Swift.max(0, available)`.
         public var available: Int64
         /// `lastUpdatedAt` after crediting the charges earned.
         public var lastUpdatedAt: Int64
@@ -11,7 +13,18 @@ public enum Bucket {
         public var isFull: Bool
     }
 
-    /// Brings `state` (nil: missing key, a full pool) forward to `now`.
+    /// 2^53: the integers a Lua double holds exactly. Waits and times to live that an owed
+    /// balance could push past it stop there (about 285,000 years), in the script as here.
+    public static let exactLimit: Int64 = 1 << 53
+
+    /// `count` (≥ 0) intervals of `intervalMs` in ms, at most `exactLimit`: the script's `span`.
+    public static func span(_ count: Int64, _ intervalMs: Int64) -> Int64 {
+        let product = count.multipliedReportingOverflow(by: intervalMs)
+        return product.overflow ? exactLimit : Swift.min(product.partialValue, exactLimit)
+    }
+
+    /// Brings `state` (nil: missing key, a full pool) forward to `now`. A negative `current`
+    /// (owed: see `rebased`) stays negative until refills pay it back.
     public static func level(_ state: BucketState?, max: Int64, intervalMs: Int64?, now: Int64) -> Level {
         guard let state else { return Level(available: max, lastUpdatedAt: now, isFull: true) }
         var last = state.lastUpdatedAt
@@ -27,16 +40,22 @@ public enum Bucket {
         if available >= max {
             return Level(available: max, lastUpdatedAt: last, isFull: true)
         }
-        return Level(available: Swift.max(0, available), lastUpdatedAt: last, isFull: false)
+        return Level(available: available, lastUpdatedAt: last, isFull: false)
     }
 
-    /// Milliseconds until `cost` charges are available (0 when they are now); nil when they
-    /// never will be (a pool that does not refill, or a cost above the cap).
+    /// Milliseconds until `cost` charges are available (0 when they are now), owed charges
+    /// paid back first; nil when they never will be (a pool that does not refill, or a cost
+    /// above the cap). At most `exactLimit`.
     public static func wait(for cost: Int64, level: Level, max: Int64, intervalMs: Int64?, now: Int64) -> Int64? {
         if level.available >= cost { return 0 }
         guard let interval = intervalMs, interval > 0, cost <= max else { return nil }
-        let missing = cost - level.available
-        return Swift.max(0, level.lastUpdatedAt + missing * interval - now)
+        return until(span(cost - level.available, interval), from: level.lastUpdatedAt, now: now)
+    }
+
+    /// `spanMs` after `start`, counted from `now`, within 0 ... `exactLimit`: the script's
+    /// `span - (now - start)`.
+    static func until(_ spanMs: Int64, from start: Int64, now: Int64) -> Int64 {
+        Swift.min(exactLimit, Swift.max(0, spanMs - (now - start)))
     }
 
     /// The state written after spending `cost` from `level` (which must hold at least `cost`).
@@ -50,23 +69,27 @@ public enum Bucket {
         Level(available: remaining, lastUpdatedAt: fullAt - (max - remaining) * intervalMs, isFull: remaining >= max)
     }
 
-    /// Epoch ms at which the next charge arrives, nil when full or never: the one place both the
-    /// `RateLimit` header (`t`) and the usage answer (`nextRechargeAt`) take it from.
+    /// Epoch ms at which the next charge arrives (the next one that can be spent, when the pool
+    /// owes charges), nil when full or never: the one place both the `RateLimit` header (`t`)
+    /// and the usage answer (`nextRechargeAt`) take it from.
     public static func nextRechargeAt(_ level: Level, intervalMs: Int64?) -> Int64? {
         guard !level.isFull, let interval = intervalMs, interval > 0 else { return nil }
-        return level.lastUpdatedAt + interval
+        return level.lastUpdatedAt + span(1 - Swift.min(0, level.available), interval)
     }
 
-    /// Epoch ms at which the pool is full again, nil when full or never.
+    /// Epoch ms at which the pool is full again (owed charges paid back first), nil when full
+    /// or never.
     public static func fullAt(_ level: Level, max: Int64, intervalMs: Int64?) -> Int64? {
         guard !level.isFull, let interval = intervalMs, interval > 0 else { return nil }
-        return level.lastUpdatedAt + (max - level.available) * interval
+        return level.lastUpdatedAt + span(max - level.available, interval)
     }
 
-    /// The state after a top-off: `amount` nil fills the pool; otherwise adds, capped at `max`.
+    /// The state after a top-off: `amount` nil fills the pool; otherwise adds, capped at `max`,
+    /// to what is available (an owed balance counts as 0: a top-off counts in the cap the state
+    /// recorded, where nothing of ours is owed).
     public static func topOff(_ level: Level, amount: Int64?, max: Int64, now: Int64) -> BucketState {
         guard let amount else { return BucketState(current: max, lastUpdatedAt: now) }
-        let sum = level.available.addingReportingOverflow(amount)
+        let sum = Swift.max(0, level.available).addingReportingOverflow(amount)
         if sum.overflow || sum.partialValue >= max { return BucketState(current: max, lastUpdatedAt: now) }
         return BucketState(current: sum.partialValue, lastUpdatedAt: level.lastUpdatedAt)
     }

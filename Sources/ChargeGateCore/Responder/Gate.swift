@@ -24,6 +24,12 @@ public final class Gate: Sendable {
     public let planPools: [[PoolConfig]]
     /// Per pool: whether some plan sets it (its states record their cap, SPEC §7).
     public let tracksLimit: [Bool]
+    /// Per pool: the largest cap any plan (or, without plans, the pool itself) gives it; nil
+    /// when none caps it (`SpendItem.largestMax`).
+    public let largestMax: [Int64?]
+    /// Per pool: the longest recharge interval any plan (or the pool itself) gives it; nil
+    /// when it never refills (`SpendItem.slowestIntervalMs`).
+    public let slowestIntervalMs: [Int64?]
     /// Every plan's id, in config order.
     public let planIDs: [String]
     /// Per plan, what a deny-cache key of a request nginx names that plan for ends with.
@@ -43,6 +49,8 @@ public final class Gate: Sendable {
         self.tracksLimit = config.pools.indices.map { index in
             config.pools[index].scope == .subject && config.plans.contains { $0.overrides[index]?.capacity != nil }
         }
+        self.largestMax = config.pools.indices.map { index in planPools.compactMap { $0[index].maxCharges }.max() }
+        self.slowestIntervalMs = config.pools.indices.map { index in planPools.compactMap { $0[index].intervalMs }.max() }
         self.planIDs = config.plans.map(\.id)
         self.planCacheSuffixes = config.plans.indices.map { "\n" + String($0) }
         self.routes = config.routes.enumerated().map {
@@ -80,7 +88,7 @@ public final class Gate: Sendable {
             poolId: pool.id, key: key(pool: index, subject: subject), max: pool.maxCharges,
             intervalMs: pool.intervalMs, cost: cost, expires: perSubject, period: pool.period,
             anchor: perSubject && pool.period != nil ? anchor : nil, tracksLimit: tracksLimit[index],
-            baseMax: config.pools[index].maxCharges)
+            baseMax: config.pools[index].maxCharges, largestMax: largestMax[index], slowestIntervalMs: slowestIntervalMs[index])
     }
 
     /// What a request on `route` by `subject` spends under plan `plan`: one item per pool of the route.

@@ -128,8 +128,8 @@ public final class MemoryStore: ChargeStore, Sendable {
             var expiresAt: Int64?
             if item.expires, let window {
                 expiresAt = window.end
-            } else if item.expires, let interval = item.intervalMs {
-                expiresAt = new.lastUpdatedAt + (max - new.current) * interval
+            } else if item.expires, let interval = item.expiryIntervalMs {
+                expiresAt = new.lastUpdatedAt + Bucket.span(max - new.current, interval)
             }
             if let expiresAt, expiresAt <= now {
                 s.buckets[item.key] = nil

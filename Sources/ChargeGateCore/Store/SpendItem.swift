@@ -23,11 +23,20 @@ public struct SpendItem: Sendable, Equatable {
     /// The cap a state without a recorded one was counted against: the pool's own (nil:
     /// unlimited). Used only when `tracksLimit`.
     public var baseMax: Int64?
+    /// The largest cap any plan gives the pool (nil: none caps it, or no ceiling): what a
+    /// rebased state counts as used at most (a count made under an unlimited plan enters a cap
+    /// as at most this much used). Used only when `tracksLimit`.
+    public var largestMax: Int64?
+    /// The longest recharge interval any plan gives the pool (nil: `intervalMs`): a per-subject
+    /// bucket's key lives until the pool would be full again under that interval, so that a
+    /// missing key is a full pool whatever plan reads it next.
+    public var slowestIntervalMs: Int64?
 
     /// Creates an item.
     public init(
         poolId: String, key: String, max: Int64?, intervalMs: Int64?, cost: Int64, expires: Bool,
-        period: BillingPeriod? = nil, anchor: Int64? = nil, tracksLimit: Bool = false, baseMax: Int64? = nil
+        period: BillingPeriod? = nil, anchor: Int64? = nil, tracksLimit: Bool = false, baseMax: Int64? = nil,
+        largestMax: Int64? = nil, slowestIntervalMs: Int64? = nil
     ) {
         self.poolId = poolId
         self.key = key
@@ -39,6 +48,15 @@ public struct SpendItem: Sendable, Equatable {
         self.anchor = anchor
         self.tracksLimit = tracksLimit
         self.baseMax = baseMax
+        self.largestMax = largestMax
+        self.slowestIntervalMs = slowestIntervalMs
+    }
+
+    /// The interval a per-subject bucket's time to live counts in: the slowest of any plan,
+    /// never shorter than the item's own; nil when the pool does not refill.
+    public var expiryIntervalMs: Int64? {
+        guard let intervalMs else { return nil }
+        return Swift.max(intervalMs, slowestIntervalMs ?? intervalMs)
     }
 
     /// The current period when this item has one (SPEC §7), from the store's `now`.

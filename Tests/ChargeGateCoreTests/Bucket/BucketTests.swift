@@ -35,8 +35,11 @@ import Testing
             name: "never refills", state: .init(current: 1, lastUpdatedAt: t0), max: 5, interval: nil, now: t0 + 100 * hour, available: 1,
             last: t0, full: false),
         LevelCase(
-            name: "negative stored current reads as 0", state: .init(current: -3, lastUpdatedAt: t0), max: 5, interval: hour, now: t0,
-            available: 0, last: t0, full: false),
+            name: "a negative stored current is owed", state: .init(current: -3, lastUpdatedAt: t0), max: 5, interval: hour, now: t0,
+            available: -3, last: t0, full: false),
+        LevelCase(
+            name: "refills pay what is owed first", state: .init(current: -3, lastUpdatedAt: t0), max: 5, interval: hour,
+            now: t0 + 4 * hour + 5, available: 1, last: t0 + 4 * hour, full: false),
     ])
     func level(_ c: LevelCase) {
         let level = Bucket.level(c.state, max: c.max, intervalMs: c.interval, now: c.now)

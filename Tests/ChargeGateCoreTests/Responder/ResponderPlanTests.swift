@@ -150,6 +150,45 @@ import Testing
         #expect(status(auth("/api/calls")) == "204")
     }
 
+    /// free: 2, pro: 10, a charge back a minute under both.
+    static func flapConfig() -> GateConfig {
+        var config = GateConfig()
+        config.adminToken = token
+        config.pools = [
+            PoolConfig(
+                id: "api", capacity: .limited(2), recharge: .every(intervalMs: 60_000), rechargeIntervalHours: 1.0 / 60, scope: .subject)
+        ]
+        config.routes = [RouteConfig(prefix: "/api/x", charges: [.init(poolIndex: 0, cost: 1)])]
+        config.plans = [PlanConfig(id: "free"), PlanConfig(id: "pro", overrides: [0: .init(capacity: .limited(10))])]
+        config.defaultPlan = 0
+        return config
+    }
+
+    @Test func aPlanFlapGivesNothingBack() throws {
+        try Self(config: Self.flapConfig()).flap()
+    }
+
+    /// Pro used up, free for a minute (its refill pays back part of what pro used beyond
+    /// free's 2), pro again: only that refill, as if the subject had stayed on pro.
+    func flap() throws {
+        #expect(planRequest("PUT", body: #"{"plan":"pro"}"#).status == 200)
+        for _ in 0..<10 { #expect(status(auth("/api/x")) == "204") }
+        #expect(status(auth("/api/x")) == "429")
+        #expect(planRequest("PUT", body: #"{"plan":"free"}"#).status == 200)
+        clock.advance(60_000)
+        let denied = auth("/api/x")
+        #expect(status(denied) == "429")
+        // 7 still owed: the next charge free can spend comes 8 minutes from now.
+        #expect(header(denied, "X-Charge-Body")?.contains(#""retryAfterMs":480000"#) == true)
+        let state = try pool(usage(), "api")
+        #expect(state["current"] as? Int == 0 && state["usedBalance"] as? Int == 2 && state["max"] as? Int == 2)
+        #expect(state["nextRechargeAt"] as? Int64 == Self.start + 9 * 60_000)
+        #expect(state["fullAt"] as? Int64 == Self.start + 10 * 60_000)
+        #expect(planRequest("PUT", body: #"{"plan":"pro"}"#).status == 200)
+        #expect(status(auth("/api/x")) == "204")
+        #expect(status(auth("/api/x")) == "429")
+    }
+
     // MARK: Periods
 
     @Test func aPeriodPoolsDenialWaitsExactlyForTheEndAndUsageSaysWhen() throws {
