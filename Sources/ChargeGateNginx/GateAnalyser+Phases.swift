@@ -90,7 +90,10 @@ extension GateAnalyser {
             state.captures = captures.numbered
             for (name, value) in captures.named { state.variables[name] = .some(value) }
         }
-        return rewrite(block, state, locationLevel: true).flatMap { outcome -> [Trace] in
+        // For a method limit_except does not name, its configuration (which has no rewrite
+        // directives) is the one in effect from here on.
+        return rewrite(model.limitExcept(of: block, method: state.method) ?? block, state, locationLevel: true).flatMap {
+            outcome -> [Trace] in
             switch outcome.end {
             case .answered(let status, let directive):
                 return answered(status, by: directive, outcome.state, conf: outcome.conf, server, probe)
@@ -199,7 +202,7 @@ extension GateAnalyser {
             if let allow = rules.first(where: { $0.name == "allow" }) ?? basic {
                 let detail =
                     "satisfy any (\(satisfy.location)) in \(title) (\(location)) lets clients admitted by \(allow.summary()) "
-                    + "(\(allow.location)) skip auth_request" + assumed(state)
+                    + "(\(allow.location))\(limitExcept(conf, owns: allow)) skip auth_request" + assumed(state)
                 return [Trace(verdict: .notGated(GateFinding(.satisfyAny, probe: probe, detail: detail, at: satisfy.location)), conf: conf)]
             }
         }

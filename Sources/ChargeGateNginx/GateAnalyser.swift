@@ -203,23 +203,23 @@ public struct GateAnalyser {
         params.first { $0.values.first == WireProtocol.Param.role }.flatMap { $0.values.count > 1 ? $0.values[1] : nil }
     }
 
-    /// How findings name the configuration in effect: a location (an `if` inside it counts as
-    /// the location), or the server when no location matched.
+    /// How findings name the configuration in effect: a location (an `if` or `limit_except`
+    /// inside it counts as the location), or the server when no location matched.
     func describeConf(_ conf: Int) -> (String, NginxSourceLocation) {
         var id = conf
-        if model[id].kind == .condition, let parent = model[id].parent { id = parent }
+        if model[id].kind == .condition || model[id].kind == .other("limit_except"), let parent = model[id].parent { id = parent }
         let block = model[id]
         let location = block.location ?? NginxSourceLocation(file: model.mainFile, line: 0)
         if block.kind == .server { return ("the server's own configuration (no location matches)", location) }
         return (block.title, location)
     }
 
-    /// The `*_pass` that serves a request in this configuration (an `if`'s own, else its
-    /// location's).
+    /// The `*_pass` that serves a request in this configuration (an `if`'s or `limit_except`'s
+    /// own, else its location's).
     func pass(of conf: Int) -> NginxDirective? {
         for id in model.chain(from: conf) {
             if let found = model[id].directives.first(where: { NginxModel.passDirectives.contains($0.name) }) { return found }
-            guard model[id].kind == .condition else { break }
+            guard model[id].kind == .condition || model[id].kind == .other("limit_except") else { break }
         }
         return nil
     }

@@ -172,6 +172,16 @@ private let site = "/etc/nginx/sites/site.conf"
             .notGated(
                 "/api/describe", .noAuthRequest, at: "/etc/nginx/gate/20-health.conf:2",
                 "GET /api/describe/health: location = /api/describe/health (/etc/nginx/gate/20-health.conf:2) has no auth_request")),
+        FixtureCase(
+            "traps/satisfy-any-limit-except.conf",
+            .notGated(
+                "/api/generate", .satisfyAny, at: "\(site):10",
+                "POST /api/generate: satisfy any (\(site):10) in location /api/ (\(site):9) lets clients admitted by allow 127.0.0.1 "
+                    + "(\(site):12) of limit_except GET (\(site):11) skip auth_request"),
+            .notGated(
+                "/api/describe", .satisfyAny, at: "\(site):10",
+                "POST /api/describe: satisfy any (\(site):10) in location /api/ (\(site):9) lets clients admitted by allow 127.0.0.1 "
+                    + "(\(site):12) of limit_except GET (\(site):11) skip auth_request")),
     ]
 
     /// The good fixtures: every route gated.
@@ -179,7 +189,7 @@ private let site = "/etc/nginx/sites/site.conf"
         "good/protect-all.conf", "good/proxy-after-gate.conf", "good/rewrite-break.conf", "good/proxy-path.conf",
         "good/nested-inherits.conf", "good/nested-caret-tilde.conf", "good/caret-tilde-prefix.conf", "good/regex-over-prefix.conf",
         "good/no-trailing-slash.conf", "good/status-location.conf", "good/satisfy-all.conf", "good/second-server-gated.conf",
-        "good/parser-torture.conf",
+        "good/parser-torture.conf", "good/limit-except.conf",
     ]
 
     /// Each trap's good counterpart.
@@ -200,6 +210,7 @@ private let site = "/etc/nginx/sites/site.conf"
         ("traps/auth-location-missing.conf", "good/protect-all.conf"),
         ("traps/includes-elsewhere.conf", "good/parser-torture.conf"),
         ("traps/error-page-return.conf", "good/protect-all.conf"),
+        ("traps/satisfy-any-limit-except.conf", "good/limit-except.conf"),
     ]
 
     /// Each trap gives exactly its lines, with the exact finding and file:line.

@@ -181,6 +181,10 @@ TRAPS = {
         "/api/generate": ("no_auth_request", f"{SITE}:14", "main", "app", None, {}),
         "/api/describe": ("no_auth_request", f"{SITE}:14", "main", "app", None, {}),
     },
+    "traps/satisfy-any-limit-except.conf": {
+        "/api/generate": ("satisfy_any", f"{SITE}:10", "main", "app", None, {}),
+        "/api/describe": ("satisfy_any", f"{SITE}:10", "main", "app", None, {}),
+    },
 }
 
 
@@ -268,6 +272,48 @@ def test_text_output_names_the_file_and_line(make_stack):
     assert "/api/generate  POST     gated" in text
     assert f"NOT GATED: GET /api/describe: location / ({SITE}:10) has no auth_request" in text
     assert text.rstrip().splitlines()[-1].startswith("FAILED: 2 lines (route × server) in 1 gated server: 1 gated, 1 NOT GATED")
+
+
+def test_limit_except_skips_the_locations_rewrite_directives_for_other_methods(make_stack):
+    """good/limit-except.conf: for a POST, nginx uses limit_except's configuration from the
+    location search on, so the location's `if (...) { return 200 ...; }` never runs: the POST is
+    charged, as check-nginx says (it would be answered before the gate if the return ran)."""
+    stack = fixture_stack(make_stack, "good/limit-except.conf")
+    r, report = check_nginx(stack)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    res = http_request(stack.port, "POST", "/api/describe")
+    assert res.status == 200 and res.json()["app"] is True, res
+    assert stack.state("describe") is not None, "the POST was not charged"
+    res = http_request(stack.port, "POST", "/api/describe", source="127.0.0.2")
+    assert res.status == 403, res
+
+
+def dump_of(stack) -> str:
+    """The `nginx -T` text of a written FixtureNginx (what nginx would print, were it valid)."""
+    files = [stack.nginx.conf] + sorted((stack.dir / "etc" / "nginx" / "sites").glob("*.conf"))
+    files += sorted((ROOT / "nginx").glob("*.conf"))
+    return "".join(f"{MARKER}{path}:\n{path.read_text()}\n" for path in files)
+
+
+def test_a_second_satisfy_in_one_block_is_refused_by_nginx_and_check_nginx(make_stack, tmp_dir):
+    """A `satisfy any` beside the snippet's `satisfy all` is no configuration nginx runs ("satisfy"
+    directive is duplicate): check-nginx exits 2 with nginx's message, and refuses a hand-made
+    dump of it (nginx -T never prints one) rather than report on it."""
+    stack = make_stack(ROUTES_YAML, start=False, start_responder=False, redis=False)
+    stack.nginx = FixtureNginx(stack.dir, stack.port, "good/satisfy-all.conf")
+    stack.nginx.write()
+    stack.write_config()
+    site = stack.dir / "etc" / "nginx" / "sites" / "site.conf"
+    site.write_text(site.read_text().replace("allow 127.0.0.1;", "satisfy any;"))
+    r, _ = check_nginx(stack)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert '"satisfy" directive is duplicate in ' in r.stderr and "site.conf:8" in r.stderr, r.stderr
+
+    (tmp_dir / "dump.txt").write_text(dump_of(stack))
+    r = run_check("--config", str(stack.config), "--dump", str(tmp_dir / "dump.txt"))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stdout == ""
+    assert f"{site}:8: \"satisfy\" directive is duplicate: nginx refuses this configuration" in r.stderr, r.stderr
 
 
 # --------------------------------------------------------------------------------------------
