@@ -182,6 +182,18 @@ private let site = "/etc/nginx/sites/site.conf"
                 "/api/describe", .satisfyAny, at: "\(site):10",
                 "POST /api/describe: satisfy any (\(site):10) in location /api/ (\(site):9) lets clients admitted by allow 127.0.0.1 "
                     + "(\(site):12) of limit_except GET (\(site):11) skip auth_request")),
+        FixtureCase(
+            "traps/second-server-auth-off.conf", .gated("/api/generate"), .gated("/api/describe"),
+            .notGated(
+                "/api/generate", .authRequestOff, at: "\(site):17",
+                "POST /api/generate: auth_request off (\(site):17) is in effect in location / (\(site):16), which proxies to "
+                    + "http://app, as the gated location /api/ (\(site):6) of server 127.0.0.1:8080 localhost does",
+                server: "127.0.0.1:8081 api-internal"),
+            .notGated(
+                "/api/describe", .authRequestOff, at: "\(site):17",
+                "GET /api/describe: auth_request off (\(site):17) is in effect in location / (\(site):16), which proxies to "
+                    + "http://app, as the gated location /api/ (\(site):6) of server 127.0.0.1:8080 localhost does",
+                server: "127.0.0.1:8081 api-internal")),
     ]
 
     /// The good fixtures: every route gated.
@@ -211,6 +223,7 @@ private let site = "/etc/nginx/sites/site.conf"
         ("traps/includes-elsewhere.conf", "good/parser-torture.conf"),
         ("traps/error-page-return.conf", "good/protect-all.conf"),
         ("traps/satisfy-any-limit-except.conf", "good/limit-except.conf"),
+        ("traps/second-server-auth-off.conf", "good/second-server-gated.conf"),
     ]
 
     /// Each trap gives exactly its lines, with the exact finding and file:line.

@@ -185,6 +185,10 @@ TRAPS = {
         "/api/generate": ("satisfy_any", f"{SITE}:10", "main", "app", None, {}),
         "/api/describe": ("satisfy_any", f"{SITE}:10", "main", "app", None, {}),
     },
+    "traps/second-server-auth-off.conf": {
+        "/api/generate": ("auth_request_off", f"{SITE}:17", "second", "app", None, {}),
+        "/api/describe": ("auth_request_off", f"{SITE}:17", "second", "app", None, {}),
+    },
 }
 
 
