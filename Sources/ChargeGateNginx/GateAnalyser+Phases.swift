@@ -42,7 +42,7 @@ extension GateAnalyser {
     // MARK: the main request
 
     /// The server rewrite phase (also where internal redirects start).
-    private func serverRewrite(_ state: NginxRequestState, _ server: Int, _ probe: GateProbe) -> [Trace] {
+    func serverRewrite(_ state: NginxRequestState, _ server: Int, _ probe: GateProbe) -> [Trace] {
         rewrite(server, state, locationLevel: false).flatMap { outcome -> [Trace] in
             switch outcome.end {
             case .answered(let status, let directive):
@@ -76,7 +76,7 @@ extension GateAnalyser {
     }
 
     /// A location's rewrite phase, then (again from the search when `$uri` changed) access.
-    private func locationPhase(_ state: NginxRequestState, _ block: Int, _ server: Int, _ probe: GateProbe) -> [Trace] {
+    func locationPhase(_ state: NginxRequestState, _ block: Int, _ server: Int, _ probe: GateProbe) -> [Trace] {
         if model[block].first("internal") != nil && !state.isInternal {
             let (title, location) = describeConf(block)
             return [Trace(verdict: .notServed("404: \(title) (\(location)) is internal"), conf: block)]
@@ -126,36 +126,19 @@ extension GateAnalyser {
             ]
         }
         if status < 400 { return [Trace(verdict: .notServed("redirected (\(status)) by \(what)"), conf: conf)] }
-        if !state.errorPageUsed && status != 444, let target = errorPage(for: status, conf: conf, state) {
-            var next = state
-            next.errorPageUsed = true
-            next.isInternal = true
-            next.uriChangesLeft -= 1
-            guard next.uriChangesLeft > 0 else {
-                return [Trace(verdict: .notServed("500: rewrite or internal redirection cycle"), conf: nil)]
-            }
-            if target.hasPrefix("@"), let named = model[server].namedLocations[target] {
-                return locationPhase(next, named, server, probe)
-            }
-            if target.hasPrefix("/") {
-                next.uri = String(target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
-                return serverRewrite(next, server, probe)
+        if status != 444 {
+            switch errorPage(for: status, conf: conf, state) {
+            case .none: break
+            case .unknown(let directive, let variable):
+                return [undecided("the error_page target depends on $\(variable)", at: directive, state, probe)]
+            case .target(let target, _):
+                if let traces = followErrorPage(target, state, server, probe) { return traces }
             }
         }
         return [Trace(verdict: .notServed("refused (\(status)) by \(what)"), conf: conf)]
     }
 
-    /// The `error_page` target in effect for `status`, evaluated; nil when none (or unknown).
-    private func errorPage(for status: Int, conf: Int, _ state: NginxRequestState) -> String? {
-        for directive in model.inheritedList(["error_page"], from: conf) {
-            let values = directive.values
-            guard let target = values.last, values.dropLast().contains(String(status)) else { continue }
-            return state.evaluate(target)
-        }
-        return nil
-    }
-
-    private func undecided(_ why: String, at directive: NginxDirective, _ state: NginxRequestState, _ probe: GateProbe) -> Trace {
+    func undecided(_ why: String, at directive: NginxDirective, _ state: NginxRequestState, _ probe: GateProbe) -> Trace {
         let detail = "cannot follow \(directive.summary()) (\(directive.location)): \(why)" + assumed(state)
         return Trace(verdict: .undecided(GateFinding(.undecidable, probe: probe, detail: detail, at: directive.location)), conf: nil)
     }
@@ -206,7 +189,9 @@ extension GateAnalyser {
                 return [Trace(verdict: .notGated(GateFinding(.satisfyAny, probe: probe, detail: detail, at: satisfy.location)), conf: conf)]
             }
         }
-        return authSubrequest(auth, state, conf: conf, server, probe)
+        let traces = authSubrequest(auth, state, conf: conf, server, probe)
+        guard traces.contains(where: { if case .gated = $0.verdict { true } else { false } }) else { return traces }
+        return traces + denials(state, conf: conf, server, probe)
     }
 
     /// The auth subrequest (`ngx_http_subrequest`: an internal request for the `auth_request`

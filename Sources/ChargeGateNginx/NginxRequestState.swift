@@ -7,8 +7,8 @@ public struct NginxRequestState: Sendable, Equatable {
     public var uri: String
     /// The client's request URI (`$request_uri`), for the responder's fallback.
     public let requestURI: String
-    /// The client's method.
-    public let method: String
+    /// The client's method (GET after an `error_page` redirect to a URI, unless HEAD).
+    public var method: String
     /// Variables set by `set` or by named captures: a value, or nil when it is unknown.
     public var variables: [String: String?] = [:]
     /// Variables that are empty until the access phase sets them (declared only by

@@ -31,6 +31,13 @@ struct ExpectedLine: Sendable, CustomStringConvertible {
     }
 }
 
+extension ExpectedLine {
+    /// An UNDECIDED line.
+    static func undecided(_ route: String, at: String, _ message: String, server: String = "127.0.0.1:8080 localhost") -> ExpectedLine {
+        ExpectedLine(server: server, route: route, verdict: "UNDECIDED: " + message, kind: .undecidable, at: at)
+    }
+}
+
 /// A fixture and every line its report must have.
 struct FixtureCase: Sendable, CustomTestStringConvertible {
     /// `traps/NAME.conf` or `good/NAME.conf`.
@@ -194,6 +201,31 @@ private let site = "/etc/nginx/sites/site.conf"
                 "GET /api/describe: auth_request off (\(site):17) is in effect in location / (\(site):16), which proxies to "
                     + "http://app, as the gated location /api/ (\(site):6) of server 127.0.0.1:8080 localhost does",
                 server: "127.0.0.1:8081 api-internal")),
+        FixtureCase(
+            "traps/error-page-before-protect.conf",
+            .notGated(
+                "/api/generate", .denialServed, at: "\(site):7",
+                "POST /api/generate: when the gate denies it (403), error_page 403 = @app (\(site):7) sends it on: location @app "
+                    + "(\(site):11) has no auth_request"),
+            .notGated(
+                "/api/describe", .denialServed, at: "\(site):7",
+                "GET /api/describe: when the gate denies it (403), error_page 403 = @app (\(site):7) sends it on: location @app "
+                    + "(\(site):11) has no auth_request")),
+    ]
+
+    /// Configurations nginx follows in a way no reading of them can tell (the e2e pair shows
+    /// the request a client can send uncharged): each line UNDECIDED, with its file:line.
+    static let undecided: [FixtureCase] = [
+        FixtureCase(
+            "undecided/error-page-variable.conf",
+            .undecided(
+                "/api/generate", at: "\(site):11",
+                "POST /api/generate: cannot follow error_page 418 = $http_x_fallback (\(site):11): the error_page target depends "
+                    + "on $http_x_fallback, when if ($http_x_preview) (\(site):8) holds"),
+            .undecided(
+                "/api/describe", at: "\(site):11",
+                "GET /api/describe: cannot follow error_page 418 = $http_x_fallback (\(site):11): the error_page target depends "
+                    + "on $http_x_fallback, when if ($http_x_preview) (\(site):8) holds"))
     ]
 
     /// The good fixtures: every route gated.
@@ -224,6 +256,7 @@ private let site = "/etc/nginx/sites/site.conf"
         ("traps/error-page-return.conf", "good/protect-all.conf"),
         ("traps/satisfy-any-limit-except.conf", "good/limit-except.conf"),
         ("traps/second-server-auth-off.conf", "good/second-server-gated.conf"),
+        ("traps/error-page-before-protect.conf", "good/protect-all.conf"),
     ]
 
     /// Each trap gives exactly its lines, with the exact finding and file:line.
@@ -240,6 +273,21 @@ private let site = "/etc/nginx/sites/site.conf"
         }
         #expect(!report.isGated)
         #expect(report.text().contains("FAILED: "))
+    }
+
+    /// Each undecided fixture gives exactly its lines, UNDECIDED with the file:line.
+    @Test(arguments: undecided)
+    func undecidedIsSaid(_ fixture: FixtureCase) throws {
+        let report = try NginxFixtures.report(fixture.fixture)
+        #expect(report.routes.count == fixture.lines.count, "\(report.text())")
+        for (line, expected) in zip(report.routes, fixture.lines) {
+            #expect(line.server.label == expected.server)
+            #expect(line.prefix == expected.route)
+            #expect(line.summary == (try NginxFixtures.expand(expected.verdict)))
+            #expect(line.finding?.kind == .undecidable)
+            #expect(line.finding.map { "\($0.location)" } == (try expected.at.map(NginxFixtures.expand)))
+        }
+        #expect(!report.isGated)
     }
 
     /// Each good config is gated on every line, each line with a probe that is charged.

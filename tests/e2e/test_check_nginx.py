@@ -200,7 +200,8 @@ def protect_auth_line() -> str:
 
 def test_every_trap_fixture_has_a_pair_here():
     names = {f"traps/{p.name}" for p in (FIXTURES / "traps").glob("*.conf")}
-    assert names == set(TRAPS)
+    assert names == set(TRAPS) | set(DENIAL_TRAPS)
+    assert {f"undecided/{p.name}" for p in (FIXTURES / "undecided").glob("*.conf")} == set(UNDECIDED)
 
 
 @pytest.mark.parametrize("fixture", sorted(TRAPS))
@@ -236,6 +237,76 @@ def test_trap_is_not_gated_and_nginx_serves_it_uncharged(make_stack, fixture):
         server = "main" if line["server"].startswith(f"127.0.0.1:{stack.port}") else "second"
         if (line["route"], server) not in named:
             assert line["verdict"] == "gated", line
+
+
+# traps where what the gate denies is served: fixture -> route -> (kind, FILE:LINE). The route's
+# pool is spent first (its maxCharges, each charged), then the same request, which the gate now
+# denies, reaches the app all the same, and spends nothing.
+DENIAL_TRAPS = {
+    "traps/error-page-before-protect.conf": {
+        "/api/generate": ("denial_served", f"{SITE}:7"),
+        "/api/describe": ("denial_served", f"{SITE}:7"),
+    },
+}
+MAX_CHARGES = {"generate": 5, "describe": 20}
+
+
+@pytest.mark.parametrize("fixture", sorted(DENIAL_TRAPS))
+def test_a_denial_the_trap_serves_reaches_the_app(make_stack, fixture):
+    stack = fixture_stack(make_stack, fixture)
+    r, report = check_nginx(stack)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    for route, (kind, at) in DENIAL_TRAPS[fixture].items():
+        line = line_for(report, route, f"127.0.0.1:{stack.port}")
+        assert line["verdict"] == "not_gated", line
+        finding = line["finding"]
+        assert finding["kind"] == kind, finding
+        assert stack.nginx.unmap(f"{finding['file']}:{finding['line']}") == at
+
+        pool = POOL[route]
+        for _ in range(MAX_CHARGES[pool]):
+            res = http_request(stack.port, finding["method"], finding["uri"])
+            assert res.status == 200 and res.json()["app"] is True, res
+        spent = stack.state(pool)
+        assert spent is not None and spent["current"] == 0, spent
+        before = len(app_log(stack))
+        res = http_request(stack.port, finding["method"], finding["uri"])
+        assert res.status == 200 and res.json()["app"] is True, res  # the gate said no; the app served it
+        expected = f"{finding['method']} {finding['uri']} 200"
+        wait_until(lambda: expected in app_log(stack)[before:], 2, what=f"app log line {expected!r}")
+        assert stack.state(pool)["current"] == 0
+
+
+# --------------------------------------------------------------------------------------------
+# UNDECIDED: what nginx does depends on the request in a way no reading of the config can tell
+
+# fixture -> route -> (FILE:LINE, headers of a request nginx then serves uncharged).
+UNDECIDED = {
+    "undecided/error-page-variable.conf": {
+        "/api/generate": (f"{SITE}:11", {"X-Preview": "1", "X-Fallback": "@app"}),
+        "/api/describe": (f"{SITE}:11", {"X-Preview": "1", "X-Fallback": "@app"}),
+    },
+}
+
+
+@pytest.mark.parametrize("fixture", sorted(UNDECIDED))
+def test_undecided_is_said_and_a_client_can_pass_uncharged(make_stack, fixture):
+    stack = fixture_stack(make_stack, fixture)
+    r, report = check_nginx(stack)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert report["ok"] is False
+    for route, (at, headers) in UNDECIDED[fixture].items():
+        line = line_for(report, route, f"127.0.0.1:{stack.port}")
+        assert line["verdict"] == "undecided", line
+        finding = line["finding"]
+        assert finding["kind"] == "undecidable", finding
+        assert stack.nginx.unmap(f"{finding['file']}:{finding['line']}") == at
+        before = len(app_log(stack))
+        res = http_request(stack.port, finding["method"], finding["uri"], headers=headers)
+        assert res.status == 200 and res.json()["app"] is True, res
+        expected = f"{finding['method']} {finding['uri']} 200"
+        wait_until(lambda: expected in app_log(stack)[before:], 2, what=f"app log line {expected!r}")
+        assert stack.key(POOL[route]) is None, f"{route} was charged"
 
 
 # --------------------------------------------------------------------------------------------
