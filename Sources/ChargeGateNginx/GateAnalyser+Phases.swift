@@ -286,17 +286,20 @@ extension GateAnalyser {
         _ sub: NginxRequestState, params: [NginxDirective], _ auth: NginxDirective, main: NginxRequestState, conf: Int,
         _ probe: GateProbe
     ) -> Trace {
-        var path = main.requestURI
+        var path = fallbackPath(sub, params: params)
         var source = auth.location
+        var setBy: NginxDirective?
         if let param = params.first(where: { $0.values.first == WireProtocol.Param.uri }), param.values.count > 1 {
             guard let value = sub.evaluate(param.values[1]) else {
                 let unknown = NginxRequestState.variableNames(in: param.values[1]).first { sub.value(of: $0) == nil } ?? "?"
-                let detail = "cannot tell the charged path: \(param.summary()) (\(param.location)) depends on $\(unknown)"
+                let setBy = sub.assignedBy[unknown].map { " (\($0.summary()) (\($0.location)))" } ?? ""
+                let detail = "cannot tell the charged path: \(param.summary()) (\(param.location)) depends on $\(unknown)\(setBy)"
                 return Trace(verdict: .undecided(GateFinding(.undecidable, probe: probe, detail: detail, at: param.location)), conf: conf)
             }
             if !value.isEmpty {
                 path = URIPath.normalize(value)
                 source = param.location
+                setBy = NginxRequestState.variableNames(in: param.values[1]).lazy.compactMap { sub.assignedBy[$0] }.first
             }
         }
         let method = main.method == "HEAD" ? "GET" : main.method
@@ -304,7 +307,11 @@ extension GateAnalyser {
             return Trace(verdict: .gated(chargedURI: path, route: route), conf: conf)
         }
         var via = ""
-        if let rewrite = main.rewrites.last {
+        if let setBy, path != URIPath.normalize(main.uri) {
+            // Not what nginx routed: the value a `set` gave the variable (`$request_uri`, …).
+            via = " (\(setBy.summary()) (\(setBy.location)))"
+            source = setBy.location
+        } else if let rewrite = main.rewrites.last {
             via = " (rewritten by \(rewrite.summary()) (\(rewrite.location)))"
             source = rewrite.location
         }

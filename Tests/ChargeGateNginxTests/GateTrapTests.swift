@@ -211,6 +211,16 @@ private let site = "/etc/nginx/sites/site.conf"
                 "/api/describe", .denialServed, at: "\(site):7",
                 "GET /api/describe: when the gate denies it (403), error_page 403 = @app (\(site):7) sends it on: location @app "
                     + "(\(site):11) has no auth_request")),
+        FixtureCase(
+            "traps/charge-uri-request-uri.conf",
+            .notGated(
+                "/api/generate", .unrouted, at: "\(site):8",
+                "POST /api/generate?q=1: the gate is asked about POST /api/generate?q=1 (set $charge_gate_uri $request_uri "
+                    + "(\(site):8)), which no route charges"),
+            .notGated(
+                "/api/describe", .unrouted, at: "\(site):8",
+                "GET /api/describe?q=1: the gate is asked about GET /api/describe?q=1 (set $charge_gate_uri $request_uri "
+                    + "(\(site):8)), which no route charges")),
     ]
 
     /// Configurations nginx follows in a way no reading of them can tell (the e2e pair shows
@@ -257,6 +267,7 @@ private let site = "/etc/nginx/sites/site.conf"
         ("traps/satisfy-any-limit-except.conf", "good/limit-except.conf"),
         ("traps/second-server-auth-off.conf", "good/second-server-gated.conf"),
         ("traps/error-page-before-protect.conf", "good/protect-all.conf"),
+        ("traps/charge-uri-request-uri.conf", "good/protect-all.conf"),
     ]
 
     /// Each trap gives exactly its lines, with the exact finding and file:line.

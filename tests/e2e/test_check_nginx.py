@@ -189,6 +189,10 @@ TRAPS = {
         "/api/generate": ("auth_request_off", f"{SITE}:17", "second", "app", None, {}),
         "/api/describe": ("auth_request_off", f"{SITE}:17", "second", "app", None, {}),
     },
+    "traps/charge-uri-request-uri.conf": {
+        "/api/generate": ("unrouted", f"{SITE}:8", "main", "app", None, {}),
+        "/api/describe": ("unrouted", f"{SITE}:8", "main", "app", None, {}),
+    },
 }
 
 
