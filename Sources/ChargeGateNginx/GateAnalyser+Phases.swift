@@ -69,7 +69,7 @@ extension GateAnalyser {
             let (title, location) = describeConf(block)
             return [Trace(verdict: .notServed("nginx answers 301 to \(state.uri)/ (\(title) (\(location)) proxies)"), conf: block)]
         case .server:
-            return access(state, conf: server, server, probe)
+            return precontent(access(state, conf: server, server, probe), state, conf: server, server, probe)
         case .location(let block):
             return locationPhase(state, block, server, probe)
         }
@@ -100,7 +100,10 @@ extension GateAnalyser {
             case .undecidable(let why, let directive):
                 return [undecided(why, at: directive, outcome.state, probe)]
             case .finished:
-                guard outcome.state.uriChanged else { return access(outcome.state, conf: outcome.conf, server, probe) }
+                guard outcome.state.uriChanged else {
+                    let traces = access(outcome.state, conf: outcome.conf, server, probe)
+                    return precontent(traces, outcome.state, conf: outcome.conf, server, probe)
+                }
                 var next = outcome.state
                 next.uriChanged = false
                 next.uriChangesLeft -= 1
@@ -114,7 +117,7 @@ extension GateAnalyser {
 
     /// A `return` or redirecting `rewrite`: served uncharged below 300, a redirect below 400,
     /// else a refusal, unless an `error_page` sends it on internally.
-    private func answered(
+    func answered(
         _ status: Int, by directive: NginxDirective, _ state: NginxRequestState, conf: Int, _ server: Int, _ probe: GateProbe
     ) -> [Trace] {
         let what = "\(directive.summary()) (\(directive.location))"

@@ -89,4 +89,43 @@ import Testing
                     + "the gate denies it (403): its target depends on $http_x_denied",
             ])
     }
+
+    /// `try_files` after an access phase without the gate: its last parameter (files taken as
+    /// absent): a URI to a location without the gate leaves the finding where the request came
+    /// in, `=404` serves nothing, a parameter from a client header is undecided.
+    @Test func tryFilesFollowsItsLastParameter() throws {
+        let body = """
+                location /api/generate {
+                    try_files $uri /app$uri;
+                }
+                location /api/describe {
+                    try_files $uri $uri/ =404;
+                }
+                location /app/ {
+                    proxy_pass http://app;
+                }
+                location /gated/ {
+                    \(Self.protect)
+                    proxy_pass http://app;
+                }
+            """
+        #expect(
+            try GateAnalyserTests.lines(body) == [
+                "/api/generate: NOT GATED: POST /api/generate: location /api/generate (\(Self.site):4) has no auth_request",
+                "/api/describe: not served: refused (404) by try_files $uri $uri/ =404 (\(Self.site):8)",
+            ])
+        let header = """
+                location /api/ {
+                    try_files $uri $http_x_next;
+                }
+                location /gated/ {
+                    \(Self.protect)
+                    proxy_pass http://app;
+                }
+            """
+        #expect(
+            try GateAnalyserTests.lines(header).first
+                == "/api/generate: UNDECIDED: POST /api/generate: cannot follow try_files $uri $http_x_next (\(Self.site):5): its "
+                + "last parameter depends on $http_x_next")
+    }
 }

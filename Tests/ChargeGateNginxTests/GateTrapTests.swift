@@ -221,6 +221,11 @@ private let site = "/etc/nginx/sites/site.conf"
                 "/api/describe", .unrouted, at: "\(site):8",
                 "GET /api/describe?q=1: the gate is asked about GET /api/describe?q=1 (set $charge_gate_uri $request_uri "
                     + "(\(site):8)), which no route charges")),
+        FixtureCase(
+            "traps/try-files-ungated.conf", .gated("/api/generate"),
+            .notGated(
+                "/api/describe", .noAuthRequest, at: "\(site):9",
+                "GET /api/describe: location /api/describe (\(site):9) has no auth_request")),
     ]
 
     /// Configurations nginx follows in a way no reading of them can tell (the e2e pair shows
@@ -243,7 +248,7 @@ private let site = "/etc/nginx/sites/site.conf"
         "good/protect-all.conf", "good/proxy-after-gate.conf", "good/rewrite-break.conf", "good/proxy-path.conf",
         "good/nested-inherits.conf", "good/nested-caret-tilde.conf", "good/caret-tilde-prefix.conf", "good/regex-over-prefix.conf",
         "good/no-trailing-slash.conf", "good/status-location.conf", "good/satisfy-all.conf", "good/second-server-gated.conf",
-        "good/parser-torture.conf", "good/limit-except.conf",
+        "good/parser-torture.conf", "good/limit-except.conf", "good/try-files-named.conf",
     ]
 
     /// Each trap's good counterpart.
@@ -268,6 +273,7 @@ private let site = "/etc/nginx/sites/site.conf"
         ("traps/second-server-auth-off.conf", "good/second-server-gated.conf"),
         ("traps/error-page-before-protect.conf", "good/protect-all.conf"),
         ("traps/charge-uri-request-uri.conf", "good/protect-all.conf"),
+        ("traps/try-files-ungated.conf", "good/try-files-named.conf"),
     ]
 
     /// Each trap gives exactly its lines, with the exact finding and file:line.

@@ -193,6 +193,7 @@ TRAPS = {
         "/api/generate": ("unrouted", f"{SITE}:8", "main", "app", None, {}),
         "/api/describe": ("unrouted", f"{SITE}:8", "main", "app", None, {}),
     },
+    "traps/try-files-ungated.conf": {"/api/describe": ("no_auth_request", f"{SITE}:9", "main", "app", None, {})},
 }
 
 
