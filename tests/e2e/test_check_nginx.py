@@ -344,6 +344,30 @@ def test_good_config_is_gated_and_nginx_charges_it(make_stack, fixture):
     assert spent
 
 
+@pytest.mark.parametrize("fixture", GOOD)
+def test_good_config_charges_the_probes_sent_as_written(make_stack, fixture):
+    """The probes with a query string or a %XX escape (nginx routes them as the path; the
+    snippet's $charge_gate_uri is nginx's decoded $uri): check-nginx says they are charged,
+    and each one sent through nginx spends a charge."""
+    stack = fixture_stack(make_stack, fixture)
+    r, report = check_nginx(stack)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    tried = 0
+    for line in report["routes"]:
+        port = stack.port if line["server"].startswith(f"127.0.0.1:{stack.port}") else stack.nginx.port2
+        pool = POOL[line["route"]]
+        for probe in line["probes"]:
+            if "?" not in probe["uri"] and "%" not in probe["uri"]:
+                continue
+            assert probe["verdict"] == "gated" and probe["chargedURI"] == line["route"], probe
+            before = (stack.state(pool) or {"current": MAX_CHARGES[pool]})["current"]
+            res = http_request(port, probe["method"], probe["uri"])
+            assert res.status == 200 and res.json()["app"] is True, (probe, res)
+            assert stack.state(pool)["current"] == before - 1, f"{probe} was not charged"
+            tried += 1
+    assert tried
+
+
 def test_text_output_names_the_file_and_line(make_stack):
     stack = fixture_stack(make_stack, "traps/missing-protect.conf")
     r, _ = check_nginx(stack, fmt="text")
