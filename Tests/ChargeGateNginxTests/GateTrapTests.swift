@@ -226,6 +226,16 @@ private let site = "/etc/nginx/sites/site.conf"
             .notGated(
                 "/api/describe", .noAuthRequest, at: "\(site):9",
                 "GET /api/describe: location /api/describe (\(site):9) has no auth_request")),
+        FixtureCase(
+            "traps/error-page-500-before-protect.conf",
+            .notGated(
+                "/api/generate", .denialServed, at: "\(site):7",
+                "POST /api/generate: when the responder is down or hung (500), error_page 500 502 503 504 = @app (\(site):7) sends "
+                    + "it on: location @app (\(site):11) has no auth_request"),
+            .notGated(
+                "/api/describe", .denialServed, at: "\(site):7",
+                "GET /api/describe: when the responder is down or hung (500), error_page 500 502 503 504 = @app (\(site):7) sends "
+                    + "it on: location @app (\(site):11) has no auth_request")),
     ]
 
     /// Configurations nginx follows in a way no reading of them can tell (the e2e pair shows
@@ -274,6 +284,7 @@ private let site = "/etc/nginx/sites/site.conf"
         ("traps/error-page-before-protect.conf", "good/protect-all.conf"),
         ("traps/charge-uri-request-uri.conf", "good/protect-all.conf"),
         ("traps/try-files-ungated.conf", "good/try-files-named.conf"),
+        ("traps/error-page-500-before-protect.conf", "good/protect-all.conf"),
     ]
 
     /// Each trap gives exactly its lines, with the exact finding and file:line.

@@ -244,14 +244,19 @@ def test_trap_is_not_gated_and_nginx_serves_it_uncharged(make_stack, fixture):
             assert line["verdict"] == "gated", line
 
 
-# traps where what the gate denies is served: fixture -> route -> (kind, FILE:LINE). The route's
-# pool is spent first (its maxCharges, each charged), then the same request, which the gate now
-# denies, reaches the app all the same, and spends nothing.
+# traps where what the gate denies, or cannot ask about, is served: fixture -> (how, route ->
+# (kind, FILE:LINE)). "spent": the route's pool is spent first (its maxCharges, each charged),
+# then the same request, which the gate now denies, reaches the app all the same and spends
+# nothing. "responder_down": with the responder stopped, the request reaches the app.
 DENIAL_TRAPS = {
-    "traps/error-page-before-protect.conf": {
+    "traps/error-page-before-protect.conf": ("spent", {
         "/api/generate": ("denial_served", f"{SITE}:7"),
         "/api/describe": ("denial_served", f"{SITE}:7"),
-    },
+    }),
+    "traps/error-page-500-before-protect.conf": ("responder_down", {
+        "/api/generate": ("denial_served", f"{SITE}:7"),
+        "/api/describe": ("denial_served", f"{SITE}:7"),
+    }),
 }
 MAX_CHARGES = {"generate": 5, "describe": 20}
 
@@ -261,25 +266,33 @@ def test_a_denial_the_trap_serves_reaches_the_app(make_stack, fixture):
     stack = fixture_stack(make_stack, fixture)
     r, report = check_nginx(stack)
     assert r.returncode == 1, (r.stdout, r.stderr)
-    for route, (kind, at) in DENIAL_TRAPS[fixture].items():
+    how, routes = DENIAL_TRAPS[fixture]
+    findings = {}
+    for route, (kind, at) in routes.items():
         line = line_for(report, route, f"127.0.0.1:{stack.port}")
         assert line["verdict"] == "not_gated", line
-        finding = line["finding"]
+        finding = findings[route] = line["finding"]
         assert finding["kind"] == kind, finding
         assert stack.nginx.unmap(f"{finding['file']}:{finding['line']}") == at
-
+    if how == "responder_down":
+        stack.responder.stop()
+    for route, finding in findings.items():
         pool = POOL[route]
-        for _ in range(MAX_CHARGES[pool]):
-            res = http_request(stack.port, finding["method"], finding["uri"])
-            assert res.status == 200 and res.json()["app"] is True, res
-        spent = stack.state(pool)
-        assert spent is not None and spent["current"] == 0, spent
+        if how == "spent":
+            for _ in range(MAX_CHARGES[pool]):
+                res = http_request(stack.port, finding["method"], finding["uri"])
+                assert res.status == 200 and res.json()["app"] is True, res
+            spent = stack.state(pool)
+            assert spent is not None and spent["current"] == 0, spent
         before = len(app_log(stack))
         res = http_request(stack.port, finding["method"], finding["uri"])
-        assert res.status == 200 and res.json()["app"] is True, res  # the gate said no; the app served it
+        assert res.status == 200 and res.json()["app"] is True, res  # the gate said no (or nothing); the app served it
         expected = f"{finding['method']} {finding['uri']} 200"
         wait_until(lambda: expected in app_log(stack)[before:], 2, what=f"app log line {expected!r}")
-        assert stack.state(pool)["current"] == 0
+        if how == "spent":
+            assert stack.state(pool)["current"] == 0
+        else:
+            assert stack.key(pool) is None, f"{route} was charged"
 
 
 # --------------------------------------------------------------------------------------------
