@@ -42,7 +42,7 @@ extension GateAnalyser {
     // MARK: the main request
 
     /// The server rewrite phase (also where internal redirects start).
-    private func serverRewrite(_ state: NginxRequestState, _ server: Int, _ probe: GateProbe) -> [Trace] {
+    func serverRewrite(_ state: NginxRequestState, _ server: Int, _ probe: GateProbe) -> [Trace] {
         rewrite(server, state, locationLevel: false).flatMap { outcome -> [Trace] in
             switch outcome.end {
             case .answered(let status, let directive):
@@ -69,14 +69,14 @@ extension GateAnalyser {
             let (title, location) = describeConf(block)
             return [Trace(verdict: .notServed("nginx answers 301 to \(state.uri)/ (\(title) (\(location)) proxies)"), conf: block)]
         case .server:
-            return access(state, conf: server, server, probe)
+            return precontent(access(state, conf: server, server, probe), state, conf: server, server, probe)
         case .location(let block):
             return locationPhase(state, block, server, probe)
         }
     }
 
     /// A location's rewrite phase, then (again from the search when `$uri` changed) access.
-    private func locationPhase(_ state: NginxRequestState, _ block: Int, _ server: Int, _ probe: GateProbe) -> [Trace] {
+    func locationPhase(_ state: NginxRequestState, _ block: Int, _ server: Int, _ probe: GateProbe) -> [Trace] {
         if model[block].first("internal") != nil && !state.isInternal {
             let (title, location) = describeConf(block)
             return [Trace(verdict: .notServed("404: \(title) (\(location)) is internal"), conf: block)]
@@ -90,14 +90,20 @@ extension GateAnalyser {
             state.captures = captures.numbered
             for (name, value) in captures.named { state.variables[name] = .some(value) }
         }
-        return rewrite(block, state, locationLevel: true).flatMap { outcome -> [Trace] in
+        // For a method limit_except does not name, its configuration (which has no rewrite
+        // directives) is the one in effect from here on.
+        return rewrite(model.limitExcept(of: block, method: state.method) ?? block, state, locationLevel: true).flatMap {
+            outcome -> [Trace] in
             switch outcome.end {
             case .answered(let status, let directive):
                 return answered(status, by: directive, outcome.state, conf: outcome.conf, server, probe)
             case .undecidable(let why, let directive):
                 return [undecided(why, at: directive, outcome.state, probe)]
             case .finished:
-                guard outcome.state.uriChanged else { return access(outcome.state, conf: outcome.conf, server, probe) }
+                guard outcome.state.uriChanged else {
+                    let traces = access(outcome.state, conf: outcome.conf, server, probe)
+                    return precontent(traces, outcome.state, conf: outcome.conf, server, probe)
+                }
                 var next = outcome.state
                 next.uriChanged = false
                 next.uriChangesLeft -= 1
@@ -111,7 +117,7 @@ extension GateAnalyser {
 
     /// A `return` or redirecting `rewrite`: served uncharged below 300, a redirect below 400,
     /// else a refusal, unless an `error_page` sends it on internally.
-    private func answered(
+    func answered(
         _ status: Int, by directive: NginxDirective, _ state: NginxRequestState, conf: Int, _ server: Int, _ probe: GateProbe
     ) -> [Trace] {
         let what = "\(directive.summary()) (\(directive.location))"
@@ -123,36 +129,19 @@ extension GateAnalyser {
             ]
         }
         if status < 400 { return [Trace(verdict: .notServed("redirected (\(status)) by \(what)"), conf: conf)] }
-        if !state.errorPageUsed && status != 444, let target = errorPage(for: status, conf: conf, state) {
-            var next = state
-            next.errorPageUsed = true
-            next.isInternal = true
-            next.uriChangesLeft -= 1
-            guard next.uriChangesLeft > 0 else {
-                return [Trace(verdict: .notServed("500: rewrite or internal redirection cycle"), conf: nil)]
-            }
-            if target.hasPrefix("@"), let named = model[server].namedLocations[target] {
-                return locationPhase(next, named, server, probe)
-            }
-            if target.hasPrefix("/") {
-                next.uri = String(target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
-                return serverRewrite(next, server, probe)
+        if status != 444 {
+            switch errorPage(for: status, conf: conf, state) {
+            case .none: break
+            case .unknown(let directive, let variable):
+                return [undecided("the error_page target depends on $\(variable)", at: directive, state, probe)]
+            case .target(let target, _):
+                if let traces = followErrorPage(target, state, server, probe) { return traces }
             }
         }
         return [Trace(verdict: .notServed("refused (\(status)) by \(what)"), conf: conf)]
     }
 
-    /// The `error_page` target in effect for `status`, evaluated; nil when none (or unknown).
-    private func errorPage(for status: Int, conf: Int, _ state: NginxRequestState) -> String? {
-        for directive in model.inheritedList(["error_page"], from: conf) {
-            let values = directive.values
-            guard let target = values.last, values.dropLast().contains(String(status)) else { continue }
-            return state.evaluate(target)
-        }
-        return nil
-    }
-
-    private func undecided(_ why: String, at directive: NginxDirective, _ state: NginxRequestState, _ probe: GateProbe) -> Trace {
+    func undecided(_ why: String, at directive: NginxDirective, _ state: NginxRequestState, _ probe: GateProbe) -> Trace {
         let detail = "cannot follow \(directive.summary()) (\(directive.location)): \(why)" + assumed(state)
         return Trace(verdict: .undecided(GateFinding(.undecidable, probe: probe, detail: detail, at: directive.location)), conf: nil)
     }
@@ -199,11 +188,13 @@ extension GateAnalyser {
             if let allow = rules.first(where: { $0.name == "allow" }) ?? basic {
                 let detail =
                     "satisfy any (\(satisfy.location)) in \(title) (\(location)) lets clients admitted by \(allow.summary()) "
-                    + "(\(allow.location)) skip auth_request" + assumed(state)
+                    + "(\(allow.location))\(limitExcept(conf, owns: allow)) skip auth_request" + assumed(state)
                 return [Trace(verdict: .notGated(GateFinding(.satisfyAny, probe: probe, detail: detail, at: satisfy.location)), conf: conf)]
             }
         }
-        return authSubrequest(auth, state, conf: conf, server, probe)
+        let traces = authSubrequest(auth, state, conf: conf, server, probe)
+        guard traces.contains(where: { if case .gated = $0.verdict { true } else { false } }) else { return traces }
+        return traces + denials(state, conf: conf, server, probe)
     }
 
     /// The auth subrequest (`ngx_http_subrequest`: an internal request for the `auth_request`
@@ -298,17 +289,20 @@ extension GateAnalyser {
         _ sub: NginxRequestState, params: [NginxDirective], _ auth: NginxDirective, main: NginxRequestState, conf: Int,
         _ probe: GateProbe
     ) -> Trace {
-        var path = main.requestURI
+        var path = fallbackPath(sub, params: params)
         var source = auth.location
+        var setBy: NginxDirective?
         if let param = params.first(where: { $0.values.first == WireProtocol.Param.uri }), param.values.count > 1 {
             guard let value = sub.evaluate(param.values[1]) else {
                 let unknown = NginxRequestState.variableNames(in: param.values[1]).first { sub.value(of: $0) == nil } ?? "?"
-                let detail = "cannot tell the charged path: \(param.summary()) (\(param.location)) depends on $\(unknown)"
+                let setBy = sub.assignedBy[unknown].map { " (\($0.summary()) (\($0.location)))" } ?? ""
+                let detail = "cannot tell the charged path: \(param.summary()) (\(param.location)) depends on $\(unknown)\(setBy)"
                 return Trace(verdict: .undecided(GateFinding(.undecidable, probe: probe, detail: detail, at: param.location)), conf: conf)
             }
             if !value.isEmpty {
                 path = URIPath.normalize(value)
                 source = param.location
+                setBy = NginxRequestState.variableNames(in: param.values[1]).lazy.compactMap { sub.assignedBy[$0] }.first
             }
         }
         let method = main.method == "HEAD" ? "GET" : main.method
@@ -316,7 +310,11 @@ extension GateAnalyser {
             return Trace(verdict: .gated(chargedURI: path, route: route), conf: conf)
         }
         var via = ""
-        if let rewrite = main.rewrites.last {
+        if let setBy, path != URIPath.normalize(main.uri) {
+            // Not what nginx routed: the value a `set` gave the variable (`$request_uri`, …).
+            via = " (\(setBy.summary()) (\(setBy.location)))"
+            source = setBy.location
+        } else if let rewrite = main.rewrites.last {
             via = " (rewritten by \(rewrite.summary()) (\(rewrite.location)))"
             source = rewrite.location
         }

@@ -2,7 +2,7 @@ import ChargeGateCore
 
 extension GateAnalyser {
     /// The requests tried for route `index` in `server`: its prefix, the prefix with `/`, a
-    /// path below it; the name of each exact or prefix location under it (and a path below
+    /// path below it, the prefix with a query string and with an escape; the name of each exact or prefix location under it (and a path below
     /// each prefix one); paths under it that the server's regexes (locations, `rewrite`,
     /// `if (… ~ …)`) match; each with the route's methods, or GET, POST and the methods the
     /// server's conditions name when the route has none. Only requests the router gives to this
@@ -23,6 +23,8 @@ extension GateAnalyser {
             add(prefix + "/")
             add(prefix + "/x")
         }
+        // As sent, not as nginx routes them: a query string, an escape (see rawVariants).
+        for variant in Self.rawVariants(of: prefix) where seen.insert(variant).inserted { uris.append(variant) }
         for id in model.locations(in: server) {
             guard let (modifier, name) = model[id].locationSpec else { continue }
             switch modifier {
@@ -48,7 +50,8 @@ extension GateAnalyser {
         let methods = probeMethods(routes[index], in: server)
         var probes: [GateProbe] = []
         for uri in uris {
-            for method in methods where router.match(path: uri, method: method == "HEAD" ? "GET" : method) == index {
+            let path = URIPath.fromRequestURI(uri)
+            for method in methods where router.match(path: path, method: method == "HEAD" ? "GET" : method) == index {
                 probes.append(GateProbe(method: method, uri: uri))
                 if probes.count == Self.maximumProbes { return probes }
             }

@@ -130,20 +130,26 @@ public struct GateAnalyser {
     }
 
     /// A server without the gate, probed like the others: a line when it serves the route
-    /// from a backend that a gated location proxies to.
+    /// from a backend that a gated location proxies to, with no `auth_request` or with
+    /// `auth_request off` in effect.
     private func ungatedLine(
         _ index: Int, in server: GateServer, backends: [String: (server: GateServer, conf: Int)]
     ) -> GateRouteResult.ProbeResult? {
         for probe in probes(for: index, in: server.block) {
             let trace = trace(probe, in: server.block)
-            guard case .notGated(let finding) = trace.verdict, finding.kind == .noAuthRequest, let conf = trace.conf,
-                let backend = backend(of: conf), let gated = backends[backend]
+            guard case .notGated(let finding) = trace.verdict, finding.kind == .noAuthRequest || finding.kind == .authRequestOff,
+                let conf = trace.conf, let backend = backend(of: conf), let gated = backends[backend]
             else { continue }
             let (title, location) = describeConf(conf)
             let (gatedTitle, gatedLocation) = describeConf(gated.conf)
-            let detail =
-                "\(title) (\(location)) has no auth_request and proxies to \(backend), as the gated \(gatedTitle) "
-                + "(\(gatedLocation)) of server \(gated.server.label) does"
+            let same = "proxies to \(backend), as the gated \(gatedTitle) (\(gatedLocation)) of server \(gated.server.label) does"
+            // `auth_request off` says where it is set: the line at fault.
+            if finding.kind == .authRequestOff, let off = model.inherited("auth_request", from: conf) {
+                let detail = "auth_request off (\(off.location)) is in effect in \(title) (\(location)), which " + same
+                return GateRouteResult.ProbeResult(
+                    probe: probe, verdict: .notGated(GateFinding(.authRequestOff, probe: probe, detail: detail, at: off.location)))
+            }
+            let detail = "\(title) (\(location)) has no auth_request and " + same
             return GateRouteResult.ProbeResult(
                 probe: probe, verdict: .notGated(GateFinding(.ungatedServer, probe: probe, detail: detail, at: location)))
         }
@@ -203,23 +209,23 @@ public struct GateAnalyser {
         params.first { $0.values.first == WireProtocol.Param.role }.flatMap { $0.values.count > 1 ? $0.values[1] : nil }
     }
 
-    /// How findings name the configuration in effect: a location (an `if` inside it counts as
-    /// the location), or the server when no location matched.
+    /// How findings name the configuration in effect: a location (an `if` or `limit_except`
+    /// inside it counts as the location), or the server when no location matched.
     func describeConf(_ conf: Int) -> (String, NginxSourceLocation) {
         var id = conf
-        if model[id].kind == .condition, let parent = model[id].parent { id = parent }
+        if model[id].kind == .condition || model[id].kind == .other("limit_except"), let parent = model[id].parent { id = parent }
         let block = model[id]
         let location = block.location ?? NginxSourceLocation(file: model.mainFile, line: 0)
         if block.kind == .server { return ("the server's own configuration (no location matches)", location) }
         return (block.title, location)
     }
 
-    /// The `*_pass` that serves a request in this configuration (an `if`'s own, else its
-    /// location's).
+    /// The `*_pass` that serves a request in this configuration (an `if`'s or `limit_except`'s
+    /// own, else its location's).
     func pass(of conf: Int) -> NginxDirective? {
         for id in model.chain(from: conf) {
             if let found = model[id].directives.first(where: { NginxModel.passDirectives.contains($0.name) }) { return found }
-            guard model[id].kind == .condition else { break }
+            guard model[id].kind == .condition || model[id].kind == .other("limit_except") else { break }
         }
         return nil
     }

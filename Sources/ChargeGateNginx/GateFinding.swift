@@ -17,6 +17,9 @@ public struct GateFinding: Sendable, Equatable, CustomStringConvertible {
         case authAnswered = "auth_answered"
         /// The gate is asked about a path (after a rewrite) that no route charges.
         case unrouted
+        /// A request the gate denies (403), or whose responder is down (500), is sent by an
+        /// `error_page` to content served without a charge.
+        case denialServed = "denial_served"
         /// A server without the gate serves it from a backend that a gated server protects.
         case ungatedServer = "ungated_server"
         /// The analysis cannot follow the configuration here (it does not guess).

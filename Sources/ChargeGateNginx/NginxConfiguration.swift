@@ -3,7 +3,8 @@
 /// `ngx_conf_include` reads them: a relative name is taken from the main file's directory
 /// (nginx's conf prefix), a name with `*`, `?` or `[` is a glob over the dumped files (none
 /// matching is fine), any other name must be in the dump. Every directive keeps the file and
-/// line it was written at.
+/// line it was written at. A setting nginx refuses to see twice in one block (`satisfy`,
+/// `auth_request`, …) makes it unreadable, as it makes nginx -t fail.
 public struct NginxConfiguration: Sendable {
     /// Includes nested deeper than this are refused (an include loop; nginx would recurse
     /// until it runs out of file descriptors).
@@ -30,6 +31,7 @@ public struct NginxConfiguration: Sendable {
         let resolver = Resolver(parsed: parsed, paths: dump.files.map(\.path), prefix: prefix)
         mainFile = main.path
         directives = try resolver.resolve(parsed[main.path] ?? [], depth: 0)
+        if let duplicate = Self.duplicate(in: directives) { throw duplicate }
     }
 
     private struct Resolver {

@@ -1,3 +1,5 @@
+import ChargeGateCore
+
 /// What the analysis knows about one request while it follows nginx's phases: the current
 /// `$uri`, the method, the variables set so far, the last regex captures, and how it got here
 /// (rewrites, the conditions it assumed).
@@ -5,10 +7,12 @@ public struct NginxRequestState: Sendable, Equatable {
     /// nginx's `$uri` now (decoded and normalised by nginx for a client request; a rewrite sets
     /// it as written).
     public var uri: String
-    /// The client's request URI (`$request_uri`), for the responder's fallback.
+    /// The client's request target as sent (`$request_uri`: not decoded, with its query).
     public let requestURI: String
-    /// The client's method.
-    public let method: String
+    /// The query string (`$args`, `$query_string`): what follows the first `?`.
+    public var args: String
+    /// The client's method (GET after an `error_page` redirect to a URI, unless HEAD).
+    public var method: String
     /// Variables set by `set` or by named captures: a value, or nil when it is unknown.
     public var variables: [String: String?] = [:]
     /// Variables that are empty until the access phase sets them (declared only by
@@ -30,11 +34,18 @@ public struct NginxRequestState: Sendable, Equatable {
     public var assumptions: [NginxAssumption] = []
     /// The directives that changed `$uri`, in order.
     public var rewrites: [NginxDirective] = []
+    /// The `set` that last assigned each variable.
+    public var assignedBy: [String: NginxDirective] = [:]
 
-    /// The state of a client request for `uri` with `method`.
+    /// The state of a client request for the target `uri` (as sent: `$request_uri`) with
+    /// `method`: `$uri` is its path, `%XX` decoded and normalised as nginx does, `$args` its
+    /// query.
     public init(uri: String, method: String) {
-        self.uri = uri
         self.requestURI = uri
+        let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        self.args = parts.count > 1 ? String(parts[1]) : ""
+        let raw = uri.utf8.contains { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }
+        self.uri = raw ? URIPath.fromRequestURI(uri) : uri
         self.method = method
     }
 
@@ -56,6 +67,8 @@ public struct NginxRequestState: Sendable, Equatable {
         switch name {
         case "uri", "document_uri": return uri
         case "request_uri": return requestURI
+        case "args", "query_string": return args
+        case "is_args": return args.isEmpty ? "" : "?"
         case "request_method": return method
         default: return nil
         }

@@ -96,6 +96,7 @@ public struct NginxRewriteSimulator {
         case "set":
             guard values.count == 2 else { return nil }
             state.variables[String(values[0].dropFirst())] = .some(state.evaluate(values[1]))
+            state.assignedBy[String(values[0].dropFirst())] = directive
             return nil
         case "break":
             state.uriChanged = false

@@ -31,6 +31,13 @@ struct ExpectedLine: Sendable, CustomStringConvertible {
     }
 }
 
+extension ExpectedLine {
+    /// An UNDECIDED line.
+    static func undecided(_ route: String, at: String, _ message: String, server: String = "127.0.0.1:8080 localhost") -> ExpectedLine {
+        ExpectedLine(server: server, route: route, verdict: "UNDECIDED: " + message, kind: .undecidable, at: at)
+    }
+}
+
 /// A fixture and every line its report must have.
 struct FixtureCase: Sendable, CustomTestStringConvertible {
     /// `traps/NAME.conf` or `good/NAME.conf`.
@@ -172,6 +179,78 @@ private let site = "/etc/nginx/sites/site.conf"
             .notGated(
                 "/api/describe", .noAuthRequest, at: "/etc/nginx/gate/20-health.conf:2",
                 "GET /api/describe/health: location = /api/describe/health (/etc/nginx/gate/20-health.conf:2) has no auth_request")),
+        FixtureCase(
+            "traps/satisfy-any-limit-except.conf",
+            .notGated(
+                "/api/generate", .satisfyAny, at: "\(site):10",
+                "POST /api/generate: satisfy any (\(site):10) in location /api/ (\(site):9) lets clients admitted by allow 127.0.0.1 "
+                    + "(\(site):12) of limit_except GET (\(site):11) skip auth_request"),
+            .notGated(
+                "/api/describe", .satisfyAny, at: "\(site):10",
+                "POST /api/describe: satisfy any (\(site):10) in location /api/ (\(site):9) lets clients admitted by allow 127.0.0.1 "
+                    + "(\(site):12) of limit_except GET (\(site):11) skip auth_request")),
+        FixtureCase(
+            "traps/second-server-auth-off.conf", .gated("/api/generate"), .gated("/api/describe"),
+            .notGated(
+                "/api/generate", .authRequestOff, at: "\(site):17",
+                "POST /api/generate: auth_request off (\(site):17) is in effect in location / (\(site):16), which proxies to "
+                    + "http://app, as the gated location /api/ (\(site):6) of server 127.0.0.1:8080 localhost does",
+                server: "127.0.0.1:8081 api-internal"),
+            .notGated(
+                "/api/describe", .authRequestOff, at: "\(site):17",
+                "GET /api/describe: auth_request off (\(site):17) is in effect in location / (\(site):16), which proxies to "
+                    + "http://app, as the gated location /api/ (\(site):6) of server 127.0.0.1:8080 localhost does",
+                server: "127.0.0.1:8081 api-internal")),
+        FixtureCase(
+            "traps/error-page-before-protect.conf",
+            .notGated(
+                "/api/generate", .denialServed, at: "\(site):7",
+                "POST /api/generate: when the gate denies it (403), error_page 403 = @app (\(site):7) sends it on: location @app "
+                    + "(\(site):11) has no auth_request"),
+            .notGated(
+                "/api/describe", .denialServed, at: "\(site):7",
+                "GET /api/describe: when the gate denies it (403), error_page 403 = @app (\(site):7) sends it on: location @app "
+                    + "(\(site):11) has no auth_request")),
+        FixtureCase(
+            "traps/charge-uri-request-uri.conf",
+            .notGated(
+                "/api/generate", .unrouted, at: "\(site):8",
+                "POST /api/generate?q=1: the gate is asked about POST /api/generate?q=1 (set $charge_gate_uri $request_uri "
+                    + "(\(site):8)), which no route charges"),
+            .notGated(
+                "/api/describe", .unrouted, at: "\(site):8",
+                "GET /api/describe?q=1: the gate is asked about GET /api/describe?q=1 (set $charge_gate_uri $request_uri "
+                    + "(\(site):8)), which no route charges")),
+        FixtureCase(
+            "traps/try-files-ungated.conf", .gated("/api/generate"),
+            .notGated(
+                "/api/describe", .noAuthRequest, at: "\(site):9",
+                "GET /api/describe: location /api/describe (\(site):9) has no auth_request")),
+        FixtureCase(
+            "traps/error-page-500-before-protect.conf",
+            .notGated(
+                "/api/generate", .denialServed, at: "\(site):7",
+                "POST /api/generate: when the responder is down or hung (500), error_page 500 502 503 504 = @app (\(site):7) sends "
+                    + "it on: location @app (\(site):11) has no auth_request"),
+            .notGated(
+                "/api/describe", .denialServed, at: "\(site):7",
+                "GET /api/describe: when the responder is down or hung (500), error_page 500 502 503 504 = @app (\(site):7) sends "
+                    + "it on: location @app (\(site):11) has no auth_request")),
+    ]
+
+    /// Configurations nginx follows in a way no reading of them can tell (the e2e pair shows
+    /// the request a client can send uncharged): each line UNDECIDED, with its file:line.
+    static let undecided: [FixtureCase] = [
+        FixtureCase(
+            "undecided/error-page-variable.conf",
+            .undecided(
+                "/api/generate", at: "\(site):11",
+                "POST /api/generate: cannot follow error_page 418 = $http_x_fallback (\(site):11): the error_page target depends "
+                    + "on $http_x_fallback, when if ($http_x_preview) (\(site):8) holds"),
+            .undecided(
+                "/api/describe", at: "\(site):11",
+                "GET /api/describe: cannot follow error_page 418 = $http_x_fallback (\(site):11): the error_page target depends "
+                    + "on $http_x_fallback, when if ($http_x_preview) (\(site):8) holds"))
     ]
 
     /// The good fixtures: every route gated.
@@ -179,7 +258,7 @@ private let site = "/etc/nginx/sites/site.conf"
         "good/protect-all.conf", "good/proxy-after-gate.conf", "good/rewrite-break.conf", "good/proxy-path.conf",
         "good/nested-inherits.conf", "good/nested-caret-tilde.conf", "good/caret-tilde-prefix.conf", "good/regex-over-prefix.conf",
         "good/no-trailing-slash.conf", "good/status-location.conf", "good/satisfy-all.conf", "good/second-server-gated.conf",
-        "good/parser-torture.conf",
+        "good/parser-torture.conf", "good/limit-except.conf", "good/try-files-named.conf",
     ]
 
     /// Each trap's good counterpart.
@@ -200,6 +279,12 @@ private let site = "/etc/nginx/sites/site.conf"
         ("traps/auth-location-missing.conf", "good/protect-all.conf"),
         ("traps/includes-elsewhere.conf", "good/parser-torture.conf"),
         ("traps/error-page-return.conf", "good/protect-all.conf"),
+        ("traps/satisfy-any-limit-except.conf", "good/limit-except.conf"),
+        ("traps/second-server-auth-off.conf", "good/second-server-gated.conf"),
+        ("traps/error-page-before-protect.conf", "good/protect-all.conf"),
+        ("traps/charge-uri-request-uri.conf", "good/protect-all.conf"),
+        ("traps/try-files-ungated.conf", "good/try-files-named.conf"),
+        ("traps/error-page-500-before-protect.conf", "good/protect-all.conf"),
     ]
 
     /// Each trap gives exactly its lines, with the exact finding and file:line.
@@ -216,6 +301,21 @@ private let site = "/etc/nginx/sites/site.conf"
         }
         #expect(!report.isGated)
         #expect(report.text().contains("FAILED: "))
+    }
+
+    /// Each undecided fixture gives exactly its lines, UNDECIDED with the file:line.
+    @Test(arguments: undecided)
+    func undecidedIsSaid(_ fixture: FixtureCase) throws {
+        let report = try NginxFixtures.report(fixture.fixture)
+        #expect(report.routes.count == fixture.lines.count, "\(report.text())")
+        for (line, expected) in zip(report.routes, fixture.lines) {
+            #expect(line.server.label == expected.server)
+            #expect(line.prefix == expected.route)
+            #expect(line.summary == (try NginxFixtures.expand(expected.verdict)))
+            #expect(line.finding?.kind == .undecidable)
+            #expect(line.finding.map { "\($0.location)" } == (try expected.at.map(NginxFixtures.expand)))
+        }
+        #expect(!report.isGated)
     }
 
     /// Each good config is gated on every line, each line with a probe that is charged.

@@ -154,6 +154,37 @@ import Testing
         }
     }
 
+    /// A setting nginx refuses twice in one block (after includes: the snippet's `satisfy all`
+    /// and a `satisfy any` beside its include) makes the configuration unreadable, as nginx -t
+    /// fails on it; in another block (a nested location, an `if`) it is not a duplicate.
+    @Test func aSettingNginxRefusesTwiceInOneBlockIsAnError() throws {
+        #expect(
+            throws: NginxParseError(
+                "\"satisfy\" directive is duplicate: nginx refuses this configuration (nginx -t fails)",
+                at: NginxSourceLocation(file: "/etc/nginx/nginx.conf", line: 3))
+        ) {
+            try Self.configuration([
+                ("/etc/nginx/nginx.conf", "http { server { location / {\n    include gate;\n    satisfy any;\n} } }"),
+                ("/etc/nginx/gate", "satisfy all;\nauth_request /auth;"),
+            ])
+        }
+        #expect(
+            throws: NginxParseError(
+                "\"auth_request\" directive is duplicate: nginx refuses this configuration (nginx -t fails)",
+                at: NginxSourceLocation(file: "/etc/nginx/nginx.conf", line: 2))
+        ) {
+            try Self.configuration([("/etc/nginx/nginx.conf", "http { auth_request /a;\n auth_request off; }")])
+        }
+        #expect(throws: NginxParseError.self) {
+            try Self.configuration([
+                ("/etc/nginx/nginx.conf", "http { server { location / { limit_except GET { } limit_except POST { } } } }")
+            ])
+        }
+        _ = try Self.configuration([
+            ("/etc/nginx/nginx.conf", "http { satisfy all; server { satisfy any; location / { satisfy all; if ($x) { } } } }")
+        ])
+    }
+
     /// Include patterns match like glob(3).
     @Test(arguments: [
         ("/etc/nginx/conf.d/*.conf", "/etc/nginx/conf.d/a.conf", true),

@@ -181,6 +181,19 @@ TRAPS = {
         "/api/generate": ("no_auth_request", f"{SITE}:14", "main", "app", None, {}),
         "/api/describe": ("no_auth_request", f"{SITE}:14", "main", "app", None, {}),
     },
+    "traps/satisfy-any-limit-except.conf": {
+        "/api/generate": ("satisfy_any", f"{SITE}:10", "main", "app", None, {}),
+        "/api/describe": ("satisfy_any", f"{SITE}:10", "main", "app", None, {}),
+    },
+    "traps/second-server-auth-off.conf": {
+        "/api/generate": ("auth_request_off", f"{SITE}:17", "second", "app", None, {}),
+        "/api/describe": ("auth_request_off", f"{SITE}:17", "second", "app", None, {}),
+    },
+    "traps/charge-uri-request-uri.conf": {
+        "/api/generate": ("unrouted", f"{SITE}:8", "main", "app", None, {}),
+        "/api/describe": ("unrouted", f"{SITE}:8", "main", "app", None, {}),
+    },
+    "traps/try-files-ungated.conf": {"/api/describe": ("no_auth_request", f"{SITE}:9", "main", "app", None, {})},
 }
 
 
@@ -192,7 +205,8 @@ def protect_auth_line() -> str:
 
 def test_every_trap_fixture_has_a_pair_here():
     names = {f"traps/{p.name}" for p in (FIXTURES / "traps").glob("*.conf")}
-    assert names == set(TRAPS)
+    assert names == set(TRAPS) | set(DENIAL_TRAPS)
+    assert {f"undecided/{p.name}" for p in (FIXTURES / "undecided").glob("*.conf")} == set(UNDECIDED)
 
 
 @pytest.mark.parametrize("fixture", sorted(TRAPS))
@@ -230,6 +244,89 @@ def test_trap_is_not_gated_and_nginx_serves_it_uncharged(make_stack, fixture):
             assert line["verdict"] == "gated", line
 
 
+# traps where what the gate denies, or cannot ask about, is served: fixture -> (how, route ->
+# (kind, FILE:LINE)). "spent": the route's pool is spent first (its maxCharges, each charged),
+# then the same request, which the gate now denies, reaches the app all the same and spends
+# nothing. "responder_down": with the responder stopped, the request reaches the app.
+DENIAL_TRAPS = {
+    "traps/error-page-before-protect.conf": ("spent", {
+        "/api/generate": ("denial_served", f"{SITE}:7"),
+        "/api/describe": ("denial_served", f"{SITE}:7"),
+    }),
+    "traps/error-page-500-before-protect.conf": ("responder_down", {
+        "/api/generate": ("denial_served", f"{SITE}:7"),
+        "/api/describe": ("denial_served", f"{SITE}:7"),
+    }),
+}
+MAX_CHARGES = {"generate": 5, "describe": 20}
+
+
+@pytest.mark.parametrize("fixture", sorted(DENIAL_TRAPS))
+def test_a_denial_the_trap_serves_reaches_the_app(make_stack, fixture):
+    stack = fixture_stack(make_stack, fixture)
+    r, report = check_nginx(stack)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    how, routes = DENIAL_TRAPS[fixture]
+    findings = {}
+    for route, (kind, at) in routes.items():
+        line = line_for(report, route, f"127.0.0.1:{stack.port}")
+        assert line["verdict"] == "not_gated", line
+        finding = findings[route] = line["finding"]
+        assert finding["kind"] == kind, finding
+        assert stack.nginx.unmap(f"{finding['file']}:{finding['line']}") == at
+    if how == "responder_down":
+        stack.responder.stop()
+    for route, finding in findings.items():
+        pool = POOL[route]
+        if how == "spent":
+            for _ in range(MAX_CHARGES[pool]):
+                res = http_request(stack.port, finding["method"], finding["uri"])
+                assert res.status == 200 and res.json()["app"] is True, res
+            spent = stack.state(pool)
+            assert spent is not None and spent["current"] == 0, spent
+        before = len(app_log(stack))
+        res = http_request(stack.port, finding["method"], finding["uri"])
+        assert res.status == 200 and res.json()["app"] is True, res  # the gate said no (or nothing); the app served it
+        expected = f"{finding['method']} {finding['uri']} 200"
+        wait_until(lambda: expected in app_log(stack)[before:], 2, what=f"app log line {expected!r}")
+        if how == "spent":
+            assert stack.state(pool)["current"] == 0
+        else:
+            assert stack.key(pool) is None, f"{route} was charged"
+
+
+# --------------------------------------------------------------------------------------------
+# UNDECIDED: what nginx does depends on the request in a way no reading of the config can tell
+
+# fixture -> route -> (FILE:LINE, headers of a request nginx then serves uncharged).
+UNDECIDED = {
+    "undecided/error-page-variable.conf": {
+        "/api/generate": (f"{SITE}:11", {"X-Preview": "1", "X-Fallback": "@app"}),
+        "/api/describe": (f"{SITE}:11", {"X-Preview": "1", "X-Fallback": "@app"}),
+    },
+}
+
+
+@pytest.mark.parametrize("fixture", sorted(UNDECIDED))
+def test_undecided_is_said_and_a_client_can_pass_uncharged(make_stack, fixture):
+    stack = fixture_stack(make_stack, fixture)
+    r, report = check_nginx(stack)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert report["ok"] is False
+    for route, (at, headers) in UNDECIDED[fixture].items():
+        line = line_for(report, route, f"127.0.0.1:{stack.port}")
+        assert line["verdict"] == "undecided", line
+        finding = line["finding"]
+        assert finding["kind"] == "undecidable", finding
+        assert stack.nginx.unmap(f"{finding['file']}:{finding['line']}") == at
+        before = len(app_log(stack))
+        res = http_request(stack.port, finding["method"], finding["uri"], headers=headers)
+        assert res.status == 200 and res.json()["app"] is True, res
+        expected = f"{finding['method']} {finding['uri']} 200"
+        wait_until(lambda: expected in app_log(stack)[before:], 2, what=f"app log line {expected!r}")
+        assert stack.key(POOL[route]) is None, f"{route} was charged"
+
+
 # --------------------------------------------------------------------------------------------
 # the good configs: gated, and charged
 
@@ -260,6 +357,30 @@ def test_good_config_is_gated_and_nginx_charges_it(make_stack, fixture):
     assert spent
 
 
+@pytest.mark.parametrize("fixture", GOOD)
+def test_good_config_charges_the_probes_sent_as_written(make_stack, fixture):
+    """The probes with a query string or a %XX escape (nginx routes them as the path; the
+    snippet's $charge_gate_uri is nginx's decoded $uri): check-nginx says they are charged,
+    and each one sent through nginx spends a charge."""
+    stack = fixture_stack(make_stack, fixture)
+    r, report = check_nginx(stack)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    tried = 0
+    for line in report["routes"]:
+        port = stack.port if line["server"].startswith(f"127.0.0.1:{stack.port}") else stack.nginx.port2
+        pool = POOL[line["route"]]
+        for probe in line["probes"]:
+            if "?" not in probe["uri"] and "%" not in probe["uri"]:
+                continue
+            assert probe["verdict"] == "gated" and probe["chargedURI"] == line["route"], probe
+            before = (stack.state(pool) or {"current": MAX_CHARGES[pool]})["current"]
+            res = http_request(port, probe["method"], probe["uri"])
+            assert res.status == 200 and res.json()["app"] is True, (probe, res)
+            assert stack.state(pool)["current"] == before - 1, f"{probe} was not charged"
+            tried += 1
+    assert tried
+
+
 def test_text_output_names_the_file_and_line(make_stack):
     stack = fixture_stack(make_stack, "traps/missing-protect.conf")
     r, _ = check_nginx(stack, fmt="text")
@@ -268,6 +389,48 @@ def test_text_output_names_the_file_and_line(make_stack):
     assert "/api/generate  POST     gated" in text
     assert f"NOT GATED: GET /api/describe: location / ({SITE}:10) has no auth_request" in text
     assert text.rstrip().splitlines()[-1].startswith("FAILED: 2 lines (route × server) in 1 gated server: 1 gated, 1 NOT GATED")
+
+
+def test_limit_except_skips_the_locations_rewrite_directives_for_other_methods(make_stack):
+    """good/limit-except.conf: for a POST, nginx uses limit_except's configuration from the
+    location search on, so the location's `if (...) { return 200 ...; }` never runs: the POST is
+    charged, as check-nginx says (it would be answered before the gate if the return ran)."""
+    stack = fixture_stack(make_stack, "good/limit-except.conf")
+    r, report = check_nginx(stack)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    res = http_request(stack.port, "POST", "/api/describe")
+    assert res.status == 200 and res.json()["app"] is True, res
+    assert stack.state("describe") is not None, "the POST was not charged"
+    res = http_request(stack.port, "POST", "/api/describe", source="127.0.0.2")
+    assert res.status == 403, res
+
+
+def dump_of(stack) -> str:
+    """The `nginx -T` text of a written FixtureNginx (what nginx would print, were it valid)."""
+    files = [stack.nginx.conf] + sorted((stack.dir / "etc" / "nginx" / "sites").glob("*.conf"))
+    files += sorted((ROOT / "nginx").glob("*.conf"))
+    return "".join(f"{MARKER}{path}:\n{path.read_text()}\n" for path in files)
+
+
+def test_a_second_satisfy_in_one_block_is_refused_by_nginx_and_check_nginx(make_stack, tmp_dir):
+    """A `satisfy any` beside the snippet's `satisfy all` is no configuration nginx runs ("satisfy"
+    directive is duplicate): check-nginx exits 2 with nginx's message, and refuses a hand-made
+    dump of it (nginx -T never prints one) rather than report on it."""
+    stack = make_stack(ROUTES_YAML, start=False, start_responder=False, redis=False)
+    stack.nginx = FixtureNginx(stack.dir, stack.port, "good/satisfy-all.conf")
+    stack.nginx.write()
+    stack.write_config()
+    site = stack.dir / "etc" / "nginx" / "sites" / "site.conf"
+    site.write_text(site.read_text().replace("allow 127.0.0.1;", "satisfy any;"))
+    r, _ = check_nginx(stack)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert '"satisfy" directive is duplicate in ' in r.stderr and "site.conf:8" in r.stderr, r.stderr
+
+    (tmp_dir / "dump.txt").write_text(dump_of(stack))
+    r = run_check("--config", str(stack.config), "--dump", str(tmp_dir / "dump.txt"))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stdout == ""
+    assert f"{site}:8: \"satisfy\" directive is duplicate: nginx refuses this configuration" in r.stderr, r.stderr
 
 
 # --------------------------------------------------------------------------------------------

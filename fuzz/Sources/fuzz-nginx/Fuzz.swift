@@ -11,7 +11,8 @@
 // without NUL bytes: an exact location, else a prefix location of the URI itself, else the
 // auto redirect of `URI/`, else the longest prefix; the regex sampler gives at most 16 samples
 // for any location name; and on configurations without regexes (no `~`, no `rewrite`) the
-// whole analysis runs and its report renders as text and JSON.
+// whole analysis runs and its report renders as text and JSON; each line read as a request
+// target gives a path for `$uri` and the query for `$args`.
 import ChargeGateCore
 import ChargeGateNginx
 import FuzzSupport
@@ -121,6 +122,15 @@ public func fuzzTest(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         let model = NginxModel(configuration)
         let uris = bytes.split(separator: 0x0A).prefix(16).map { [UInt8(ascii: "/")] + $0.prefix(64) }
         checkTrees(model, uris: uris + [[UInt8(ascii: "/")], Array("/api/generate".utf8)])
+
+        // Each line as a client's request target: `$uri` is a path, `$request_uri` the target
+        // as sent, `$args` what follows the first `?`.
+        for uri in uris {
+            let text = String(decoding: uri, as: UTF8.self)
+            let state = NginxRequestState(uri: text, method: "GET")
+            require(state.uri.hasPrefix("/") && state.requestURI == text, "a request target reads as nginx reads it", show(text))
+            require(!text.contains("?") || text.hasSuffix("?" + state.args), "$args follows the first ?", show(text))
+        }
 
         // The analysis, where no regex is involved (their matching is the standard library's).
         guard !bytes.contains(UInt8(ascii: "~")), !bytes.indices.contains(where: { bytes[$0...].starts(with: Array("rewrite".utf8)) })
