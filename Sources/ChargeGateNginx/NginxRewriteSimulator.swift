@@ -98,6 +98,7 @@ public struct NginxRewriteSimulator {
             state.variables[String(values[0].dropFirst())] = .some(state.evaluate(values[1]))
             return nil
         case "break":
+            if state.uriChanged { state.validLocation = false }
             state.uriChanged = false
             return .finished
         case "return":
@@ -147,6 +148,7 @@ public struct NginxRewriteSimulator {
         switch flag {
         case "break":
             state.uriChanged = false
+            state.validLocation = false
             return .finished
         case "last":
             state.uriChanged = true
