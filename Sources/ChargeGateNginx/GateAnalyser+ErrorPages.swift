@@ -35,6 +35,7 @@ extension GateAnalyser {
         var next = state
         next.errorPageUsed = true
         next.isInternal = true
+        next.validLocation = true
         if target.hasPrefix("@") {
             guard let named = model[server].namedLocations[target] else { return nil }
             next.uriChangesLeft -= 1

@@ -7,6 +7,10 @@ extension GateAnalyser {
         var verdict: GateVerdict
         /// The block whose configuration served it (a location, an `if`, the server).
         var conf: Int?
+        /// The request as the content phase gets it, when it is served (for where the app gets it).
+        var state: NginxRequestState? = nil
+        /// The path the gate is asked about, when no route charges it.
+        var asked: String? = nil
     }
 
     /// What nginx does with `probe` in `server`: the worst of the paths the conditions allow.
@@ -26,7 +30,7 @@ extension GateAnalyser {
 
     /// The rewrite directives of a block, within the probe's budget of paths (conditions that
     /// cannot be evaluated fork, and forks in several blocks multiply).
-    private func rewrite(_ block: Int, _ state: NginxRequestState, locationLevel: Bool) -> [NginxRewriteOutcome] {
+    func rewrite(_ block: Int, _ state: NginxRequestState, locationLevel: Bool) -> [NginxRewriteOutcome] {
         seen.budget -= 1
         guard seen.budget >= 0 else {
             let opening =
@@ -175,7 +179,9 @@ extension GateAnalyser {
         }
         guard let auth = model.inherited("auth_request", from: conf) else {
             let detail = "\(title) (\(location))\(reachedAfter(state)) has no auth_request" + assumed(state)
-            return [Trace(verdict: .notGated(GateFinding(.noAuthRequest, probe: probe, detail: detail, at: location)), conf: conf)]
+            return [
+                Trace(verdict: .notGated(GateFinding(.noAuthRequest, probe: probe, detail: detail, at: location)), conf: conf, state: state)
+            ]
         }
         if auth.values.first == "off" {
             let detail =
@@ -224,7 +230,9 @@ extension GateAnalyser {
         _ sub: NginxRequestState, _ auth: NginxDirective, main: NginxRequestState, conf: Int, _ server: Int, _ probe: GateProbe
     ) -> [Trace] {
         let notGate = { (reached: String) -> Trace in
-            let detail = "auth_request \(auth.values.first ?? "") (\(auth.location)) reaches \(reached), not the gate's auth location"
+            let detail =
+                "auth_request \(auth.values.first ?? "") (\(auth.location)) reaches \(reached)\(reachedAfter(sub, comma: false)), "
+                + "not the gate's auth location"
             return Trace(verdict: .notGated(GateFinding(.authNotGate, probe: probe, detail: detail, at: auth.location)), conf: conf)
         }
         switch matcher.find(sub.uri, in: server) {
@@ -260,6 +268,7 @@ extension GateAnalyser {
                     guard pass(of: outcome.conf)?.name == "fastcgi_pass", role(ownParams: params) == WireProtocol.Role.auth.rawValue
                     else { return [notGate("\(title) (\(location))")] }
                     seen.authLocations.append(model[outcome.conf].kind == .condition ? (model[outcome.conf].parent ?? block) : outcome.conf)
+                    if let verdict = answeredBesideResponder(outcome.conf, probe) { return [Trace(verdict: verdict, conf: conf)] }
                     return [charged(next, params: params, auth, main: main, conf: conf, probe)]
                 }
             }
@@ -307,7 +316,7 @@ extension GateAnalyser {
         }
         let method = main.method == "HEAD" ? "GET" : main.method
         if let route = router.match(path: path, method: method) {
-            return Trace(verdict: .gated(chargedURI: path, route: route), conf: conf)
+            return Trace(verdict: .gated(chargedURI: path, route: route), conf: conf, state: main)
         }
         var via = ""
         if let setBy, path != URIPath.normalize(main.uri) {
@@ -319,6 +328,7 @@ extension GateAnalyser {
             source = rewrite.location
         }
         let detail = "the gate is asked about \(main.method) \(path)\(via), which no route charges" + assumed(main)
-        return Trace(verdict: .notGated(GateFinding(.unrouted, probe: probe, detail: detail, at: source)), conf: conf)
+        return Trace(
+            verdict: .notGated(GateFinding(.unrouted, probe: probe, detail: detail, at: source)), conf: conf, state: main, asked: path)
     }
 }

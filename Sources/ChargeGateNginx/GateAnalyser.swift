@@ -17,6 +17,9 @@ public struct GateAnalyser {
     let routes: [RouteConfig]
     /// The responder's router over them.
     let router: Router
+    /// Where the responder listens (the config's `listen`), compared with the auth location's
+    /// `fastcgi_pass`; nil: not compared.
+    let listen: ListenAddress?
     /// Every regex compiled once.
     let regexes = NginxRegexCache()
     /// nginx's location search.
@@ -33,6 +36,8 @@ public struct GateAnalyser {
     final class Seen {
         /// The gate's auth locations reached (for the `fastcgi_next_upstream` warning).
         var authLocations: [Int] = []
+        /// Where the app gets each gated probe, by route (`GateAnalyser+Upstream`).
+        var chargedTargets: [Int: [ChargedTarget]] = [:]
         /// Rewrite runs and paths the current probe may still take.
         var budget = 0
     }
@@ -43,10 +48,12 @@ public struct GateAnalyser {
     /// At most this many probes per route and server.
     public static let maximumProbes = 96
 
-    /// An analyser of `model` against the config's `routes`.
-    public init(model: NginxModel, routes: [RouteConfig]) {
+    /// An analyser of `model` against the config's `routes`; `listen` is where the responder
+    /// listens (nil: the auth location's `fastcgi_pass` is not compared with it).
+    public init(model: NginxModel, routes: [RouteConfig], listen: ListenAddress? = nil) {
         self.model = model
         self.routes = routes
+        self.listen = listen
         router = Router(routes: routes)
         matcher = NginxLocationMatcher(model: model, regexes: regexes)
         rewriter = NginxRewriteSimulator(model: model, regexes: regexes)
@@ -98,10 +105,12 @@ public struct GateAnalyser {
                     if case .gated = trace.verdict, let conf = trace.conf, let backend = backend(of: conf), gatedBackends[backend] == nil {
                         gatedBackends[backend] = (server, conf)
                     }
+                    noteChargedTarget(trace, probe, route: index)
                 }
                 lines.append(GateRouteResult(server: server, prefix: route.prefix, methods: methodList(route), probes: results))
             }
         }
+        lines = addingSubrequestProbes(addingMappedProbes(lines, servers: servers), servers: servers)
         for server in servers where !server.usesGate {
             var found = false
             for (index, route) in routes.enumerated() {
@@ -121,6 +130,7 @@ public struct GateAnalyser {
             warnings.append(GateWarning(.noGatedServer, "no server uses the gate (no auth_request anywhere)", at: nil))
         }
         warnings += nextUpstreamWarnings()
+        warnings += authLocationWarnings() + listenWarnings() + ssiWarnings(servers)
         return GateReport(
             nginxConfig: model.mainFile, servers: servers, routes: lines, warnings: warnings, gateMissing: gateMissing && !routes.isEmpty)
     }

@@ -22,6 +22,8 @@ public struct GateFinding: Sendable, Equatable, CustomStringConvertible {
         case denialServed = "denial_served"
         /// A server without the gate serves it from a backend that a gated server protects.
         case ungatedServer = "ungated_server"
+        /// A subrequest (`mirror`) reaches it: nginx runs no access phase for subrequests.
+        case subrequest
         /// The analysis cannot follow the configuration here (it does not guess).
         case undecidable
     }

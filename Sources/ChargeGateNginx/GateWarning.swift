@@ -1,5 +1,5 @@
-/// Something worth an operator's look that does not make a route free (exit status 0; except
-/// `noGatedServer` with routes in the config, which fails the report).
+/// Something worth an operator's look that does not make a route free (exit status 0, 1 with
+/// `--strict`; except `noGatedServer` with routes in the config, which fails the report).
 public struct GateWarning: Sendable, Equatable, CustomStringConvertible {
     /// The kinds of warning.
     public enum Kind: String, Sendable {
@@ -11,6 +11,13 @@ public struct GateWarning: Sendable, Equatable, CustomStringConvertible {
         case noRoutes = "no_routes"
         /// No server uses the gate (with routes in the config, the report fails).
         case noGatedServer = "no_gated_server"
+        /// The auth location's `fastcgi_pass` does not reach the config's `listen`.
+        case listenMismatch = "listen_mismatch"
+        /// SSI is on where charged routes are a GET subrequest away (no access phase there).
+        case ssiSubrequest = "ssi_subrequest"
+        /// An `error_page` in effect in the auth location makes nginx answer the auth
+        /// subrequest (with the responder's status kept, or an error).
+        case authErrorPage = "auth_error_page"
     }
 
     /// The kind.

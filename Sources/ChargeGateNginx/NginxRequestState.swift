@@ -26,6 +26,9 @@ public struct NginxRequestState: Sendable, Equatable {
     public var isInternal = false
     /// nginx's `uri_changed`: a rewrite changed `$uri` and the location is searched again.
     public var uriChanged = false
+    /// nginx's `valid_location`: cleared when `break` keeps a changed `$uri` in its location
+    /// (`proxy_pass` then ignores its URI part and passes the whole `$uri`).
+    public var validLocation = true
     /// nginx's `uri_changes` countdown: at 0 a rewrite or internal redirect is a 500.
     public var uriChangesLeft = 11
     /// Whether an `error_page` redirect already happened (nginx follows one).

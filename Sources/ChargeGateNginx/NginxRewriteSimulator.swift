@@ -99,6 +99,7 @@ public struct NginxRewriteSimulator {
             state.assignedBy[String(values[0].dropFirst())] = directive
             return nil
         case "break":
+            if state.uriChanged { state.validLocation = false }
             state.uriChanged = false
             return .finished
         case "return":
@@ -148,6 +149,7 @@ public struct NginxRewriteSimulator {
         switch flag {
         case "break":
             state.uriChanged = false
+            state.validLocation = false
             return .finished
         case "last":
             state.uriChanged = true

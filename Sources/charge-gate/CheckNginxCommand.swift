@@ -14,8 +14,8 @@ struct CheckNginxCommand: ParsableCommand {
         discussion: """
             Reads nginx's whole configuration from `nginx -T` (with -c NGINX.CONF when given) or from a saved
             `nginx -T` output (--dump), and follows each route's requests through nginx's location search,
-            rewrite phase and access phase to the gate. Exit status: 0 every route is gated (warnings allowed),
-            1 a route is not gated (or cannot be decided), 2 the configuration could not be read.
+            rewrite phase and access phase to the gate. Exit status: 0 every route is gated (warnings allowed,
+            unless --strict), 1 a route is not gated (or cannot be decided), 2 the configuration could not be read.
             """
     )
 
@@ -49,19 +49,32 @@ struct CheckNginxCommand: ParsableCommand {
     @Option(name: .customLong("nginx-prefix"), help: "nginx's prefix (-p), for configurations with relative paths.")
     var nginxPrefix: String?
 
+    /// `--listen`.
+    @Option(help: "Where the responder listens, as `serve --listen` (default: the config's listen): the auth location must pass there.")
+    var listen: String?
+
+    /// `--strict`.
+    @Flag(help: "Exit 1 on warnings too.")
+    var strict = false
+
     /// `--dump` excludes the options that run nginx.
     func validate() throws {
         if dump != nil && (nginxConf != nil || nginx != nil || nginxPrefix != nil) {
             throw ValidationError("--dump reads a saved nginx -T output: it takes no --nginx-conf, --nginx or --nginx-prefix")
+        }
+        if let listen, ListenAddress(parsing: listen) == nil {
+            throw ValidationError("--listen: expected a unix socket path, host:port, or inherit")
         }
     }
 
     /// Reads the routes and nginx's configuration, prints the report; exit 0, 1 or 2.
     func run() throws {
         let routes: [RouteConfig]
+        var address = listen.flatMap(ListenAddress.init(parsing:))
         switch ConfigLoader.load(path: config) {
         case .success(let loaded):
             routes = loaded.routes
+            address = address ?? loaded.listen
         case .failure(let errors):
             for error in errors.errors { printError("\(error)") }
             throw ExitCode(2)
@@ -75,12 +88,12 @@ struct CheckNginxCommand: ParsableCommand {
             printError("check-nginx: cannot read nginx's configuration: \(error)")
             throw ExitCode(2)
         }
-        let report = GateAnalyser(model: model, routes: routes).analyse()
+        let report = GateAnalyser(model: model, routes: routes, listen: address).analyse()
         var out = StandardOutput()
         let text = format == .json ? report.json() : report.text()
         out.write(String(text.dropLast()))
         out.flush()
-        if !report.isGated { throw ExitCode(1) }
+        if !report.isGated || (strict && !report.warnings.isEmpty) { throw ExitCode(1) }
     }
 
     /// The bytes of a saved dump; exit 2 when it cannot be read.

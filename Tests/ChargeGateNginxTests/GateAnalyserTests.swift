@@ -1,3 +1,4 @@
+import ChargeGateCore
 import Foundation
 import Testing
 
@@ -89,9 +90,10 @@ import Testing
                     break;
                     proxy_pass http://app;
                 }
-                location /elsewhere/ { proxy_pass http://app; }
+                location /elsewhere/ { internal; proxy_pass http://app; }
             """
-        // The set of the snippet ran before the rewrite: the gate is asked about /api/….
+        // The set of the snippet ran before the rewrite: the gate is asked about /api/…. (An
+        // /elsewhere/ that clients reach would pass the app's charged path uncharged.)
         #expect(try Self.lines(body) == ["/api/generate: gated", "/api/describe: gated"])
     }
 
@@ -204,6 +206,198 @@ import Testing
                 NginxDirective(name: "1.2.3.4", args: [NginxToken("a")], location: .init(file: "f", line: 1))
             ])
         #expect(state.value(of: "o") == nil)
+    }
+
+    // MARK: subrequests, other client paths to the app's charged path
+
+    /// A mirror to a location that passes to the app's charged path (not itself under a route)
+    /// is found through where the app gets the charged request; a mirror inside the route's own
+    /// gated location is charged with the request that carries it.
+    @Test func mirrorsThatReachTheChargedPathAreFound() throws {
+        let body = """
+                location /api/ { \(Self.protect) proxy_pass http://app; }
+                location /api/describe { \(Self.protect) mirror /api/describe; proxy_pass http://app; }
+                location = /ping { mirror /shadow; proxy_pass http://app; }
+                location = /shadow { internal; proxy_pass http://app/api/generate; }
+            """
+        #expect(
+            try Self.lines(body) == [
+                "/api/generate: NOT GATED: POST /ping: mirror /shadow (\(Self.site):6) in effect in location = /ping (\(Self.site):6) "
+                    + "sends a copy of it as the subrequest POST /shadow, which location = /shadow (\(Self.site):7) passes to "
+                    + "http://app as /api/generate, as location /api/ (\(Self.site):4) passes the charged POST /api/generate: nginx "
+                    + "runs no access phase for subrequests, so the gate is never asked",
+                "/api/describe: gated",
+            ])
+        // `mirror off` in the location that would carry it.
+        let off = body.replacingOccurrences(of: "location = /ping { mirror /shadow;", with: "location = /ping { mirror off;")
+        #expect(try Self.lines(off) == ["/api/generate: gated", "/api/describe: gated"])
+    }
+
+    /// The same servers under another name are the same backend: an upstream's unix socket
+    /// written out in a proxy_pass.
+    @Test func anotherNameForTheSameUpstreamIsTheSameBackend() throws {
+        let body = """
+                location /api/ { \(Self.protect) proxy_pass http://app; }
+                location /v1/ { proxy_pass http://unix:/srv/gate/app.sock:/api/; }
+            """
+        let lines = try Self.lines(body)
+        let site = Self.site
+        let expected: String =
+            "/api/generate: NOT GATED: POST /v1/generate: location /v1/ (\(site):5) passes it to http://unix:/srv/gate/app.sock "
+            + "as /api/generate (proxy_pass http://unix:/srv/gate/app.sock:/api/ (\(site):5)), as location /api/ (\(site):4) "
+            + "passes the charged POST /api/generate, but location /v1/ (\(site):5) has no auth_request"
+        #expect(lines.count == 2)
+        #expect(lines.first == expected)
+    }
+
+    /// Another backend's /api/ is not the app's: no finding (and an identity `location /` to
+    /// the app gives nothing either: the same path is the gated one).
+    @Test func anotherBackendOrTheSamePathIsNoFinding() throws {
+        let body = """
+                location /api/ { \(Self.protect) proxy_pass http://app; }
+                location /v1/ { proxy_pass http://other.example/api/; }
+                location / { proxy_pass http://app; }
+            """
+        #expect(try Self.lines(body) == ["/api/generate: gated", "/api/describe: gated"])
+    }
+
+    /// The path `proxy_pass` sends, as `ngx_http_proxy_create_request` builds it.
+    @Test func theUpstreamPathIsNginxs() throws {
+        let split = { (value: String) -> [String]? in GateAnalyser.splitPass(value).map { [$0.backend, $0.uriPart] } }
+        #expect(split("http://app/api/") == ["http://app", "/api/"])
+        #expect(split("http://app") == ["http://app", ""])
+        #expect(split("http://unix:/run/a.sock:/x") == ["http://unix:/run/a.sock", "/x"])
+        #expect(split("http://unix:/run/a.sock") == ["http://unix:/run/a.sock", ""])
+        #expect(split("app") == nil)
+    }
+
+    /// SSI is a warning only where a GET subrequest reaches a route that charges GET.
+    @Test func ssiWarnsOnlyForRoutesAGetSubrequestReaches() throws {
+        let body = """
+                ssi on;
+                location /api/generate { \(Self.protect) proxy_pass http://app; }
+            """
+        let report = try NginxFixtures.report(site: "server {\n    listen 127.0.0.1:8080;\n    \(Self.server)\n\(body)\n}\n")
+        #expect(report.warnings.map(\.kind) == [.serverWithoutGate])
+    }
+
+    // MARK: the auth location beside the responder
+
+    /// A hand-written auth location with `body` (its own lines) in a server with `server`.
+    static func authLines(server: String, auth: String = "") throws -> (lines: [String], warnings: [String]) {
+        let site = """
+            server {
+                listen 127.0.0.1:8080;
+            \(server)
+                location = /_charge_gate/auth {
+                    internal;
+                    fastcgi_pass charge_gate;
+                    fastcgi_next_upstream off;
+                    fastcgi_param CHARGE_GATE_ROLE auth;
+                    fastcgi_param CHARGE_GATE_URI $charge_gate_uri;
+            \(auth)
+                }
+                location @app { proxy_pass http://app; }
+                location = /50x.html { root /srv/www; }
+                location /api/ { \(Self.protect) proxy_pass http://app; }
+            }
+            """
+        let report = try NginxFixtures.report(site: site)
+        return (NginxFixtures.lines(report), report.warnings.dropFirst().map(\.description))
+    }
+
+    /// Without fastcgi_intercept_errors, error pages take nginx's own failures only; one that
+    /// keeps the status is a warning, one that takes the target's status NOT GATED.
+    @Test func errorPagesTakeFailuresAndWithInterceptDenials() throws {
+        let kept = try Self.authLines(server: "    error_page 403 500 502 503 504 /50x.html;")
+        #expect(kept.lines == ["/api/generate: gated", "/api/describe: gated"])
+        #expect(
+            kept.warnings == [
+                "\(Self.site):3: error_page 403 500 502 503 504 /50x.html (\(Self.site):3) in effect in the gate's auth location "
+                    + "= /_charge_gate/auth (\(Self.site):4): when the responder is down or hung (500 502 503 504), nginx answers "
+                    + "the auth subrequest from /50x.html, served by location = /50x.html (\(Self.site):13) with the status kept, "
+                    + "not the responder (give the auth location an error_page of its own, as charge-gate-server.conf does)"
+            ])
+        let taken = try Self.authLines(server: "    error_page 403 502 =200 @app;")
+        #expect(
+            taken.lines.first
+                == "/api/generate: NOT GATED: POST /api/generate: error_page 403 502 =200 @app (\(Self.site):3) in effect in the "
+                + "gate's auth location = /_charge_gate/auth (\(Self.site):4) sends the auth subrequest to location @app "
+                + "(\(Self.site):12) when the responder is down or hung (502), and answers it 200: an allow")
+        // A target made of a client header: its status cannot be known.
+        let unknown = try Self.authLines(server: "    error_page 502 = $http_x_fallback;")
+        #expect(
+            unknown.lines.first
+                == "/api/generate: UNDECIDED: POST /api/generate: cannot tell what error_page 502 = $http_x_fallback (\(Self.site):3) "
+                + "in effect in the gate's auth location = /_charge_gate/auth (\(Self.site):4) answers the auth subrequest when the "
+                + "responder is down or hung (502): $http_x_fallback takes its own status, and a 2xx there is an allow")
+        // Its own error_page (any) replaces the server's.
+        let own = try Self.authLines(server: "    error_page 403 502 =200 @app;", auth: "        error_page 599 = @app;")
+        #expect(own.lines == ["/api/generate: gated", "/api/describe: gated"])
+        #expect(own.warnings.isEmpty)
+    }
+
+    /// A cache stores an allow only with a validity for 204 and X-Accel-Expires ignored (the
+    /// responder sends `X-Accel-Expires: 0` on every allow).
+    @Test func aCachedAllowNeedsAValidityFor204AndXAccelExpiresIgnored() throws {
+        let cache = """
+                    fastcgi_cache charge_gate_deny;
+                    fastcgi_cache_key $charge_gate_uri;
+            """
+        let respected = try Self.authLines(server: "    fastcgi_cache_valid any 1m;", auth: cache)
+        #expect(respected.lines == ["/api/generate: gated", "/api/describe: gated"])
+        let only200 = try Self.authLines(server: "    fastcgi_cache_valid 1m;\n    fastcgi_ignore_headers X-Accel-Expires;", auth: cache)
+        #expect(only200.lines == ["/api/generate: gated", "/api/describe: gated"])
+        let never = try Self.authLines(
+            server: "    fastcgi_cache_valid any 1m;\n    fastcgi_ignore_headers X-Accel-Expires;",
+            auth: cache + "\n        fastcgi_no_cache 1;")
+        #expect(never.lines == ["/api/generate: gated", "/api/describe: gated"])
+        let stored = try Self.authLines(
+            server: "    fastcgi_cache_valid 204 10s;\n    fastcgi_ignore_headers x-accel-expires;", auth: cache)
+        #expect(stored.lines.allSatisfy { $0.contains("NOT GATED: ") && $0.contains("stores the responder's allow (204)") })
+    }
+
+    /// The responder's listen against nginx's addresses.
+    @Test func listenAddressesMatchAsNginxConnects() {
+        #expect(GateAnalyser.reaches("unix:/run/a.sock", .unix(path: "/run/a.sock")))
+        #expect(!GateAnalyser.reaches("unix:/run/b.sock", .unix(path: "/run/a.sock")))
+        #expect(!GateAnalyser.reaches("127.0.0.1:9000", .unix(path: "/run/a.sock")))
+        #expect(GateAnalyser.reaches("127.0.0.1:9000", .tcp(host: "127.0.0.1", port: 9000)))
+        #expect(GateAnalyser.reaches("localhost:9000", .tcp(host: "127.0.0.1", port: 9000)))
+        #expect(GateAnalyser.reaches("[::1]:9000", .tcp(host: "127.0.0.1", port: 9000)))
+        #expect(GateAnalyser.reaches("10.0.0.2:9000", .tcp(host: "0.0.0.0", port: 9000)))
+        #expect(!GateAnalyser.reaches("10.0.0.2:9000", .tcp(host: "10.0.0.3", port: 9000)))
+        #expect(!GateAnalyser.reaches("127.0.0.1:9001", .tcp(host: "127.0.0.1", port: 9000)))
+        #expect(GateAnalyser.reaches("gate.internal", .tcp(host: "gate.internal", port: 80)))
+    }
+
+    /// `listen: inherit` is not compared (the socket is systemd's); a direct fastcgi_pass is.
+    @Test func listenInheritIsNotComparedADirectPassIs() throws {
+        let site = """
+            server {
+                listen 127.0.0.1:8080;
+                location = /_charge_gate/auth {
+                    internal;
+                    fastcgi_pass 127.0.0.1:9000;
+                    fastcgi_next_upstream off;
+                    fastcgi_param CHARGE_GATE_ROLE auth;
+                    fastcgi_param CHARGE_GATE_URI $charge_gate_uri;
+                }
+                location /api/ { \(Self.protect) proxy_pass http://app; }
+            }
+            """
+        var files = [NginxDump.File(path: "/etc/nginx/nginx.conf", bytes: Array(try NginxFixtures.text("nginx.conf").utf8))]
+        files.append(NginxDump.File(path: Self.site, bytes: Array(site.utf8)))
+        files += try NginxFixtures.snippetFiles().map { NginxDump.File(path: NginxFixtures.snippets + $0.name, bytes: Array($0.text.utf8)) }
+        let model = NginxModel(try NginxConfiguration(dump: NginxDump(files: files)))
+        let routes = try NginxFixtures.routes()
+        let kinds = { (listen: ListenAddress?) -> [GateWarning.Kind] in
+            GateAnalyser(model: model, routes: routes, listen: listen).analyse().warnings.map(\.kind)
+        }
+        #expect(kinds(.inherit) == [.serverWithoutGate])
+        #expect(kinds(nil) == [.serverWithoutGate])
+        #expect(kinds(.tcp(host: "127.0.0.1", port: 9000)) == [.serverWithoutGate])
+        #expect(kinds(.unix(path: "/srv/gate/charge.sock")) == [.serverWithoutGate, .listenMismatch])
     }
 
     // MARK: warnings

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import ChargeGateNginx
@@ -236,6 +237,92 @@ private let site = "/etc/nginx/sites/site.conf"
                 "/api/describe", .denialServed, at: "\(site):7",
                 "GET /api/describe: when the responder is down or hung (500), error_page 500 502 503 504 = @app (\(site):7) sends "
                     + "it on: location @app (\(site):11) has no auth_request")),
+        FixtureCase(
+            "traps/mirror-ungated.conf",
+            .notGated(
+                "/api/generate", .subrequest, at: "\(site):11",
+                "POST /ping: mirror /api/generate (\(site):11) in effect in location = /ping (\(site):10) sends a copy of it as the "
+                    + "subrequest POST /api/generate, which location /api/ (\(site):6) passes to http://app: nginx runs no access "
+                    + "phase for subrequests, so the gate is never asked"),
+            .gated("/api/describe")),
+        FixtureCase(
+            "traps/auth-request-route.conf", .gated("/api/generate"),
+            .notGated(
+                "/api/describe", .subrequest, at: "\(site):11",
+                "GET /login: auth_request /api/describe (\(site):11) in effect in location = /login (\(site):10) asks, before "
+                    + "serving it, the subrequest GET /api/describe, which location /api/ (\(site):6) passes to http://app: nginx "
+                    + "runs no access phase for subrequests, so the gate is never asked")),
+        FixtureCase(
+            "traps/add-after-body.conf", .gated("/api/generate"),
+            .notGated(
+                "/api/describe", .subrequest, at: "\(site):11",
+                "GET /page: add_after_body /api/describe (\(site):11) in effect in location = /page (\(site):10) adds to its "
+                    + "answer (200, of addition_types) the subrequest GET /api/describe, which location /api/ (\(site):6) passes "
+                    + "to http://app: nginx runs no access phase for subrequests, so the gate is never asked")),
+        FixtureCase(
+            "traps/proxy-pass-other-prefix.conf",
+            .notGated(
+                "/api/generate", .unrouted, at: "\(site):12",
+                "POST /v2/generate: location /v2/ (\(site):10) passes it to http://app as /api/generate (proxy_pass http://app/api/ "
+                    + "(\(site):12)), as location /api/ (\(site):6) passes the charged POST /api/generate, but the gate is asked "
+                    + "about POST /v2/generate, which no route charges"),
+            .notGated(
+                "/api/describe", .unrouted, at: "\(site):12",
+                "GET /v2/describe: location /v2/ (\(site):10) passes it to http://app as /api/describe (proxy_pass http://app/api/ "
+                    + "(\(site):12)), as location /api/ (\(site):6) passes the charged GET /api/describe, but the gate is asked "
+                    + "about GET /v2/describe, which no route charges")),
+        FixtureCase(
+            "traps/rewrite-break-other-prefix.conf",
+            .notGated(
+                "/api/generate", .unrouted, at: "\(site):12",
+                "POST /v2/generate: location /v2/ (\(site):10) passes it to http://app as /api/generate (rewrite ^/v2/(.*)$ /api/$1 "
+                    + "break (\(site):12)), as location /api/ (\(site):6) passes the charged POST /api/generate, but the gate is "
+                    + "asked about POST /v2/generate, which no route charges"),
+            .notGated(
+                "/api/describe", .unrouted, at: "\(site):12",
+                "GET /v2/describe: location /v2/ (\(site):10) passes it to http://app as /api/describe (rewrite ^/v2/(.*)$ /api/$1 "
+                    + "break (\(site):12)), as location /api/ (\(site):6) passes the charged GET /api/describe, but the gate is "
+                    + "asked about GET /v2/describe, which no route charges")),
+        FixtureCase(
+            "traps/ungated-other-prefix.conf",
+            .notGated(
+                "/api/generate", .noAuthRequest, at: "\(site):10",
+                "POST /v1/generate: location /v1/ (\(site):10) passes it to http://app as /api/generate (proxy_pass http://app/api/ "
+                    + "(\(site):11)), as location /api/ (\(site):6) passes the charged POST /api/generate, but location /v1/ "
+                    + "(\(site):10) has no auth_request"),
+            .notGated(
+                "/api/describe", .noAuthRequest, at: "\(site):10",
+                "GET /v1/describe: location /v1/ (\(site):10) passes it to http://app as /api/describe (proxy_pass http://app/api/ "
+                    + "(\(site):11)), as location /api/ (\(site):6) passes the charged GET /api/describe, but location /v1/ "
+                    + "(\(site):10) has no auth_request")),
+        FixtureCase(
+            "traps/server-rewrite-auth.conf",
+            .notGated(
+                "/api/generate", .authNotGate, at: "{auth_request}",
+                "POST /api/generate: auth_request /_charge_gate/auth ({auth_request}) reaches location ~ \\.php$ (\(site):14), "
+                    + "reached after rewrite ^ /index.php last (\(site):7), not the gate's auth location"),
+            .notGated(
+                "/api/describe", .authNotGate, at: "{auth_request}",
+                "GET /api/describe: auth_request /_charge_gate/auth ({auth_request}) reaches location ~ \\.php$ (\(site):14), "
+                    + "reached after rewrite ^ /index.php last (\(site):7), not the gate's auth location")),
+        FixtureCase(
+            "traps/server-return-auth.conf",
+            .notGated(
+                "/api/generate", .authAnswered, at: "\(site):7",
+                "POST /api/generate: the auth subrequest (auth_request /_charge_gate/auth ({auth_request})) is answered 200 by "
+                    + "return 200 \"coming soon\" (\(site):7) without asking the responder"),
+            .notGated(
+                "/api/describe", .authAnswered, at: "\(site):7",
+                "GET /api/describe: the auth subrequest (auth_request /_charge_gate/auth ({auth_request})) is answered 200 by "
+                    + "return 200 \"coming soon\" (\(site):7) without asking the responder")),
+        FixtureCase(
+            "traps/auth-error-page.conf",
+            .notGated("/api/generate", .authAnswered, at: "\(site):5", "POST /api/generate: " + authErrorPage),
+            .notGated("/api/describe", .authAnswered, at: "\(site):5", "GET /api/describe: " + authErrorPage)),
+        FixtureCase(
+            "traps/auth-cache-allow.conf",
+            .notGated("/api/generate", .authAnswered, at: "\(site):5", "POST /api/generate: " + authCacheAllow),
+            .notGated("/api/describe", .authAnswered, at: "\(site):5", "GET /api/describe: " + authCacheAllow)),
     ]
 
     /// Configurations nginx follows in a way no reading of them can tell (the e2e pair shows
@@ -253,12 +340,65 @@ private let site = "/etc/nginx/sites/site.conf"
                     + "on $http_x_fallback, when if ($http_x_preview) (\(site):8) holds"))
     ]
 
+    /// The finding of traps/auth-error-page.conf, after the request.
+    static let authErrorPage =
+        "error_page 403 502 504 = @app (\(site):5) in effect in the gate's auth location = /_charge_gate/auth (\(site):7) "
+        + "sends the auth subrequest to location @app (\(site):24) when the responder denies it (403; fastcgi_intercept_errors on "
+        + "(\(site):4)) or is down or hung (502 504), and takes its status: a 2xx there is an allow"
+
+    /// The finding of traps/auth-cache-allow.conf, after the request.
+    static let authCacheAllow =
+        "fastcgi_cache charge_gate_deny (\(site):12) in effect in the gate's auth location = /_charge_gate/auth (\(site):7) stores "
+        + "the responder's allow (204): fastcgi_cache_valid any 1m (\(site):4) is in effect, and X-Accel-Expires, by which the "
+        + "responder forbids it, is ignored (fastcgi_ignore_headers X-Accel-Expires Cache-Control Expires (\(site):5)); the next "
+        + "auth subrequest with the same key is answered 204 from the cache, not by the responder"
+
+    /// Configs that are gated but must warn (fails `--strict`): each warning's kind, FILE:LINE
+    /// and exact text, after the stand-in app's server_without_gate.
+    static let warned: [(fixture: String, warnings: [(GateWarning.Kind, String, String)])] = [
+        (
+            "warnings/auth-upstream-elsewhere.conf",
+            [
+                (
+                    .listenMismatch, "\(site):1",
+                    "the gate's auth location = /_charge_gate/auth (\(site):9) passes to upstream charge_gate_old (\(site):1): "
+                        + "unix:/srv/gate/old.sock, and none is the responder's listen /srv/gate/charge.sock: every auth subrequest "
+                        + "fails (each gated request a 500 or 503), or reaches whatever listens there"
+                )
+            ]
+        ),
+        (
+            "warnings/ssi-include.conf",
+            [
+                (
+                    .ssiSubrequest, "\(site):11",
+                    "ssi on (\(site):11) in location /pages/ (\(site):10): an <!--# include virtual=... --> in what nginx serves "
+                        + "there is a GET subrequest, and nginx runs no access phase for subrequests: GET /api/describe reaches "
+                        + "location /api/ (\(site):6), which passes it to http://app uncharged (check-nginx cannot see the content: "
+                        + "keep charged paths out of it, or turn SSI off there)"
+                )
+            ]
+        ),
+        (
+            "warnings/auth-error-page-status.conf",
+            [
+                (
+                    .authErrorPage, "\(site):5",
+                    "error_page 403 /denied.html (\(site):5) in effect in the gate's auth location = /_charge_gate/auth (\(site):7): "
+                        + "when the responder denies it (403; fastcgi_intercept_errors on (\(site):4)), nginx answers the auth "
+                        + "subrequest from /denied.html, answered by return 200 denied (\(site):25) with the status kept, not the "
+                        + "responder (give the auth location an error_page of its own, as charge-gate-server.conf does)"
+                )
+            ]
+        ),
+    ]
+
     /// The good fixtures: every route gated.
     static let good: [String] = [
         "good/protect-all.conf", "good/proxy-after-gate.conf", "good/rewrite-break.conf", "good/proxy-path.conf",
         "good/nested-inherits.conf", "good/nested-caret-tilde.conf", "good/caret-tilde-prefix.conf", "good/regex-over-prefix.conf",
         "good/no-trailing-slash.conf", "good/status-location.conf", "good/satisfy-all.conf", "good/second-server-gated.conf",
-        "good/parser-torture.conf", "good/limit-except.conf", "good/try-files-named.conf",
+        "good/parser-torture.conf", "good/limit-except.conf", "good/try-files-named.conf", "good/hostile-http-settings.conf",
     ]
 
     /// Each trap's good counterpart.
@@ -285,6 +425,16 @@ private let site = "/etc/nginx/sites/site.conf"
         ("traps/charge-uri-request-uri.conf", "good/protect-all.conf"),
         ("traps/try-files-ungated.conf", "good/try-files-named.conf"),
         ("traps/error-page-500-before-protect.conf", "good/protect-all.conf"),
+        ("traps/mirror-ungated.conf", "good/protect-all.conf"),
+        ("traps/auth-request-route.conf", "good/protect-all.conf"),
+        ("traps/add-after-body.conf", "good/protect-all.conf"),
+        ("traps/proxy-pass-other-prefix.conf", "good/proxy-path.conf"),
+        ("traps/rewrite-break-other-prefix.conf", "good/rewrite-break.conf"),
+        ("traps/ungated-other-prefix.conf", "good/proxy-path.conf"),
+        ("traps/server-rewrite-auth.conf", "good/hostile-http-settings.conf"),
+        ("traps/server-return-auth.conf", "good/hostile-http-settings.conf"),
+        ("traps/auth-error-page.conf", "good/hostile-http-settings.conf"),
+        ("traps/auth-cache-allow.conf", "good/hostile-http-settings.conf"),
     ]
 
     /// Each trap gives exactly its lines, with the exact finding and file:line.
@@ -340,9 +490,30 @@ private let site = "/etc/nginx/sites/site.conf"
         #expect(Set(Self.good).isSubset(of: Set(Self.counterparts.map(\.good))))
     }
 
-    /// Every kind of finding has a trap fixture (undecided and auth_answered have unit tests).
-    @Test func everyFindingKindButUndecidedAndAuthAnsweredHasATrap() {
+    /// Every kind of finding has a trap fixture (undecided has unit tests).
+    @Test func everyFindingKindButUndecidedHasATrap() {
         let covered = Set(Self.traps.flatMap { $0.lines.compactMap(\.kind) })
-        #expect(covered == Set(GateFinding.Kind.allCases).subtracting([.undecidable, .authAnswered]))
+        #expect(covered == Set(GateFinding.Kind.allCases).subtracting([.undecidable]))
+    }
+
+    /// Each warned config is gated on every line, with exactly its warnings.
+    @Test(arguments: warned.map(\.fixture))
+    func warnedConfigIsGatedWithItsWarnings(_ fixture: String) throws {
+        let expected = try #require(Self.warned.first { $0.fixture == fixture }?.warnings)
+        let report = try NginxFixtures.report(fixture)
+        #expect(report.isGated, "\(report.text())")
+        #expect(report.routes.allSatisfy { $0.summary == "gated" }, "\(report.text())")
+        let warnings = report.warnings.dropFirst()
+        #expect(report.warnings.first?.kind == .serverWithoutGate)
+        #expect(warnings.map(\.kind) == expected.map(\.0))
+        #expect(warnings.map { $0.location?.description } == expected.map(\.1))
+        #expect(warnings.map(\.message) == expected.map(\.2))
+    }
+
+    /// Every fixture under warnings/ is in the table.
+    @Test func everyWarnedFixtureIsListed() throws {
+        let url = try #require(Bundle.module.url(forResource: "Fixtures/warnings", withExtension: nil))
+        let names = try FileManager.default.contentsOfDirectory(atPath: url.path()).filter { $0.hasSuffix(".conf") }
+        #expect(Set(names.map { "warnings/" + $0 }) == Set(Self.warned.map(\.fixture)))
     }
 }

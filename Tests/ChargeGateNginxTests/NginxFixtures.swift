@@ -42,10 +42,14 @@ enum NginxFixtures {
         }
     }
 
+    /// Where the fixtures' responder listens (the e2e tests map /srv/gate/ to the stack's
+    /// directory, where the harness's responder listens).
+    static let listen = ListenAddress.unix(path: "/srv/gate/charge.sock")
+
     /// The report of a fixture.
     static func report(_ fixture: String) throws -> GateReport {
         let model = NginxModel(try NginxConfiguration(dump: try dump(fixture)))
-        return GateAnalyser(model: model, routes: try routes()).analyse()
+        return GateAnalyser(model: model, routes: try routes(), listen: listen).analyse()
     }
 
     /// The report of the shared main file with `site` as /etc/nginx/sites/site.conf.
@@ -54,7 +58,7 @@ enum NginxFixtures {
         files.append(NginxDump.File(path: "/etc/nginx/sites/site.conf", bytes: Array(site.utf8)))
         files += try snippetFiles().map { NginxDump.File(path: snippets + $0.name, bytes: Array($0.text.utf8)) }
         let model = NginxModel(try NginxConfiguration(dump: NginxDump(files: files)))
-        return GateAnalyser(model: model, routes: try routes()).analyse()
+        return GateAnalyser(model: model, routes: try routes(), listen: listen).analyse()
     }
 
     /// The route lines of a report as `ROUTE: SUMMARY`.

@@ -27,12 +27,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import BIN, LOCAL_STACK, NGINX, ROOT, Nginx, free_port, http_request, wait_until
+from harness import (BIN, LOCAL_STACK, NGINX, ROOT, SERVICE_UNAVAILABLE, Nginx, Stack, assert_out_of_charge, free_port,
+                     http_request, wait_until)
 
 FIXTURES = ROOT / "Tests" / "ChargeGateNginxTests" / "Fixtures"
 ROUTES_YAML = (FIXTURES / "charge-gate.yaml").read_text()
 MARKER = "# configuration file "
 POOL = {"/api/generate": "generate", "/api/describe": "describe"}
+MAX_CHARGES = {"generate": 5, "describe": 20}
 
 
 def split_dump(text: str) -> list[tuple[str, str]]:
@@ -129,7 +131,10 @@ def app_log(stack) -> list[str]:
 
 # fixture -> the routes check-nginx must call NOT GATED, each with (finding kind, FILE:LINE as in
 # the unit tests, server: "main" or "second", what serves it: "app" or nginx's own body, the
-# path the app sees, extra request headers).
+# path the app sees, extra request headers[, scenario]). The scenario, when there is one, runs
+# before the request (see before_request): "denied" spends the route's pool first (the
+# responder denies it), "repeat" sends the request once first (charged), "responder_down" stops
+# the responder.
 SITE = "/etc/nginx/sites/site.conf"
 PROTECT_AUTH = "{auth_request}"
 TRAPS = {
@@ -194,7 +199,64 @@ TRAPS = {
         "/api/describe": ("unrouted", f"{SITE}:8", "main", "app", None, {}),
     },
     "traps/try-files-ungated.conf": {"/api/describe": ("no_auth_request", f"{SITE}:9", "main", "app", None, {})},
+    # A mirror is a subrequest: no access phase. The app gets the client's /ping and the copy.
+    "traps/mirror-ungated.conf": {"/api/generate": ("subrequest", f"{SITE}:11", "main", "app", "/api/generate", {})},
+    # So is an auth_request to anything but the gate, and an add_after_body.
+    "traps/auth-request-route.conf": {"/api/describe": ("subrequest", f"{SITE}:11", "main", "app", "/api/describe", {})},
+    "traps/add-after-body.conf": {"/api/describe": ("subrequest", f"{SITE}:11", "main", "app", "/api/describe", {})},
+    # Another client path, the app's charged path: /v2/generate reaches the app as /api/generate.
+    "traps/proxy-pass-other-prefix.conf": {
+        "/api/generate": ("unrouted", f"{SITE}:12", "main", "app", "/api/generate", {}),
+        "/api/describe": ("unrouted", f"{SITE}:12", "main", "app", "/api/describe", {}),
+    },
+    "traps/rewrite-break-other-prefix.conf": {
+        "/api/generate": ("unrouted", f"{SITE}:12", "main", "app", "/api/generate", {}),
+        "/api/describe": ("unrouted", f"{SITE}:12", "main", "app", "/api/describe", {}),
+    },
+    "traps/ungated-other-prefix.conf": {
+        "/api/generate": ("no_auth_request", f"{SITE}:10", "main", "app", "/api/generate", {}),
+        "/api/describe": ("no_auth_request", f"{SITE}:10", "main", "app", "/api/describe", {}),
+    },
+    # The server rewrite phase runs for the auth subrequest.
+    "traps/server-rewrite-auth.conf": {
+        "/api/generate": ("auth_not_gate", PROTECT_AUTH, "main", "app", None, {}),
+        "/api/describe": ("auth_not_gate", PROTECT_AUTH, "main", "app", None, {}),
+    },
+    "traps/server-return-auth.conf": {
+        "/api/generate": ("auth_answered", f"{SITE}:7", "main", "app", None, {}),
+        "/api/describe": ("auth_answered", f"{SITE}:7", "main", "app", None, {}),
+    },
+    # A hand-written auth location: a denial, then a dead responder, become the app's 200.
+    "traps/auth-error-page.conf": {
+        "/api/generate": ("auth_answered", f"{SITE}:5", "main", "app", None, {}, "denied"),
+        "/api/describe": ("auth_answered", f"{SITE}:5", "main", "app", None, {}, "responder_down"),
+    },
+    # ... whose cache answers the second request with the first one's allow.
+    "traps/auth-cache-allow.conf": {
+        "/api/generate": ("auth_answered", f"{SITE}:5", "main", "app", None, {}, "repeat"),
+        "/api/describe": ("auth_answered", f"{SITE}:5", "main", "app", None, {}, "repeat"),
+    },
 }
+
+
+def before_request(stack, scenario: str | None, port: int, route: str, method: str, uri: str):
+    """What a trap needs before its request (TRAPS' last field)."""
+    if scenario == "denied":
+        for _ in range(MAX_CHARGES[POOL[route]]):
+            assert http_request(port, method, route).status == 200
+        assert stack.state(POOL[route])["current"] == 0
+    elif scenario == "repeat":
+        assert http_request(port, method, uri).status == 200
+        assert stack.state(POOL[route]) is not None, "the first request was not charged"
+    elif scenario == "responder_down":
+        stack.responder.stop()
+    else:
+        assert scenario is None, scenario
+
+
+def charged_level(stack, pool: str):
+    state = stack.state(pool)
+    return None if state is None else state["current"]
 
 
 def protect_auth_line() -> str:
@@ -215,7 +277,7 @@ def test_trap_is_not_gated_and_nginx_serves_it_uncharged(make_stack, fixture):
     r, report = check_nginx(stack)
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert report["ok"] is False
-    for route, (kind, at, server, served_by, app_uri, headers) in TRAPS[fixture].items():
+    for route, (kind, at, server, served_by, app_uri, headers, *scenario) in TRAPS[fixture].items():
         port = stack.port if server == "main" else stack.nginx.port2
         line = line_for(report, route, f"127.0.0.1:{port}")
         assert line["verdict"] == "not_gated", line
@@ -224,17 +286,21 @@ def test_trap_is_not_gated_and_nginx_serves_it_uncharged(make_stack, fixture):
         assert stack.nginx.unmap(f"{finding['file']}:{finding['line']}") == at.replace(PROTECT_AUTH, protect_auth_line())
 
         # The request the checker names, through the real nginx: served, and nothing charged.
+        before_request(stack, scenario[0] if scenario else None, port, route, finding["method"], finding["uri"])
+        level = charged_level(stack, POOL[route])
         before = len(app_log(stack))
         res = http_request(port, finding["method"], finding["uri"], headers=headers)
         assert res.status == 200, (finding, res)
         if served_by == "app":
-            assert res.json()["app"] is True, res
+            assert res.body.startswith(b'{"app":true,'), res  # (an add_after_body appends a second answer)
             expected = f"{finding['method']} {app_uri or finding['uri']} 200"
             wait_until(lambda: expected in app_log(stack)[before:], 2, what=f"app log line {expected!r}")
         else:
             assert res.body == served_by, res
             assert app_log(stack)[before:] == [], app_log(stack)
-        assert stack.key(POOL[route]) is None, f"{route} was charged"
+        assert charged_level(stack, POOL[route]) == level, f"{route} was charged"
+        if not scenario:
+            assert level is None, f"{route} was charged"
 
     # Every route the table does not name is gated here (traps are one mistake each).
     named = {(route, spec[2]) for route, spec in TRAPS[fixture].items()}
@@ -379,6 +445,121 @@ def test_good_config_charges_the_probes_sent_as_written(make_stack, fixture):
             assert stack.state(pool)["current"] == before - 1, f"{probe} was not charged"
             tried += 1
     assert tried
+
+
+# --------------------------------------------------------------------------------------------
+# the warned configs: gated, a warning (exit 1 with --strict), and what nginx does there
+
+def upstream_elsewhere(stack):
+    """Every auth subrequest fails: every gated request is refused, none reaches the app."""
+    before = len(app_log(stack))
+    for method, uri in [("POST", "/api/generate"), ("GET", "/api/describe")]:
+        res = http_request(stack.port, method, uri)
+        assert res.status == 503, res
+    assert app_log(stack)[before:] == []
+    assert stack.key("generate") is None and stack.key("describe") is None
+
+
+def ssi_include(stack):
+    """What the page shows decides: with an include of a charged route in it, the app serves the
+    route uncharged; without, nothing reaches the app."""
+    before = len(app_log(stack))
+    res = http_request(stack.port, "GET", "/pages/x", headers={"X-Comment": "hello"})
+    assert res.status == 200 and res.body == b"<p>hello</p>", res
+    assert app_log(stack)[before:] == []
+    res = http_request(stack.port, "GET", "/pages/x", headers={"X-Comment": '<!--# include virtual="/api/describe" -->'})
+    assert res.status == 200, res
+    assert res.body == b'<p>{"app":true,"method":"GET","uri":"/api/describe"}</p>', res
+    wait_until(lambda: "GET /api/describe 200" in app_log(stack)[before:], 2, what="the included request in the app log")
+    assert stack.key("describe") is None, "the include was charged"
+
+
+def error_page_keeps_status(stack):
+    """A denial stays a denial (nginx's own page, not the responder's): not a free pass."""
+    for _ in range(MAX_CHARGES["generate"]):
+        assert http_request(stack.port, "POST", "/api/generate").status == 200
+    before = len(app_log(stack))
+    res = http_request(stack.port, "POST", "/api/generate")
+    assert res.status == 429, res
+    assert app_log(stack)[before:] == []
+    assert stack.state("generate")["current"] == 0
+
+
+# fixture -> (warning kind, FILE:LINE as in the unit tests, what nginx does there)
+WARNED = {
+    "warnings/auth-upstream-elsewhere.conf": ("listen_mismatch", f"{SITE}:1", upstream_elsewhere),
+    "warnings/ssi-include.conf": ("ssi_subrequest", f"{SITE}:11", ssi_include),
+    "warnings/auth-error-page-status.conf": ("auth_error_page", f"{SITE}:5", error_page_keeps_status),
+}
+
+
+def test_every_warned_fixture_has_a_pair_here():
+    names = {f"warnings/{p.name}" for p in (FIXTURES / "warnings").glob("*.conf")}
+    assert names == set(WARNED)
+
+
+@pytest.mark.parametrize("fixture", sorted(WARNED))
+def test_warned_config_is_gated_with_its_warning_and_nginx_agrees(make_stack, fixture):
+    kind, at, scenario = WARNED[fixture]
+    stack = fixture_stack(make_stack, fixture)
+    r, report = check_nginx(stack)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert report["ok"] is True
+    assert all(line["verdict"] == "gated" for line in report["routes"]), report["routes"]
+    warnings = report["warnings"]
+    assert [w["kind"] for w in warnings] == ["server_without_gate", kind]  # the stand-in app, then this one
+    assert stack.nginx.unmap(f"{warnings[1]['file']}:{warnings[1]['line']}") == at
+    strict, _ = check_nginx(stack, "--strict")
+    assert strict.returncode == 1, strict
+    scenario(stack)
+
+
+def test_a_responder_on_another_socket_is_a_warning_and_every_request_a_503(make_stack):
+    """The config's listen is not the socket nginx's upstream names (good/protect-all.conf with
+    the responder on other.sock): check-nginx warns; every gated request is a 503. With
+    --listen, the socket nginx uses, the warning goes."""
+    stack = make_stack(ROUTES_YAML, start=False)
+    stack.nginx = FixtureNginx(stack.dir, stack.port, "good/protect-all.conf")
+    other = stack.dir / "other.sock"
+    stack.write_config = lambda: Stack.write_config(stack, listen=str(other))
+    stack.responder.sock = other
+    stack.start()
+    r, report = check_nginx(stack)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert [w["kind"] for w in report["warnings"]] == ["server_without_gate", "listen_mismatch"]
+    warning = report["warnings"][1]
+    assert stack.nginx.unmap(f"{warning['file']}:{warning['line']}") == "/etc/nginx/nginx.conf:20"
+    assert stack.nginx.unmap(warning["message"]).endswith(
+        "passes to upstream charge_gate (/etc/nginx/nginx.conf:20): unix:/srv/gate/charge.sock, and none is the "
+        "responder's listen /srv/gate/other.sock: every auth subrequest fails (each gated request a 500 or 503), or "
+        "reaches whatever listens there"), warning
+    before = len(app_log(stack))
+    res = http_request(stack.port, "POST", "/api/generate")
+    assert res.status == 503 and res.body == SERVICE_UNAVAILABLE, res
+    assert app_log(stack)[before:] == []
+    r, report = check_nginx(stack, "--listen", str(stack.dir / "charge.sock"))
+    assert [w["kind"] for w in report["warnings"]] == ["server_without_gate"]
+
+
+def test_hostile_http_settings_keep_a_denial_a_429(make_stack):
+    """good/hostile-http-settings.conf: error pages to the app, intercepted errors, a cache
+    validity for every status, X-Accel-Expires ignored... around the shipped snippets. A charge
+    is still a charge, a denial still the 429 JSON, a dead responder still the 503 JSON."""
+    stack = fixture_stack(make_stack, "good/hostile-http-settings.conf")
+    r, report = check_nginx(stack)
+    assert r.returncode == 0 and [w["kind"] for w in report["warnings"]] == ["server_without_gate"], r.stdout
+    for n in range(MAX_CHARGES["generate"]):
+        res = http_request(stack.port, "POST", "/api/generate")
+        assert res.status == 200 and res.json()["app"] is True, res
+        assert stack.state("generate")["current"] == MAX_CHARGES["generate"] - n - 1
+    before = len(app_log(stack))
+    for _ in range(3):  # the responder's denial, then nginx's cached one
+        assert_out_of_charge(http_request(stack.port, "POST", "/api/generate"), "generate")
+    assert app_log(stack)[before:] == []
+    stack.responder.stop()
+    res = http_request(stack.port, "GET", "/api/describe")
+    assert res.status == 503 and res.body == SERVICE_UNAVAILABLE, res
+    assert app_log(stack)[before:] == []
 
 
 def test_text_output_names_the_file_and_line(make_stack):

@@ -11,8 +11,10 @@
 // without NUL bytes: an exact location, else a prefix location of the URI itself, else the
 // auto redirect of `URI/`, else the longest prefix; the regex sampler gives at most 16 samples
 // for any location name; and on configurations without regexes (no `~`, no `rewrite`) the
-// whole analysis runs and its report renders as text and JSON; each line read as a request
-// target gives a path for `$uri` and the query for `$args`.
+// whole analysis runs (subrequests, other client paths to a charged upstream path, the auth
+// location's error pages, cache and fastcgi_pass against a listen) and its report renders as
+// text and JSON; each line read as a request target gives a path for `$uri` and the query for
+// `$args`.
 import ChargeGateCore
 import ChargeGateNginx
 import FuzzSupport
@@ -135,7 +137,9 @@ public func fuzzTest(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         // The analysis, where no regex is involved (their matching is the standard library's).
         guard !bytes.contains(UInt8(ascii: "~")), !bytes.indices.contains(where: { bytes[$0...].starts(with: Array("rewrite".utf8)) })
         else { return }
-        let report = GateAnalyser(model: model, routes: routes).analyse()
+        // The responder's listen, a socket or a port (compared with the auth location's fastcgi_pass).
+        let listen: ListenAddress = bytes.count % 2 == 0 ? .unix(path: "/run/cg.sock") : .tcp(host: "127.0.0.1", port: 9000)
+        let report = GateAnalyser(model: model, routes: routes, listen: listen).analyse()
         for line in report.routes {
             require(!line.probes.isEmpty || line.server.usesGate, "a line has probes")
         }
