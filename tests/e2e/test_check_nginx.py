@@ -17,10 +17,12 @@ search is also compared URI by URI with nginx (Fixtures/matching.conf), and the 
 
 from __future__ import annotations
 
+import fnmatch
 import grp
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -32,19 +34,31 @@ from harness import BIN, LOCAL_STACK, NGINX, ROOT, Nginx, free_port, http_reques
 FIXTURES = ROOT / "Tests" / "ChargeGateNginxTests" / "Fixtures"
 ROUTES_YAML = (FIXTURES / "charge-gate.yaml").read_text()
 MARKER = "# configuration file "
+INCLUDE = re.compile(r"^\s*include\s+(\S+);")
 POOL = {"/api/generate": "generate", "/api/describe": "describe"}
 
 
-def split_dump(text: str) -> list[tuple[str, str]]:
-    """The files of an `nginx -T` text (as NginxDump reads it): text before the first marker
-    is ignored, and the newline nginx adds after each file is dropped."""
+def split_dump(text: str, included: tuple[str, ...] = ("/etc/nginx/sites/*.conf",)) -> list[tuple[str, str]]:
+    """The files of a fixture (a saved `nginx -T` text, as the unit tests' NginxFixtures read
+    it): text before the first marker is ignored, the newline nginx adds after each file is
+    dropped, and a marker line counts only when its path is the first or one an `include` seen
+    so far names (`included`: the shared main file's), as nginx reads only those; any other is a
+    comment inside the file."""
+    patterns = list(included)
     files: list[tuple[str, list[str]]] = []
     for line in text.split("\n"):
         bare = line[:-1] if line.endswith("\r") else line
         if bare.startswith(MARKER) and bare.endswith(":") and len(bare) > len(MARKER) + 1:
-            files.append((bare[len(MARKER):-1], []))
-        elif files:
+            path = bare[len(MARKER):-1]
+            if not files or any(fnmatch.fnmatchcase(path, p) for p in patterns):
+                files.append((path, []))
+                continue
+        if files:
             files[-1][1].append(line)
+            include = INCLUDE.match(line)
+            if include:
+                name = include.group(1).strip("\"'")
+                patterns.append(name if name.startswith("/") else "/etc/nginx/" + name)
     out = []
     for path, lines in files:
         body = "\n".join(lines)
@@ -57,9 +71,10 @@ class FixtureNginx(Nginx):
     the snippets -> the project's nginx/, ports 8080/8081 -> free ports. Every replacement
     stays within its line, so findings keep the fixture's line numbers."""
 
-    def __init__(self, dir: Path, port: int, fixture: str):
+    def __init__(self, dir: Path, port: int, fixture: str, text: str | None = None):
         super().__init__(dir, port, "")
         self.fixture = fixture
+        self.text = text
         self.port2 = free_port()
         self.conf = dir / "etc" / "nginx" / "nginx.conf"
 
@@ -84,7 +99,7 @@ class FixtureNginx(Nginx):
             lines = main.split("\n")
             lines[0] = f"user {pwd.getpwuid(os.getuid()).pw_name} {grp.getgrgid(os.getgid()).gr_name};"
             main = "\n".join(lines)
-        for path, text in [("/etc/nginx/nginx.conf", main)] + split_dump((FIXTURES / self.fixture).read_text()):
+        for path, text in [("/etc/nginx/nginx.conf", main)] + split_dump(self.text or (FIXTURES / self.fixture).read_text()):
             target = Path(self.map(path))
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(self.map(text))
@@ -295,6 +310,40 @@ def test_nginx_picks_the_locations_the_matcher_picks(make_stack):
         loc = res.header("X-Loc")
         got.append((uri, f"301 {loc}" if res.status == 301 else loc))
     assert got == MATCHING
+
+
+# --------------------------------------------------------------------------------------------
+# the regexes, case by case, against nginx's PCRE2 (the same table as NginxPCRETests)
+
+def pcre_cases() -> list[tuple[str, str, str, bool]]:
+    out = []
+    for line in (FIXTURES / "pcre-cases.tsv").read_text().splitlines():
+        if line and not line.startswith("#"):
+            pattern, op, path, expected = line.split("\t")
+            out.append((pattern, op, path, expected == "1"))
+    return out
+
+
+def test_nginx_pcre_matches_as_the_model(make_stack):
+    cases = pcre_cases()
+    lines = ["# configuration file /etc/nginx/sites/site.conf:"]
+    for i, (pattern, op, _, _) in enumerate(cases):
+        lines.append(f'map $uri $pcre_{i} {{ default 0; "{op}{pattern}" 1; }}')
+    values = " ".join(f"$pcre_{i}" for i in range(len(cases)))
+    snippets = "/usr/local/share/charge-gate/nginx/"
+    lines += ["server {", "    listen 127.0.0.1:8080;", f"    include {snippets}charge-gate-server.conf;",
+              f'    location / {{ return 200 "{values}"; }}',
+              f"    location /gated/ {{ include {snippets}charge-gate-protect.conf; }}", "}"]
+    stack = make_stack(ROUTES_YAML, start=False, start_responder=False, redis=False)
+    stack.nginx = FixtureNginx(stack.dir, stack.port, "pcre", text="\n".join(lines) + "\n")
+    stack.start()
+    got, want = [], []
+    for i, (pattern, op, path, expected) in enumerate(cases):
+        res = http_request(stack.port, "GET", path)
+        assert res.status == 200, (path, res)
+        got.append((op, pattern, path, res.body.decode().split(" ")[i] == "1"))
+        want.append((op, pattern, path, expected))
+    assert got == want
 
 
 # --------------------------------------------------------------------------------------------

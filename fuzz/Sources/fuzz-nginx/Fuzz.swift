@@ -10,7 +10,8 @@
 // location level's static tree (nginx's, ported) finds what the plain rule says for any URI
 // without NUL bytes: an exact location, else a prefix location of the URI itself, else the
 // auto redirect of `URI/`, else the longest prefix; the regex sampler gives at most 16 samples
-// for any location name; and on configurations without regexes (no `~`, no `rewrite`) the
+// for any location name, and the PCRE translation of a regex location is deterministic and its
+// regex matches URIs without trapping; and on configurations without regexes (no `~`, no `rewrite`) the
 // whole analysis runs and its report renders as text and JSON.
 import ChargeGateCore
 import ChargeGateNginx
@@ -80,9 +81,20 @@ func checkTrees(_ model: NginxModel, uris: [[UInt8]]) {
         for child in model[level].children.values {
             if let (modifier, name) = model[child].locationSpec, modifier.isRegex {
                 require(NginxRegexSampler.samples(name).count <= NginxRegexSampler.maximumSamples, "at most 16 regex samples")
+                checkRegex(name, caseless: modifier == .regexCaseless, uris: uris)
             }
         }
     }
+}
+
+/// A location's regex through the PCRE translation: deterministic, and a translated regex that
+/// compiles matches any URI without trapping.
+func checkRegex(_ pattern: String, caseless: Bool, uris: [[UInt8]]) {
+    let first = Result { () throws(NginxPCRE.Unsupported) in try NginxPCRE.translate(pattern, caseless: caseless) }
+    let second = Result { () throws(NginxPCRE.Unsupported) in try NginxPCRE.translate(pattern, caseless: caseless) }
+    require(first == second, "the PCRE translation is deterministic", show(pattern))
+    guard let regex = try? NginxRegex(pattern, caseless: caseless) else { return }
+    for uri in uris.prefix(4) { _ = regex.match(String(decoding: uri, as: UTF8.self)) }
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
