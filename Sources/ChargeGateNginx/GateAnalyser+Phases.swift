@@ -320,7 +320,7 @@ extension GateAnalyser {
             via = " (rewritten by \(rewrite.summary()) (\(rewrite.location)))"
             source = rewrite.location
         }
-        let detail = "the gate is asked about \(main.method) \(path)\(via), which no route charges" + assumed(main)
+        let detail = "the gate is asked about \(main.method) \(GateProbe.target(path))\(via), which no route charges" + assumed(main)
         return Trace(verdict: .notGated(GateFinding(.unrouted, probe: probe, detail: detail, at: source)), conf: conf)
     }
 }

@@ -40,7 +40,8 @@ public struct GateAnalyser {
     /// Rewrite-phase runs and paths one probe may take (a configuration needs a handful).
     static let pathBudget = 2048
 
-    /// At most this many probes per route and server.
+    /// At most this many probes per route and server; a route with more is UNDECIDED (never
+    /// gated), naming the first probe not tried.
     public static let maximumProbes = 96
 
     /// An analyser of `model` against the config's `routes`.
@@ -92,13 +93,15 @@ public struct GateAnalyser {
         for server in servers where server.usesGate {
             for (index, route) in routes.enumerated() {
                 var results: [GateRouteResult.ProbeResult] = []
-                for probe in probes(for: index, in: server.block) {
-                    let trace = trace(probe, in: server.block)
+                let candidates = probes(for: index, in: server.block)
+                for probe in candidates.prefix(Self.maximumProbes) {
+                    guard let trace = counted(trace(probe, in: server.block), for: probe) else { continue }
                     results.append(GateRouteResult.ProbeResult(probe: probe, verdict: trace.verdict))
                     if case .gated = trace.verdict, let conf = trace.conf, let backend = backend(of: conf), gatedBackends[backend] == nil {
                         gatedBackends[backend] = (server, conf)
                     }
                 }
+                if candidates.count > Self.maximumProbes { results.append(capReached(candidates[Self.maximumProbes], in: server)) }
                 lines.append(GateRouteResult(server: server, prefix: route.prefix, methods: methodList(route), probes: results))
             }
         }
@@ -134,7 +137,8 @@ public struct GateAnalyser {
     private func ungatedLine(
         _ index: Int, in server: GateServer, backends: [String: (server: GateServer, conf: Int)]
     ) -> GateRouteResult.ProbeResult? {
-        for probe in probes(for: index, in: server.block) {
+        let candidates = probes(for: index, in: server.block)
+        for probe in candidates.prefix(Self.maximumProbes) where probe.caseOf == nil {
             let trace = trace(probe, in: server.block)
             guard case .notGated(let finding) = trace.verdict, finding.kind == .noAuthRequest, let conf = trace.conf,
                 let backend = backend(of: conf), let gated = backends[backend]
@@ -147,6 +151,7 @@ public struct GateAnalyser {
             return GateRouteResult.ProbeResult(
                 probe: probe, verdict: .notGated(GateFinding(.ungatedServer, probe: probe, detail: detail, at: location)))
         }
+        if candidates.count > Self.maximumProbes { return capReached(candidates[Self.maximumProbes], in: server) }
         return nil
     }
 

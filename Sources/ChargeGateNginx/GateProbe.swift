@@ -4,6 +4,9 @@ public struct GateProbe: Sendable, Hashable, CustomStringConvertible {
     public var method: String
     /// The path, as nginx would have it after decoding and normalising.
     public var uri: String
+    /// For a case variant of a path under the route (`/API/GENERATE`), that path: such a probe
+    /// counts only where a case-insensitive location takes it to the gate (`GateAnalyser`).
+    var caseOf: String?
 
     /// Creates a probe.
     public init(method: String, uri: String) {
@@ -11,6 +14,25 @@ public struct GateProbe: Sendable, Hashable, CustomStringConvertible {
         self.uri = uri
     }
 
+    /// The request target a client sends for `uri`: the path with the bytes that cannot stand
+    /// as they are in a request line (controls, space, `%`, `?`, `#`) percent-encoded, so that
+    /// nginx decodes it back to `uri` (`/api/generate/x%0Ay`).
+    public var target: String { Self.target(uri) }
+
+    /// `path` as a request target (see `target`).
+    public static func target(_ path: String) -> String {
+        var out: [UInt8] = []
+        let hex = Array("0123456789ABCDEF".utf8)
+        for byte in path.utf8 {
+            if byte <= 0x20 || byte == 0x7F || byte == UInt8(ascii: "%") || byte == UInt8(ascii: "?") || byte == UInt8(ascii: "#") {
+                out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
+            } else {
+                out.append(byte)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// `POST /api/generate`.
-    public var description: String { "\(method) \(uri)" }
+    public var description: String { "\(method) \(target)" }
 }

@@ -8,9 +8,10 @@ public enum NginxRegexSampler {
     /// At most this many samples per pattern (and per part of it).
     public static let maximumSamples = 16
 
-    /// Samples of `pattern`.
-    public static func samples(_ pattern: String) -> [String] {
-        var reader = Reader(Array(pattern.unicodeScalars))
+    /// Samples of `pattern`; `dot` is what `.` and `\N` give (the analysis marks them to try a
+    /// newline there, which PCRE's `.` does not match).
+    public static func samples(_ pattern: String, dot: String = "x") -> [String] {
+        var reader = Reader(Array(pattern.unicodeScalars), dot: dot)
         guard let samples = reader.alternation(depth: 0), reader.atEnd else { return [] }
         return samples
     }
@@ -21,10 +22,13 @@ public enum NginxRegexSampler {
         let scalars: [Unicode.Scalar]
         /// Where the reader is.
         var index = 0
+        /// What `.` gives.
+        let dot: String
 
         /// A reader at the start of `scalars`.
-        init(_ scalars: [Unicode.Scalar]) {
+        init(_ scalars: [Unicode.Scalar], dot: String) {
             self.scalars = scalars
+            self.dot = dot
         }
 
         /// Whether the whole pattern was read.
@@ -135,7 +139,7 @@ public enum NginxRegexSampler {
             case "[":
                 return characterClass()
             case ".":
-                return ["x"]
+                return [dot]
             case "^", "$":
                 return [""]
             case "\\":
@@ -180,6 +184,8 @@ public enum NginxRegexSampler {
             return assertion ? [""] : inner
         }
 
+        /// `[…]`: its first two members as written (a range gives its ends), a POSIX class or a
+        /// class escape a typical member; a negated class a common character it excludes.
         private mutating func characterClass() -> [String]? {
             var negate = false
             if peek() == "^" {
@@ -187,42 +193,78 @@ public enum NginxRegexSampler {
                 index += 1
             }
             var members: [Unicode.Scalar] = []
+            var set = NginxPCRE.ByteSet()
+            func add(_ scalar: Unicode.Scalar) {
+                members.append(scalar)
+                if scalar.isASCII { set.members[Int(scalar.value)] = true }
+            }
             var first = true
             while let c = peek() {
                 if c == "]" && !first { break }
                 first = false
+                if c == "[" && peek(1) == ":" {
+                    guard let (posix, typical) = posixClass() else { return nil }
+                    set = set.union(posix)
+                    members.append(typical)
+                    continue
+                }
                 index += 1
                 if c == "\\", let e = peek() {
                     index += 1
                     switch e {
-                    case "d": members.append("1")
-                    case "w": members.append("x")
-                    case "s": members.append(" ")
-                    default: members.append(e)
+                    case "d": (set, members) = (set.union(.digit), members + ["1"])
+                    case "w": (set, members) = (set.union(.word), members + ["x"])
+                    case "s": (set, members) = (set.union(.space), members + [" "])
+                    case "n": add("\n")
+                    case "t": add("\t")
+                    default: add(e)
                     }
-                    continue
-                }
-                if c == "[" && peek() == ":" {
-                    while let n = peek(), n != "]" { index += 1 }
-                    index += 1
-                    members.append("x")
                     continue
                 }
                 if peek() == "-", let high = peek(1), high != "]" {
                     index += 2
                     members.append(c)
                     members.append(high)
+                    if c.isASCII && high.isASCII && c.value <= high.value {
+                        set = set.union(.range(UInt8(c.value), UInt8(high.value)))
+                    }
                     continue
                 }
-                members.append(c)
+                add(c)
             }
             guard peek() == "]" else { return nil }
             index += 1
             if negate {
-                let pick = ["x", "a", "1", "-", "_"].first { candidate in !members.contains(Unicode.Scalar(candidate)!) }
+                let pick = ["x", "a", "1", "-", "_"].first { !set.members[Int(Unicode.Scalar($0)?.value ?? 0)] }
                 return pick.map { [$0] } ?? []
             }
             return Array(members.prefix(2).map { String($0) })
+        }
+
+        /// `[:name:]` or `[:^name:]` at `[`: its bytes and a typical member.
+        private mutating func posixClass() -> (NginxPCRE.ByteSet, Unicode.Scalar)? {
+            index += 2
+            var negated = false
+            if peek() == "^" {
+                negated = true
+                index += 1
+            }
+            var name = ""
+            while let c = peek(), c != ":" {
+                name.unicodeScalars.append(c)
+                index += 1
+            }
+            guard peek() == ":", peek(1) == "]", let set = NginxPCRE.ByteSet.posix(name) else { return nil }
+            index += 2
+            let typical: [String: Unicode.Scalar] = [
+                "alnum": "a", "alpha": "a", "ascii": "x", "blank": " ", "cntrl": "\u{1}", "digit": "1", "graph": "x", "lower": "a",
+                "print": "x", "punct": "-", "space": " ", "upper": "A", "word": "x", "xdigit": "a",
+            ]
+            if negated {
+                let pick = ["x", "1", "-", "A", " "].first { !set.members[Int(Unicode.Scalar($0)?.value ?? 0)] } ?? "x"
+                return (set.inverted, Unicode.Scalar(pick) ?? "x")
+            }
+            return (set, typical[name] ?? "x")
         }
 
         private mutating func escape() -> [String]? {
@@ -230,7 +272,8 @@ public enum NginxRegexSampler {
             index += 1
             switch e {
             case "d": return ["1"]
-            case "D", "w", "S", "N", "H", "V", "R", "X": return ["x"]
+            case "N": return [dot]
+            case "D", "w", "S", "H", "V", "R", "X": return ["x"]
             case "W": return ["-"]
             case "s", "h": return [" "]
             case "v": return ["\u{0B}"]

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import BIN, LOCAL_STACK, NGINX, ROOT, Nginx, free_port, http_request, wait_until
+from harness import BIN, LOCAL_STACK, NGINX, ROOT, Nginx, free_port, http_request, raw_request, wait_until
 
 FIXTURES = ROOT / "Tests" / "ChargeGateNginxTests" / "Fixtures"
 ROUTES_YAML = (FIXTURES / "charge-gate.yaml").read_text()
@@ -196,6 +196,32 @@ TRAPS = {
         "/api/generate": ("no_auth_request", f"{SITE}:14", "main", "app", None, {}),
         "/api/describe": ("no_auth_request", f"{SITE}:14", "main", "app", None, {}),
     },
+    # nginx matches locations on the unmerged path: /api//generate reaches location /.
+    "traps/merge-slashes-off.conf": {
+        "/api/generate": ("no_auth_request", f"{SITE}:15", "main", "app", None, {}),
+        "/api/describe": ("no_auth_request", f"{SITE}:15", "main", "app", None, {}),
+    },
+    # UNDECIDED: the request check-nginx names was not tried (test_the_probe_cap_is_undecided).
+    "traps/probe-cap.conf": {"/api/generate": ("undecidable", f"{SITE}:1", "main", None, None, {})},
+    # /api/generate/x%0Ay: PCRE's . does not match the newline.
+    "traps/regex-dot-newline.conf": {"/api/generate": ("no_auth_request", f"{SITE}:14", "main", "app", None, {})},
+    "traps/posix-class-regex.conf": {
+        "/api/generate": ("no_auth_request", f"{SITE}:10", "main", "app", None, {}),
+        "/api/describe": ("no_auth_request", f"{SITE}:10", "main", "app", None, {}),
+    },
+    # /API/GENERATE: the ~* gate asks the responder, whose routes are case-sensitive: unrouted.
+    "traps/caseless-gate.conf": {
+        "/api/generate": ("unrouted", f"{SITE}:6", "main", "app", None, {}),
+        "/api/describe": ("unrouted", f"{SITE}:6", "main", "app", None, {}),
+    },
+    "traps/if-uri-literal.conf": {"/api/describe": ("answered_before_gate", f"{SITE}:9", "main", b"healthy", None, {})},
+    # The map's key /API/Generate/Preview matches /api/generate/preview (keys ignore case).
+    "traps/map-uri-key.conf": {
+        "/api/generate": ("no_auth_request", f"{SITE}:17", "main", "app", "/previews/generate", {}),
+    },
+    "traps/if-method-negated.conf": {
+        "/api/describe": ("no_auth_request", f"{SITE}:13", "main", "app", "/internal/describe", {}),
+    },
 }
 
 
@@ -219,10 +245,12 @@ def test_trap_is_not_gated_and_nginx_serves_it_uncharged(make_stack, fixture):
     for route, (kind, at, server, served_by, app_uri, headers) in TRAPS[fixture].items():
         port = stack.port if server == "main" else stack.nginx.port2
         line = line_for(report, route, f"127.0.0.1:{port}")
-        assert line["verdict"] == "not_gated", line
+        assert line["verdict"] == ("undecided" if kind == "undecidable" else "not_gated"), line
         finding = line["finding"]
         assert finding["kind"] == kind, finding
         assert stack.nginx.unmap(f"{finding['file']}:{finding['line']}") == at.replace(PROTECT_AUTH, protect_auth_line())
+        if served_by is None:
+            continue
 
         # The request the checker names, through the real nginx: served, and nothing charged.
         before = len(app_log(stack))
@@ -243,6 +271,47 @@ def test_trap_is_not_gated_and_nginx_serves_it_uncharged(make_stack, fixture):
         server = "main" if line["server"].startswith(f"127.0.0.1:{stack.port}") else "second"
         if (line["route"], server) not in named:
             assert line["verdict"] == "gated", line
+
+
+def test_the_probe_cap_is_undecided_and_the_untried_request_is_uncharged(make_stack):
+    """More requests to try than GateAnalyser.maximumProbes: UNDECIDED, naming the cap, never
+    gated; the ungated location past the cap really serves its path uncharged."""
+    stack = fixture_stack(make_stack, "traps/probe-cap.conf")
+    r, report = check_nginx(stack)
+    assert r.returncode == 1
+    line = line_for(report, "/api/generate", f"127.0.0.1:{stack.port}")
+    assert line["verdict"] == "undecided", line
+    assert "not tried: more than 96 requests to try" in line["finding"]["message"], line
+    assert all(p["uri"] != "/api/generate/zz" for p in line["probes"])
+    res = http_request(stack.port, "POST", "/api/generate/zz")
+    assert res.status == 200 and res.json()["app"] is True, res
+    assert stack.key("generate") is None, "/api/generate/zz was charged"
+    res = http_request(stack.port, "POST", "/api/generate/m00")  # a tried one: gated
+    assert res.status == 200 and stack.key("generate") is not None
+
+
+def test_merge_slashes_is_the_default_servers(make_stack):
+    """nginx parses the request line with the default server of the address: `merge_slashes
+    off` in another server there changes nothing (check-nginx: gated; nginx: charged)."""
+    snippets = "/usr/local/share/charge-gate/nginx/"
+    text = "\n".join([
+        "# configuration file /etc/nginx/sites/site.conf:",
+        "server {", "    listen 127.0.0.1:8080;", "    server_name first;", "    return 404;", "}",
+        "server {", "    listen 127.0.0.1:8080;", "    server_name second;", "    merge_slashes off;",
+        f"    include {snippets}charge-gate-server.conf;",
+        f"    location /api/generate {{ include {snippets}charge-gate-protect.conf; proxy_pass http://app; }}",
+        f"    location /api/describe {{ include {snippets}charge-gate-protect.conf; proxy_pass http://app; }}",
+        "    location / { proxy_pass http://app; }", "}", ""])
+    stack = make_stack(ROUTES_YAML, start=False)
+    stack.nginx = FixtureNginx(stack.dir, stack.port, "merge-slashes-second", text=text)
+    stack.start()
+    r, report = check_nginx(stack)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert [line["verdict"] for line in report["routes"]] == ["gated", "gated"]
+    answer = raw_request(stack.port, b"POST /api//generate HTTP/1.1\r\nHost: second\r\nContent-Length: 0\r\n"
+                                      b"Connection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 ") and b'"uri":"/api//generate"' in answer, answer
+    assert stack.key("generate") is not None, "nginx merged the slashes: /api//generate is charged"
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,238 @@
+import ChargeGateCore
+
+/// The probes beyond a route's paths and the locations' names: the paths that conditions and
+/// maps on `$uri` name, `//` where nginx does not merge slashes, a newline where PCRE's `.`
+/// decides, the other case where a case-insensitive location gates, a method no condition
+/// names; and the line's verdict when a route has more probes than the analysis tries.
+extension GateAnalyser {
+    /// The variables whose value is the request's path (a condition or a map on them names
+    /// paths).
+    static let pathVariables: Set<String> = ["$uri", "$document_uri", "$request_uri"]
+
+    /// A methods a condition may leave out, the first of which no condition names is probed.
+    static let otherMethods = ["PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND"]
+
+    /// What `(`, the subject, the operator and the operand of an `if` are, as
+    /// `ngx_http_rewrite_if` reads its words (the parentheses may be glued to them).
+    static func conditionWords(_ values: [String]) -> [String] {
+        var words = values
+        guard !words.isEmpty else { return [] }
+        if words[0] == "(" { words.removeFirst() } else if words[0].hasPrefix("(") { words[0].removeFirst() }
+        guard !words.isEmpty else { return [] }
+        if words[words.count - 1] == ")" {
+            words.removeLast()
+        } else if words[words.count - 1].hasSuffix(")") {
+            words[words.count - 1].removeLast()
+        }
+        return words
+    }
+
+    /// The `map` blocks over a path variable: (entry name, `~`/`~*` regex or literal key).
+    private func pathMapEntries() -> [NginxDirective] {
+        var out: [NginxDirective] = []
+        for id in 0..<model.blocks.count {
+            guard case .other("map") = model[id].kind, let values = model[id].opening?.values, values.count == 2,
+                Self.pathVariables.contains(values[0])
+            else { continue }
+            out += model[id].directives.filter { !["default", "hostnames", "volatile", "include"].contains($0.name) }
+        }
+        return out
+    }
+
+    /// The regexes of the `map` keys over a path variable (`~re` and `~*re`).
+    func pathMapRegexes() -> [(String, Bool)] {
+        pathMapEntries().compactMap { entry in
+            guard entry.name.hasPrefix("~") else { return nil }
+            let caseless = entry.name.hasPrefix("~*")
+            return (String(entry.name.dropFirst(caseless ? 2 : 1)), caseless)
+        }
+    }
+
+    /// The paths that `if ($uri = …)` (or `!=`, or `$document_uri`, `$request_uri`) conditions in
+    /// `server` and the string keys of `map`s over those variables name: the key as written and
+    /// in lower case (nginx compares map keys ignoring case).
+    func pathLiterals(in server: Int) -> [String] {
+        var out: [String] = []
+        for id in [server] + model.descendants(of: server) {
+            for directive in model[id].directives where directive.name == "if" {
+                let words = Self.conditionWords(directive.values)
+                guard words.count == 3, Self.pathVariables.contains(words[0]), words[1] == "=" || words[1] == "!=",
+                    !words[2].contains("$")
+                else { continue }
+                out.append(String(words[2].split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]))
+            }
+        }
+        for entry in pathMapEntries() where !entry.name.hasPrefix("~") {
+            let key = entry.name.hasPrefix("\\") ? String(entry.name.dropFirst()) : entry.name
+            let path = String(key.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
+            out.append(path)
+            out.append(Self.asciiLowercased(path))
+        }
+        return out
+    }
+
+    /// The methods that conditions on `$request_method` and maps over it name (their operand's
+    /// words, in upper case).
+    func namedMethods(in server: Int) -> Set<String> {
+        var named = Set<String>()
+        func words(_ text: String) {
+            var word = ""
+            for scalar in text.unicodeScalars {
+                if scalar.properties.isAlphabetic && scalar.isASCII {
+                    word.unicodeScalars.append(scalar)
+                } else {
+                    if word.count >= 3 { named.insert(word.uppercased()) }
+                    word = ""
+                }
+            }
+            if word.count >= 3 { named.insert(word.uppercased()) }
+        }
+        for id in [server] + model.descendants(of: server) {
+            for directive in model[id].directives where directive.name == "if" {
+                let condition = Self.conditionWords(directive.values)
+                guard condition.count == 3, condition[0] == "$request_method" else { continue }
+                words(condition[2])
+            }
+        }
+        for id in 0..<model.blocks.count {
+            guard case .other("map") = model[id].kind, model[id].opening?.values.first == "$request_method" else { continue }
+            for entry in model[id].directives where !["default", "hostnames", "volatile", "include"].contains(entry.name) {
+                words(entry.name)
+            }
+        }
+        return named
+    }
+
+    // MARK: merge_slashes
+
+    /// Whether nginx merges `//` in the paths of requests to `server`: `merge_slashes` as in
+    /// effect in the default server of each of its listen addresses, since nginx parses the
+    /// request line with that server's configuration, before it picks a server by name
+    /// (`ngx_http_process_request_uri`).
+    func mergesSlashes(_ server: Int) -> Bool {
+        for address in listenAddresses(of: server) {
+            let defaultServer = defaultServer(for: address) ?? server
+            if model.inherited("merge_slashes", from: defaultServer)?.values.first == "off" { return false }
+        }
+        return true
+    }
+
+    /// A server's listen addresses, as nginx compares them (`8080` is `*:8080`, no `listen` is
+    /// `*:80`), each with whether it says `default_server`.
+    private func listenAddresses(of server: Int) -> [String] {
+        listens(of: server).map(\.address)
+    }
+
+    private func listens(of server: Int) -> [(address: String, isDefault: Bool)] {
+        let own = model[server].own("listen").compactMap { directive -> (String, Bool)? in
+            guard let first = directive.values.first else { return nil }
+            var address = first
+            if address.allSatisfy(\.isNumber) {
+                address = "*:" + address
+            } else if address.hasPrefix("0.0.0.0:") {
+                address = "*:" + address.dropFirst(8)
+            } else if !address.hasPrefix("unix:") && !address.contains("]") && !address.contains(":") {
+                address += ":80"
+            }
+            let flags = directive.values.dropFirst()
+            return (address, flags.contains("default_server") || flags.contains("default"))
+        }
+        return own.isEmpty ? [("*:80", false)] : own
+    }
+
+    /// The server nginx parses requests to `address` with: the first that says
+    /// `default_server` there, else the first that listens there.
+    private func defaultServer(for address: String) -> Int? {
+        var first: Int?
+        for server in model.servers {
+            for listen in listens(of: server) where listen.address == address {
+                if listen.isDefault { return server }
+                if first == nil { first = server }
+            }
+        }
+        return first
+    }
+
+    /// `uri` with one of its slashes doubled, each in turn from the last: what a client sends
+    /// to reach past a location name where nginx keeps `//`.
+    static func unmerged(_ uri: String) -> [String] {
+        let bytes = Array(uri.utf8)
+        var out: [String] = []
+        for index in bytes.indices.reversed() where bytes[index] == UInt8(ascii: "/") {
+            out.append(String(decoding: bytes[..<index] + [UInt8(ascii: "/")] + bytes[index...], as: UTF8.self))
+        }
+        return out
+    }
+
+    // MARK: case
+
+    /// `text` with its ASCII letters in lower case.
+    static func asciiLowercased(_ text: String) -> String {
+        String(decoding: text.utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }, as: UTF8.self)
+    }
+
+    /// `text` with its ASCII letters in upper case.
+    static func asciiUppercased(_ text: String) -> String {
+        String(decoding: text.utf8.map { $0 >= 97 && $0 <= 122 ? $0 - 32 : $0 }, as: UTF8.self)
+    }
+
+    /// The case-insensitive (`~*`) locations of a server.
+    private func caselessLocations(in server: Int) -> [(id: Int, regex: NginxRegex)] {
+        model.locations(in: server).compactMap { id in
+            guard let (modifier, pattern) = model[id].locationSpec, modifier == .regexCaseless,
+                case .success(let regex) = regexes.regex(pattern, caseless: true)
+            else { return nil }
+            return (id, regex)
+        }
+    }
+
+    /// The other case of each probe that a `~*` location matches (`/API/GENERATE` for
+    /// `/api/generate`): the responder's routes are case-sensitive, such a location is not.
+    func caseVariants(of probes: [GateProbe], in server: Int) -> [GateProbe] {
+        let locations = caselessLocations(in: server)
+        guard !locations.isEmpty else { return [] }
+        var out: [GateProbe] = []
+        var seen = Set(probes.map(\.self))
+        for probe in probes where probe.caseOf == nil && locations.contains(where: { $0.regex.match(probe.uri) != nil }) {
+            let upper = Self.asciiUppercased(probe.uri)
+            var variant = GateProbe(method: probe.method, uri: upper == probe.uri ? Self.asciiLowercased(probe.uri) : upper)
+            variant.caseOf = probe.uri
+            guard variant.uri != probe.uri, seen.insert(variant).inserted else { continue }
+            out.append(variant)
+        }
+        return out
+    }
+
+    /// How a probe's trace counts in its line: as it is, except a case variant, which counts
+    /// only when a case-insensitive location takes it to the gate and the gate passes it as a
+    /// path no route charges (then it is the finding); nil when it does not count.
+    func counted(_ trace: Trace, for probe: GateProbe) -> Trace? {
+        guard let original = probe.caseOf else { return trace }
+        guard case .notGated(let finding) = trace.verdict, finding.kind == .unrouted, let conf = trace.conf else { return nil }
+        var id = conf
+        if model[id].kind == .condition, let parent = model[id].parent { id = parent }
+        guard let (modifier, _) = model[id].locationSpec, modifier == .regexCaseless else { return nil }
+        let (title, location) = describeConf(id)
+        let note =
+            " (routes are case-sensitive; \(title) (\(location)) serves every case of \(GateProbe.target(original)))"
+        var detail = finding.detail
+        if let end = detail.range(of: "which no route charges")?.upperBound {
+            detail.insert(contentsOf: note, at: end)
+        } else {
+            detail += note
+        }
+        return Trace(verdict: .notGated(GateFinding(.unrouted, probe: probe, detail: detail, at: location)), conf: conf)
+    }
+
+    // MARK: the cap
+
+    /// The line's result when a route has more probes than `maximumProbes`: UNDECIDED, naming
+    /// the first probe not tried, never gated.
+    func capReached(_ next: GateProbe, in server: GateServer) -> GateRouteResult.ProbeResult {
+        let detail =
+            "not tried: more than \(Self.maximumProbes) requests to try for this route in this server (the analysis's cap, "
+            + "GateAnalyser.maximumProbes); the ones not tried are not known to be gated"
+        return GateRouteResult.ProbeResult(
+            probe: next, verdict: .undecided(GateFinding(.undecidable, probe: next, detail: detail, at: server.location)))
+    }
+}
