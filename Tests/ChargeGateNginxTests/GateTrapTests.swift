@@ -231,6 +231,11 @@ private let site = "/etc/nginx/sites/site.conf"
                 "/api/describe", .noAuthRequest, at: "\(site):13",
                 "PUT /api/describe: location /internal/ (\(site):13), reached after rewrite ^/api/(.*)$ /internal/$1 last "
                     + "(\(site):9), has no auth_request")),
+        FixtureCase(
+            "traps/dump-separator-comment.conf", .gated("/api/generate"),
+            .notGated(
+                "/api/describe", .noAuthRequest, at: "/etc/nginx/api.d/api.conf:6",
+                "GET /api/describe/health: location = /api/describe/health (/etc/nginx/api.d/api.conf:6) has no auth_request")),
     ]
 
     /// The good fixtures: every route gated.
@@ -268,6 +273,7 @@ private let site = "/etc/nginx/sites/site.conf"
         ("traps/if-uri-literal.conf", "good/map-uri-outside-routes.conf"),
         ("traps/map-uri-key.conf", "good/map-uri-outside-routes.conf"),
         ("traps/if-method-negated.conf", "good/map-uri-outside-routes.conf"),
+        ("traps/dump-separator-comment.conf", "good/parser-torture.conf"),
     ]
 
     /// Each trap gives exactly its lines, with the exact finding and file:line.

@@ -222,6 +222,10 @@ TRAPS = {
     "traps/if-method-negated.conf": {
         "/api/describe": ("no_auth_request", f"{SITE}:13", "main", "app", "/internal/describe", {}),
     },
+    # The ungated location follows a comment that looks like nginx -T's separator in api.conf.
+    "traps/dump-separator-comment.conf": {
+        "/api/describe": ("no_auth_request", "/etc/nginx/api.d/api.conf:6", "main", "app", None, {}),
+    },
 }
 
 

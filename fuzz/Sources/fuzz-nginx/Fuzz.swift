@@ -12,7 +12,7 @@
 // auto redirect of `URI/`, else the longest prefix; the regex sampler gives at most 16 samples
 // for any location name, and the PCRE translation of a regex location is deterministic and its
 // regex matches URIs without trapping; and on configurations without regexes (no `~`, no `rewrite`) the
-// whole analysis runs and its report renders as text and JSON.
+// whole analysis runs and its report renders as text and JSON; a dump has each file once.
 import ChargeGateCore
 import ChargeGateNginx
 import FuzzSupport
@@ -125,6 +125,7 @@ public func fuzzTest(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         // A dump (the input's own markers, or the input as its main file).
         let dump: NginxDump
         if let parsed = try? NginxDump(parsing: bytes) {
+            require(Set(parsed.files.map(\.path)).count == parsed.files.count, "a dump has each file once")
             dump = parsed
         } else {
             dump = NginxDump(files: [NginxDump.File(path: "/etc/nginx/nginx.conf", bytes: bytes)])
