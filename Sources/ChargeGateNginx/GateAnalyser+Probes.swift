@@ -43,9 +43,10 @@ extension GateAnalyser {
         // `.` sampled as a mark: as "x" the regex must match; with a newline there (which PCRE's
         // `.` does not match), the path may go elsewhere.
         let dot = "\u{E000}"
+        let words = prefix.split(separator: "/").map(String.init).filter { $0.count >= 2 }
         for (pattern, caseless) in regexSources(in: server) + pathMapRegexes() {
             guard case .success(let regex) = regexes.regex(pattern, caseless: caseless) else { continue }
-            for marked in NginxRegexSampler.samples(pattern, dot: dot) {
+            for marked in NginxRegexSampler.samples(pattern, dot: dot, prefer: words) {
                 let sample = marked.replacing(dot, with: "x")
                 let heads = sample.hasPrefix("/") ? ["", prefix] : [prefix + "/x", prefix + "/", prefix]
                 for head in heads {

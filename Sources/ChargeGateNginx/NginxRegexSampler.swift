@@ -9,9 +9,10 @@ public enum NginxRegexSampler {
     public static let maximumSamples = 16
 
     /// Samples of `pattern`; `dot` is what `.` and `\N` give (the analysis marks them to try a
-    /// newline there, which PCRE's `.` does not match).
-    public static func samples(_ pattern: String, dot: String = "x") -> [String] {
-        var reader = Reader(Array(pattern.unicodeScalars), dot: dot)
+    /// newline there, which PCRE's `.` does not match). Where there are more than the maximum,
+    /// those with one of the `prefer` words (a route's path segments) are kept first.
+    public static func samples(_ pattern: String, dot: String = "x", prefer: [String] = []) -> [String] {
+        var reader = Reader(Array(pattern.unicodeScalars), dot: dot, prefer: prefer)
         guard let samples = reader.alternation(depth: 0), reader.atEnd else { return [] }
         return samples
     }
@@ -24,11 +25,14 @@ public enum NginxRegexSampler {
         var index = 0
         /// What `.` gives.
         let dot: String
+        /// Words whose samples are kept first.
+        let prefer: [String]
 
         /// A reader at the start of `scalars`.
-        init(_ scalars: [Unicode.Scalar], dot: String) {
+        init(_ scalars: [Unicode.Scalar], dot: String, prefer: [String]) {
             self.scalars = scalars
             self.dot = dot
+            self.prefer = prefer
         }
 
         /// Whether the whole pattern was read.
@@ -38,10 +42,15 @@ public enum NginxRegexSampler {
             index + offset < scalars.count ? scalars[index + offset] : nil
         }
 
-        private static func capped(_ values: [String]) -> [String] {
+        private func capped(_ values: [String]) -> [String] {
             var seen = Set<String>()
             var out: [String] = []
-            for value in values where seen.insert(value).inserted {
+            var ordered = values
+            if values.count > NginxRegexSampler.maximumSamples && !prefer.isEmpty {
+                let preferred = values.filter { value in prefer.contains { value.contains($0) } }
+                ordered = preferred + values.filter { value in !prefer.contains { value.contains($0) } }
+            }
+            for value in ordered where seen.insert(value).inserted {
                 out.append(value)
                 if out.count == NginxRegexSampler.maximumSamples { break }
             }
@@ -58,7 +67,7 @@ public enum NginxRegexSampler {
                 guard peek() == "|" else { break }
                 index += 1
             }
-            return Self.capped(branches)
+            return capped(branches)
         }
 
         private mutating func sequence(depth: Int) -> [String]? {
@@ -70,7 +79,7 @@ public enum NginxRegexSampler {
                 for prefix in samples {
                     for suffix in atom { product.append(prefix + suffix) }
                 }
-                samples = Self.capped(product)
+                samples = capped(product)
             }
             return samples
         }
@@ -105,7 +114,7 @@ public enum NginxRegexSampler {
                 }
                 for sample in atom { out.append(String(repeating: sample, count: min(count, 4))) }
             }
-            return Self.capped(out)
+            return capped(out)
         }
 
         /// A `{n}`, `{n,}` or `{n,m}` at the current position: (n, m, length); nil when it is a

@@ -107,6 +107,19 @@ import Testing
         #expect(try GateAnalyserTests.lines(body) == ["/api/generate: gated", "/api/describe: gated"])
     }
 
+    /// Past the sampler's maximum, the alternatives with the route's words are kept first: the
+    /// one branch of a long alternation that lies under a route is probed.
+    @Test func aLongAlternationKeepsTheBranchUnderTheRoute() throws {
+        let alternatives = (1...24).map { "s\($0)" }.joined(separator: "|")
+        let body = """
+                location /api/ { \(Self.protect) proxy_pass http://app; }
+                location ~ ^/(\(alternatives)|api/describe/free)$ { proxy_pass http://app; }
+            """
+        let lines = try GateAnalyserTests.lines(body)
+        #expect(lines.first == "/api/generate: gated")
+        #expect(lines.last?.hasPrefix("/api/describe: NOT GATED: GET /api/describe/free: location ~ ^/(s1|s2|") == true)
+    }
+
     /// The regex sampler reads POSIX classes (and marks `.` when asked).
     @Test(arguments: [
         ("^/a/[[:digit:]]+$", "x", ["/a/1", "/a/11"]),
