@@ -31,7 +31,13 @@ public struct NginxDump: Sendable {
     /// separator inside a file stays in the file).
     public init(parsing bytes: [UInt8]) throws(NginxParseError) {
         var splitter = NginxDumpSplitter(bytes)
-        files = try splitter.split().map { File(path: $0.path, bytes: Array(bytes[$0.text])) }
+        do {
+            files = try splitter.split().map { File(path: $0.path, bytes: Array(bytes[$0.text])) }
+        } catch {
+            // No split fits: most likely a file that does not parse; name its line if so.
+            for file in splitter.naiveSplit() { _ = try NginxParser.parse(Array(bytes[file.text]), file: file.path) }
+            throw error
+        }
     }
 
     /// The text of the file at `path`, if the dump has it.

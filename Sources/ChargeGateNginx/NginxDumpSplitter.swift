@@ -48,9 +48,11 @@ struct NginxDumpSplitter {
         var candidate: Int
     }
 
-    /// At most this many files' texts are read to find the split (a dump with a few lookalike
-    /// lines needs a handful more than it has files).
+    /// At most this many files' texts are read to find the split, and at most this many times
+    /// the output's bytes (a dump with a few lookalike lines needs a handful more than it has
+    /// files, each read about once).
     static let maximumSteps = 20_000
+    static let maximumRereads = 64
 
     let bytes: [UInt8]
     let markers: [Marker]
@@ -58,6 +60,8 @@ struct NginxDumpSplitter {
     let prefix: String
     /// The includes of each text read, by its range (nil: it does not parse).
     private var parsed: [Range<Int>: [Include]?] = [:]
+    /// The bytes read so far (texts tried).
+    private var bytesRead = 0
 
     /// A splitter of `bytes` (an `nginx -T` output).
     init(_ bytes: [UInt8]) {
@@ -100,8 +104,10 @@ struct NginxDumpSplitter {
             }
             stack[stack.count - 1].candidate += 1
             steps += 1
-            guard steps <= Self.maximumSteps else {
-                throw NginxParseError("cannot split the nginx -T output into its files: too many lines like its separators")
+            guard steps <= Self.maximumSteps && bytesRead / Self.maximumRereads <= max(bytes.count, 1 << 16) else {
+                throw NginxParseError(
+                    "cannot split the nginx -T output into its files: no split where each file parses and each separator names "
+                        + "the file nginx opens next was found within the search's bounds")
             }
             let end = self.end(before: top.candidate)
             let start = markers[top.marker].contentStart
@@ -119,6 +125,14 @@ struct NginxDumpSplitter {
         throw NginxParseError(
             "cannot split the nginx -T output into its files: its \"# configuration file PATH:\" lines do not follow the "
                 + "includes (each file once, where it is first included)")
+    }
+
+    /// The split at every marker, for the error of a dump no split fits: the first file whose
+    /// text does not parse names the line at fault.
+    func naiveSplit() -> [(path: String, text: Range<Int>)] {
+        markers.indices.map { index in
+            (markers[index].path, markers[index].contentStart..<max(markers[index].contentStart, end(before: index + 1)))
+        }
     }
 
     /// Where the text of a file ends when `candidate` is the next marker: before the newline
@@ -159,6 +173,7 @@ struct NginxDumpSplitter {
     /// does not parse.
     private mutating func includes(of range: Range<Int>, file: String) -> [Include]? {
         if let known = parsed[range] { return known }
+        bytesRead += range.count
         var found: [Include]?
         if let directives = try? NginxParser.parse(Array(bytes[range]), file: file) {
             var out: [Include] = []

@@ -189,6 +189,17 @@ import Testing
         #expect(throws: NginxParseError.self) { try NginxDump(parsing: Array((text + "include e.conf;\n").utf8)) }
     }
 
+    /// A dump no split fits (here the last file's text cannot parse) is an error after a
+    /// bounded search, however many lookalike lines it has.
+    @Test func aDumpNoSplitFitsFailsAfterABoundedSearch() {
+        var text = "# configuration file /etc/nginx/nginx.conf:\ninclude d/*.conf;\n\n"
+        for index in 100..<400 { text += "# configuration file /etc/nginx/d/\(index).conf:\nx;\n\n" }
+        text += "}\n"
+        let start = ContinuousClock.now
+        #expect(throws: NginxParseError.self) { try NginxDump(parsing: Array(text.utf8)) }
+        #expect(ContinuousClock.now - start < .seconds(20))
+    }
+
     /// A separator-like line that nginx could have printed there is an error, never a guess:
     /// the text after it could belong to either file.
     @Test(arguments: [
