@@ -224,6 +224,78 @@ extension GateAnalyser {
         return Trace(verdict: .notGated(GateFinding(.unrouted, probe: probe, detail: detail, at: location)), conf: conf)
     }
 
+    // MARK: regexes without samples
+
+    /// UNDECIDED for route `index` in `server` when a regex that decides on the path (a
+    /// location's, a `rewrite`'s, an `if` or a `map` on a path variable) gives the sampler
+    /// nothing to try (a backreference, `\p{…}`), unless the literal start of an anchored one
+    /// rules out every path under the route: the paths it matches are not probed.
+    func unsampledRegexes(for index: Int, in server: Int) -> [GateRouteResult.ProbeResult] {
+        let prefix = routes[index].prefix
+        for (pattern, caseless, what, at) in pathRegexes(in: server)
+        where NginxRegexSampler.samples(pattern).isEmpty && Self.mayMatch(pattern, caseless: caseless, under: prefix) {
+            let probe = GateProbe(method: routes[index].methods?.sorted().first ?? "GET", uri: prefix)
+            let detail = "cannot guess the paths that \(what) (\(at)) matches (a backreference, \\p{…}): they are not probed"
+            return [
+                GateRouteResult.ProbeResult(
+                    probe: probe, verdict: .undecided(GateFinding(.undecidable, probe: probe, detail: detail, at: at)))
+            ]
+        }
+        return []
+    }
+
+    /// The regexes of a server that decide on the path, each with how findings name it.
+    private func pathRegexes(in server: Int) -> [(String, Bool, String, NginxSourceLocation)] {
+        var out: [(String, Bool, String, NginxSourceLocation)] = []
+        for id in [server] + model.descendants(of: server) {
+            if let (modifier, name) = model[id].locationSpec, modifier.isRegex, let at = model[id].location {
+                out.append((name, modifier == .regexCaseless, "the regex of \(model[id].title)", at))
+            }
+            for directive in model[id].directives {
+                if directive.name == "rewrite", let first = directive.values.first {
+                    out.append((first, false, directive.summary(), directive.location))
+                } else if directive.name == "if" {
+                    let words = Self.conditionWords(directive.values)
+                    if words.count == 3, Self.pathVariables.contains(words[0]), words[1].contains("~") {
+                        out.append((words[2], words[1].hasSuffix("*"), directive.summary(), directive.location))
+                    }
+                }
+            }
+        }
+        for entry in pathMapEntries() where entry.name.hasPrefix("~") {
+            let caseless = entry.name.hasPrefix("~*")
+            out.append((String(entry.name.dropFirst(caseless ? 2 : 1)), caseless, "the map key \(entry.name)", entry.location))
+        }
+        return out
+    }
+
+    /// Whether `pattern` may match a path under `prefix`: not when it is anchored (`^`) and its
+    /// literal start leads away from the route.
+    static func mayMatch(_ pattern: String, caseless: Bool, under prefix: String) -> Bool {
+        let scalars = Array(pattern.unicodeScalars)
+        guard scalars.first == "^" else { return true }
+        var literal = ""
+        var index = 1
+        while index < scalars.count {
+            let c = scalars[index]
+            if c == "\\", index + 1 < scalars.count, !NginxPCRE.ByteSet.alnum.members[Int(min(scalars[index + 1].value, 0xFF))] {
+                literal.unicodeScalars.append(scalars[index + 1])
+                index += 2
+                continue
+            }
+            if "\\.^$|?*+()[]{}".unicodeScalars.contains(c) {
+                // A quantifier applies to the literal's last character.
+                if "?*{".unicodeScalars.contains(c), !literal.isEmpty { literal.removeLast() }
+                break
+            }
+            literal.unicodeScalars.append(c)
+            index += 1
+        }
+        let start = caseless ? asciiLowercased(literal) : literal
+        let route = caseless ? asciiLowercased(prefix) : prefix
+        return start == route || start.hasPrefix(route.hasSuffix("/") ? route : route + "/") || (route + "/").hasPrefix(start)
+    }
+
     // MARK: the cap
 
     /// The line's result when a route has more probes than `maximumProbes`: UNDECIDED, naming

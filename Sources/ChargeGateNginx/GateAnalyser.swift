@@ -102,6 +102,7 @@ public struct GateAnalyser {
                     }
                 }
                 if candidates.count > Self.maximumProbes { results.append(capReached(candidates[Self.maximumProbes], in: server)) }
+                results += unsampledRegexes(for: index, in: server.block)
                 lines.append(GateRouteResult(server: server, prefix: route.prefix, methods: methodList(route), probes: results))
             }
         }

@@ -3,7 +3,8 @@
 /// match the empty string). The analysis turns them into request paths under a route and
 /// keeps only those the regex really matches, so a sample never has to be right, only useful:
 /// `\.(png|jpg)$` gives `.png` and `.jpg`, hence `/api/describe/x.png`. A pattern this reader
-/// does not follow (backreferences, `\Q…\E`) gives no samples.
+/// does not follow (backreferences, `\p{…}`) gives no samples (the analysis then says
+/// UNDECIDED where the regex may match a path under a route).
 public enum NginxRegexSampler {
     /// At most this many samples per pattern (and per part of it).
     public static let maximumSamples = 16
@@ -244,8 +245,9 @@ public enum NginxRegexSampler {
             guard peek() == "]" else { return nil }
             index += 1
             if negate {
-                let pick = ["x", "a", "1", "-", "_"].first { !set.members[Int(Unicode.Scalar($0)?.value ?? 0)] }
-                return pick.map { [$0] } ?? []
+                let common = ["x", "a", "1", "-", "_"].first { !set.members[Int(Unicode.Scalar($0)?.value ?? 0)] }
+                let any = (0x21...0x7E).first { !set.members[$0] }.map { String(Unicode.Scalar(UInt8($0))) }
+                return (common ?? any).map { [$0] } ?? []
             }
             return Array(members.prefix(2).map { String($0) })
         }
@@ -292,7 +294,29 @@ public enum NginxRegexSampler {
             case "r": return ["\r"]
             case "x":
                 return hexEscape()
-            case "Q", "E", "1", "2", "3", "4", "5", "6", "7", "8", "9", "g", "k", "p", "P", "c", "0":
+            case "Q":
+                var literal = ""
+                while let c = peek(), !(c == "\\" && peek(1) == "E") {
+                    literal.unicodeScalars.append(c)
+                    index += 1
+                }
+                if !atEnd { index += 2 }
+                return [literal]
+            case "E":
+                return [""]
+            case "0":
+                var value: UInt32 = 0
+                for _ in 0..<2 {
+                    guard let c = peek(), c.value >= 0x30 && c.value <= 0x37 else { break }
+                    value = value * 8 + c.value - 0x30
+                    index += 1
+                }
+                return [String(Unicode.Scalar(UInt8(value)))]
+            case "c":
+                guard let c = peek(), c.isASCII else { return nil }
+                index += 1
+                return [String(Unicode.Scalar(UInt8(c.value & 0x1F)))]
+            case "1", "2", "3", "4", "5", "6", "7", "8", "9", "g", "k", "p", "P":
                 return nil
             default:
                 return [String(e)]

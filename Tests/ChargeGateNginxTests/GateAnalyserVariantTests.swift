@@ -120,6 +120,37 @@ import Testing
         #expect(lines.last?.hasPrefix("/api/describe: NOT GATED: GET /api/describe/free: location ~ ^/(s1|s2|") == true)
     }
 
+    /// A regex the sampler cannot guess paths for (a backreference) makes the routes it may
+    /// match UNDECIDED; one whose literal start leads elsewhere does not.
+    @Test func aRegexWithoutSamplesIsUndecidedWhereItMayMatch() throws {
+        let body = """
+                location /api/ { \(Self.protect) proxy_pass http://app; }
+                location ~ ^/static/(.)\\1$ { proxy_pass http://app; }
+                location ~ ^/api/describe/(\\w)\\1$ { proxy_pass http://app; }
+            """
+        #expect(
+            try GateAnalyserTests.lines(body) == [
+                "/api/generate: gated",
+                "/api/describe: UNDECIDED: GET /api/describe: cannot guess the paths that the regex of location ~ "
+                    + "^/api/describe/(\\w)\\1$ (\(Self.site):6) matches (a backreference, \\p{…}): they are not probed",
+            ])
+        #expect(GateAnalyser.mayMatch("^/api/gen", caseless: false, under: "/api/generate"))
+        #expect(!GateAnalyser.mayMatch("^/api/generatex", caseless: false, under: "/api/generate"))
+        #expect(GateAnalyser.mayMatch("^/API/Generate/", caseless: true, under: "/api/generate"))
+        #expect(GateAnalyser.mayMatch("^/api/generatex?", caseless: false, under: "/api/generate"))
+        #expect(GateAnalyser.mayMatch("^\\/api\\/", caseless: false, under: "/api/generate"))
+        #expect(!GateAnalyser.mayMatch("^/static\\.d/", caseless: false, under: "/api/generate"))
+        #expect(GateAnalyser.mayMatch("/(.)\\1$", caseless: false, under: "/api/generate"))
+    }
+
+    /// The sampler reads `\Q…\E`, `\0`, `\c`, and a negated class that excludes the common
+    /// characters.
+    @Test func regexSamplesReadQuotesOctalsAndNarrowNegations() {
+        #expect(NginxRegexSampler.samples("^/a/\\Q.*\\E$") == ["/a/.*"])
+        #expect(NginxRegexSampler.samples("\\0101") == ["\u{8}1"])
+        #expect(NginxRegexSampler.samples("[^xa1_-]") == ["!"])
+    }
+
     /// The regex sampler reads POSIX classes (and marks `.` when asked).
     @Test(arguments: [
         ("^/a/[[:digit:]]+$", "x", ["/a/1", "/a/11"]),

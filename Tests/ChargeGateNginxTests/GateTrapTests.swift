@@ -236,6 +236,12 @@ private let site = "/etc/nginx/sites/site.conf"
             .notGated(
                 "/api/describe", .noAuthRequest, at: "/etc/nginx/api.d/api.conf:6",
                 "GET /api/describe/health: location = /api/describe/health (/etc/nginx/api.d/api.conf:6) has no auth_request")),
+        FixtureCase(
+            "traps/regex-backreference.conf", .gated("/api/generate"),
+            .undecided(
+                "/api/describe", at: "\(site):10",
+                "GET /api/describe: cannot guess the paths that the regex of location ~ ^/api/describe/(\\w)\\1$ (\(site):10) "
+                    + "matches (a backreference, \\p{…}): they are not probed")),
     ]
 
     /// The good fixtures: every route gated.
@@ -274,6 +280,7 @@ private let site = "/etc/nginx/sites/site.conf"
         ("traps/map-uri-key.conf", "good/map-uri-outside-routes.conf"),
         ("traps/if-method-negated.conf", "good/map-uri-outside-routes.conf"),
         ("traps/dump-separator-comment.conf", "good/parser-torture.conf"),
+        ("traps/regex-backreference.conf", "good/caret-tilde-prefix.conf"),
     ]
 
     /// Each trap gives exactly its lines, with the exact finding and file:line.

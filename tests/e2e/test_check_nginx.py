@@ -222,6 +222,8 @@ TRAPS = {
     "traps/if-method-negated.conf": {
         "/api/describe": ("no_auth_request", f"{SITE}:13", "main", "app", "/internal/describe", {}),
     },
+    # UNDECIDED: no sample of a backreference (test_a_regex_without_samples_is_undecided_...).
+    "traps/regex-backreference.conf": {"/api/describe": ("undecidable", f"{SITE}:10", "main", None, None, {})},
     # The ungated location follows a comment that looks like nginx -T's separator in api.conf.
     "traps/dump-separator-comment.conf": {
         "/api/describe": ("no_auth_request", "/etc/nginx/api.d/api.conf:6", "main", "app", None, {}),
@@ -292,6 +294,21 @@ def test_the_probe_cap_is_undecided_and_the_untried_request_is_uncharged(make_st
     assert stack.key("generate") is None, "/api/generate/zz was charged"
     res = http_request(stack.port, "POST", "/api/generate/m00")  # a tried one: gated
     assert res.status == 200 and stack.key("generate") is not None
+
+
+def test_a_regex_without_samples_is_undecided_and_its_paths_are_uncharged(make_stack):
+    """A regex location the sampler cannot guess paths for (a backreference): UNDECIDED; a path
+    it matches under the route really is served uncharged."""
+    stack = fixture_stack(make_stack, "traps/regex-backreference.conf")
+    r, report = check_nginx(stack)
+    assert r.returncode == 1
+    line = line_for(report, "/api/describe", f"127.0.0.1:{stack.port}")
+    assert line["verdict"] == "undecided" and "cannot guess the paths" in line["finding"]["message"], line
+    res = http_request(stack.port, "GET", "/api/describe/aa")
+    assert res.status == 200 and res.json()["app"] is True, res
+    assert stack.key("describe") is None, "/api/describe/aa was charged"
+    res = http_request(stack.port, "GET", "/api/describe/ab")  # not matched: the gated prefix
+    assert res.status == 200 and stack.key("describe") is not None
 
 
 def test_merge_slashes_is_the_default_servers(make_stack):
