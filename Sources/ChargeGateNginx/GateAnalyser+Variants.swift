@@ -3,17 +3,18 @@ import ChargeGateCore
 /// The probes beyond a route's paths and the locations' names: the paths that conditions and
 /// maps on `$uri` name, `//` where nginx does not merge slashes, a newline where PCRE's `.`
 /// decides, the other case where a case-insensitive location gates, a method no condition
-/// names; and the line's verdict when a route has more probes than the analysis tries.
+/// names; and the line's verdict when a route has more probes than the analysis tries, or a
+/// regex on the path gives the sampler nothing to try.
 extension GateAnalyser {
     /// The variables whose value is the request's path (a condition or a map on them names
     /// paths).
     static let pathVariables: Set<String> = ["$uri", "$document_uri", "$request_uri"]
 
-    /// A methods a condition may leave out, the first of which no condition names is probed.
+    /// Methods a condition may leave out: the first that no condition names is probed.
     static let otherMethods = ["PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND"]
 
-    /// What `(`, the subject, the operator and the operand of an `if` are, as
-    /// `ngx_http_rewrite_if` reads its words (the parentheses may be glued to them).
+    /// The subject, the operator and the operand of an `if`, without its parentheses (which
+    /// nginx lets be glued to the first and last word).
     static func conditionWords(_ values: [String]) -> [String] {
         var words = values
         guard !words.isEmpty else { return [] }
@@ -27,7 +28,8 @@ extension GateAnalyser {
         return words
     }
 
-    /// The `map` blocks over a path variable: (entry name, `~`/`~*` regex or literal key).
+    /// The entries of the `map` blocks over a path variable (a key, or a `~`/`~*` regex, and
+    /// its value).
     private func pathMapEntries() -> [NginxDirective] {
         var out: [NginxDirective] = []
         for id in 0..<model.blocks.count {
