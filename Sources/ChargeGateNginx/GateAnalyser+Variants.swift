@@ -108,25 +108,22 @@ extension GateAnalyser {
     // MARK: merge_slashes
 
     /// Whether nginx merges `//` in the paths of requests to `server`: `merge_slashes` as in
-    /// effect in the default server of each of its listen addresses, since nginx parses the
-    /// request line with that server's configuration, before it picks a server by name
-    /// (`ngx_http_process_request_uri`).
+    /// effect in the server whose configuration nginx parses the request line with, before it
+    /// picks a server by name (`ngx_http_process_request_uri`): the default server of the
+    /// address; on an `ssl` address, the server the client names in SNI, which may be any server
+    /// there (the Host header then picks the one that serves it).
     func mergesSlashes(_ server: Int) -> Bool {
-        for address in listenAddresses(of: server) {
-            let defaultServer = defaultServer(for: address) ?? server
-            if model.inherited("merge_slashes", from: defaultServer)?.values.first == "off" { return false }
+        for address in listens(of: server).map(\.address) {
+            let parsers = listensSSL(address) ? servers(listeningOn: address) : [defaultServer(for: address) ?? server]
+            for parser in parsers where model.inherited("merge_slashes", from: parser)?.values.first == "off" { return false }
         }
         return true
     }
 
     /// A server's listen addresses, as nginx compares them (`8080` is `*:8080`, no `listen` is
-    /// `*:80`), each with whether it says `default_server`.
-    private func listenAddresses(of server: Int) -> [String] {
-        listens(of: server).map(\.address)
-    }
-
-    private func listens(of server: Int) -> [(address: String, isDefault: Bool)] {
-        let own = model[server].own("listen").compactMap { directive -> (String, Bool)? in
+    /// `*:80`), each with whether it says `default_server` and whether it says `ssl`.
+    private func listens(of server: Int) -> [(address: String, isDefault: Bool, ssl: Bool)] {
+        let own = model[server].own("listen").compactMap { directive -> (String, Bool, Bool)? in
             guard let first = directive.values.first else { return nil }
             var address = first
             if address.allSatisfy(\.isNumber) {
@@ -137,22 +134,26 @@ extension GateAnalyser {
                 address += ":80"
             }
             let flags = directive.values.dropFirst()
-            return (address, flags.contains("default_server") || flags.contains("default"))
+            return (address, flags.contains("default_server") || flags.contains("default"), flags.contains("ssl"))
         }
-        return own.isEmpty ? [("*:80", false)] : own
+        return own.isEmpty ? [("*:80", false, false)] : own
+    }
+
+    /// The servers that listen on `address`, in config order.
+    private func servers(listeningOn address: String) -> [Int] {
+        model.servers.filter { listens(of: $0).contains { $0.address == address } }
+    }
+
+    /// Whether any server's `listen` of `address` says `ssl` (nginx's is one socket per address).
+    private func listensSSL(_ address: String) -> Bool {
+        model.servers.contains { listens(of: $0).contains { $0.address == address && $0.ssl } }
     }
 
     /// The server nginx parses requests to `address` with: the first that says
     /// `default_server` there, else the first that listens there.
     private func defaultServer(for address: String) -> Int? {
-        var first: Int?
-        for server in model.servers {
-            for listen in listens(of: server) where listen.address == address {
-                if listen.isDefault { return server }
-                if first == nil { first = server }
-            }
-        }
-        return first
+        let candidates = servers(listeningOn: address)
+        return candidates.first { listens(of: $0).contains { $0.address == address && $0.isDefault } } ?? candidates.first
     }
 
     /// `uri` with one of its slashes doubled, each in turn from the last: what a client sends

@@ -64,11 +64,13 @@ import Testing
     }
 
     /// nginx parses the request line with the default server of the address: `merge_slashes off`
-    /// in another server there changes nothing; in the default server (or http) it does.
+    /// in another server there changes nothing; in the default server (or http) it does; on an
+    /// `ssl` address, the server named in SNI parses it, so any server's counts.
     @Test(arguments: [
         ("", "", "merge_slashes off;", false),
         ("", " default_server", "merge_slashes off;", true),
         ("merge_slashes off;", "", "", true),
+        ("", " ssl", "merge_slashes off;", true),
     ])
     func mergeSlashesIsTheDefaultServers(_ http: String, _ secondFlag: String, _ secondOwn: String, _ unmerged: Bool) throws {
         let text = """
