@@ -207,17 +207,21 @@ extension GateAnalyser {
     }
 
     /// How a probe's trace counts in its line: as it is, except a case variant, which counts
-    /// only when a case-insensitive location takes it to the gate and the gate passes it as a
-    /// path no route charges (then it is the finding); nil when it does not count.
-    func counted(_ trace: Trace, for probe: GateProbe) -> Trace? {
+    /// only when a case-insensitive location takes it to the gate, the gate passes it as a path
+    /// no route charges, and it goes to the backend that serves the path it is a variant of,
+    /// charged (`traced`: the traces so far); then it is the finding. Nil when it does not count.
+    func counted(_ trace: Trace, for probe: GateProbe, traced: [GateProbe: Trace]) -> Trace? {
         guard let original = probe.caseOf else { return trace }
-        guard case .notGated(let finding) = trace.verdict, finding.kind == .unrouted, let conf = trace.conf else { return nil }
+        guard case .notGated(let finding) = trace.verdict, finding.kind == .unrouted, let conf = trace.conf,
+            let charged = traced[GateProbe(method: probe.method, uri: original)], case .gated = charged.verdict,
+            let chargedConf = charged.conf, let backend = backend(of: conf), backend == self.backend(of: chargedConf)
+        else { return nil }
         var id = conf
         if model[id].kind == .condition, let parent = model[id].parent { id = parent }
         guard let (modifier, _) = model[id].locationSpec, modifier == .regexCaseless else { return nil }
         let (title, location) = describeConf(id)
         let note =
-            " (routes are case-sensitive; \(title) (\(location)) serves every case of \(GateProbe.target(original)))"
+            " (routes are case-sensitive; \(title) (\(location)) passes every case of \(GateProbe.target(original)) to \(backend))"
         var detail = finding.detail
         if let end = detail.range(of: "which no route charges")?.upperBound {
             detail.insert(contentsOf: note, at: end)

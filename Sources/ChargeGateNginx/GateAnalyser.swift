@@ -94,8 +94,11 @@ public struct GateAnalyser {
             for (index, route) in routes.enumerated() {
                 var results: [GateRouteResult.ProbeResult] = []
                 let candidates = probes(for: index, in: server.block)
+                var traced: [GateProbe: Trace] = [:]
                 for probe in candidates.prefix(Self.maximumProbes) {
-                    guard let trace = counted(trace(probe, in: server.block), for: probe) else { continue }
+                    let full = trace(probe, in: server.block)
+                    traced[probe] = full
+                    guard let trace = counted(full, for: probe, traced: traced) else { continue }
                     results.append(GateRouteResult.ProbeResult(probe: probe, verdict: trace.verdict))
                     if case .gated = trace.verdict, let conf = trace.conf, let backend = backend(of: conf), gatedBackends[backend] == nil {
                         gatedBackends[backend] = (server, conf)

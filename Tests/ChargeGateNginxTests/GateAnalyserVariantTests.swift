@@ -153,6 +153,18 @@ import Testing
         #expect(NginxRegexSampler.samples("[^xa1_-]") == ["!"])
     }
 
+    /// A case variant that a `~*` gate sends to another backend than the path it is a variant
+    /// of is not that path: not a finding.
+    @Test func aCaseVariantToAnotherBackendIsNotTheRoutesPath() throws {
+        let body = """
+                location = /api/generate { \(Self.protect) proxy_pass http://app; }
+                location /api/generate/ { \(Self.protect) proxy_pass http://app; }
+                location ~* ^/api/generate$ { \(Self.protect) proxy_pass http://legacy; }
+                location /api/describe { \(Self.protect) proxy_pass http://app; }
+            """
+        #expect(try GateAnalyserTests.lines(body) == ["/api/generate: gated", "/api/describe: gated"])
+    }
+
     /// The regex sampler reads POSIX classes (and marks `.` when asked).
     @Test(arguments: [
         ("^/a/[[:digit:]]+$", "x", ["/a/1", "/a/11"]),

@@ -208,11 +208,11 @@ private let site = "/etc/nginx/sites/site.conf"
             .notGated(
                 "/api/generate", .unrouted, at: "\(site):6",
                 "POST /API/GENERATE: the gate is asked about POST /API/GENERATE, which no route charges (routes are case-sensitive; "
-                    + "location ~* ^/api/(generate|describe) (\(site):6) serves every case of /api/generate)"),
+                    + "location ~* ^/api/(generate|describe) (\(site):6) passes every case of /api/generate to http://app)"),
             .notGated(
                 "/api/describe", .unrouted, at: "\(site):6",
                 "GET /API/DESCRIBE: the gate is asked about GET /API/DESCRIBE, which no route charges (routes are case-sensitive; "
-                    + "location ~* ^/api/(generate|describe) (\(site):6) serves every case of /api/describe)")),
+                    + "location ~* ^/api/(generate|describe) (\(site):6) passes every case of /api/describe to http://app)")),
         FixtureCase(
             "traps/if-uri-literal.conf", .gated("/api/generate"),
             .notGated(
