@@ -16,7 +16,7 @@ extension GateAnalyser {
     /// What nginx does with `probe` in `server`: the worst of the paths the conditions allow.
     func trace(_ probe: GateProbe, in server: Int) -> Trace {
         seen.budget = Self.pathBudget
-        var state = NginxRequestState(uri: probe.uri, method: probe.method)
+        var state = NginxRequestState(path: probe.uri, target: probe.target, method: probe.method)
         state.emptyUntilAccess = emptyUntilAccess
         state.maps = model.maps
         let traces = serverRewrite(state, server, probe)
@@ -327,7 +327,7 @@ extension GateAnalyser {
             via = " (rewritten by \(rewrite.summary()) (\(rewrite.location)))"
             source = rewrite.location
         }
-        let detail = "the gate is asked about \(main.method) \(path)\(via), which no route charges" + assumed(main)
+        let detail = "the gate is asked about \(main.method) \(GateProbe.printable(path))\(via), which no route charges" + assumed(main)
         return Trace(
             verdict: .notGated(GateFinding(.unrouted, probe: probe, detail: detail, at: source)), conf: conf, state: main, asked: path)
     }

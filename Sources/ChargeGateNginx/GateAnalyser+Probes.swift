@@ -4,9 +4,13 @@ extension GateAnalyser {
     /// The requests tried for route `index` in `server`: its prefix, the prefix with `/`, a
     /// path below it, the prefix with a query string and with an escape; the name of each exact or prefix location under it (and a path below
     /// each prefix one); paths under it that the server's regexes (locations, `rewrite`,
-    /// `if (… ~ …)`) match; each with the route's methods, or GET, POST and the methods the
-    /// server's conditions name when the route has none. Only requests the router gives to this
-    /// route are kept.
+    /// `if (… ~ …)`, `map` keys) match, and the same with a newline where the regex has a `.`;
+    /// the paths that `if ($uri = …)` and `map $uri` keys name; the route's and the locations'
+    /// paths with a `//` where nginx does not merge slashes; each with the route's methods, or
+    /// GET, POST, the methods the server's conditions name and one they do not when the route
+    /// has none. Only requests the router gives to this route are kept; then the other case of
+    /// those that a `~*` location matches. At most `maximumProbes` + 1: the analysis tries
+    /// `maximumProbes` and says UNDECIDED when there are more.
     func probes(for index: Int, in server: Int) -> [GateProbe] {
         let prefix = routes[index].prefix
         var uris: [String] = []
@@ -24,7 +28,11 @@ extension GateAnalyser {
             add(prefix + "/x")
         }
         // As sent, not as nginx routes them: a query string, an escape (see rawVariants).
-        for variant in Self.rawVariants(of: prefix) where seen.insert(variant).inserted { uris.append(variant) }
+        var rawTargets = Set<String>()
+        for variant in Self.rawVariants(of: prefix) where seen.insert(variant).inserted {
+            uris.append(variant)
+            rawTargets.insert(variant)
+        }
         for id in model.locations(in: server) {
             guard let (modifier, name) = model[id].locationSpec else { continue }
             switch modifier {
@@ -37,26 +45,48 @@ extension GateAnalyser {
                 break
             }
         }
-        for (pattern, caseless) in regexSources(in: server) {
+        let named = uris
+        // `.` sampled as a mark: as "x" the regex must match; with a newline there (which PCRE's
+        // `.` does not match), the path may go elsewhere.
+        let dot = "\u{E000}"
+        let words = prefix.split(separator: "/").map(String.init).filter { $0.count >= 2 }
+        for (pattern, caseless) in regexSources(in: server) + pathMapRegexes() {
             guard case .success(let regex) = regexes.regex(pattern, caseless: caseless) else { continue }
-            for sample in NginxRegexSampler.samples(pattern) {
-                let candidates =
-                    sample.hasPrefix("/")
-                    ? [sample, prefix + sample]
-                    : [prefix + "/x" + sample, prefix + "/" + sample, prefix + sample]
-                for candidate in candidates where regex.match(candidate) != nil { add(candidate) }
+            for marked in NginxRegexSampler.samples(pattern, dot: dot, prefer: words) {
+                let sample = marked.replacing(dot, with: "x")
+                let heads = sample.hasPrefix("/") ? ["", prefix] : [prefix + "/x", prefix + "/", prefix]
+                for head in heads {
+                    for fold in caseless ? [false, true] : [false] {
+                        let folded = { (text: String) in fold ? Self.asciiLowercased(text) : text }
+                        guard regex.match(folded(head + sample)) != nil else { continue }
+                        add(folded(head + sample))
+                        guard marked.contains(dot) else { continue }
+                        for newline in ["x\ny", "\n"] { add(folded(head + marked.replacing(dot, with: newline))) }
+                    }
+                }
+            }
+        }
+        for path in pathLiterals(in: server) { add(path) }
+        if !mergesSlashes(server) {
+            for uri in named {
+                for variant in Self.unmerged(uri) where isUnder(URIPath.normalize(variant), prefix) && seen.insert(variant).inserted {
+                    uris.append(variant)
+                }
             }
         }
         let methods = probeMethods(routes[index], in: server)
         var probes: [GateProbe] = []
         for uri in uris {
-            let path = URIPath.fromRequestURI(uri)
+            // A raw variant is a request target as sent (its path is nginx's decoding of it);
+            // every other is already the path.
+            let raw = rawTargets.contains(uri)
+            let path = raw ? URIPath.fromRequestURI(uri) : uri
             for method in methods where router.match(path: path, method: method == "HEAD" ? "GET" : method) == index {
-                probes.append(GateProbe(method: method, uri: uri))
-                if probes.count == Self.maximumProbes { return probes }
+                probes.append(GateProbe(method: method, uri: path, rawTarget: raw ? uri : nil))
             }
         }
-        return probes
+        probes += caseVariants(of: probes, in: server)
+        return Array(probes.prefix(Self.maximumProbes + 1))
     }
 
     /// Whether the router would give `uri` to a route with `prefix` (segment-wise).
@@ -75,10 +105,10 @@ extension GateAnalyser {
                 let values = directive.values
                 if directive.name == "rewrite", let first = values.first {
                     out.append((first, false))
-                } else if directive.name == "if", values.count >= 3 {
-                    let operation = values[values.count - 2]
-                    if operation.contains("~"), let last = values.last {
-                        out.append((last.hasSuffix(")") ? String(last.dropLast()) : last, operation.hasSuffix("*")))
+                } else if directive.name == "if" {
+                    let words = Self.conditionWords(values)
+                    if words.count == 3, words[1].contains("~") {
+                        out.append((words[2], words[1].hasSuffix("*")))
                     }
                 }
             }
@@ -86,33 +116,18 @@ extension GateAnalyser {
         return out
     }
 
-    /// The route's methods, or GET, POST and those the server's `$request_method` conditions
-    /// name; HEAD too when the route charges GET and a condition names HEAD.
+    /// The route's methods, or GET, POST, those the server's `$request_method` conditions (and
+    /// maps) name, negated or not, and one they do not name; HEAD too when the route charges GET
+    /// and a condition names HEAD.
     private func probeMethods(_ route: RouteConfig, in server: Int) -> [String] {
-        var named = Set<String>()
-        for id in [server] + model.descendants(of: server) {
-            for directive in model[id].directives where directive.name == "if" {
-                let values = directive.values
-                guard values.contains(where: { $0.contains("$request_method") }) else { continue }
-                for value in values.dropFirst() {
-                    var word = ""
-                    for scalar in value.unicodeScalars {
-                        if scalar.value >= 65 && scalar.value <= 90 {
-                            word.unicodeScalars.append(scalar)
-                        } else {
-                            if word.count >= 3 { named.insert(word) }
-                            word = ""
-                        }
-                    }
-                    if word.count >= 3 { named.insert(word) }
-                }
-            }
-        }
+        let named = namedMethods(in: server)
         if let methods = route.methods {
             var out = methods
             if methods.contains("GET") && named.contains("HEAD") { out.insert("HEAD") }
             return out.sorted()
         }
-        return Array(named.union(["GET", "POST"])).sorted()
+        var out = named.union(["GET", "POST"])
+        if !named.isEmpty, let other = Self.otherMethods.first(where: { !out.contains($0) }) { out.insert(other) }
+        return Array(out).sorted()
     }
 }

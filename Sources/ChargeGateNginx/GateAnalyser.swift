@@ -45,7 +45,8 @@ public struct GateAnalyser {
     /// Rewrite-phase runs and paths one probe may take (a configuration needs a handful).
     static let pathBudget = 2048
 
-    /// At most this many probes per route and server.
+    /// At most this many probes per route and server; a route with more is UNDECIDED (never
+    /// gated), naming the first probe not tried.
     public static let maximumProbes = 96
 
     /// An analyser of `model` against the config's `routes`; `listen` is where the responder
@@ -99,14 +100,20 @@ public struct GateAnalyser {
         for server in servers where server.usesGate {
             for (index, route) in routes.enumerated() {
                 var results: [GateRouteResult.ProbeResult] = []
-                for probe in probes(for: index, in: server.block) {
-                    let trace = trace(probe, in: server.block)
+                let candidates = probes(for: index, in: server.block)
+                var traced: [GateProbe: Trace] = [:]
+                for probe in candidates.prefix(Self.maximumProbes) {
+                    let full = trace(probe, in: server.block)
+                    traced[probe] = full
+                    guard let trace = counted(full, for: probe, traced: traced) else { continue }
                     results.append(GateRouteResult.ProbeResult(probe: probe, verdict: trace.verdict))
                     if case .gated = trace.verdict, let conf = trace.conf, let backend = backend(of: conf), gatedBackends[backend] == nil {
                         gatedBackends[backend] = (server, conf)
                     }
                     noteChargedTarget(trace, probe, route: index)
                 }
+                if candidates.count > Self.maximumProbes { results.append(capReached(candidates[Self.maximumProbes], in: server)) }
+                results += unsampledRegexes(for: index, in: server.block)
                 lines.append(GateRouteResult(server: server, prefix: route.prefix, methods: methodList(route), probes: results))
             }
         }
@@ -145,7 +152,8 @@ public struct GateAnalyser {
     private func ungatedLine(
         _ index: Int, in server: GateServer, backends: [String: (server: GateServer, conf: Int)]
     ) -> GateRouteResult.ProbeResult? {
-        for probe in probes(for: index, in: server.block) {
+        let candidates = probes(for: index, in: server.block)
+        for probe in candidates.prefix(Self.maximumProbes) where probe.caseOf == nil {
             let trace = trace(probe, in: server.block)
             guard case .notGated(let finding) = trace.verdict, finding.kind == .noAuthRequest || finding.kind == .authRequestOff,
                 let conf = trace.conf, let backend = backend(of: conf), let gated = backends[backend]
@@ -163,6 +171,7 @@ public struct GateAnalyser {
             return GateRouteResult.ProbeResult(
                 probe: probe, verdict: .notGated(GateFinding(.ungatedServer, probe: probe, detail: detail, at: location)))
         }
+        if candidates.count > Self.maximumProbes { return capReached(candidates[Self.maximumProbes], in: server) }
         return nil
     }
 

@@ -2,7 +2,9 @@ import ChargeGateCore
 
 extension GateReport {
     /// The report as one JSON object (for CI): `ok`, `nginxConfig`, `summary`, `servers`,
-    /// `routes` (each with its `verdict`, `finding` and every probe), `warnings`.
+    /// `routes` (each with its `verdict`, `finding` and every probe), `warnings`. A probe's or
+    /// finding's `uri` is the request target to send (`GateProbe.target`: percent-encoded where a
+    /// byte cannot stand as it is).
     public func json() -> String {
         var out = "{"
         out +=
@@ -25,7 +27,7 @@ extension GateReport {
     private static func finding(_ finding: GateFinding?) -> String {
         guard let finding else { return "null" }
         return "{\"kind\":\(quoted(finding.kind.rawValue)),\"method\":\(quoted(finding.probe.method)),"
-            + "\"uri\":\(quoted(finding.probe.uri)),\"message\":\(quoted(finding.description)),\(place(finding.location))}"
+            + "\"uri\":\(quoted(finding.probe.target)),\"message\":\(quoted(finding.description)),\(place(finding.location))}"
     }
 
     private static func verdictName(_ verdict: GateVerdict) -> String {
@@ -39,7 +41,7 @@ extension GateReport {
     }
 
     private static func probe(_ result: GateRouteResult.ProbeResult) -> String {
-        var out = "{\"method\":\(quoted(result.probe.method)),\"uri\":\(quoted(result.probe.uri)),"
+        var out = "{\"method\":\(quoted(result.probe.method)),\"uri\":\(quoted(result.probe.target)),"
         out += "\"verdict\":\(quoted(verdictName(result.verdict)))"
         switch result.verdict {
         case .gated(let charged, _): out += ",\"chargedURI\":\(quoted(charged))"

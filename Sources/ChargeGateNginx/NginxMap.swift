@@ -1,7 +1,8 @@
 /// A `map SOURCE $name { … }` block (ngx_http_map_module): strings compared ignoring case,
 /// then the regexes (`~`, `~*`) in order, then `default` (empty when absent). The analysis
 /// evaluates it when its value is certain: every entry gives the same value (so the source
-/// does not matter), or the source is known and no regex has to be tried.
+/// does not matter), or the source is known and every regex that has to be tried can be (a
+/// regex's value that uses its captures is not known).
 public struct NginxMap: Sendable, Equatable {
     /// The source expression (`$remote_addr`).
     public var source: String
@@ -9,6 +10,8 @@ public struct NginxMap: Sendable, Equatable {
     public var strings: [(key: String, value: String)]
     /// The regex entries' values, in order.
     public var regexValues: [String]
+    /// The regex entries' patterns (`~*`: caseless), in order.
+    var regexKeys: [(pattern: String, caseless: Bool)] = []
     /// `default`'s value.
     public var defaultValue: String
 
@@ -29,6 +32,9 @@ public struct NginxMap: Sendable, Equatable {
                 guard values.count == 1 else { return nil }
                 if entry.name.hasPrefix("~") {
                     regexValues.append(values[0])
+                    let caseless = entry.name.hasPrefix("~*")
+                    let pattern = String(entry.name.dropFirst(caseless ? 2 : 1))
+                    regexKeys.append((pattern, caseless))
                 } else {
                     strings.append((Self.lowercased(entry.name.hasPrefix("\\") ? String(entry.name.dropFirst()) : entry.name), values[0]))
                 }
@@ -39,7 +45,8 @@ public struct NginxMap: Sendable, Equatable {
     /// Compares the entries.
     public static func == (lhs: NginxMap, rhs: NginxMap) -> Bool {
         lhs.source == rhs.source && lhs.strings.map(\.key) == rhs.strings.map(\.key) && lhs.strings.map(\.value) == rhs.strings.map(\.value)
-            && lhs.regexValues == rhs.regexValues && lhs.defaultValue == rhs.defaultValue
+            && lhs.regexValues == rhs.regexValues && lhs.regexKeys.map(\.pattern) == rhs.regexKeys.map(\.pattern)
+            && lhs.regexKeys.map(\.caseless) == rhs.regexKeys.map(\.caseless) && lhs.defaultValue == rhs.defaultValue
     }
 
     private static func lowercased(_ text: String) -> String {
@@ -54,6 +61,11 @@ public struct NginxMap: Sendable, Equatable {
         guard let source else { return nil }
         let key = Self.lowercased(source)
         if let found = strings.first(where: { $0.key == key }) { return found.value }
-        return regexValues.isEmpty ? defaultValue : nil
+        for (entry, value) in zip(regexKeys, regexValues) {
+            guard let regex = try? NginxRegex(entry.pattern, caseless: entry.caseless) else { return nil }
+            guard regex.match(source) != nil else { continue }
+            return NginxRequestState.variableNames(in: value).contains(where: { Int($0) != nil }) ? nil : value
+        }
+        return defaultValue
     }
 }

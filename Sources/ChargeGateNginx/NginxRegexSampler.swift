@@ -3,14 +3,17 @@
 /// match the empty string). The analysis turns them into request paths under a route and
 /// keeps only those the regex really matches, so a sample never has to be right, only useful:
 /// `\.(png|jpg)$` gives `.png` and `.jpg`, hence `/api/describe/x.png`. A pattern this reader
-/// does not follow (backreferences, `\Q…\E`) gives no samples.
+/// does not follow (backreferences, `\p{…}`) gives no samples (the analysis then says
+/// UNDECIDED where the regex may match a path under a route).
 public enum NginxRegexSampler {
     /// At most this many samples per pattern (and per part of it).
     public static let maximumSamples = 16
 
-    /// Samples of `pattern`.
-    public static func samples(_ pattern: String) -> [String] {
-        var reader = Reader(Array(pattern.unicodeScalars))
+    /// Samples of `pattern`; `dot` is what `.` and `\N` give (the analysis marks them to try a
+    /// newline there, which PCRE's `.` does not match). Where there are more than the maximum,
+    /// those with one of the `prefer` words (a route's path segments) are kept first.
+    public static func samples(_ pattern: String, dot: String = "x", prefer: [String] = []) -> [String] {
+        var reader = Reader(Array(pattern.unicodeScalars), dot: dot, prefer: prefer)
         guard let samples = reader.alternation(depth: 0), reader.atEnd else { return [] }
         return samples
     }
@@ -21,10 +24,16 @@ public enum NginxRegexSampler {
         let scalars: [Unicode.Scalar]
         /// Where the reader is.
         var index = 0
+        /// What `.` gives.
+        let dot: String
+        /// Words whose samples are kept first.
+        let prefer: [String]
 
         /// A reader at the start of `scalars`.
-        init(_ scalars: [Unicode.Scalar]) {
+        init(_ scalars: [Unicode.Scalar], dot: String, prefer: [String]) {
             self.scalars = scalars
+            self.dot = dot
+            self.prefer = prefer
         }
 
         /// Whether the whole pattern was read.
@@ -34,10 +43,15 @@ public enum NginxRegexSampler {
             index + offset < scalars.count ? scalars[index + offset] : nil
         }
 
-        private static func capped(_ values: [String]) -> [String] {
+        private func capped(_ values: [String]) -> [String] {
             var seen = Set<String>()
             var out: [String] = []
-            for value in values where seen.insert(value).inserted {
+            var ordered = values
+            if values.count > NginxRegexSampler.maximumSamples && !prefer.isEmpty {
+                let preferred = values.filter { value in prefer.contains { value.contains($0) } }
+                ordered = preferred + values.filter { value in !prefer.contains { value.contains($0) } }
+            }
+            for value in ordered where seen.insert(value).inserted {
                 out.append(value)
                 if out.count == NginxRegexSampler.maximumSamples { break }
             }
@@ -54,7 +68,7 @@ public enum NginxRegexSampler {
                 guard peek() == "|" else { break }
                 index += 1
             }
-            return Self.capped(branches)
+            return capped(branches)
         }
 
         private mutating func sequence(depth: Int) -> [String]? {
@@ -66,7 +80,7 @@ public enum NginxRegexSampler {
                 for prefix in samples {
                     for suffix in atom { product.append(prefix + suffix) }
                 }
-                samples = Self.capped(product)
+                samples = capped(product)
             }
             return samples
         }
@@ -101,7 +115,7 @@ public enum NginxRegexSampler {
                 }
                 for sample in atom { out.append(String(repeating: sample, count: min(count, 4))) }
             }
-            return Self.capped(out)
+            return capped(out)
         }
 
         /// A `{n}`, `{n,}` or `{n,m}` at the current position: (n, m, length); nil when it is a
@@ -135,7 +149,7 @@ public enum NginxRegexSampler {
             case "[":
                 return characterClass()
             case ".":
-                return ["x"]
+                return [dot]
             case "^", "$":
                 return [""]
             case "\\":
@@ -180,6 +194,8 @@ public enum NginxRegexSampler {
             return assertion ? [""] : inner
         }
 
+        /// `[…]`: its first two members as written (a range gives its ends), a POSIX class or a
+        /// class escape a typical member; a negated class a common character it excludes.
         private mutating func characterClass() -> [String]? {
             var negate = false
             if peek() == "^" {
@@ -187,42 +203,79 @@ public enum NginxRegexSampler {
                 index += 1
             }
             var members: [Unicode.Scalar] = []
+            var set = NginxPCRE.ByteSet()
+            func add(_ scalar: Unicode.Scalar) {
+                members.append(scalar)
+                if scalar.isASCII { set.members[Int(scalar.value)] = true }
+            }
             var first = true
             while let c = peek() {
                 if c == "]" && !first { break }
                 first = false
+                if c == "[" && peek(1) == ":" {
+                    guard let (posix, typical) = posixClass() else { return nil }
+                    set = set.union(posix)
+                    members.append(typical)
+                    continue
+                }
                 index += 1
                 if c == "\\", let e = peek() {
                     index += 1
                     switch e {
-                    case "d": members.append("1")
-                    case "w": members.append("x")
-                    case "s": members.append(" ")
-                    default: members.append(e)
+                    case "d": (set, members) = (set.union(.digit), members + ["1"])
+                    case "w": (set, members) = (set.union(.word), members + ["x"])
+                    case "s": (set, members) = (set.union(.space), members + [" "])
+                    case "n": add("\n")
+                    case "t": add("\t")
+                    default: add(e)
                     }
-                    continue
-                }
-                if c == "[" && peek() == ":" {
-                    while let n = peek(), n != "]" { index += 1 }
-                    index += 1
-                    members.append("x")
                     continue
                 }
                 if peek() == "-", let high = peek(1), high != "]" {
                     index += 2
                     members.append(c)
                     members.append(high)
+                    if c.isASCII && high.isASCII && c.value <= high.value {
+                        set = set.union(.range(UInt8(c.value), UInt8(high.value)))
+                    }
                     continue
                 }
-                members.append(c)
+                add(c)
             }
             guard peek() == "]" else { return nil }
             index += 1
             if negate {
-                let pick = ["x", "a", "1", "-", "_"].first { candidate in !members.contains(Unicode.Scalar(candidate)!) }
-                return pick.map { [$0] } ?? []
+                let common = ["x", "a", "1", "-", "_"].first { !set.members[Int(Unicode.Scalar($0)?.value ?? 0)] }
+                let any = (0x21...0x7E).first { !set.members[$0] }.map { String(Unicode.Scalar(UInt8($0))) }
+                return (common ?? any).map { [$0] } ?? []
             }
             return Array(members.prefix(2).map { String($0) })
+        }
+
+        /// `[:name:]` or `[:^name:]` at `[`: its bytes and a typical member.
+        private mutating func posixClass() -> (NginxPCRE.ByteSet, Unicode.Scalar)? {
+            index += 2
+            var negated = false
+            if peek() == "^" {
+                negated = true
+                index += 1
+            }
+            var name = ""
+            while let c = peek(), c != ":" {
+                name.unicodeScalars.append(c)
+                index += 1
+            }
+            guard peek() == ":", peek(1) == "]", let set = NginxPCRE.ByteSet.posix(name) else { return nil }
+            index += 2
+            let typical: [String: Unicode.Scalar] = [
+                "alnum": "a", "alpha": "a", "ascii": "x", "blank": " ", "cntrl": "\u{1}", "digit": "1", "graph": "x", "lower": "a",
+                "print": "x", "punct": "-", "space": " ", "upper": "A", "word": "x", "xdigit": "a",
+            ]
+            if negated {
+                let pick = ["x", "1", "-", "A", " "].first { !set.members[Int(Unicode.Scalar($0)?.value ?? 0)] } ?? "x"
+                return (set.inverted, Unicode.Scalar(pick) ?? "x")
+            }
+            return (set, typical[name] ?? "x")
         }
 
         private mutating func escape() -> [String]? {
@@ -230,7 +283,8 @@ public enum NginxRegexSampler {
             index += 1
             switch e {
             case "d": return ["1"]
-            case "D", "w", "S", "N", "H", "V", "R", "X": return ["x"]
+            case "N": return [dot]
+            case "D", "w", "S", "H", "V", "R", "X": return ["x"]
             case "W": return ["-"]
             case "s", "h": return [" "]
             case "v": return ["\u{0B}"]
@@ -240,7 +294,29 @@ public enum NginxRegexSampler {
             case "r": return ["\r"]
             case "x":
                 return hexEscape()
-            case "Q", "E", "1", "2", "3", "4", "5", "6", "7", "8", "9", "g", "k", "p", "P", "c", "0":
+            case "Q":
+                var literal = ""
+                while let c = peek(), !(c == "\\" && peek(1) == "E") {
+                    literal.unicodeScalars.append(c)
+                    index += 1
+                }
+                if !atEnd { index += 2 }
+                return [literal]
+            case "E":
+                return [""]
+            case "0":
+                var value: UInt32 = 0
+                for _ in 0..<2 {
+                    guard let c = peek(), c.value >= 0x30 && c.value <= 0x37 else { break }
+                    value = value * 8 + c.value - 0x30
+                    index += 1
+                }
+                return [String(Unicode.Scalar(UInt8(value)))]
+            case "c":
+                guard let c = peek(), c.isASCII else { return nil }
+                index += 1
+                return [String(Unicode.Scalar(UInt8(c.value & 0x1F)))]
+            case "1", "2", "3", "4", "5", "6", "7", "8", "9", "g", "k", "p", "P":
                 return nil
             default:
                 return [String(e)]

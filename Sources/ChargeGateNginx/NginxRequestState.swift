@@ -40,6 +40,16 @@ public struct NginxRequestState: Sendable, Equatable {
     /// The `set` that last assigned each variable.
     public var assignedBy: [String: NginxDirective] = [:]
 
+    /// A request whose `$uri` is `path` (decoded, as nginx routes it), sent as `target` (the
+    /// request line's, for `$request_uri` and the query string).
+    public init(path: String, target: String, method: String) {
+        self.requestURI = target
+        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        self.args = parts.count > 1 ? String(parts[1]) : ""
+        self.uri = path
+        self.method = method
+    }
+
     /// The state of a client request for the target `uri` (as sent: `$request_uri`) with
     /// `method`: `$uri` is its path, `%XX` decoded and normalised as nginx does, `$args` its
     /// query.

@@ -26,10 +26,43 @@ enum NginxFixtures {
         return try names.map { ($0, try String(contentsOf: directory.appending(path: $0), encoding: .utf8)) }
     }
 
+    /// The files of a fixture (a part of an `nginx -T` output: the files that the shared main
+    /// file's `include /etc/nginx/sites/*.conf` reads): text before the first marker is
+    /// ignored, the newline nginx adds after each file is dropped, and a marker line counts only
+    /// when its path is the first or one that an `include` seen so far names (as nginx reads only
+    /// those); any other is a comment in its file. The e2e tests' `split_dump` reads them alike.
+    static func files(ofFixture text: String) -> [NginxDump.File] {
+        let marker = "# configuration file "
+        var patterns = ["/etc/nginx/sites/*.conf"]
+        var files: [(path: String, lines: [Substring])] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let bare = line.hasSuffix("\r") ? line.dropLast() : line
+            if bare.hasPrefix(marker) && bare.hasSuffix(":") && bare.count > marker.count + 1 {
+                let path = String(bare.dropFirst(marker.count).dropLast())
+                if files.isEmpty || patterns.contains(where: { NginxGlob($0).matches(path) }) {
+                    files.append((path, []))
+                    continue
+                }
+            }
+            guard !files.isEmpty else { continue }
+            files[files.count - 1].lines.append(line)
+            let words = line.split(separator: " ", omittingEmptySubsequences: true)
+            if words.count == 2, words[0] == "include", words[1].hasSuffix(";") {
+                let name = String(words[1].dropLast())
+                patterns.append(name.hasPrefix("/") ? name : "/etc/nginx/" + name)
+            }
+        }
+        return files.map { file in
+            var body = file.lines.joined(separator: "\n")
+            if body.hasSuffix("\n") { body.removeLast() }
+            return NginxDump.File(path: file.path, bytes: Array(body.utf8))
+        }
+    }
+
     /// The whole dump of a fixture.
     static func dump(_ fixture: String) throws -> NginxDump {
         var files = [NginxDump.File(path: "/etc/nginx/nginx.conf", bytes: Array(try text("nginx.conf").utf8))]
-        files += try NginxDump(parsing: Array(try text(fixture).utf8)).files
+        files += Self.files(ofFixture: try text(fixture))
         files += try snippetFiles().map { NginxDump.File(path: snippets + $0.name, bytes: Array($0.text.utf8)) }
         return NginxDump(files: files)
     }

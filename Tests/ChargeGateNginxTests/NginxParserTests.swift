@@ -94,14 +94,144 @@ import Testing
             # configuration file /etc/nginx/conf.d/a.conf:
             # configuration file lookalike
             server { }
-            # configuration file /etc/nginx/conf.d/a.conf:
-            ignored;
+            # configuration file /etc/nginx/conf.d/b.conf:
+            server { }
 
             """
         let dump = try NginxDump(parsing: Array(text.utf8))
-        #expect(dump.files.map(\.path) == ["/etc/nginx/nginx.conf", "/etc/nginx/conf.d/a.conf"])
+        #expect(dump.files.map(\.path) == ["/etc/nginx/nginx.conf", "/etc/nginx/conf.d/a.conf", "/etc/nginx/conf.d/b.conf"])
         #expect(String(decoding: dump.files[0].bytes, as: UTF8.self) == "http {\n    include conf.d/*.conf;\n}\n")
         #expect(String(decoding: dump.files[1].bytes, as: UTF8.self) == "# configuration file lookalike\nserver { }")
+    }
+
+    /// A line like nginx's separator inside a file, naming a file nginx does not read there,
+    /// is a comment of that file: what follows it stays in the file.
+    @Test func aSeparatorLikeCommentStaysInItsFile() throws {
+        let text = """
+            # configuration file /etc/nginx/nginx.conf:
+            http {
+                include conf.d/*.conf;
+                include /etc/nginx/extra.conf;
+            }
+
+            # configuration file /etc/nginx/conf.d/a.conf:
+            # pasted from another host:
+            # configuration file /etc/nginx/notes.txt:
+            # configuration file /etc/nginx/nginx.conf:
+            server { location = /hidden { } }
+            # configuration file /etc/nginx/extra.conf:
+            server { }
+
+            """
+        let dump = try NginxDump(parsing: Array(text.utf8))
+        #expect(dump.files.map(\.path) == ["/etc/nginx/nginx.conf", "/etc/nginx/conf.d/a.conf", "/etc/nginx/extra.conf"])
+        #expect(String(decoding: dump.files[1].bytes, as: UTF8.self).hasSuffix("server { location = /hidden { } }"))
+    }
+
+    /// The trap traps/dump-separator-comment.conf as nginx -T prints it (files in the order
+    /// nginx opens them): the ungated location after the separator-like comment in api.conf is
+    /// read as part of api.conf, and found.
+    @Test func aSeparatorLikeCommentHidesNoLocation() throws {
+        let fixture = NginxFixtures.files(ofFixture: try NginxFixtures.text("traps/dump-separator-comment.conf"))
+        let snippets = try NginxFixtures.snippetFiles()
+        func snippet(_ name: String) throws -> (String, String) {
+            (NginxFixtures.snippets + name, try #require(snippets.first { $0.name == name }).text)
+        }
+        try #require(fixture.map(\.path) == ["/etc/nginx/sites/site.conf", "/etc/nginx/api.d/api.conf"])
+        let files: [(String, String)] = [
+            ("/etc/nginx/nginx.conf", try NginxFixtures.text("nginx.conf")), try snippet("charge-gate-http.conf"),
+            (fixture[0].path, String(decoding: fixture[0].bytes, as: UTF8.self)), try snippet("charge-gate-server.conf"),
+            (fixture[1].path, String(decoding: fixture[1].bytes, as: UTF8.self)), try snippet("charge-gate-protect.conf"),
+        ]
+        let text = files.map { "# configuration file \($0.0):\n\($0.1)\n" }.joined()
+        let dump = try NginxDump(parsing: Array(text.utf8))
+        #expect(dump.files.map(\.path) == files.map(\.0))
+        let report = GateAnalyser(model: NginxModel(try NginxConfiguration(dump: dump)), routes: try NginxFixtures.routes()).analyse()
+        #expect(
+            NginxFixtures.lines(report) == [
+                "/api/generate: gated",
+                "/api/describe: NOT GATED: GET /api/describe/health: location = /api/describe/health "
+                    + "(/etc/nginx/api.d/api.conf:6) has no auth_request",
+            ])
+    }
+
+    /// nginx prints a file once, where it is first included; the files follow the includes
+    /// depth first, a glob's in byte order.
+    @Test func theFilesFollowTheIncludes() throws {
+        let text = """
+            # configuration file /etc/nginx/nginx.conf:
+            include a.conf;
+            include d/*.conf;
+            include a.conf;
+
+            # configuration file /etc/nginx/a.conf:
+            include b.conf;
+
+            # configuration file /etc/nginx/b.conf:
+            b;
+
+            # configuration file /etc/nginx/d/1.conf:
+            include /etc/nginx/b.conf;
+
+            # configuration file /etc/nginx/d/2.conf:
+            two;
+
+            """
+        let dump = try NginxDump(parsing: Array(text.utf8))
+        #expect(
+            dump.files.map(\.path) == [
+                "/etc/nginx/nginx.conf", "/etc/nginx/a.conf", "/etc/nginx/b.conf", "/etc/nginx/d/1.conf", "/etc/nginx/d/2.conf",
+            ])
+        // Out of the glob's order, d/1.conf cannot follow d/3.conf: its line is a comment there.
+        let swapped = text.replacing("d/1.conf:", with: "d/3.conf:").replacing("d/2.conf:", with: "d/1.conf:")
+        #expect(try NginxDump(parsing: Array(swapped.utf8)).files.map(\.path).last == "/etc/nginx/d/3.conf")
+        // An included file that is not there: not nginx's output.
+        #expect(throws: NginxParseError.self) { try NginxDump(parsing: Array((text + "include e.conf;\n").utf8)) }
+    }
+
+    /// A dump no split fits (here the last file's text cannot parse) is an error after a
+    /// bounded search, however many lookalike lines it has.
+    @Test func aDumpNoSplitFitsFailsAfterABoundedSearch() {
+        var text = "# configuration file /etc/nginx/nginx.conf:\ninclude d/*.conf;\n\n"
+        for index in 100..<400 { text += "# configuration file /etc/nginx/d/\(index).conf:\nx;\n\n" }
+        text += "}\n"
+        let start = ContinuousClock.now
+        #expect(throws: NginxParseError.self) { try NginxDump(parsing: Array(text.utf8)) }
+        #expect(ContinuousClock.now - start < .seconds(20))
+    }
+
+    /// A separator-like line that nginx could have printed there is an error, never a guess:
+    /// the text after it could belong to either file.
+    @Test(arguments: [
+        // b.conf names c.conf, which main includes next: b's tail could be c's text.
+        """
+        # configuration file /etc/nginx/nginx.conf:
+        include b.conf;
+        include c.conf;
+
+        # configuration file /etc/nginx/b.conf:
+        b;
+        # configuration file /etc/nginx/c.conf:
+        hidden;
+
+        # configuration file /etc/nginx/c.conf:
+        c;
+
+        """,
+        // The same file's separator inside it: the first one could be the comment.
+        """
+        # configuration file /etc/nginx/nginx.conf:
+        include conf.d/*.conf;
+
+        # configuration file /etc/nginx/conf.d/a.conf:
+        a;
+        # configuration file /etc/nginx/conf.d/a.conf:
+        ignored;
+
+        """,
+    ])
+    func anAmbiguousDumpIsAnError(_ text: String) {
+        #expect(throws: NginxParseError.self) { try NginxDump(parsing: Array(text.utf8)) }
     }
 
     /// A dump saved with CR LF still splits.

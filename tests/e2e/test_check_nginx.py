@@ -17,10 +17,12 @@ search is also compared URI by URI with nginx (Fixtures/matching.conf), and the 
 
 from __future__ import annotations
 
+import fnmatch
 import grp
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -28,25 +30,37 @@ from pathlib import Path
 import pytest
 
 from harness import (BIN, LOCAL_STACK, NGINX, ROOT, SERVICE_UNAVAILABLE, Nginx, Stack, assert_out_of_charge, free_port,
-                     http_request, wait_until)
+                     http_request, raw_request, wait_until)
 
 FIXTURES = ROOT / "Tests" / "ChargeGateNginxTests" / "Fixtures"
 ROUTES_YAML = (FIXTURES / "charge-gate.yaml").read_text()
 MARKER = "# configuration file "
+INCLUDE = re.compile(r"^\s*include\s+(\S+);")
 POOL = {"/api/generate": "generate", "/api/describe": "describe"}
 MAX_CHARGES = {"generate": 5, "describe": 20}
 
 
-def split_dump(text: str) -> list[tuple[str, str]]:
-    """The files of an `nginx -T` text (as NginxDump reads it): text before the first marker
-    is ignored, and the newline nginx adds after each file is dropped."""
+def split_dump(text: str, included: tuple[str, ...] = ("/etc/nginx/sites/*.conf",)) -> list[tuple[str, str]]:
+    """The files of a fixture (a saved `nginx -T` text, as the unit tests' NginxFixtures read
+    it): text before the first marker is ignored, the newline nginx adds after each file is
+    dropped, and a marker line counts only when its path is the first or one an `include` seen
+    so far names (`included`: the shared main file's), as nginx reads only those; any other is a
+    comment inside the file."""
+    patterns = list(included)
     files: list[tuple[str, list[str]]] = []
     for line in text.split("\n"):
         bare = line[:-1] if line.endswith("\r") else line
         if bare.startswith(MARKER) and bare.endswith(":") and len(bare) > len(MARKER) + 1:
-            files.append((bare[len(MARKER):-1], []))
-        elif files:
+            path = bare[len(MARKER):-1]
+            if not files or any(fnmatch.fnmatchcase(path, p) for p in patterns):
+                files.append((path, []))
+                continue
+        if files:
             files[-1][1].append(line)
+            include = INCLUDE.match(line)
+            if include:
+                name = include.group(1).strip("\"'")
+                patterns.append(name if name.startswith("/") else "/etc/nginx/" + name)
     out = []
     for path, lines in files:
         body = "\n".join(lines)
@@ -59,9 +73,10 @@ class FixtureNginx(Nginx):
     the snippets -> the project's nginx/, ports 8080/8081 -> free ports. Every replacement
     stays within its line, so findings keep the fixture's line numbers."""
 
-    def __init__(self, dir: Path, port: int, fixture: str):
+    def __init__(self, dir: Path, port: int, fixture: str, text: str | None = None):
         super().__init__(dir, port, "")
         self.fixture = fixture
+        self.text = text
         self.port2 = free_port()
         self.conf = dir / "etc" / "nginx" / "nginx.conf"
 
@@ -86,7 +101,7 @@ class FixtureNginx(Nginx):
             lines = main.split("\n")
             lines[0] = f"user {pwd.getpwuid(os.getuid()).pw_name} {grp.getgrgid(os.getgid()).gr_name};"
             main = "\n".join(lines)
-        for path, text in [("/etc/nginx/nginx.conf", main)] + split_dump((FIXTURES / self.fixture).read_text()):
+        for path, text in [("/etc/nginx/nginx.conf", main)] + split_dump(self.text or (FIXTURES / self.fixture).read_text()):
             target = Path(self.map(path))
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(self.map(text))
@@ -236,6 +251,38 @@ TRAPS = {
         "/api/generate": ("auth_answered", f"{SITE}:5", "main", "app", None, {}, "repeat"),
         "/api/describe": ("auth_answered", f"{SITE}:5", "main", "app", None, {}, "repeat"),
     },
+    # nginx matches locations on the unmerged path: /api//generate reaches location /.
+    "traps/merge-slashes-off.conf": {
+        "/api/generate": ("no_auth_request", f"{SITE}:15", "main", "app", None, {}),
+        "/api/describe": ("no_auth_request", f"{SITE}:15", "main", "app", None, {}),
+    },
+    # UNDECIDED: the request check-nginx names was not tried (test_the_probe_cap_is_undecided).
+    "traps/probe-cap.conf": {"/api/generate": ("undecidable", f"{SITE}:1", "main", None, None, {})},
+    # /api/generate/x%0Ay: PCRE's . does not match the newline.
+    "traps/regex-dot-newline.conf": {"/api/generate": ("no_auth_request", f"{SITE}:14", "main", "app", None, {})},
+    "traps/posix-class-regex.conf": {
+        "/api/generate": ("no_auth_request", f"{SITE}:10", "main", "app", None, {}),
+        "/api/describe": ("no_auth_request", f"{SITE}:10", "main", "app", None, {}),
+    },
+    # /API/GENERATE: the ~* gate asks the responder, whose routes are case-sensitive: unrouted.
+    "traps/caseless-gate.conf": {
+        "/api/generate": ("unrouted", f"{SITE}:6", "main", "app", None, {}),
+        "/api/describe": ("unrouted", f"{SITE}:6", "main", "app", None, {}),
+    },
+    "traps/if-uri-literal.conf": {"/api/describe": ("answered_before_gate", f"{SITE}:9", "main", b"healthy", None, {})},
+    # The map's key /API/Generate/Preview matches /api/generate/preview (keys ignore case).
+    "traps/map-uri-key.conf": {
+        "/api/generate": ("no_auth_request", f"{SITE}:17", "main", "app", "/previews/generate", {}),
+    },
+    "traps/if-method-negated.conf": {
+        "/api/describe": ("no_auth_request", f"{SITE}:13", "main", "app", "/internal/describe", {}),
+    },
+    # UNDECIDED: no sample of a backreference (test_a_regex_without_samples_is_undecided_...).
+    "traps/regex-backreference.conf": {"/api/describe": ("undecidable", f"{SITE}:10", "main", None, None, {})},
+    # The ungated location follows a comment that looks like nginx -T's separator in api.conf.
+    "traps/dump-separator-comment.conf": {
+        "/api/describe": ("no_auth_request", "/etc/nginx/api.d/api.conf:6", "main", "app", None, {}),
+    },
 }
 
 
@@ -280,10 +327,12 @@ def test_trap_is_not_gated_and_nginx_serves_it_uncharged(make_stack, fixture):
     for route, (kind, at, server, served_by, app_uri, headers, *scenario) in TRAPS[fixture].items():
         port = stack.port if server == "main" else stack.nginx.port2
         line = line_for(report, route, f"127.0.0.1:{port}")
-        assert line["verdict"] == "not_gated", line
+        assert line["verdict"] == ("undecided" if kind == "undecidable" else "not_gated"), line
         finding = line["finding"]
         assert finding["kind"] == kind, finding
         assert stack.nginx.unmap(f"{finding['file']}:{finding['line']}") == at.replace(PROTECT_AUTH, protect_auth_line())
+        if served_by is None:
+            continue
 
         # The request the checker names, through the real nginx: served, and nothing charged.
         before_request(stack, scenario[0] if scenario else None, port, route, finding["method"], finding["uri"])
@@ -393,6 +442,62 @@ def test_undecided_is_said_and_a_client_can_pass_uncharged(make_stack, fixture):
         assert stack.key(POOL[route]) is None, f"{route} was charged"
 
 
+def test_the_probe_cap_is_undecided_and_the_untried_request_is_uncharged(make_stack):
+    """More requests to try than GateAnalyser.maximumProbes: UNDECIDED, naming the cap, never
+    gated; the ungated location past the cap really serves its path uncharged."""
+    stack = fixture_stack(make_stack, "traps/probe-cap.conf")
+    r, report = check_nginx(stack)
+    assert r.returncode == 1
+    line = line_for(report, "/api/generate", f"127.0.0.1:{stack.port}")
+    assert line["verdict"] == "undecided", line
+    assert "not tried: more than 96 requests to try" in line["finding"]["message"], line
+    assert all(p["uri"] != "/api/generate/zz" for p in line["probes"])
+    res = http_request(stack.port, "POST", "/api/generate/zz")
+    assert res.status == 200 and res.json()["app"] is True, res
+    assert stack.key("generate") is None, "/api/generate/zz was charged"
+    res = http_request(stack.port, "POST", "/api/generate/m00")  # a tried one: gated
+    assert res.status == 200 and stack.key("generate") is not None
+
+
+def test_a_regex_without_samples_is_undecided_and_its_paths_are_uncharged(make_stack):
+    """A regex location the sampler cannot guess paths for (a backreference): UNDECIDED; a path
+    it matches under the route really is served uncharged."""
+    stack = fixture_stack(make_stack, "traps/regex-backreference.conf")
+    r, report = check_nginx(stack)
+    assert r.returncode == 1
+    line = line_for(report, "/api/describe", f"127.0.0.1:{stack.port}")
+    assert line["verdict"] == "undecided" and "cannot guess the paths" in line["finding"]["message"], line
+    res = http_request(stack.port, "GET", "/api/describe/aa")
+    assert res.status == 200 and res.json()["app"] is True, res
+    assert stack.key("describe") is None, "/api/describe/aa was charged"
+    res = http_request(stack.port, "GET", "/api/describe/ab")  # not matched: the gated prefix
+    assert res.status == 200 and stack.key("describe") is not None
+
+
+def test_merge_slashes_is_the_default_servers(make_stack):
+    """nginx parses the request line with the default server of the address: `merge_slashes
+    off` in another server there changes nothing (check-nginx: gated; nginx: charged)."""
+    snippets = "/usr/local/share/charge-gate/nginx/"
+    text = "\n".join([
+        "# configuration file /etc/nginx/sites/site.conf:",
+        "server {", "    listen 127.0.0.1:8080;", "    server_name first;", "    return 404;", "}",
+        "server {", "    listen 127.0.0.1:8080;", "    server_name second;", "    merge_slashes off;",
+        f"    include {snippets}charge-gate-server.conf;",
+        f"    location /api/generate {{ include {snippets}charge-gate-protect.conf; proxy_pass http://app; }}",
+        f"    location /api/describe {{ include {snippets}charge-gate-protect.conf; proxy_pass http://app; }}",
+        "    location / { proxy_pass http://app; }", "}", ""])
+    stack = make_stack(ROUTES_YAML, start=False)
+    stack.nginx = FixtureNginx(stack.dir, stack.port, "merge-slashes-second", text=text)
+    stack.start()
+    r, report = check_nginx(stack)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert [line["verdict"] for line in report["routes"]] == ["gated", "gated"]
+    answer = raw_request(stack.port, b"POST /api//generate HTTP/1.1\r\nHost: second\r\nContent-Length: 0\r\n"
+                                      b"Connection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 ") and b'"uri":"/api//generate"' in answer, answer
+    assert stack.key("generate") is not None, "nginx merged the slashes: /api//generate is charged"
+
+
 # --------------------------------------------------------------------------------------------
 # the good configs: gated, and charged
 
@@ -423,6 +528,13 @@ def test_good_config_is_gated_and_nginx_charges_it(make_stack, fixture):
     assert spent
 
 
+def raw_variants(route: str) -> set[str]:
+    """The request targets check-nginx tries for a route as a client may write them
+    (GateAnalyser.rawVariants): with a query string, and with its last letter escaped."""
+    base = "/x" if route == "/" else route
+    return {base + "?q=1", base[:-1] + "%{:02X}".format(ord(base[-1]))}
+
+
 @pytest.mark.parametrize("fixture", GOOD)
 def test_good_config_charges_the_probes_sent_as_written(make_stack, fixture):
     """The probes with a query string or a %XX escape (nginx routes them as the path; the
@@ -436,7 +548,11 @@ def test_good_config_charges_the_probes_sent_as_written(make_stack, fixture):
         port = stack.port if line["server"].startswith(f"127.0.0.1:{stack.port}") else stack.nginx.port2
         pool = POOL[line["route"]]
         for probe in line["probes"]:
-            if "?" not in probe["uri"] and "%" not in probe["uri"]:
+            if probe["uri"] not in raw_variants(line["route"]):
+                continue
+            if probe["verdict"] == "not_served":  # nginx refuses it (a method condition): as checked
+                res = http_request(port, probe["method"], probe["uri"])
+                assert res.status >= 400, (probe, res)
                 continue
             assert probe["verdict"] == "gated" and probe["chargedURI"] == line["route"], probe
             before = (stack.state(pool) or {"current": MAX_CHARGES[pool]})["current"]
@@ -587,10 +703,12 @@ def test_limit_except_skips_the_locations_rewrite_directives_for_other_methods(m
 
 
 def dump_of(stack) -> str:
-    """The `nginx -T` text of a written FixtureNginx (what nginx would print, were it valid)."""
-    files = [stack.nginx.conf] + sorted((stack.dir / "etc" / "nginx" / "sites").glob("*.conf"))
-    files += sorted((ROOT / "nginx").glob("*.conf"))
-    return "".join(f"{MARKER}{path}:\n{path.read_text()}\n" for path in files)
+    """The `nginx -T` text of a written FixtureNginx, as nginx prints it (files in the order of
+    their first include)."""
+    r = subprocess.run([NGINX, "-T", "-q", "-p", f"{stack.dir}/", "-c", str(stack.nginx.conf), "-e", str(stack.dir / "error.log")],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
 
 
 def test_a_second_satisfy_in_one_block_is_refused_by_nginx_and_check_nginx(make_stack, tmp_dir):
@@ -602,12 +720,14 @@ def test_a_second_satisfy_in_one_block_is_refused_by_nginx_and_check_nginx(make_
     stack.nginx.write()
     stack.write_config()
     site = stack.dir / "etc" / "nginx" / "sites" / "site.conf"
+    # What nginx -T would print, were the config below valid: the valid one's, changed alike.
+    dump = dump_of(stack).replace("allow 127.0.0.1;", "satisfy any;", 1)
     site.write_text(site.read_text().replace("allow 127.0.0.1;", "satisfy any;"))
     r, _ = check_nginx(stack)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert '"satisfy" directive is duplicate in ' in r.stderr and "site.conf:8" in r.stderr, r.stderr
 
-    (tmp_dir / "dump.txt").write_text(dump_of(stack))
+    (tmp_dir / "dump.txt").write_text(dump)
     r = run_check("--config", str(stack.config), "--dump", str(tmp_dir / "dump.txt"))
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert r.stdout == ""
@@ -639,6 +759,40 @@ def test_nginx_picks_the_locations_the_matcher_picks(make_stack):
         loc = res.header("X-Loc")
         got.append((uri, f"301 {loc}" if res.status == 301 else loc))
     assert got == MATCHING
+
+
+# --------------------------------------------------------------------------------------------
+# the regexes, case by case, against nginx's PCRE2 (the same table as NginxPCRETests)
+
+def pcre_cases() -> list[tuple[str, str, str, bool]]:
+    out = []
+    for line in (FIXTURES / "pcre-cases.tsv").read_text().splitlines():
+        if line and not line.startswith("#"):
+            pattern, op, path, expected = line.split("\t")
+            out.append((pattern, op, path, expected == "1"))
+    return out
+
+
+def test_nginx_pcre_matches_as_the_model(make_stack):
+    cases = pcre_cases()
+    lines = ["# configuration file /etc/nginx/sites/site.conf:"]
+    for i, (pattern, op, _, _) in enumerate(cases):
+        lines.append(f'map $uri $pcre_{i} {{ default 0; "{op}{pattern}" 1; }}')
+    values = " ".join(f"$pcre_{i}" for i in range(len(cases)))
+    snippets = "/usr/local/share/charge-gate/nginx/"
+    lines += ["server {", "    listen 127.0.0.1:8080;", f"    include {snippets}charge-gate-server.conf;",
+              f'    location / {{ return 200 "{values}"; }}',
+              f"    location /gated/ {{ include {snippets}charge-gate-protect.conf; }}", "}"]
+    stack = make_stack(ROUTES_YAML, start=False, start_responder=False, redis=False)
+    stack.nginx = FixtureNginx(stack.dir, stack.port, "pcre", text="\n".join(lines) + "\n")
+    stack.start()
+    got, want = [], []
+    for i, (pattern, op, path, expected) in enumerate(cases):
+        res = http_request(stack.port, "GET", path)
+        assert res.status == 200, (path, res)
+        got.append((op, pattern, path, res.body.decode().split(" ")[i] == "1"))
+        want.append((op, pattern, path, expected))
+    assert got == want
 
 
 # --------------------------------------------------------------------------------------------

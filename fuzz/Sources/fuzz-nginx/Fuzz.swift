@@ -10,11 +10,12 @@
 // location level's static tree (nginx's, ported) finds what the plain rule says for any URI
 // without NUL bytes: an exact location, else a prefix location of the URI itself, else the
 // auto redirect of `URI/`, else the longest prefix; the regex sampler gives at most 16 samples
-// for any location name; and on configurations without regexes (no `~`, no `rewrite`) the
-// whole analysis runs (subrequests, other client paths to a charged upstream path, the auth
-// location's error pages, cache and fastcgi_pass against a listen) and its report renders as
-// text and JSON; each line read as a request target gives a path for `$uri` and the query for
-// `$args`.
+// for any location name, and the PCRE translation of a regex location is deterministic and
+// its regex matches URIs without trapping; and on configurations without regexes (no `~`, no
+// `rewrite`) the whole analysis runs (subrequests, other client paths to a charged upstream
+// path, the auth location's error pages, cache and fastcgi_pass against a listen) and its
+// report renders as text and JSON; each line read as a request target gives a path for `$uri`
+// and the query for `$args`; a dump has each file once.
 import ChargeGateCore
 import ChargeGateNginx
 import FuzzSupport
@@ -83,9 +84,20 @@ func checkTrees(_ model: NginxModel, uris: [[UInt8]]) {
         for child in model[level].children.values {
             if let (modifier, name) = model[child].locationSpec, modifier.isRegex {
                 require(NginxRegexSampler.samples(name).count <= NginxRegexSampler.maximumSamples, "at most 16 regex samples")
+                checkRegex(name, caseless: modifier == .regexCaseless, uris: uris)
             }
         }
     }
+}
+
+/// A location's regex through the PCRE translation: deterministic, and a translated regex that
+/// compiles matches any URI without trapping.
+func checkRegex(_ pattern: String, caseless: Bool, uris: [[UInt8]]) {
+    let first = Result { () throws(NginxPCRE.Unsupported) in try NginxPCRE.translate(pattern, caseless: caseless) }
+    let second = Result { () throws(NginxPCRE.Unsupported) in try NginxPCRE.translate(pattern, caseless: caseless) }
+    require(first == second, "the PCRE translation is deterministic", show(pattern))
+    guard let regex = try? NginxRegex(pattern, caseless: caseless) else { return }
+    for uri in uris.prefix(4) { _ = regex.match(String(decoding: uri, as: UTF8.self)) }
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -116,6 +128,7 @@ public func fuzzTest(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         // A dump (the input's own markers, or the input as its main file).
         let dump: NginxDump
         if let parsed = try? NginxDump(parsing: bytes) {
+            require(Set(parsed.files.map(\.path)).count == parsed.files.count, "a dump has each file once")
             dump = parsed
         } else {
             dump = NginxDump(files: [NginxDump.File(path: "/etc/nginx/nginx.conf", bytes: bytes)])
