@@ -230,7 +230,8 @@ final class Session {
         let status = header(response, ChargeHeader.status)
         switch response.status {
         case 204:
-            require(status == "204", "an allow carries X-Charge-Status: 204", String(describing: status))
+            require(
+                status == "204" || status == "unrouted", "an allow carries X-Charge-Status: 204 (or unrouted)", String(describing: status))
         case 403:
             require(
                 ["429", "402", "422", "503"].contains(status ?? ""), "a denial carries X-Charge-Status 429, 402, 422 or 503",
@@ -263,12 +264,22 @@ final class Session {
         if method == "HEAD" { method = "GET" }
         let path = referencePath(request)
         let changed = gate.config.pools.indices.filter { level(before[$0], pool: $0, now: now) != level(after[$0], pool: $0, now: now) }
-        guard let routeIndex = Reference.match(gate.config.routes, path: path, method: method) else {
+        // The snippets' own locations (/_charge_gate/...) are never a charged path: denied 503,
+        // whatever routes exist (the subrequest overwrote the protected request's path).
+        if path.utf8.starts(with: "/_charge_gate/".utf8) {
             require(
-                response.status == 204 && changed.isEmpty, "an unrouted request passes and consumes nothing",
-                "path \(show(path)) \(method): status \(response.status), pools \(changed)")
+                response.status == 403 && status == "503" && changed.isEmpty, "a path under /_charge_gate/ is denied 503, nothing spent",
+                "path \(show(path)): status \(response.status) \(status ?? "nil"), pools \(changed)")
             return
         }
+        guard let routeIndex = Reference.match(gate.config.routes, path: path, method: method) else {
+            require(
+                response.status == 204 && status == "unrouted" && changed.isEmpty,
+                "an unrouted request passes as unrouted and consumes nothing",
+                "path \(show(path)) \(method): status \(response.status) \(status ?? "nil"), pools \(changed)")
+            return
+        }
+        require(response.status != 204 || status == "204", "a routed allow carries X-Charge-Status: 204", "\(status ?? "nil")")
         let route = gate.config.routes[routeIndex]
         let spent = !changed.isEmpty
 
