@@ -74,7 +74,8 @@ public final class RedisConnection {
         self.allowEviction = allowEviction
         self.context = RedisContext(url: url)
         if case .sentinel(_, let name) = url.endpoint {
-            self.watch = watch ?? MasterWatch(masterName: name)
+            // A private watch reports to nobody: its times only order its own record.
+            self.watch = watch ?? MasterWatch(masterName: name, clock: MonotonicClock())
         } else {
             self.watch = nil
         }

@@ -89,7 +89,7 @@ struct ServeCommand: ParsableCommand {
     /// and the log, and its poller started on a thread of its own.
     static func sentinelWatch(_ url: RedisURL, config: GateConfig, metrics: GateMetrics, logger: Logger) -> MasterWatch? {
         guard case .sentinel(_, let name) = url.endpoint else { return nil }
-        let watch = MasterWatch(masterName: name) { event in
+        let watch = MasterWatch(masterName: name, clock: MonotonicClock()) { event in
             switch event {
             case .found(let master, let sentinel):
                 metrics.redisMaster(name: name, address: master)
