@@ -21,9 +21,8 @@ public final class Server: Sendable {
     private let running = Atomic<Int>(0)
     private let denyEpoch = DenyEpoch()
     private let metrics: GateMetrics
-    /// Random per process: subjects in logs are `s:` + a keyed hash, the same for one subject
-    /// within this process's logs, and not reversible by hashing every IPv4 address.
-    private let subjectSalt: String = (0..<4).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
+    /// Notes as log metadata, subjects hashed unless `--log-subjects plain`.
+    private let noteMetadata: NoteMetadata
 
     /// Creates a server for the already validated `config`.
     public init(
@@ -35,6 +34,7 @@ public final class Server: Sendable {
         self.overrides = overrides
         self.makeStore = makeStore
         self.logger = logger
+        self.noteMetadata = NoteMetadata(plainSubjects: overrides.plainSubjects)
         self.box = GateBox(Gate(config: overrides.applied(to: config)))
     }
 
@@ -128,7 +128,7 @@ public final class Server: Sendable {
             exposition: { String(decoding: metrics.exposition(), as: UTF8.self) })
         let counters = metrics.workerCounters()
         var logger = self.logger
-        logger[metadataKey: "worker"] = "\(index)"
+        logger[metadataKey: LogKey.worker.rawValue] = "\(index)"
         while !stopping.load(ordering: .acquiring) {
             guard request.accept() else {
                 if stopping.load(ordering: .acquiring) { break }
@@ -146,18 +146,10 @@ public final class Server: Sendable {
         }
     }
 
-    /// Logs a decision or an error with its fields; the subject hashed unless told otherwise.
+    /// Logs a decision or an error with its fields; subjects hashed unless told otherwise.
     private func log(_ note: Response.Note, requestID: String?, on logger: Logger) {
-        var metadata: Logger.Metadata = [:]
-        for (name, value) in note.fields {
-            if name == "subject" && !overrides.plainSubjects && value != SafeToken.anonymous && !value.isEmpty {
-                metadata[name] = .string("s:" + SHA256.hex(subjectSalt + value).prefix(16))
-            } else {
-                metadata[name] = .string(value)
-            }
-        }
-        if let requestID, !requestID.isEmpty { metadata["requestId"] = .string(SafeToken.key(for: requestID)) }
-        logger.log(level: note.isError ? .error : .info, "\(note.message)", metadata: metadata)
+        logger.log(
+            level: note.isError ? .error : .info, "\(note.message)", metadata: noteMetadata.metadata(for: note, requestID: requestID))
     }
 
     // MARK: Signals
