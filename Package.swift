@@ -89,7 +89,7 @@ let package = Package(
             name: "ChargeGateRedisTests",
             dependencies: ["ChargeGateCore", "ChargeGateRedis", "ChargeGateTestSupport"]
         ),
-        // Log metadata: no socket, no Redis.
+        // Log metadata, background loops: no socket, no Redis.
         .testTarget(
             name: "ChargeGateServerTests",
             dependencies: [

@@ -5,7 +5,9 @@ import Logging
 import Synchronization
 
 /// The responder process: N worker threads, each with its own FastCGI request and its own
-/// store connection, answering until SIGTERM or SIGINT; SIGHUP reloads the config.
+/// store connection, answering until SIGTERM or SIGINT; SIGHUP reloads the config. It owns the
+/// process: the signals, the config in force, and every background loop (`BackgroundLoop`, see
+/// `Server+BackgroundLoops`).
 public final class Server: Sendable {
     /// Makes the store one worker thread uses; called on that thread.
     public typealias StoreFactory = @Sendable (GateConfig) -> any ChargeStore
@@ -14,32 +16,36 @@ public final class Server: Sendable {
 
     private let loadConfig: ConfigSource
     private let overrides: ServeOverrides
-    private let makeStore: StoreFactory
-    private let logger: Logger
+    let logger: Logger
     private let box: GateBox
     private let stopping = Atomic<Bool>(false)
     private let running = Atomic<Int>(0)
+    /// Set once the workers are done: the background loops end their rounds.
+    let loopsStopping = Atomic<Bool>(false)
+    /// Background loops whose thread has not ended yet.
+    let loopsRunning = Atomic<Int>(0)
     private let denyEpoch = DenyEpoch()
     private let metrics: GateMetrics
     /// Notes as log metadata, subjects hashed unless `--log-subjects plain`.
     private let noteMetadata: NoteMetadata
 
-    /// Creates a server for the already validated `config`.
-    public init(
-        config: GateConfig, reload: @escaping ConfigSource, overrides: ServeOverrides, metrics: GateMetrics,
-        makeStore: @escaping StoreFactory, logger: Logger
-    ) {
+    /// Creates a server for the already validated `config`, the `overrides` applied (here, once;
+    /// and to every reloaded config).
+    public init(config: GateConfig, reload: @escaping ConfigSource, overrides: ServeOverrides, metrics: GateMetrics, logger: Logger) {
         self.loadConfig = reload
         self.metrics = metrics
         self.overrides = overrides
-        self.makeStore = makeStore
         self.logger = logger
         self.noteMetadata = NoteMetadata(plainSubjects: overrides.plainSubjects)
         self.box = GateBox(Gate(config: overrides.applied(to: config)))
     }
 
-    /// Listens, serves until told to stop, and returns the exit status (0 after a clean stop).
-    public func run() -> Int32 {
+    /// The config in force: the one given with the overrides applied, then each reload's.
+    public var config: GateConfig { box.current.config }
+
+    /// Listens, starts the background `loops`, serves with a store from `makeStore` per worker
+    /// until told to stop, and returns the exit status (0 after a clean stop).
+    public func run(makeStore: @escaping StoreFactory, loops: [any BackgroundLoop] = []) -> Int32 {
         let config = box.current.config
         // libfcgi installs its own handlers in FCGX_Init; ours come after, before anything can
         // be interrupted: a stop signal from here on waits for sigwait and stops cleanly.
@@ -60,15 +66,18 @@ public final class Server: Sendable {
             return 1
         }
 
+        // After prepareSignals: the loops' threads inherit the blocked stop and reload signals.
+        let loopThreads = startLoops(loops)
         let workers = config.workers ?? max(2, 2 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         var threads: [NativeThread] = []
         for index in 0..<workers {
             // Counted before the thread runs: a stop signal right after start must still wait
             // for (and wake) this worker.
             running.add(1, ordering: .relaxed)
-            guard let thread = NativeThread.start({ [self] in self.work(index: index, listenFD: listenFD) }) else {
+            guard let thread = NativeThread.start({ [self] in self.work(index: index, listenFD: listenFD, makeStore: makeStore) }) else {
                 running.subtract(1, ordering: .relaxed)
                 logger.critical("cannot start worker thread \(index)")
+                stopLoops(loopThreads)
                 return 1
             }
             threads.append(thread)
@@ -95,6 +104,7 @@ public final class Server: Sendable {
         if running.load(ordering: .acquiring) == 0 {
             for thread in threads { thread.join() }
         }
+        stopLoops(loopThreads)
         logger.info("stopped")
         return 0
     }
@@ -118,7 +128,7 @@ public final class Server: Sendable {
 
     // MARK: Workers
 
-    private func work(index: Int, listenFD: Int32) {
+    private func work(index: Int, listenFD: Int32, makeStore: StoreFactory) {
         defer { running.subtract(1, ordering: .releasing) }
         let lingering = !FastCGIListener.isUnixSocket(listenFD)
         let request = FastCGIRequest(listenFD: listenFD)
@@ -154,9 +164,10 @@ public final class Server: Sendable {
 
     // MARK: Signals
 
-    private static func prepareSignals() {
+    static func prepareSignals() {
         signal(SIGPIPE, SIG_IGN)
-        // SIGUSR2 only interrupts a blocking accept (no SA_RESTART); it does nothing else.
+        // SIGUSR2 only interrupts a blocking call (no SA_RESTART): a worker's accept, a background
+        // loop's pause. It does nothing else.
         var wake = sigaction()
         wake.__sigaction_handler.sa_handler = { _ in }
         wake.sa_flags = 0
