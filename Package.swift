@@ -89,7 +89,8 @@ let package = Package(
             name: "ChargeGateRedisTests",
             dependencies: ["ChargeGateCore", "ChargeGateRedis", "ChargeGateTestSupport"]
         ),
-        // Log metadata, background loops: no socket, no Redis.
+        // Reload rules (checked against docs/config.md), log metadata, background loops: no
+        // socket, no Redis.
         .testTarget(
             name: "ChargeGateServerTests",
             dependencies: [

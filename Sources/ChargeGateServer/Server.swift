@@ -6,8 +6,8 @@ import Synchronization
 
 /// The responder process: N worker threads, each with its own FastCGI request and its own
 /// store connection, answering until SIGTERM or SIGINT; SIGHUP reloads the config. It owns the
-/// process: the signals, the config in force, and every background loop (`BackgroundLoop`, see
-/// `Server+BackgroundLoops`).
+/// process: the signals, the config in force and its reload rules (`RestartOnlyKey`), and every
+/// background loop (`BackgroundLoop`, see `Server+BackgroundLoops`).
 public final class Server: Sendable {
     /// Makes the store one worker thread uses; called on that thread.
     public typealias StoreFactory = @Sendable (GateConfig) -> any ChargeStore
@@ -200,23 +200,17 @@ public final class Server: Sendable {
         }
     }
 
-    private func reload() {
+    /// Loads the config again: the overrides applied, every restart-only key kept at its running
+    /// value (a warning names those that changed), the rest in force for the next request.
+    func reload() {
         switch loadConfig() {
         case .success(let loaded):
-            let new = overrides.applied(to: loaded)
-            let old = box.current.config
-            if new.listen != old.listen || new.workers != old.workers || new.redis != old.redis
-                || new.redisTimeoutMs != old.redisTimeoutMs || new.socketMode != old.socketMode || new.socketGroup != old.socketGroup
-            {
+            let (kept, changed) = RestartOnlyKey.keepingRunning(box.current.config, in: overrides.applied(to: loaded))
+            let named = changed.filter(\.warns).map(\.name)
+            if !named.isEmpty {
                 logger.warning(
-                    "reload: listen, workers, the redis settings and the socket settings take effect only after a restart; keeping the running ones"
-                )
+                    "reload: these take effect only after a restart, keeping the running values: \(named.joined(separator: ", "))")
             }
-            var kept = new
-            kept.listen = old.listen
-            kept.workers = old.workers
-            kept.redis = old.redis
-            kept.redisTimeoutMs = old.redisTimeoutMs
             box.replace(with: Gate(config: kept))
             metrics.reloaded(ok: true)
             logger.info("config reloaded: \(kept.pools.count) pools, \(kept.routes.count) routes")
