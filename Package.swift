@@ -74,7 +74,7 @@ let package = Package(
             ]
         ),
 
-        // What both test targets share: the manual clock.
+        // What the test targets share: the manual clock, the repository's root.
         .target(
             name: "ChargeGateTestSupport",
             dependencies: ["ChargeGateCore"],
@@ -88,6 +88,15 @@ let package = Package(
         .testTarget(
             name: "ChargeGateRedisTests",
             dependencies: ["ChargeGateCore", "ChargeGateRedis", "ChargeGateTestSupport"]
+        ),
+        // Reload rules (checked against docs/config.md), log metadata, background loops: no
+        // socket, no Redis.
+        .testTarget(
+            name: "ChargeGateServerTests",
+            dependencies: [
+                "ChargeGateServer", "ChargeGateCore", "ChargeGateTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // One saved `nginx -T` output per trap (Fixtures/), the shipped snippets appended.
         .testTarget(

@@ -1,12 +1,6 @@
 import ChargeGateCore
 import Synchronization
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// What one process knows about the Sentinel-managed master, shared by every worker's
 /// connection and the sentinel poller: which master the process spends on, the newest config
 /// epoch any sentinel showed, whether a failover is under way, and a generation that changes
@@ -103,17 +97,22 @@ public struct MasterRecord: Sendable, Equatable {
     }
 }
 
-/// `MasterRecord` shared by the threads of one process, reporting its events.
+/// `MasterRecord` shared by the threads of one process, reporting its events. Its times come
+/// from `clock` (only differences are used: a monotonic clock suits).
 public final class MasterWatch: Sendable {
     /// The master's name (from the URL), for the reports.
     public let masterName: String
+    /// Where the record's times come from.
+    public let clock: any GateClock
     private let record = Mutex(MasterRecord())
     private let generationValue = Atomic<Int>(0)
     private let report: @Sendable (MasterRecord.Event) -> Void
 
-    /// A watch whose events go to `report` (called outside the lock, on the thread that saw it).
-    public init(masterName: String, report: @escaping @Sendable (MasterRecord.Event) -> Void = { _ in }) {
+    /// A watch reading `clock`, whose events go to `report` (called outside the lock, on the
+    /// thread that saw it).
+    public init(masterName: String, clock: any GateClock, report: @escaping @Sendable (MasterRecord.Event) -> Void = { _ in }) {
         self.masterName = masterName
+        self.clock = clock
         self.report = report
     }
 
@@ -128,7 +127,7 @@ public final class MasterWatch: Sendable {
     public func connected(_ master: SentinelDiscovery.Master) -> Int? {
         var accepted = true
         let (events, generation) = update { record -> [MasterRecord.Event] in
-            guard let events = record.connected(master, nowMs: Self.nowMs()) else {
+            guard let events = record.connected(master, nowMs: clock.nowMs()) else {
                 accepted = false
                 return []
             }
@@ -141,21 +140,21 @@ public final class MasterWatch: Sendable {
     /// See `MasterRecord.failed`.
     public func failed(on address: RedisURL.HostPort) {
         _ = update { record -> [MasterRecord.Event] in
-            record.failed(on: address, nowMs: Self.nowMs())
+            record.failed(on: address, nowMs: clock.nowMs())
             return []
         }
     }
 
     /// See `MasterRecord.discoveryFailed`.
     public func discoveryFailed(_ why: String) {
-        let (events, _) = update { $0.discoveryFailed(why, nowMs: Self.nowMs()) }
+        let (events, _) = update { $0.discoveryFailed(why, nowMs: clock.nowMs()) }
         for event in events { report(event) }
     }
 
     /// See `MasterRecord.observed`.
     public func observed(_ address: RedisURL.HostPort, epoch: Int64, flags: [String]) {
         _ = update { record -> [MasterRecord.Event] in
-            record.observed(address, epoch: epoch, flags: flags, nowMs: Self.nowMs())
+            record.observed(address, epoch: epoch, flags: flags, nowMs: clock.nowMs())
             return []
         }
     }
@@ -174,11 +173,5 @@ public final class MasterWatch: Sendable {
             generationValue.store(record.generation, ordering: .releasing)
             return (events, record.generation)
         }
-    }
-
-    static func nowMs() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 }

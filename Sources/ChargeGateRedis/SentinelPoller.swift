@@ -4,32 +4,48 @@ import ChargeGateCore
 /// so that the workers leave a master as soon as any sentinel reports a failover, not only
 /// when a command fails on it: after a `SENTINEL FAILOVER` the old master keeps accepting
 /// writes until the sentinels reconfigure it (about 10 s later), and those writes would be
-/// lost. One per `serve` process, on its own thread; it owns its sentinel connections.
-public final class SentinelPoller {
-    /// The sentinels and the master's name.
+/// lost. One per `serve` process: a `BackgroundLoop` the server runs on a thread of its own,
+/// which owns the sentinel connections.
+public struct SentinelPoller: BackgroundLoop {
+    /// The sentinels.
     public let sentinels: [RedisURL.HostPort]
     /// The master's name.
     public let masterName: String
     /// The watch told about every answer.
     public let watch: MasterWatch
-    private let connections: [RedisConnection]
+    /// The password the sentinels want, if any.
+    let sentinelPassword: String?
+    /// Each sentinel's connect and answer timeout.
+    let timeoutMs: Int
 
-    /// nil unless `url` is a sentinel URL.
-    public init?(url: RedisURL, timeoutMs: Int, watch: MasterWatch) {
+    /// Names the loop in log lines.
+    public var name: String { "sentinel poller" }
+    /// The pause between two rounds.
+    public let intervalMs: Int
+
+    /// nil unless `url` is a sentinel URL. Every sentinel is asked every `intervalMs`.
+    public init?(url: RedisURL, timeoutMs: Int, watch: MasterWatch, intervalMs: Int = 100) {
         guard case .sentinel(let sentinels, let name) = url.endpoint else { return nil }
         self.sentinels = sentinels
         self.masterName = name
         self.watch = watch
-        connections = sentinels.map {
+        self.sentinelPassword = url.sentinelPassword
+        self.timeoutMs = timeoutMs
+        self.intervalMs = intervalMs
+    }
+
+    /// One connection per sentinel (lazy, backing off when down), on the poller's thread.
+    public func makeThreadState() -> [RedisConnection] {
+        sentinels.map {
             RedisConnection(
-                url: RedisURL(endpoint: .tcp(host: $0.host, port: $0.port), password: url.sentinelPassword), timeoutMs: timeoutMs,
+                url: RedisURL(endpoint: .tcp(host: $0.host, port: $0.port), password: sentinelPassword), timeoutMs: timeoutMs,
                 allowEviction: true)
         }
     }
 
     /// One round: every sentinel asked `SENTINEL MASTER name`, each answer reported. When at
     /// least one answered and none reported the avoided master in trouble, the watch calms.
-    public func poll() {
+    public func round(_ connections: inout [RedisConnection]) {
         var answered = false
         var troubled = false
         for connection in connections {

@@ -78,9 +78,8 @@ public struct LineLogHandler: LogHandler {
 
     /// Now, as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
     static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
+        let nowMs = SystemClock().nowMs()
+        var seconds = time_t(nowMs / 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
         func pad(_ n: Int32, _ width: Int) -> String {
@@ -88,6 +87,6 @@ public struct LineLogHandler: LogHandler {
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
         return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(nowMs % 1000), 3))Z"
     }
 }

@@ -5,7 +5,9 @@ import Logging
 import Synchronization
 
 /// The responder process: N worker threads, each with its own FastCGI request and its own
-/// store connection, answering until SIGTERM or SIGINT; SIGHUP reloads the config.
+/// store connection, answering until SIGTERM or SIGINT; SIGHUP reloads the config. It owns the
+/// process: the signals, the config in force and its reload rules (`RestartOnlyKey`), and every
+/// background loop (`BackgroundLoop`, see `Server+BackgroundLoops`).
 public final class Server: Sendable {
     /// Makes the store one worker thread uses; called on that thread.
     public typealias StoreFactory = @Sendable (GateConfig) -> any ChargeStore
@@ -14,32 +16,36 @@ public final class Server: Sendable {
 
     private let loadConfig: ConfigSource
     private let overrides: ServeOverrides
-    private let makeStore: StoreFactory
-    private let logger: Logger
+    let logger: Logger
     private let box: GateBox
     private let stopping = Atomic<Bool>(false)
     private let running = Atomic<Int>(0)
+    /// Set once the workers are done: the background loops end their rounds.
+    let loopsStopping = Atomic<Bool>(false)
+    /// Background loops whose thread has not ended yet.
+    let loopsRunning = Atomic<Int>(0)
     private let denyEpoch = DenyEpoch()
     private let metrics: GateMetrics
-    /// Random per process: subjects in logs are `s:` + a keyed hash, the same for one subject
-    /// within this process's logs, and not reversible by hashing every IPv4 address.
-    private let subjectSalt: String = (0..<4).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
+    /// Notes as log metadata, subjects hashed unless `--log-subjects plain`.
+    private let noteMetadata: NoteMetadata
 
-    /// Creates a server for the already validated `config`.
-    public init(
-        config: GateConfig, reload: @escaping ConfigSource, overrides: ServeOverrides, metrics: GateMetrics,
-        makeStore: @escaping StoreFactory, logger: Logger
-    ) {
+    /// Creates a server for the already validated `config`, the `overrides` applied (here, once;
+    /// and to every reloaded config).
+    public init(config: GateConfig, reload: @escaping ConfigSource, overrides: ServeOverrides, metrics: GateMetrics, logger: Logger) {
         self.loadConfig = reload
         self.metrics = metrics
         self.overrides = overrides
-        self.makeStore = makeStore
         self.logger = logger
+        self.noteMetadata = NoteMetadata(plainSubjects: overrides.plainSubjects)
         self.box = GateBox(Gate(config: overrides.applied(to: config)))
     }
 
-    /// Listens, serves until told to stop, and returns the exit status (0 after a clean stop).
-    public func run() -> Int32 {
+    /// The config in force: the one given with the overrides applied, then each reload's.
+    public var config: GateConfig { box.current.config }
+
+    /// Listens, starts the background `loops`, serves with a store from `makeStore` per worker
+    /// until told to stop, and returns the exit status (0 after a clean stop).
+    public func run(makeStore: @escaping StoreFactory, loops: [any BackgroundLoop] = []) -> Int32 {
         let config = box.current.config
         // libfcgi installs its own handlers in FCGX_Init; ours come after, before anything can
         // be interrupted: a stop signal from here on waits for sigwait and stops cleanly.
@@ -60,15 +66,18 @@ public final class Server: Sendable {
             return 1
         }
 
+        // After prepareSignals: the loops' threads inherit the blocked stop and reload signals.
+        let loopThreads = startLoops(loops)
         let workers = config.workers ?? max(2, 2 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         var threads: [NativeThread] = []
         for index in 0..<workers {
             // Counted before the thread runs: a stop signal right after start must still wait
             // for (and wake) this worker.
             running.add(1, ordering: .relaxed)
-            guard let thread = NativeThread.start({ [self] in self.work(index: index, listenFD: listenFD) }) else {
+            guard let thread = NativeThread.start({ [self] in self.work(index: index, listenFD: listenFD, makeStore: makeStore) }) else {
                 running.subtract(1, ordering: .relaxed)
                 logger.critical("cannot start worker thread \(index)")
+                stopLoops(loopThreads)
                 return 1
             }
             threads.append(thread)
@@ -95,6 +104,7 @@ public final class Server: Sendable {
         if running.load(ordering: .acquiring) == 0 {
             for thread in threads { thread.join() }
         }
+        stopLoops(loopThreads)
         logger.info("stopped")
         return 0
     }
@@ -118,7 +128,7 @@ public final class Server: Sendable {
 
     // MARK: Workers
 
-    private func work(index: Int, listenFD: Int32) {
+    private func work(index: Int, listenFD: Int32, makeStore: StoreFactory) {
         defer { running.subtract(1, ordering: .releasing) }
         let lingering = !FastCGIListener.isUnixSocket(listenFD)
         let request = FastCGIRequest(listenFD: listenFD)
@@ -128,7 +138,7 @@ public final class Server: Sendable {
             exposition: { String(decoding: metrics.exposition(), as: UTF8.self) })
         let counters = metrics.workerCounters()
         var logger = self.logger
-        logger[metadataKey: "worker"] = "\(index)"
+        logger[metadataKey: LogKey.worker.rawValue] = "\(index)"
         while !stopping.load(ordering: .acquiring) {
             guard request.accept() else {
                 if stopping.load(ordering: .acquiring) { break }
@@ -146,25 +156,18 @@ public final class Server: Sendable {
         }
     }
 
-    /// Logs a decision or an error with its fields; the subject hashed unless told otherwise.
+    /// Logs a decision or an error with its fields; subjects hashed unless told otherwise.
     private func log(_ note: Response.Note, requestID: String?, on logger: Logger) {
-        var metadata: Logger.Metadata = [:]
-        for (name, value) in note.fields {
-            if name == "subject" && !overrides.plainSubjects && value != SafeToken.anonymous && !value.isEmpty {
-                metadata[name] = .string("s:" + SHA256.hex(subjectSalt + value).prefix(16))
-            } else {
-                metadata[name] = .string(value)
-            }
-        }
-        if let requestID, !requestID.isEmpty { metadata["requestId"] = .string(SafeToken.key(for: requestID)) }
-        logger.log(level: note.isError ? .error : .info, "\(note.message)", metadata: metadata)
+        logger.log(
+            level: note.isError ? .error : .info, "\(note.message)", metadata: noteMetadata.metadata(for: note, requestID: requestID))
     }
 
     // MARK: Signals
 
-    private static func prepareSignals() {
+    static func prepareSignals() {
         signal(SIGPIPE, SIG_IGN)
-        // SIGUSR2 only interrupts a blocking accept (no SA_RESTART); it does nothing else.
+        // SIGUSR2 only interrupts a blocking call (no SA_RESTART): a worker's accept, a background
+        // loop's pause. It does nothing else.
         var wake = sigaction()
         wake.__sigaction_handler.sa_handler = { _ in }
         wake.sa_flags = 0
@@ -197,23 +200,17 @@ public final class Server: Sendable {
         }
     }
 
-    private func reload() {
+    /// Loads the config again: the overrides applied, every restart-only key kept at its running
+    /// value (a warning names those that changed), the rest in force for the next request.
+    func reload() {
         switch loadConfig() {
         case .success(let loaded):
-            let new = overrides.applied(to: loaded)
-            let old = box.current.config
-            if new.listen != old.listen || new.workers != old.workers || new.redis != old.redis
-                || new.redisTimeoutMs != old.redisTimeoutMs || new.socketMode != old.socketMode || new.socketGroup != old.socketGroup
-            {
+            let (kept, changed) = RestartOnlyKey.keepingRunning(box.current.config, in: overrides.applied(to: loaded))
+            let named = changed.filter(\.warns).map(\.name)
+            if !named.isEmpty {
                 logger.warning(
-                    "reload: listen, workers, the redis settings and the socket settings take effect only after a restart; keeping the running ones"
-                )
+                    "reload: these take effect only after a restart, keeping the running values: \(named.joined(separator: ", "))")
             }
-            var kept = new
-            kept.listen = old.listen
-            kept.workers = old.workers
-            kept.redis = old.redis
-            kept.redisTimeoutMs = old.redisTimeoutMs
             box.replace(with: Gate(config: kept))
             metrics.reloaded(ok: true)
             logger.info("config reloaded: \(kept.pools.count) pools, \(kept.routes.count) routes")

@@ -2,7 +2,6 @@ import ArgumentParser
 import ChargeGateCore
 import ChargeGateRedis
 import ChargeGateServer
-import Glibc
 import Logging
 
 /// `charge-gate serve`: run the responder.
@@ -59,37 +58,42 @@ struct ServeCommand: ParsableCommand {
         let format = logFormat
         LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: format, level: level) }
         let logger = Logger(label: "charge-gate")
-        let memoryStore = MemoryStore(clock: SystemClock(), eventsMaxBytes: loaded.memoryEventsMaxBytes)
         let metrics = GateMetrics()
-        // Sentinel mode: one watch for the process (failovers counted and logged once), fed by
-        // every worker's connection and by a poller thread.
-        let started = overrides.applied(to: loaded)
-        let watch = started.redis.flatMap { url in Self.sentinelWatch(url, config: started, metrics: metrics, logger: logger) }
-        let replicaWait = RedisStore.ReplicaWait(replicas: started.redisMinReplicas, timeoutMs: started.redisReplicaWaitMs)
         let server = Server(
-            config: loaded,
-            reload: { ConfigLoader.load(path: path) },
-            overrides: overrides,
-            metrics: metrics,
-            makeStore: { config in
+            config: loaded, reload: { ConfigLoader.load(path: path) }, overrides: overrides, metrics: metrics, logger: logger)
+        // The overrides applied once, by the server: what the stores and the loops are made for.
+        let started = server.config
+        let memoryStore = MemoryStore(clock: SystemClock(), eventsMaxBytes: started.memoryEventsMaxBytes)
+        // Sentinel mode: one watch for the process (failovers counted and logged once), fed by
+        // every worker's connection and by the poller, a loop the server runs.
+        var watch: MasterWatch?
+        var loops: [any BackgroundLoop] = []
+        if let url = started.redis, case .sentinel(_, let name) = url.endpoint {
+            let made = Self.sentinelWatch(masterName: name, metrics: metrics, logger: logger)
+            watch = made
+            if let poller = SentinelPoller(url: url, timeoutMs: started.redisTimeoutMs, watch: made, intervalMs: Self.sentinelPollMs) {
+                loops.append(poller)
+            }
+        }
+        let replicaWait = RedisStore.ReplicaWait(replicas: started.redisMinReplicas, timeoutMs: started.redisReplicaWaitMs)
+        let status = server.run(
+            makeStore: { [watch] config in
                 guard let url = config.redis else { return memoryStore }
                 return RedisStore(
                     url: url, timeoutMs: config.redisTimeoutMs, observer: metrics, allowEviction: allowEviction, watch: watch,
                     replicaWait: replicaWait)
             },
-            logger: logger)
-        let status = server.run()
+            loops: loops)
         if status != 0 { throw ExitCode(status) }
     }
 
     /// How often the poller asks every sentinel about the master.
     static let sentinelPollMs = 100
 
-    /// The process's `MasterWatch` for a sentinel URL (nil otherwise), reporting to the metrics
-    /// and the log, and its poller started on a thread of its own.
-    static func sentinelWatch(_ url: RedisURL, config: GateConfig, metrics: GateMetrics, logger: Logger) -> MasterWatch? {
-        guard case .sentinel(_, let name) = url.endpoint else { return nil }
-        let watch = MasterWatch(masterName: name) { event in
+    /// The process's `MasterWatch` for the master `masterName`, on the monotonic clock,
+    /// reporting to the metrics and the log.
+    static func sentinelWatch(masterName name: String, metrics: GateMetrics, logger: Logger) -> MasterWatch {
+        MasterWatch(masterName: name, clock: MonotonicClock()) { event in
             switch event {
             case .found(let master, let sentinel):
                 metrics.redisMaster(name: name, address: master)
@@ -103,21 +107,5 @@ struct ServeCommand: ParsableCommand {
                 metrics.redisDiscoveryFailed()
             }
         }
-        let timeoutMs = config.redisTimeoutMs
-        let started = NativeThread.start {
-            // Stop and reload signals belong to the server's sigwait: this thread, started
-            // before the server blocks them, must never take one (SIGHUP's default kills).
-            var signals = sigset_t()
-            sigemptyset(&signals)
-            for signal in [SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2] { sigaddset(&signals, signal) }
-            pthread_sigmask(SIG_BLOCK, &signals, nil)
-            guard let poller = SentinelPoller(url: url, timeoutMs: timeoutMs, watch: watch) else { return }
-            while true {
-                poller.poll()
-                usleep(useconds_t(sentinelPollMs * 1000))
-            }
-        }
-        if started == nil { logger.warning("redis-sentinel: cannot start the sentinel poller; failovers are seen on errors only") }
-        return watch
     }
 }

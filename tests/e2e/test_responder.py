@@ -50,6 +50,26 @@ def test_sighup_with_a_good_config_takes_effect(stack):
     assert stack.responder.alive()
 
 
+def test_sighup_changing_redis_min_replicas_warns_and_keeps_the_running_value(stack):
+    """redisMinReplicas and redisReplicaWaitMs need a restart (docs/config.md, "Reloading"): a
+    reload that changes them names them in a warning, keeps the running values (no replica
+    exists: a spend that waited for one would be answered 503) and applies the rest."""
+    assert_allowed(stack.post("/api/generate"), "POST", "/api/generate")
+    new_body = DEFAULT_POOLS.replace(
+        "  - id: describe-image\n    maxCharges: 20\n", "  - id: describe-image\n    maxCharges: 1\n"
+    )
+    stack.write_config(body=new_body, settings=stack.settings + "\nredisMinReplicas: 1\nredisReplicaWaitMs: 20\n")
+    stack.responder.signal(signal.SIGHUP)
+    wait_until(lambda: "config reloaded" in stack.responder.log_text(), 3, interval=0.05, what="the reload")
+    log = stack.responder.log_text()
+    assert ("reload: these take effect only after a restart, keeping the running values: "
+            "redisMinReplicas, redisReplicaWaitMs") in log, stack.responder.log_tail()
+    assert stack.usage()["describe-image"]["max"] == 1
+    for _ in range(3):
+        assert_allowed(stack.post("/api/generate"), "POST", "/api/generate")
+    assert stack.state("generate-image")["current"] == 1
+
+
 def test_sigterm_exits_zero_quickly(stack):
     assert stack.post("/api/generate").status == 200
     t0 = time.monotonic()

@@ -69,8 +69,8 @@ extension Responder {
         response.note = .init(
             isError: false, message: "top-off",
             fields: [
-                ("pool", pool.id), ("subject", subject), ("amount", body.amount.map(String.init) ?? "fill"),
-                ("current", String(result.state.current)),
+                (.pool, pool.id), (.subject, subject), (.amount, body.amount.map(String.init) ?? "fill"),
+                (.current, String(result.state.current)),
             ])
         return response
     }

@@ -80,13 +80,13 @@ extension Responder {
             if route.shadow {
                 var response = shadowPass("service_unavailable")
                 response.note = .init(
-                    isError: true, message: "\(error): passed (shadow mode)", fields: [("route", route.prefix), ("subject", subject)])
+                    isError: true, message: "\(error): passed (shadow mode)", fields: [(.route, route.prefix), (.subject, subject)])
                 response.outcome = .shadow(.serviceUnavailable(pools: items.map(\.poolId)))
                 return response
             }
             var response = deny(503, body: Self.unavailableBody)
             response.note = .init(
-                isError: true, message: "\(error): answered 503", fields: [("route", route.prefix), ("subject", subject)])
+                isError: true, message: "\(error): answered 503", fields: [(.route, route.prefix), (.subject, subject)])
             response.outcome = .serviceUnavailable(pools: items.map(\.poolId))
             return response
         }
@@ -109,7 +109,7 @@ extension Responder {
         let answered = clock.nowMs()
         let policy = response.headers.first { $0.name == Header.rateLimitPolicy }?.value ?? ""
         let fromMemory = denials.remember(cacheKey, poolId: decided[item].poolId, retryAfterMs: wait, now: answered, policy: policy)
-        if fromMemory > 0 { response.note?.fields.append(("deniedFromMemoryBefore", String(fromMemory))) }
+        if fromMemory > 0 { response.note?.fields.append((.deniedFromMemoryBefore, String(fromMemory))) }
         if edgeCacheable { markForEdge(&response, wait: wait, now: answered, gate: gate) }
         return response
     }
@@ -134,7 +134,7 @@ extension Responder {
             response.outcome = .idempotencyKeyReused(pools: items.map(\.poolId))
             response.note = .init(
                 isError: false, message: "denied idempotency_key_reused",
-                fields: [("subject", subject), ("idempotencyKey", clientKey), ("route", route.prefix)])
+                fields: [(.subject, subject), (.idempotencyKey, clientKey), (.route, route.prefix)])
             return route.shadow ? shadowed(response, "idempotency_key_reused") : response
         case .outOfCharge(let item, let wait):
             let pool = items[item].poolId
@@ -178,17 +178,17 @@ extension Responder {
     /// The error line for a plan name that is not a plan (a stale stored record, a typo in
     /// nginx's map): the subject got the default plan. nil when there is none.
     func planNote(_ use: PlanUse?, nginx: (index: Int, fromNginx: Bool, unknown: String?), gate: Gate, subject: String) -> Response.Note? {
-        var fields: [(name: String, value: String)] = []
+        var fields: [(key: LogKey, value: String)] = []
         if let stored = use?.unknownStored {
-            fields.append(("unknownStoredPlan", SafeToken.key(for: stored)))
+            fields.append((.unknownStoredPlan, SafeToken.key(for: stored)))
         } else if use?.stored != true, let name = nginx.unknown {
-            fields.append(("unknownNginxPlan", SafeToken.key(for: name)))
+            fields.append((.unknownNginxPlan, SafeToken.key(for: name)))
         }
         guard !fields.isEmpty else { return nil }
         let plan = gate.planIDs.indices.contains(use?.index ?? -1) ? gate.planIDs[use?.index ?? 0] : ""
         return .init(
             isError: true, message: "unknown plan: the default plan applies",
-            fields: fields + [("plan", plan), ("subject", subject)])
+            fields: fields + [(.plan, plan), (.subject, subject)])
     }
 
     static let keyReusedBody = #"{"error":"idempotency_key_reused"}"#
@@ -251,7 +251,7 @@ extension Responder {
             response.note = .init(
                 isError: false, message: "denied out_of_charge",
                 fields: [
-                    ("pool", pool), ("subject", subject), ("retryAfterMs", String(wait)), ("route", route.prefix),
+                    (.pool, pool), (.subject, subject), (.retryAfterMs, String(wait)), (.route, route.prefix),
                 ])
         }
         return response
@@ -292,8 +292,8 @@ extension Responder {
         response.note = .init(
             isError: false, message: "denied insufficient_credits",
             fields: [
-                ("pool", pool), ("subject", subject), ("available", String(available)), ("required", String(required)),
-                ("route", route.prefix),
+                (.pool, pool), (.subject, subject), (.available, String(available)), (.required, String(required)),
+                (.route, route.prefix),
             ])
         return response
     }

@@ -71,7 +71,7 @@ extension Responder {
                     200, gate.planJSON(subject: subject, plan: SubjectPlan(index: index, source: .stored, anchor: record.periodAnchor)))
                 response.note = .init(
                     isError: false, message: "plan set",
-                    fields: [("subject", subject), ("plan", record.plan), ("periodAnchor", record.periodAnchor.map(String.init) ?? "none")])
+                    fields: [(.subject, subject), (.plan, record.plan), (.periodAnchor, record.periodAnchor.map(String.init) ?? "none")])
                 return response
             case "DELETE":
                 let removed = try store.clearPlan(at: key)
@@ -79,7 +79,7 @@ extension Responder {
                 var response = Response.json(
                     200, gate.planJSON(subject: subject, plan: gate.subjectPlan(record: nil, nginxPlan: request.param(Param.plan))))
                 response.note = .init(
-                    isError: false, message: "plan cleared", fields: [("subject", subject), ("removed", String(removed))])
+                    isError: false, message: "plan cleared", fields: [(.subject, subject), (.removed, String(removed))])
                 return response
             default:
                 let record = try store.plan(at: key)

@@ -39,7 +39,7 @@ public struct Responder {
             var response = deny(503, body: Self.unavailableBody)
             response.note = .init(
                 isError: true, message: "request without a known \(Param.role): denied; check the nginx snippet",
-                fields: [("role", role.map { SafeToken.key(for: $0) } ?? "none")])
+                fields: [(.role, role.map { SafeToken.key(for: $0) } ?? "none")])
             return response
         }
     }

@@ -36,11 +36,11 @@ public struct Response: Sendable, Equatable {
         /// The message, free of secrets and of untrusted values (those go in `fields`).
         public var message: String
         /// Named values (`pool`, `subject`, `route`, ...), untrusted ones in key form only.
-        /// `subject` is the one the server may hash before logging.
-        public var fields: [(name: String, value: String)]
+        /// The server hashes those whose key carries a subject (`LogKey.carriesSubject`).
+        public var fields: [(key: LogKey, value: String)]
 
         /// Creates a note.
-        public init(isError: Bool, message: String, fields: [(name: String, value: String)] = []) {
+        public init(isError: Bool, message: String, fields: [(key: LogKey, value: String)] = []) {
             self.isError = isError
             self.message = message
             self.fields = fields
@@ -48,12 +48,12 @@ public struct Response: Sendable, Equatable {
 
         public static func == (a: Note, b: Note) -> Bool {
             a.isError == b.isError && a.message == b.message
-                && a.fields.map(\.name) == b.fields.map(\.name) && a.fields.map(\.value) == b.fields.map(\.value)
+                && a.fields.map(\.key) == b.fields.map(\.key) && a.fields.map(\.value) == b.fields.map(\.value)
         }
 
-        /// The value of field `name`.
-        public func field(_ name: String) -> String? {
-            fields.first { $0.name == name }?.value
+        /// The value of field `key`.
+        public func field(_ key: LogKey) -> String? {
+            fields.first { $0.key == key }?.value
         }
     }
 

@@ -30,10 +30,10 @@ import Testing
         clock.advance(600)
         let relearned = responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate)
         #expect(counting.spends == 4)
-        #expect(relearned.note?.field("deniedFromMemoryBefore") == "1001")
+        #expect(relearned.note?.field(.deniedFromMemoryBefore) == "1001")
         #expect(relearned.note?.message == "denied out_of_charge")
-        #expect(relearned.note?.field("pool") == "generate-image")
-        #expect(relearned.note?.field("subject") == "203.0.113.7")
+        #expect(relearned.note?.field(.pool) == "generate-image")
+        #expect(relearned.note?.field(.subject) == "203.0.113.7")
     }
 
     @Test func theDenyCacheNeverAllowsAndEndsWhenChargesAreBack() {

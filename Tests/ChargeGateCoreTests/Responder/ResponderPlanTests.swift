@@ -111,8 +111,8 @@ import Testing
         // A name that is not a plan is logged as an error; the default applies.
         let unknown = (stored == "gone") || (stored == nil && nginx == "prro")
         #expect((response.note?.isError ?? false) == unknown)
-        if stored == "gone" { #expect(response.note?.field("unknownStoredPlan") == "gone") }
-        if stored == nil && nginx == "prro" { #expect(response.note?.field("unknownNginxPlan") == "prro") }
+        if stored == "gone" { #expect(response.note?.field(.unknownStoredPlan) == "gone") }
+        if stored == nil && nginx == "prro" { #expect(response.note?.field(.unknownNginxPlan) == "prro") }
     }
 
     // MARK: Changing plan
