@@ -256,3 +256,20 @@ def test_idempotency_records_per_subject_are_bounded(rst):
     assert usage_of(s, "flooder")["meter"]["usedBalance"] == 41
     assert_allowed(s.post("/api/meter", headers=as_("flooder", "k-0")), "POST", "/api/meter")
     assert usage_of(s, "flooder")["meter"]["usedBalance"] == 41
+
+
+# 7. The idempotency fingerprint left out the query: `?prompt=b` with the key of `?prompt=a`
+#    was replayed free while the app did new work.
+def test_a_key_reused_with_another_query_is_422_never_a_free_pass(st):
+    s = st
+    assert_allowed(s.post("/api/idem/gen?prompt=a", headers=as_("quinn", "Q1")), "POST", "/api/idem/gen?prompt=a")
+    hits = len(s.app_hits_settled(1))
+    for query in ["prompt=b", "prompt=a&x=1", "prompt=%61", ""]:
+        uri = "/api/idem/gen" + ("?" + query if query else "")
+        assert_reused(s.post(uri, headers=as_("quinn", "Q1")))
+    assert len(s.app_hits_settled()) == hits, "a reused key reached the app"
+    # The request itself, with its query as sent, is still a free repeat.
+    assert_allowed(s.post("/api/idem/gen?prompt=a", headers=as_("quinn", "Q1")), "POST", "/api/idem/gen?prompt=a")
+    mine = usage_of(s, "quinn")
+    assert (mine["idem"]["current"], mine["credits"]["current"]) == (1, 9)
+    assert len(fetch_events(s, TOKEN, pool="idem")) == 1

@@ -17,7 +17,9 @@ extension Responder {
         var clientKey = ""
         if route.idempotent, !key.isEmpty {
             clientKey = SafeToken.key(for: key)
-            idempotency = gate.idempotencyCheck(route, subject: subject, clientKey: key, method: requestMethod, uri: path)
+            idempotency = gate.idempotencyCheck(
+                route, subject: subject, clientKey: key, method: requestMethod, uri: path,
+                query: URIPath.query(ofRequestURI: request.param(Param.requestURI) ?? ""))
         }
 
         // The plan when the subject has none stored: nginx's when it names one, else the default
