@@ -34,7 +34,8 @@ public final class SentinelPoller {
         var troubled = false
         for connection in connections {
             guard let reply = try? connection.command(["SENTINEL", "MASTER", masterName]),
-                let fields = SentinelDiscovery.masterFields(reply), let ip = fields["ip"], let port = fields["port"].flatMap({ Int($0) })
+                let fields = SentinelDiscovery.masterFields(reply), let ip = fields["ip"], let port = fields["port"].flatMap({ Int($0) }),
+                (1...65535).contains(port)
             else { continue }
             answered = true
             let address = RedisURL.HostPort(host: ip, port: port)

@@ -46,8 +46,12 @@ public enum Bucket {
 
     /// The level a spend left behind, from what the store answered: `remaining` charges, full
     /// again at `fullAt` (so the last step was `fullAt - (max - remaining) * interval`).
+    /// `remaining` is held within 0...max first (a pool at or past its cap is full: its last
+    /// step does not matter), so a store's answer cannot overflow the product, which the
+    /// config bounds (`max × interval` ≤ 2^53).
     public static func level(remaining: Int64, fullAt: Int64, max: Int64, intervalMs: Int64) -> Level {
-        Level(available: remaining, lastUpdatedAt: fullAt - (max - remaining) * intervalMs, isFull: remaining >= max)
+        let held = Swift.min(Swift.max(0, remaining), max)
+        return Level(available: remaining, lastUpdatedAt: fullAt.saturatingSubtracting((max - held) * intervalMs), isFull: remaining >= max)
     }
 
     /// Epoch ms at which the next charge arrives, nil when full or never: the one place both the

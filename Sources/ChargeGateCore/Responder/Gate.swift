@@ -142,8 +142,8 @@ public final class Gate: Sendable {
             maxRecords: Int64(config.idempotencyMaxKeysPerSubject))
     }
 
-    /// Whole seconds, rounded up, of `ms` (never negative).
+    /// Whole seconds, rounded up, of `ms` (never negative, never overflowing).
     public static func seconds(_ ms: Int64) -> Int64 {
-        ms <= 0 ? 0 : (ms + 999) / 1000
+        ms <= 0 ? 0 : ms / 1000 + (ms % 1000 == 0 ? 0 : 1)
     }
 }
