@@ -161,6 +161,44 @@ import Testing
         }
     }
 
+    /// An admin names a subject as nginx passes it (`subject`) or by its key form
+    /// (`subjectKey`), never one guessed from the other: a top-off, a usage read or an events
+    /// filter for the subject literally called `h:<32 hex>` (the victim's key form) is that
+    /// subject's, and the victim is reached only through `subjectKey`.
+    @Test func anAdminNamingALiteralHashedSubjectNeverReachesTheVictim() {
+        var config = Self.config()
+        config.adminToken = "s3cret"
+        config.eventsMaxLen = 100
+        let gate = Gate(config: config)
+        let victim = "victim key/with spaces"
+        let hashed = SafeToken.key(for: victim)
+        let literal = SafeToken.key(for: hashed)
+        for _ in 0..<3 { #expect(status(ask(gate, "/api/plain", subject: victim)) == "204") }
+        #expect(status(ask(gate, "/api/plain", subject: victim)) == "429")
+        #expect(status(ask(gate, "/api/plain", subject: hashed)) == "204")  // the literal subject: its own bucket
+
+        func admin(_ role: String, query: String = "", method: String = "GET", body: String = "") -> Response {
+            responder.respond(to: FakeRequest.endpoint(role, query: query, method: method, token: "s3cret", body: body), gate: gate)
+        }
+        // A top-off for the literal subject fills the literal subject's bucket, not the victim's.
+        let topOff = admin("topoff", method: "POST", body: #"{"poolId":"small2","subject":"\#(hashed)"}"#)
+        #expect(topOff.status == 200)
+        #expect(topOff.body.contains(#""subject":"\#(literal)""#))
+        #expect(status(ask(gate, "/api/plain", subject: victim)) == "429")
+        // Reads and filters alike.
+        #expect(admin("usage", query: "subject=" + hashed).body.contains(#""subject":"\#(literal)""#))
+        let events = admin("events", query: "subject=" + hashed).body
+        #expect(events.contains(#""subject":"\#(literal)""#) && !events.contains(#""subject":"\#(hashed)""#))
+        // The key form, named as such, is the victim.
+        let named = admin("topoff", method: "POST", body: #"{"poolId":"small2","subjectKey":"\#(hashed)"}"#)
+        #expect(named.status == 200)
+        #expect(named.body.contains(#""subject":"\#(hashed)""#))
+        #expect(status(ask(gate, "/api/plain", subject: victim)) == "204")
+        #expect(admin("usage", query: "subjectKey=" + hashed).body.contains(#""subject":"\#(hashed)""#))
+        let victims = admin("events", query: "subjectKey=" + hashed).body
+        #expect(victims.contains(#""subject":"\#(hashed)""#) && !victims.contains(#""subject":"\#(literal)""#))
+    }
+
     @Test func aSubjectWrittenInTheHashedFormGetsItsOwnBucket() {
         let gate = Gate(config: Self.config())
         let victim = "key with spaces"

@@ -222,7 +222,7 @@ final class Session {
                 require(answer["plan"] is NSNull && answer["source"] as? String == "default", "without plans the plan is the default")
             }
             require(
-                (try? store.plan(at: gate.keys.plan(subject: SafeToken.adminKey(for: "x")))) == nil,
+                (try? store.plan(at: gate.keys.plan(subject: SafeToken.key(for: "x")))) == nil,
                 "no plan record is ever written without plans")
         case "metrics":
             // The Prometheus text where a responder has it, else 404 (or, in a build without
