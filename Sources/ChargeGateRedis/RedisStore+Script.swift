@@ -137,60 +137,7 @@ extension RedisStore {
             command.append(plan?.defaultPlan ?? 0)
             for item in request.items { try Self.appendItem(item, to: &command) }
         }
-        guard let parts = reply.elements, parts.count >= 2, let tag = parts[0].text, let now = parts[1].integer else {
-            throw .protocolError("unexpected spend reply")
-        }
-        var head = 2
-        var use: PlanUse?
-        if let plan = request.plan {
-            guard parts.count >= 3, let code = parts[2].integer, code >= 0, code / 4 < Int64(plan.ids.count) else {
-                throw .protocolError("unexpected spend reply")
-            }
-            use = PlanUse(index: Int(code / 4), stored: code & 2 != 0)
-            head = 3
-            if code & 1 != 0 {
-                guard parts.count >= 5, let anchor = parts[4].integer else { throw .protocolError("unexpected spend reply") }
-                use?.unknownStored = parts[3].isNull ? nil : parts[3].text
-                use?.anchor = anchor < 0 ? nil : anchor
-                head = 5
-            }
-        }
-        let numbers = parts.dropFirst(head).map(\.integer)
-        let n = request.items.count
-        switch tag {
-        case "allowed":
-            guard numbers.count == 2 * n else { break }
-            var remaining: [Int64] = []
-            var fullAt: [Int64?] = []
-            remaining.reserveCapacity(n)
-            fullAt.reserveCapacity(n)
-            for value in numbers[0..<n] {
-                guard let value else { throw .protocolError("unexpected spend reply") }
-                remaining.append(value)
-            }
-            for value in numbers[n...] {
-                guard let value else { throw .protocolError("unexpected spend reply") }
-                fullAt.append(value < 0 ? nil : value)
-            }
-            return SpendResult(.allowed(now: now, remaining: remaining, fullAt: fullAt), now: now, plan: use)
-        case "repeated":
-            guard numbers.isEmpty else { break }
-            return SpendResult(.repeated(now: now), now: now, plan: use)
-        case "reused":
-            guard numbers.isEmpty else { break }
-            return SpendResult(.keyReused(now: now), now: now, plan: use)
-        case "out":
-            guard numbers.count == 2, let item = numbers[0], let wait = numbers[1], item >= 0, item < Int64(n) else { break }
-            return SpendResult(.outOfCharge(item: Int(item), retryAfterMs: wait), now: now, plan: use)
-        case "credits":
-            guard numbers.count == 3, let item = numbers[0], let available = numbers[1], let required = numbers[2],
-                item >= 0, item < Int64(n)
-            else { break }
-            return SpendResult(.insufficientCredits(item: Int(item), available: available, required: required), now: now, plan: use)
-        default:
-            break
-        }
-        throw .protocolError("unexpected spend reply '\(tag)'")
+        return try Self.spendResult(reply, for: request)
     }
 
     /// The states at `keys` and Redis's clock, read by the script (same decoder as spend).
@@ -200,24 +147,7 @@ extension RedisStore {
             for key in keys { command.append(key) }
             command.append(Self.peekOp)
         }
-        guard let parts = reply.elements, parts.count == keys.count + 1, let now = parts[0].integer else {
-            throw .protocolError("unexpected peek reply")
-        }
-        var states: [BucketState?] = []
-        states.reserveCapacity(keys.count)
-        for part in parts.dropFirst() {
-            if part.isNull {
-                states.append(nil)
-                continue
-            }
-            guard let triple = part.elements, triple.count == 3, let current = triple[0].integer, let last = triple[1].integer,
-                triple[2].isNull || triple[2].integer != nil
-            else {
-                throw .protocolError("unexpected peek reply")
-            }
-            states.append(BucketState(current: current, lastUpdatedAt: last, limit: triple[2].integer))
-        }
-        return (now, states)
+        return try Self.peekResult(reply, count: keys.count)
     }
 
     /// Adds `amount` (nil: fills) to one bucket in one script run; returns the new state.
@@ -235,13 +165,124 @@ extension RedisStore {
             try Self.appendItem(item, to: &command)
             command.append(amountText)
         }
-        guard let parts = reply.elements, parts.count == 4,
-            let now = parts[0].integer, let current = parts[1].integer, let last = parts[2].integer,
-            parts[3].isNull || parts[3].integer != nil
-        else {
-            throw .protocolError("unexpected top-off reply")
+        return try Self.topOffResult(reply)
+    }
+
+    // MARK: Replies
+    //
+    // Every number of a reply is read within the range it can have (`RedisValue.integer(in:)`);
+    // anything else makes the whole reply a `.protocolError`, so the request gets a 503. A reply
+    // the script never gives (a Redis that is not what it seems, a script changed by hand) is
+    // refused here, never trapped on later (`now + retryAfterMs`) nor passed on to a client.
+
+    /// A number of a bucket state (charges, `lastUpdatedAt`, a recorded cap): what the script's
+    /// doubles hold exactly, as it checks when it reads a state.
+    static let exactRange: Range<Int64> = (1 - exactLimit)..<exactLimit
+    /// Redis's clock (epoch ms), and a count of charges a spend answers.
+    static let countRange: Range<Int64> = 0..<exactLimit
+    /// A wait or a time ahead (`retryAfterMs`, `fullAt`): the clock plus at most a full refill,
+    /// which the config bounds to 2^53 ms.
+    static let aheadRange: Range<Int64> = 0..<(2 * exactLimit)
+
+    /// `value` as a number within `range`, else the reply `reply` is refused naming `what`.
+    private static func number(_ value: RedisValue, _ range: Range<Int64>, _ what: String, _ reply: String) throws(StoreError) -> Int64 {
+        guard let number = value.integer(in: range) else {
+            throw .protocolError("\(reply) reply: \(what) is not a whole number from \(range.lowerBound) to \(range.upperBound - 1)")
         }
-        return (now, BucketState(current: current, lastUpdatedAt: last, limit: parts[3].integer))
+        return number
+    }
+
+    /// The spend reply to `request` (layout above), every number within its range.
+    static func spendResult(_ reply: RedisValue, for request: SpendRequest) throws(StoreError) -> SpendResult {
+        guard let parts = reply.elements, parts.count >= 2, let tag = parts[0].text else {
+            throw .protocolError("unexpected spend reply")
+        }
+        let now = try number(parts[1], countRange, "now", "spend")
+        var head = 2
+        var use: PlanUse?
+        if let plan = request.plan {
+            guard parts.count >= 3 else { throw .protocolError("unexpected spend reply") }
+            let code = try number(parts[2], 0..<(4 * Int64(plan.ids.count)), "plan code", "spend")
+            use = PlanUse(index: Int(code / 4), stored: code & 2 != 0)
+            head = 3
+            if code & 1 != 0 {
+                guard parts.count >= 5 else { throw .protocolError("unexpected spend reply") }
+                let anchor = try number(parts[4], -1..<exactLimit, "anchor", "spend")
+                use?.unknownStored = parts[3].isNull ? nil : parts[3].text
+                use?.anchor = anchor < 0 ? nil : anchor
+                head = 5
+            }
+        }
+        let rest = parts[head...]
+        let n = request.items.count
+        let items = 0..<Int64(n)
+        switch tag {
+        case "allowed":
+            guard rest.count == 2 * n else { break }
+            var remaining: [Int64] = []
+            var fullAt: [Int64?] = []
+            remaining.reserveCapacity(n)
+            fullAt.reserveCapacity(n)
+            for value in rest.prefix(n) { remaining.append(try number(value, countRange, "remaining", "spend")) }
+            for value in rest.suffix(n) {
+                let full = try number(value, -1..<aheadRange.upperBound, "fullAt", "spend")
+                fullAt.append(full < 0 ? nil : full)
+            }
+            return SpendResult(.allowed(now: now, remaining: remaining, fullAt: fullAt), now: now, plan: use)
+        case "repeated":
+            guard rest.isEmpty else { break }
+            return SpendResult(.repeated(now: now), now: now, plan: use)
+        case "reused":
+            guard rest.isEmpty else { break }
+            return SpendResult(.keyReused(now: now), now: now, plan: use)
+        case "out":
+            guard rest.count == 2 else { break }
+            let item = try number(rest[head], items, "item", "spend")
+            let wait = try number(rest[head + 1], aheadRange, "retryAfterMs", "spend")
+            return SpendResult(.outOfCharge(item: Int(item), retryAfterMs: wait), now: now, plan: use)
+        case "credits":
+            guard rest.count == 3 else { break }
+            let item = try number(rest[head], items, "item", "spend")
+            let available = try number(rest[head + 1], exactRange, "available", "spend")
+            let required = try number(rest[head + 2], countRange, "required", "spend")
+            return SpendResult(.insufficientCredits(item: Int(item), available: available, required: required), now: now, plan: use)
+        default:
+            break
+        }
+        throw .protocolError("unexpected spend reply '\(tag)'")
+    }
+
+    /// A bucket state of a reply: `{current, lastUpdatedAt, max or nil}`.
+    private static func state(_ parts: ArraySlice<RedisValue>, _ reply: String) throws(StoreError) -> BucketState {
+        guard parts.count == 3, let first = parts.indices.first else { throw .protocolError("unexpected \(reply) reply") }
+        let current = try number(parts[first], exactRange, "current", reply)
+        let last = try number(parts[first + 1], exactRange, "lastUpdatedAt", reply)
+        let limit = parts[first + 2].isNull ? nil : try number(parts[first + 2], exactRange, "max", reply)
+        return BucketState(current: current, lastUpdatedAt: last, limit: limit)
+    }
+
+    /// The peek reply for `count` keys: Redis's clock, then a state or nil per key.
+    static func peekResult(_ reply: RedisValue, count: Int) throws(StoreError) -> (now: Int64, states: [BucketState?]) {
+        guard let parts = reply.elements, parts.count == count + 1 else { throw .protocolError("unexpected peek reply") }
+        let now = try number(parts[0], countRange, "now", "peek")
+        var states: [BucketState?] = []
+        states.reserveCapacity(count)
+        for part in parts.dropFirst() {
+            if part.isNull {
+                states.append(nil)
+                continue
+            }
+            guard let triple = part.elements else { throw .protocolError("unexpected peek reply") }
+            states.append(try state(triple[...], "peek"))
+        }
+        return (now, states)
+    }
+
+    /// The top-off reply: Redis's clock, then the new state.
+    static func topOffResult(_ reply: RedisValue) throws(StoreError) -> (now: Int64, state: BucketState) {
+        guard let parts = reply.elements, parts.count == 4 else { throw .protocolError("unexpected top-off reply") }
+        let now = try number(parts[0], countRange, "now", "top-off")
+        return (now, try state(parts[1...], "top-off"))
     }
 
     /// The plan record at `key` (`GET`); nil when none.
@@ -276,14 +317,14 @@ extension RedisStore {
     func runScript(_ fill: (inout RESPCommand) throws(StoreError) -> Void) throws(StoreError) -> RedisValue {
         scratch.removeAll()
         scratch.append(Self.evalshaName)
-        scratch.append(Self.sha)
+        scratch.append(script.sha)
         let arguments = scratch.mark
         try fill(&scratch)
         var reply = try connection.command(&scratch)
         if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
-            var eval = RESPCommand(capacity: Self.source.count + 512)
+            var eval = RESPCommand(capacity: script.source.count + 512)
             eval.append(Self.evalName)
-            eval.append(Self.source)
+            eval.append(script.source)
             eval.append(argumentsOf: scratch, after: arguments)
             reply = try connection.command(&eval)
         }

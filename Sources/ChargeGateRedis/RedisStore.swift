@@ -12,6 +12,11 @@ public final class RedisStore: ChargeStore {
     /// The command buffer every script run is encoded into (reused: no allocation per run).
     var scratch = RESPCommand()
 
+    /// The script this store runs: the SHA-1 `EVALSHA` names and the source `EVAL` sends after
+    /// a `NOSCRIPT`. Always `ChargeScript`, except in tests that make Redis answer what the real
+    /// script never would (a reply out of range must be an error, never a trap).
+    var script: (sha: [UInt8], source: [UInt8]) = (RedisStore.sha, RedisStore.source)
+
     /// Arguments that never change, as bytes.
     static let evalshaName = Array("EVALSHA".utf8)
     static let sha = Array(ChargeScript.sha1.utf8)

@@ -71,6 +71,14 @@ public enum RedisValue: Sendable, Equatable {
         }
     }
 
+    /// `integer` when it lies in `range`, nil otherwise (not a number, or out of range): how a
+    /// reply decoder reads every number, so that no value from Redis reaches arithmetic that
+    /// could overflow or an answer where it makes no sense (a negative wait).
+    public func integer(in range: Range<Int64>) -> Int64? {
+        guard let value = integer, range.contains(value) else { return nil }
+        return value
+    }
+
     /// The elements of an array reply; nil for other kinds.
     public var elements: [RedisValue]? {
         if case .array(let items) = self { return items }

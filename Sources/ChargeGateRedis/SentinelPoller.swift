@@ -50,7 +50,8 @@ public struct SentinelPoller: BackgroundLoop {
         var troubled = false
         for connection in connections {
             guard let reply = try? connection.command(["SENTINEL", "MASTER", masterName]),
-                let fields = SentinelDiscovery.masterFields(reply), let ip = fields["ip"], let port = fields["port"].flatMap({ Int($0) })
+                let fields = SentinelDiscovery.masterFields(reply), let ip = fields["ip"], let port = fields["port"].flatMap({ Int($0) }),
+                (1...65535).contains(port)
             else { continue }
             answered = true
             let address = RedisURL.HostPort(host: ip, port: port)

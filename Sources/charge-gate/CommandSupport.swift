@@ -26,6 +26,17 @@ func redisURL(_ override: String?, default configured: RedisURL?) throws -> Redi
     }
 }
 
+/// The key form of the subject `text` names: as nginx passes it, or, with `keyForm`, a key form
+/// as usage and events show it (`AdminSubject`, the admin API's `subject` and `subjectKey`);
+/// nil for nil. A text that is no key form under `keyForm` is a usage error naming `option`.
+func adminSubjectKey(_ text: String?, keyForm: Bool, option: String) throws -> String? {
+    do {
+        return try AdminSubject.key(subject: keyForm ? nil : text, subjectKey: keyForm ? text : nil)
+    } catch {
+        throw ValidationError("\(option) with --key-form: \(error.reason)")
+    }
+}
+
 /// Writes one line to standard error (the global `stderr` is not concurrency-safe in Swift 6).
 func printError(_ line: String) {
     let bytes = Array((line + "\n").utf8)

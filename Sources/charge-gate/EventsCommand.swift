@@ -22,8 +22,11 @@ struct EventsCommand: ParsableCommand {
     @Option(help: "Only this pool.")
     var pool: String?
 
-    @Option(help: "Only this subject (as sent by nginx, or its h:... key form).")
+    @Option(help: "Only this subject (as nginx passes it; with --key-form, its key form as events show it).")
     var subject: String?
+
+    @Flag(help: "--subject is a key form as usage and events show it (h:...), not the subject as nginx passes it.")
+    var keyForm = false
 
     @Option(help: "Override the config's redis URL.")
     var redis: String?
@@ -43,7 +46,7 @@ struct EventsCommand: ParsableCommand {
             query.until = t
         }
         query.pool = pool
-        query.subject = subject.map(SafeToken.adminKey(for:))
+        query.subject = try adminSubjectKey(subject, keyForm: keyForm, option: "--subject")
 
         let loaded = try loadConfig(config)
         guard let url = try redisURL(redis, default: loaded.redis) else {

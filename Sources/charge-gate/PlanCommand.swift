@@ -29,13 +29,17 @@ struct PlanStoreOptions: ParsableArguments {
     @Option(help: "Override the config's redis URL.")
     var redis: String?
 
-    /// `subject` in key form (`SafeToken.adminKey(for:)`); refuses an empty or overlong one, as
-    /// the admin API does.
-    static func subjectKey(_ subject: String) throws -> String {
+    /// Whether SUBJECT is a key form (the admin API's `subjectKey`).
+    @Flag(help: "SUBJECT is a key form as usage and events show it (h:...), not the subject as nginx passes it.")
+    var keyForm = false
+
+    /// `subject` in key form (`adminSubjectKey`); refuses an empty or overlong one, as the admin
+    /// API does.
+    func subjectKey(_ subject: String) throws -> String {
         guard !subject.isEmpty, subject.utf8.count <= Gate.maxAdminSubjectBytes else {
             throw ValidationError("<subject>: give 1 to \(Gate.maxAdminSubjectBytes) bytes")
         }
-        return SafeToken.adminKey(for: subject)
+        return try adminSubjectKey(subject, keyForm: keyForm, option: "<subject>") ?? SafeToken.anonymous
     }
 
     /// The store named by `--redis` or the config; exits 1 when the config uses the memory store,
@@ -69,8 +73,8 @@ struct SetPlanCommand: ParsableCommand {
         abstract: "Store PLAN for SUBJECT (the admin API's PUT /api/usage/plan) and print the stored answer."
     )
 
-    /// The subject as nginx passes it, or its `h:...` key form.
-    @Argument(help: "The subject, as nginx passes it (e.g. the client address or API key) or its h:... key form.")
+    /// The subject as nginx passes it, or its key form with `--key-form`.
+    @Argument(help: "The subject, as nginx passes it (e.g. the client address or API key); with --key-form, its h:... key form.")
     var subject: String
 
     /// The plan's id; one of the config's plans.
@@ -99,7 +103,7 @@ struct SetPlanCommand: ParsableCommand {
 
     /// Refuses a bad subject or anchor before anything is read.
     func validate() throws {
-        _ = try PlanStoreOptions.subjectKey(subject)
+        _ = try target.subjectKey(subject)
         _ = try anchorMs()
     }
 
@@ -117,7 +121,7 @@ struct SetPlanCommand: ParsableCommand {
             throw ExitCode(1)
         }
         let store = try target.store(loaded, method: "PUT")
-        let subject = try PlanStoreOptions.subjectKey(self.subject)
+        let subject = try target.subjectKey(self.subject)
         let record = PlanRecord(plan: loaded.plans[index].id, periodAnchor: periodAnchor)
         try target.storeCall { () throws(StoreError) in try store.setPlan(record, at: gate.keys.plan(subject: subject)) }
         print(gate.planJSON(subject: subject, plan: SubjectPlan(index: index, source: .stored, anchor: periodAnchor)))
@@ -132,8 +136,8 @@ struct GetPlanCommand: ParsableCommand {
         abstract: "Print SUBJECT's plan and its source, stored or default (the admin API's GET /api/usage/plan, without nginx's variable)."
     )
 
-    /// The subject as nginx passes it, or its `h:...` key form.
-    @Argument(help: "The subject, as nginx passes it (e.g. the client address or API key) or its h:... key form.")
+    /// The subject as nginx passes it, or its key form with `--key-form`.
+    @Argument(help: "The subject, as nginx passes it (e.g. the client address or API key); with --key-form, its h:... key form.")
     var subject: String
 
     /// Where plans are stored.
@@ -141,7 +145,7 @@ struct GetPlanCommand: ParsableCommand {
 
     /// Refuses a bad subject before anything is read.
     func validate() throws {
-        _ = try PlanStoreOptions.subjectKey(subject)
+        _ = try target.subjectKey(subject)
     }
 
     /// Reads the record and prints the subject's plan.
@@ -149,7 +153,7 @@ struct GetPlanCommand: ParsableCommand {
         let loaded = try loadConfig(target.config)
         let gate = Gate(config: loaded)
         let store = try target.store(loaded, method: "GET")
-        let subject = try PlanStoreOptions.subjectKey(self.subject)
+        let subject = try target.subjectKey(self.subject)
         let record = try target.storeCall { () throws(StoreError) in try store.plan(at: gate.keys.plan(subject: subject)) }
         print(gate.planJSON(subject: subject, plan: gate.subjectPlan(record: record, nginxPlan: nil)))
     }
@@ -163,8 +167,8 @@ struct ClearPlanCommand: ParsableCommand {
         abstract: "Remove SUBJECT's stored plan (the admin API's DELETE /api/usage/plan) and print its plan afterwards."
     )
 
-    /// The subject as nginx passes it, or its `h:...` key form.
-    @Argument(help: "The subject, as nginx passes it (e.g. the client address or API key) or its h:... key form.")
+    /// The subject as nginx passes it, or its key form with `--key-form`.
+    @Argument(help: "The subject, as nginx passes it (e.g. the client address or API key); with --key-form, its h:... key form.")
     var subject: String
 
     /// Where plans are stored.
@@ -172,7 +176,7 @@ struct ClearPlanCommand: ParsableCommand {
 
     /// Refuses a bad subject before anything is read.
     func validate() throws {
-        _ = try PlanStoreOptions.subjectKey(subject)
+        _ = try target.subjectKey(subject)
     }
 
     /// Removes the record and prints the subject's plan without it.
@@ -180,7 +184,7 @@ struct ClearPlanCommand: ParsableCommand {
         let loaded = try loadConfig(target.config)
         let gate = Gate(config: loaded)
         let store = try target.store(loaded, method: "DELETE")
-        let subject = try PlanStoreOptions.subjectKey(self.subject)
+        let subject = try target.subjectKey(self.subject)
         try target.storeCall { () throws(StoreError) in _ = try store.clearPlan(at: gate.keys.plan(subject: subject)) }
         print(gate.planJSON(subject: subject, plan: gate.subjectPlan(record: nil, nginxPlan: nil)))
     }

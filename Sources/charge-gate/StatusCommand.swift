@@ -12,8 +12,11 @@ struct StatusCommand: ParsableCommand {
     @Option(help: "The YAML config file (its pools, redis and keyPrefix are used).")
     var config: String
 
-    @Option(help: "Whose bucket per-subject pools show (as nginx passes it, or its h:... key form).")
+    @Option(help: "Whose bucket per-subject pools show (as nginx passes it; with --key-form, its key form as usage shows it).")
     var subject: String = ""
+
+    @Flag(help: "--subject is a key form as usage and events show it (h:...), not the subject as nginx passes it.")
+    var keyForm = false
 
     @Option(help: "Override the config's redis URL.")
     var redis: String?
@@ -25,7 +28,7 @@ struct StatusCommand: ParsableCommand {
             throw ExitCode(1)
         }
         let gate = Gate(config: loaded)
-        let subjectKey = SafeToken.adminKey(for: subject)
+        let subjectKey = try adminSubjectKey(subject, keyForm: keyForm, option: "--subject") ?? SafeToken.anonymous
         let store = RedisStore(url: url, timeoutMs: max(loaded.redisTimeoutMs, 2000), allowEviction: true)
         let snapshot: UsageSnapshot
         do {

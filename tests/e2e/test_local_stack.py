@@ -24,8 +24,8 @@ from harness import (
 PIDS = ["nginx", "charge-gate", "redis"]
 
 
-def run(*args, timeout=60):
-    env = dict(os.environ, CHARGE_GATE_BIN=str(BIN))
+def run(*args, timeout=60, env: dict | None = None):
+    env = dict(os.environ, CHARGE_GATE_BIN=str(BIN), **(env or {}))
     return subprocess.run([str(LOCAL_STACK), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=timeout, env=env)
 

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from harness import assert_allowed, assert_json, assert_out_of_charge, fetch_events
+from harness import allowed_within, assert_allowed, assert_json, assert_out_of_charge, fetch_events
 
 TOKEN = "s3cret-admin.Token_42"
 ADMIN = {"Authorization": "Bearer " + TOKEN}
@@ -202,8 +202,8 @@ def test_a_subject_in_the_hashed_form_cannot_drain_the_victim(st):
     assert usage_of(s, shown)["perkey"]["subject"] == h(shown)
     for _ in range(2):
         assert s.post("/api/paid", headers=as_(victim)).status == 200
-    # An admin may still name the victim by the hashed form.
-    r = s.get("/api/usage?subject=" + shown, headers=ADMIN)
+    # An admin may still name the victim by the hashed form, as a key form (subjectKey).
+    r = s.get("/api/usage?subjectKey=" + shown, headers=ADMIN)
     assert {p["id"]: p for p in r.json()["pools"]}["credits"]["current"] == 7
 
 
@@ -256,3 +256,58 @@ def test_idempotency_records_per_subject_are_bounded(rst):
     assert usage_of(s, "flooder")["meter"]["usedBalance"] == 41
     assert_allowed(s.post("/api/meter", headers=as_("flooder", "k-0")), "POST", "/api/meter")
     assert usage_of(s, "flooder")["meter"]["usedBalance"] == 41
+
+
+# 7. The idempotency fingerprint left out the query: `?prompt=b` with the key of `?prompt=a`
+#    was replayed free while the app did new work.
+def test_a_key_reused_with_another_query_is_422_never_a_free_pass(st):
+    s = st
+    assert_allowed(s.post("/api/idem/gen?prompt=a", headers=as_("quinn", "Q1")), "POST", "/api/idem/gen?prompt=a")
+    hits = len(s.app_hits_settled(1))
+    for query in ["prompt=b", "prompt=a&x=1", "prompt=%61", ""]:
+        uri = "/api/idem/gen" + ("?" + query if query else "")
+        assert_reused(s.post(uri, headers=as_("quinn", "Q1")))
+    assert len(s.app_hits_settled()) == hits, "a reused key reached the app"
+    # The request itself, with its query as sent, is still a free repeat.
+    assert_allowed(s.post("/api/idem/gen?prompt=a", headers=as_("quinn", "Q1")), "POST", "/api/idem/gen?prompt=a")
+    mine = usage_of(s, "quinn")
+    assert (mine["idem"]["current"], mine["credits"]["current"]) == (1, 9)
+    assert len(fetch_events(s, TOKEN, pool="idem")) == 1
+
+
+# 8. Admin calls took a subject that looked hashed as a key form: a top-off for the subject
+#    literally named `h:<32 hex>` refilled the customer whose key form that is.
+def test_an_admin_call_for_a_literal_hashed_subject_never_touches_the_victim(st):
+    s = st
+    victim = "victim key/with spaces"
+    for _ in range(3):
+        assert s.post("/api/plain", headers=as_(victim)).status == 200
+    assert_out_of_charge(s.post("/api/plain", headers=as_(victim)), "perkey")
+    literal = h(victim)  # a subject nginx may pass as it is: another customer's API key, say
+    assert s.post("/api/plain", headers=as_(literal)).status == 200
+
+    def topoff(body: dict):
+        return s.request("POST", "/api/usage/topoff", headers={**ADMIN, "Content-Type": "application/json"},
+                         body=json.dumps(body).encode())
+
+    r = topoff({"poolId": "perkey", "subject": literal})
+    assert r.status == 200, r
+    assert r.json()["subject"] == h(literal), r
+    assert_out_of_charge(s.post("/api/plain", headers=as_(victim)), "perkey")
+    assert usage_of(s, victim)["perkey"]["current"] == 0
+    # Reads and the events filter name the literal subject too.
+    r = s.get("/api/usage?subject=" + literal, headers=ADMIN)
+    assert {p["id"]: p for p in r.json()["pools"]}["perkey"]["subject"] == h(literal), r
+    assert {e["subject"] for e in fetch_events(s, TOKEN, pool="perkey", subject=literal)} == {h(literal)}
+    # The victim is reached only by its key form, named as such.
+    r = topoff({"poolId": "perkey", "subjectKey": literal})
+    assert r.status == 200, r
+    assert r.json()["subject"] == literal, r
+    assert usage_of(s, victim)["perkey"]["current"] == 3
+    allowed_within(lambda: s.post("/api/plain", headers=as_(victim)), "perkey", 2.5, "the victim's top-off did not show")
+    assert {e["subject"] for e in fetch_events(s, TOKEN, pool="perkey", subjectKey=literal)} == {literal}
+    # A key form that is none, or both names at once, is a 400.
+    for body, message in [({"poolId": "perkey", "subjectKey": "h:ABC"}, "subjectKey: "),
+                          ({"poolId": "perkey", "subject": "a", "subjectKey": "a"}, "subject, subjectKey: ")]:
+        r = topoff(body)
+        assert r.status == 400 and r.json()["message"].startswith(message), r

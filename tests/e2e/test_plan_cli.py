@@ -110,10 +110,19 @@ def test_subjects_in_key_form_and_hashed(make_stack):
     hashed = got["subject"]
     assert hashed.startswith("h:") and len(hashed) == 34, got
     assert stack.redis.client.get(plan_key(hashed)) == '{"plan":"pro"}'
-    # The hashed form as usage JSON and events show it names the same subject.
-    assert answer(cli(stack, "get", hashed))["plan"] == "pro"
-    assert answer(cli(stack, "clear", hashed))["source"] == "default"
+    # The hashed form as usage JSON and events show it names the same subject, as a key form.
+    assert answer(cli(stack, "get", "--key-form", hashed))["plan"] == "pro"
+    # Named as a subject, the same text is another subject (one nginx may pass as it is): its
+    # plan is its own, and setting or clearing it never touches the hashed subject's.
+    literal = answer(cli(stack, "get", hashed))
+    assert literal["subject"] != hashed and literal["source"] == "default", literal
+    assert answer(cli(stack, "set", hashed, "free"))["subject"] == literal["subject"]
+    assert answer(cli(stack, "clear", hashed))["subject"] == literal["subject"]
+    assert stack.redis.client.get(plan_key(hashed)) == '{"plan":"pro"}'
+    assert answer(cli(stack, "clear", "--key-form", hashed))["source"] == "default"
     assert stack.redis.client.get(plan_key(hashed)) is None
+    r = cli(stack, "get", "--key-form", "h:NOT-HEX")
+    assert r.returncode != 0 and "<subject> with --key-form: not a subject's key form" in r.stderr, r.stderr
 
     r = cli(stack, "get", "")
     assert r.returncode != 0 and "<subject>: give 1 to 1024 bytes" in r.stderr, r.stderr

@@ -1039,8 +1039,12 @@ def test_with_plans_buckets_record_their_cap_and_the_plan_record_is_stored(make_
     assert_allowed(s.get("/api/monthly/f", headers=as_(hostile)), "GET", "/api/monthly/f")
     m = WITH_MAX.match(redis_value(s, "monthly:" + h(hostile)))
     assert m and (int(m.group(1)), int(m.group(3))) == (9, 10), redis_value(s, "monthly:" + h(hostile))
-    # the admin may name it by its key form too
-    assert_plan_answer(get_plan(s, h(hostile)), h(hostile), "pro", "stored")
+    # the admin may name it by its key form too, as a key form (subjectKey); named as a
+    # subject, the same text is another subject (one nginx may pass as it is)
+    assert_plan_answer(s.get("/api/usage/plan?subjectKey=" + h(hostile), headers=ADMIN), h(hostile), "pro", "stored")
+    assert_plan_answer(get_plan(s, h(hostile)), h(h(hostile)), "free", "default")
+    assert_plan_answer(put_plan(s, h(hostile), {"plan": "free"}), h(h(hostile)), "free", "stored")
+    assert json.loads(s.redis.client.get("charge:#plan:" + h(hostile))) == {"plan": "pro"}
     # a subject that looks like a plan record's key cannot reach it
     assert_allowed(s.get("/api/monthly/f", headers=as_("#plan:fmt")), "GET", "/api/monthly/f")
     assert json.loads(s.redis.client.get("charge:#plan:fmt")) == {"plan": "pro"}

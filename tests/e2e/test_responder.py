@@ -10,6 +10,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from harness import (
     BIN,
     DEFAULT_POOLS,
@@ -160,6 +162,33 @@ def test_listen_inherit_from_a_launcher(make_stack):
     assert_out_of_charge(s.post("/api/generate"), "generate-image")
     s.responder.signal(signal.SIGTERM)
     assert s.responder.proc.wait(timeout=5) == 0
+
+
+UNKNOWN = "redis: unix:// URL: parameter 1 is neither db nor password (its text is not shown: it may be a secret)"
+TWICE = "redis: unix:// URL: db is given twice; give it once"
+ESCAPE = "redis: the password has an invalid %-escape (write % itself as %25)"
+
+
+@pytest.mark.parametrize("url,message", [
+    ("unix:///run/redis.sock?hunter2", UNKNOWN),
+    ("unix:///run/redis.sock?db=1&db=2", TWICE),
+    ("redis://:hunter2%zz@127.0.0.1:6379/0", ESCAPE),
+])
+def test_a_bad_redis_url_is_named_and_its_secret_never_shown(tmp_dir, url, message):
+    """The hostile review: a Redis URL error echoed an unknown parameter (a password typed
+    without its name), and took ?db=1&db=2 and a %zz password as written."""
+    bad = tmp_dir / "bad.yaml"
+    bad.write_text(f"redis: {url}\n" + DEFAULT_POOLS)
+    r = subprocess.run([str(BIN), "check-config", str(bad)], capture_output=True, text=True, timeout=15)
+    assert r.returncode == 1, r
+    assert (r.stdout + r.stderr).strip() == f"{bad}:1: {message}", r
+    good = tmp_dir / "good.yaml"
+    good.write_text(DEFAULT_POOLS)
+    for command in (["status"], ["events"], ["serve", "--listen", str(tmp_dir / "s.sock")]):
+        r = subprocess.run([str(BIN), *command, "--config", str(good), "--redis", url], capture_output=True, text=True, timeout=15)
+        assert r.returncode == 64, r
+        assert r.stderr.splitlines()[0] == f"Error: --redis: {message}", r
+        assert "hunter2" not in r.stdout + r.stderr, r
 
 
 def test_check_config(tmp_dir):

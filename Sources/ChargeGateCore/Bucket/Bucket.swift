@@ -65,8 +65,12 @@ public enum Bucket {
 
     /// The level a spend left behind, from what the store answered: `remaining` charges, full
     /// again at `fullAt` (so the last step was `fullAt - (max - remaining) * interval`).
+    /// `remaining` is held within 0...max first (a pool at or past its cap is full: its last
+    /// step does not matter), so a store's answer cannot overflow the product, which the
+    /// config bounds (`max × interval` ≤ 2^53).
     public static func level(remaining: Int64, fullAt: Int64, max: Int64, intervalMs: Int64) -> Level {
-        Level(available: remaining, lastUpdatedAt: fullAt - (max - remaining) * intervalMs, isFull: remaining >= max)
+        let held = Swift.min(Swift.max(0, remaining), max)
+        return Level(available: remaining, lastUpdatedAt: fullAt.saturatingSubtracting((max - held) * intervalMs), isFull: remaining >= max)
     }
 
     /// Epoch ms at which the next charge arrives (the next one that can be spent, when the pool
@@ -74,14 +78,15 @@ public enum Bucket {
     /// and the usage answer (`nextRechargeAt`) take it from.
     public static func nextRechargeAt(_ level: Level, intervalMs: Int64?) -> Int64? {
         guard !level.isFull, let interval = intervalMs, interval > 0 else { return nil }
-        return level.lastUpdatedAt + span(1 - Swift.min(0, level.available), interval)
+        // Saturating: a level read back from a store's answer may sit at the ends of Int64.
+        return level.lastUpdatedAt.saturatingAdding(span(Int64(1).saturatingSubtracting(Swift.min(0, level.available)), interval))
     }
 
     /// Epoch ms at which the pool is full again (owed charges paid back first), nil when full
     /// or never.
     public static func fullAt(_ level: Level, max: Int64, intervalMs: Int64?) -> Int64? {
         guard !level.isFull, let interval = intervalMs, interval > 0 else { return nil }
-        return level.lastUpdatedAt + span(max - level.available, interval)
+        return level.lastUpdatedAt.saturatingAdding(span(max.saturatingSubtracting(level.available), interval))
     }
 
     /// The state after a top-off: `amount` nil fills the pool; otherwise adds, capped at `max`,

@@ -71,7 +71,10 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses `redis://[[user]:password@]host[:port][/db]`, `unix:///path[?db=N][&password=P]` or
     /// `redis-sentinel://[:password@]host[:port][,host[:port]...]/master[?db=N]`. Throws a message
-    /// fit for `FILE:LINE: message`; no message repeats the URL (so never the password).
+    /// fit for `FILE:LINE: message`; no message repeats the URL, a password, a parameter's value
+    /// or an unknown parameter's text (`?hunter2` may be a password without its name). A
+    /// parameter given twice, a `%` not followed by two hex digits and a user name or password
+    /// that is not UTF-8 once decoded are refused.
     public init(parsing text: String) throws(ConfigMessage) {
         if text.hasPrefix("redis-sentinel://") {
             self = try Self.sentinel(parsing: Substring(text.dropFirst("redis-sentinel://".count)))
@@ -82,20 +85,13 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
             var db = 0
             var password: String?
             if let q = rest.firstIndex(of: "?") {
-                for pair in rest[rest.index(after: q)...].split(separator: "&") {
-                    let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                    let name = parts[0]
-                    let value = parts.count > 1 ? String(parts[1]) : ""
-                    switch name {
-                    case "db":
-                        guard let n = Int(value), n >= 0 else { throw ConfigMessage("redis: db must be a whole number >= 0") }
-                        db = n
-                    case "password":
-                        password = PercentDecoding.decode(value)
-                    default:
-                        throw ConfigMessage("redis: unknown parameter '\(name)' in unix:// URL")
-                    }
+                let parameters = try Self.parameters(
+                    rest[rest.index(after: q)...], known: ["db", "password"], scheme: "unix://", unknown: "is neither db nor password")
+                if let value = parameters["db"] {
+                    guard let n = Int(value), n >= 0 else { throw ConfigMessage("redis: db must be a whole number >= 0") }
+                    db = n
                 }
+                if let value = parameters["password"] { password = try Self.decoded(value, "the password") }
                 rest = rest[..<q]
             }
             guard rest.hasPrefix("/"), rest.count > 1 else {
@@ -116,10 +112,10 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
             rest = rest[rest.index(after: at)...]
             if let colon = userinfo.firstIndex(of: ":") {
                 let user = userinfo[..<colon]
-                username = user.isEmpty ? nil : PercentDecoding.decode(String(user))
-                password = PercentDecoding.decode(String(userinfo[userinfo.index(after: colon)...]))
+                username = user.isEmpty ? nil : try Self.decoded(user, "the user name")
+                password = try Self.decoded(userinfo[userinfo.index(after: colon)...], "the password")
             } else {
-                password = PercentDecoding.decode(String(userinfo))
+                password = try Self.decoded(userinfo, "the password")
             }
         }
         var db = 0
@@ -172,18 +168,16 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
             guard userinfo.first == ":" else {
                 throw ConfigMessage("redis: redis-sentinel:// takes a password only, written :PASSWORD@ (no user name)")
             }
-            let decoded = PercentDecoding.decode(String(userinfo.dropFirst()))
+            let decoded = try Self.decoded(userinfo.dropFirst(), "the password")
             guard !decoded.isEmpty else { throw ConfigMessage("redis: empty password (leave out :@ for none)") }
             password = decoded
         }
         var db = 0
         if let q = rest.firstIndex(of: "?") {
-            for pair in rest[rest.index(after: q)...].split(separator: "&", omittingEmptySubsequences: false) {
-                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                guard parts[0] == "db" else {
-                    throw ConfigMessage("redis: unknown parameter '\(parts[0])' in redis-sentinel:// URL (only db)")
-                }
-                guard parts.count == 2, let n = Int(parts[1]), n >= 0 else { throw ConfigMessage("redis: db must be a whole number >= 0") }
+            let parameters = try Self.parameters(
+                rest[rest.index(after: q)...], known: ["db"], scheme: "redis-sentinel://", unknown: "is not db")
+            if let value = parameters["db"] {
+                guard let n = Int(value), n >= 0 else { throw ConfigMessage("redis: db must be a whole number >= 0") }
                 db = n
             }
             rest = rest[..<q]
@@ -207,6 +201,52 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
             sentinels.append(address)
         }
         return RedisURL(endpoint: .sentinel(sentinels: sentinels, master: String(master)), db: db, password: password)
+    }
+
+    /// The `name=value` pairs of the query `text` of a `scheme` URL (empty pairs skipped; a
+    /// name without `=` has the value `""`): each a name of `known`, each at most once. The
+    /// messages name a known parameter, or an unknown one by its place (`unknown` says what it
+    /// is not), never a value or an unknown name.
+    private static func parameters(
+        _ text: Substring, known: [String], scheme: String, unknown: String
+    ) throws(ConfigMessage) -> [String: Substring] {
+        var found: [String: Substring] = [:]
+        for (place, pair) in text.split(separator: "&").enumerated() {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = known.first(where: { $0 == parts[0] }) else {
+                throw ConfigMessage("redis: \(scheme) URL: parameter \(place + 1) \(unknown) (its text is not shown: it may be a secret)")
+            }
+            guard found[name] == nil else { throw ConfigMessage("redis: \(scheme) URL: \(name) is given twice; give it once") }
+            found[name] = parts.count > 1 ? parts[1] : ""
+        }
+        return found
+    }
+
+    /// `text` %-decoded; `what` (`the password`, `the user name`) names it in a message, which
+    /// never shows it: a `%` not followed by two hex digits, or bytes that are not UTF-8 once
+    /// decoded, are refused rather than taken as written (a password would then be wrong in a
+    /// way no message could show).
+    private static func decoded(_ text: some StringProtocol, _ what: String) throws(ConfigMessage) -> String {
+        let utf8 = Array(text.utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(utf8.count)
+        var i = 0
+        while i < utf8.count {
+            guard utf8[i] == UInt8(ascii: "%") else {
+                bytes.append(utf8[i])
+                i += 1
+                continue
+            }
+            guard i + 2 < utf8.count, let hi = PercentDecoding.hexValue(utf8[i + 1]), let lo = PercentDecoding.hexValue(utf8[i + 2]) else {
+                throw ConfigMessage("redis: \(what) has an invalid %-escape (write % itself as %25)")
+            }
+            bytes.append(hi << 4 | lo)
+            i += 3
+        }
+        guard let decoded = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigMessage("redis: \(what) is not UTF-8 text once %-decoded")
+        }
+        return decoded
     }
 
     private static func isMasterNameByte(_ byte: UInt8) -> Bool {

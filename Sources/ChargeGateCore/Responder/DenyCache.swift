@@ -41,8 +41,9 @@ public final class DenyCache {
         return (entry.poolId, entry.until - now, entry.policy)
     }
 
-    /// Remembers that `key` is denied by `poolId` until `now + retryAfterMs`; returns how many
-    /// requests the previous entry for `key` answered from memory (for the log line).
+    /// Remembers that `key` is denied by `poolId` until `now + retryAfterMs` (held at
+    /// `Int64.max`: a wait from the store never overflows here); returns how many requests the
+    /// previous entry for `key` answered from memory (for the log line).
     @discardableResult
     public func remember(_ key: String, poolId: String, retryAfterMs: Int64, now: Int64, policy: String = "") -> Int {
         let answered = entries[key]?.answered ?? 0
@@ -54,7 +55,8 @@ public final class DenyCache {
             entries = entries.filter { now < $0.value.expires && now < $0.value.until }
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
         }
-        entries[key] = Entry(until: now + retryAfterMs, expires: now + maxAgeMs, poolId: poolId, policy: policy, answered: 0)
+        entries[key] = Entry(
+            until: now.saturatingAdding(retryAfterMs), expires: now.saturatingAdding(maxAgeMs), poolId: poolId, policy: policy, answered: 0)
         return answered
     }
 

@@ -70,16 +70,22 @@ extension Gate {
             hasSubjectPools ? String(index) + "\n" + subject : String(index)
         }
 
-        /// 32 hex digits naming one request on this route: the route, the method and the URI,
-        /// each prefixed with its length in bytes, so that no field's text can move into
-        /// another (a decoded URI may hold a newline; found by fuzz-params).
-        public func fingerprint(method: String, uri: String) -> String {
+        /// 32 hex digits naming one request on this route: the route, the method, the URI and,
+        /// when not empty, the query as the client sent it, each prefixed with its length in
+        /// bytes, so that no field's text can move into another (a decoded URI may hold a
+        /// newline; found by fuzz-params). A request without a query has the fingerprint it had
+        /// before the query counted (three fields never read as four: records stay valid).
+        public func fingerprint(method: String, uri: String, query: some StringProtocol) -> String {
             var text = ""
-            for field in [identity, method, uri] {
+            func append(_ field: some StringProtocol) {
                 text += String(field.utf8.count)
                 text += ":"
-                text += field
+                text.append(contentsOf: field)
             }
+            append(identity)
+            append(method)
+            append(uri)
+            if !query.isEmpty { append(query) }
             return String(SHA256.hex(text).prefix(32))
         }
     }

@@ -135,19 +135,23 @@ public final class Gate: Sendable {
     }
 
     /// The idempotency check for a request on `route` (which must be idempotent) by `subject`
-    /// with the client key `clientKey` (as sent), the method and the charged URI.
-    public func idempotencyCheck(_ route: Route, subject: String, clientKey: String, method: String, uri: String) -> IdempotencyCheck {
+    /// with the client key `clientKey` (as sent), the method, the charged URI and the query as
+    /// the client sent it (`URIPath.query(ofRequestURI:)`: the app sees it, so it is part of
+    /// the request).
+    public func idempotencyCheck(
+        _ route: Route, subject: String, clientKey: String, method: String, uri: String, query: some StringProtocol
+    ) -> IdempotencyCheck {
         IdempotencyCheck(
             key: keys.idempotency(subject: subject, clientKey: clientKey),
-            fingerprint: route.fingerprint(method: method, uri: uri),
+            fingerprint: route.fingerprint(method: method, uri: uri, query: query),
             ttlMs: Int64(config.idempotencyTtlSeconds) * 1000,
             maxRepeats: Int64(config.idempotencyMaxRepeats),
             quotaKey: keys.idempotencyQuota(subject: subject),
             maxRecords: Int64(config.idempotencyMaxKeysPerSubject))
     }
 
-    /// Whole seconds, rounded up, of `ms` (never negative).
+    /// Whole seconds, rounded up, of `ms` (never negative, never overflowing).
     public static func seconds(_ ms: Int64) -> Int64 {
-        ms <= 0 ? 0 : (ms + 999) / 1000
+        ms <= 0 ? 0 : ms / 1000 + (ms % 1000 == 0 ? 0 : 1)
     }
 }

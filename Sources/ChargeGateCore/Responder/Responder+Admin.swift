@@ -6,6 +6,7 @@ extension Responder {
     private struct TopOffBody: Decodable {
         var poolId: String
         var subject: String?
+        var subjectKey: String?
         var amount: Int64?
     }
 
@@ -19,7 +20,8 @@ extension Responder {
         do {
             body = try JSONDecoder().decode(TopOffBody.self, from: Data(bytes))
         } catch {
-            return .error(400, "bad_request", [("message", #"body: expected JSON {"poolId":"ID","subject":"S"?,"amount":N?}"#)])
+            return .error(
+                400, "bad_request", [("message", #"body: expected JSON {"poolId":"ID","subject":"S"?,"subjectKey":"K"?,"amount":N?}"#)])
         }
         guard let index = gate.config.poolIndex(id: body.poolId) else {
             return .error(404, "unknown_pool", [("poolId", body.poolId)])
@@ -31,9 +33,15 @@ extension Responder {
         if let amount = body.amount, amount < 1 || amount > Limits.maxCharges {
             return .error(400, "bad_request", [("message", "amount: must be a whole number from 1 to 1e15")])
         }
+        let named: String?
+        do {
+            named = try AdminSubject.key(subject: body.subject, subjectKey: body.subjectKey)
+        } catch {
+            return .error(400, "bad_request", [("message", error.message)])
+        }
         var subject = ""
-        switch (pool.scope, body.subject) {
-        case (.subject, let given?): subject = SafeToken.adminKey(for: given)
+        switch (pool.scope, named) {
+        case (.subject, let key?): subject = key
         case (.subject, nil): return .error(400, "bad_request", [("message", "subject: required for per-subject pool \(pool.id)")])
         case (.global, nil): break
         case (.global, _?): return .error(400, "bad_request", [("message", "subject: pool \(pool.id) is global")])
@@ -80,7 +88,7 @@ extension Responder {
     func events(_ request: some RequestParams, gate: Gate) -> Response {
         if let refused = Self.onlyMethods(["GET", "HEAD"], request) { return refused }
         if let refused = Self.requireAdmin(request, gate: gate) { return refused }
-        let names = ["since", "until", "limit", "pool", "subject", "after"]
+        let names = ["since", "until", "limit", "pool", "subject", "subjectKey", "after"]
         if let refused = Self.refuseRepeated(names, in: request.param(Param.query) ?? "") { return refused }
         guard !gate.eventStreams.isEmpty else {
             return .json(200, #"{"events":[],"next":null}"#)
@@ -107,7 +115,13 @@ extension Responder {
         query.until = until.0
         query.limit = Int(limit.0 ?? 100)
         if let pool = QueryString.value(of: "pool", in: text), !pool.isEmpty { query.pool = pool }
-        if let subject = QueryString.value(of: "subject", in: text), !subject.isEmpty { query.subject = SafeToken.adminKey(for: subject) }
+        do {
+            query.subject = try AdminSubject.key(
+                subject: QueryString.value(of: "subject", in: text).flatMap { $0.isEmpty ? nil : $0 },
+                subjectKey: QueryString.value(of: "subjectKey", in: text).flatMap { $0.isEmpty ? nil : $0 })
+        } catch {
+            return .error(400, "bad_request", [("message", error.message)])
+        }
         if let after = QueryString.value(of: "after", in: text), !after.isEmpty {
             guard EventID(after) != nil else { return .error(400, "bad_request", [("message", "after: expected an event id as MS-SEQ")]) }
             query.after = after

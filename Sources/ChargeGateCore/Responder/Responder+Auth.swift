@@ -31,7 +31,9 @@ extension Responder {
         var clientKey = ""
         if route.idempotent, !key.isEmpty {
             clientKey = SafeToken.key(for: key)
-            idempotency = gate.idempotencyCheck(route, subject: subject, clientKey: key, method: requestMethod, uri: path)
+            idempotency = gate.idempotencyCheck(
+                route, subject: subject, clientKey: key, method: requestMethod, uri: path,
+                query: URIPath.query(ofRequestURI: request.param(Param.requestURI) ?? ""))
         }
 
         // The plan when the subject has none stored: nginx's when it names one, else the default
@@ -224,11 +226,11 @@ extension Responder {
             if let full = fullAt[i], item.period != nil {
                 // The whole allowance comes back when the period ends.
                 state += ";t="
-                state += String(Gate.seconds(full - now))
+                state += String(Gate.seconds(full.saturatingSubtracting(now)))
             } else if let full = fullAt[i], let interval = item.intervalMs {
                 let level = Bucket.level(remaining: remaining[i], fullAt: full, max: max, intervalMs: interval)
                 state += ";t="
-                state += String(Gate.seconds((Bucket.nextRechargeAt(level, intervalMs: interval) ?? now) - now))
+                state += String(Gate.seconds((Bucket.nextRechargeAt(level, intervalMs: interval) ?? now).saturatingSubtracting(now)))
             }
         }
         return Response(
@@ -237,14 +239,15 @@ extension Responder {
 
     /// The 429 for `pool`, waiting `wait` ms; with the log line unless `noted` is false (an
     /// answer from the deny cache is counted, not logged one by one).
-    func outOfCharge(pool: String, wait: Int64, subject: String, route: Gate.Route, policy: String, noted: Bool = true) -> Response {
+    func outOfCharge(pool: String, wait given: Int64, subject: String, route: Gate.Route, policy: String, noted: Bool = true) -> Response {
+        let wait = Swift.max(0, given)
         var w = JSONWriter()
         w.beginObject()
         w.field("error", "out_of_charge")
         w.field("retryAfterMs", wait)
         w.field("poolId", pool)
         w.endObject()
-        let seconds = String((wait + 999) / 1000)
+        let seconds = String(Gate.seconds(wait))
         var response = deny(
             429, body: w.text, retryAfter: seconds, policy: policy, state: policy.isEmpty ? "" : "\"" + pool + "\";r=0;t=" + seconds)
         if noted {
@@ -266,7 +269,7 @@ extension Responder {
     /// this very second). `now` is this node's clock, the one nginx compares T with.
     func markForEdge(_ response: inout Response, wait: Int64, now: Int64, gate: Gate) {
         let nowSeconds = now / 1000
-        let until = Swift.min((now + wait) / 1000 - 1, nowSeconds + Int64(gate.config.edgeDenySeconds) - 1)
+        let until = Swift.min(now.saturatingAdding(wait) / 1000 - 1, nowSeconds + Int64(gate.config.edgeDenySeconds) - 1)
         guard until >= nowSeconds else { return }
         let marked = (name: Header.accelExpires, value: "@" + String(until))
         if let i = response.headers.firstIndex(where: { $0.name == Header.accelExpires }) {

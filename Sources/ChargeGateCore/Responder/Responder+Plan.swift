@@ -35,11 +35,20 @@ extension Responder {
         if let refused = Self.onlyMethods(["GET", "HEAD", "PUT", "DELETE"], request) { return refused }
         if let refused = Self.requireAdmin(request, gate: gate) { return refused }
         let query = request.param(Param.query) ?? ""
-        if let refused = Self.refuseRepeated(["subject"], in: query) { return refused }
-        guard let given = QueryString.value(of: "subject", in: query), !given.isEmpty, given.utf8.count <= Gate.maxAdminSubjectBytes else {
-            return .error(400, "bad_request", [("message", "subject: give the subject once, as ?subject=S (1 to 1024 bytes)")])
+        if let refused = Self.refuseRepeated(["subject", "subjectKey"], in: query) { return refused }
+        let given = QueryString.value(of: "subject", in: query)
+        let givenKey = QueryString.value(of: "subjectKey", in: query)
+        guard let text = given ?? givenKey, !text.isEmpty, text.utf8.count <= Gate.maxAdminSubjectBytes else {
+            return .error(
+                400, "bad_request", [("message", "subject: give the subject once, as ?subject=S (1 to 1024 bytes) or ?subjectKey=KEY")])
         }
-        let subject = SafeToken.adminKey(for: given)
+        let named: String?
+        do {
+            named = try AdminSubject.key(subject: given, subjectKey: givenKey)
+        } catch {
+            return .error(400, "bad_request", [("message", error.message)])
+        }
+        guard let subject = named else { return .error(400, "bad_request", [("message", "subject: give the subject")]) }
         let key = gate.keys.plan(subject: subject)
         let method = request.param(Param.method) ?? ""
         do {

@@ -6,11 +6,17 @@ extension Responder {
     func usage(_ request: some RequestParams, gate: Gate) -> Response {
         if let refused = Self.onlyMethods(["GET", "HEAD"], request) { return refused }
         let query = request.param(Param.query) ?? ""
-        if let refused = Self.refuseRepeated(["subject"], in: query) { return refused }
+        if let refused = Self.refuseRepeated(["subject", "subjectKey"], in: query) { return refused }
         var subject = SafeToken.key(for: request.param(Param.subject) ?? "")
-        if let asked = QueryString.value(of: "subject", in: query) {
+        let asked = QueryString.value(of: "subject", in: query)
+        let askedKey = QueryString.value(of: "subjectKey", in: query)
+        if asked != nil || askedKey != nil {
             if let refused = Self.requireAdmin(request, gate: gate) { return refused }
-            subject = SafeToken.adminKey(for: asked)
+            do {
+                subject = try AdminSubject.key(subject: asked, subjectKey: askedKey) ?? subject
+            } catch {
+                return .error(400, "bad_request", [("message", error.message)])
+            }
         }
         let snapshot: UsageSnapshot
         do {

@@ -10,9 +10,11 @@ public enum SafeToken {
     /// `text` itself when it matches `[A-Za-z0-9._:@-]{1,64}` and does not start with `h:`,
     /// else `h:` + the first 32 hex digits of its SHA-256. An empty `text` becomes `_anonymous`.
     ///
-    /// Hashing everything that starts with `h:` keeps the two forms apart: a client that sends
-    /// another subject's hashed form as its own subject gets a hash of that text, not the other
-    /// subject's bucket.
+    /// The one function a subject becomes a key by, wherever it comes from: nginx's subject of
+    /// a request, and a subject an admin names (`AdminSubject`). Hashing everything that starts
+    /// with `h:` keeps the two forms apart: a client that sends another subject's hashed form as
+    /// its own subject gets a hash of that text, not the other subject's bucket, and so does an
+    /// admin who names it as a subject (a key form is named as such: `subjectKey`).
     public static func key(for text: String) -> String {
         if text.isEmpty { return anonymous }
         let utf8 = text.utf8
@@ -20,13 +22,12 @@ public enum SafeToken {
         return hashedMark + SHA256.hex(text).prefix(32)
     }
 
-    /// The key form of a subject an admin names (`?subject=`, a top-off, an events filter, the
-    /// CLI): a hashed form as usage JSON, events and logs show it (`h:` + 32 lowercase hex
-    /// digits) names that hashed subject as it is; anything else is `key(for:)`. Only admins
-    /// may address hashed subjects this way: a client's own subject always goes through
-    /// `key(for:)`.
-    public static func adminKey(for text: String) -> String {
-        isHashed(text) ? text : key(for: text)
+    /// Whether `text` is a key form: what `key(for:)` answers for some text (a hashed form, or
+    /// a text it keeps as it is).
+    public static func isKey(_ text: String) -> Bool {
+        if isHashed(text) { return true }
+        let utf8 = text.utf8
+        return (1...64).contains(utf8.count) && utf8.allSatisfy(isAllowed) && !text.hasPrefix(hashedMark)
     }
 
     /// Whether `text` is a hashed form: `h:` + 32 lowercase hex digits.

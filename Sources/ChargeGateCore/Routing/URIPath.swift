@@ -68,6 +68,14 @@ public enum URIPath {
         return normalize(PercentDecoding.decode(path))
     }
 
+    /// The query of a raw request URI (`$request_uri`) exactly as the client sent it: the bytes
+    /// after its first `?`, not decoded; empty when there is none (or nothing follows the `?`).
+    public static func query(ofRequestURI raw: some StringProtocol) -> Substring {
+        let text = Substring(raw)
+        guard let q = text.utf8.firstIndex(of: UInt8(ascii: "?")) else { return "" }
+        return text[text.utf8.index(after: q)...]
+    }
+
     /// The non-empty segments of a normalised path, split at every `/` byte.
     public static func segments(_ path: String) -> [Substring] {
         var result: [Substring] = []

@@ -1,11 +1,11 @@
 /// The idempotency record a spend checks and writes (a route with `idempotent: true`, a
 /// request carrying the key header). It binds the request: a key used again for another route,
-/// method or URI is refused, and an allowed request is repeated free at most `maxRepeats` times.
+/// method, URI or query is refused, and an allowed request is repeated free at most `maxRepeats` times.
 public struct IdempotencyCheck: Sendable, Equatable {
     /// Store key of the record (`KeySpace.idempotency`).
     public var key: String
-    /// 32 hex digits naming the request: the route itself (prefix and methods), the method and
-    /// the normalised URI (`Gate.fingerprint`).
+    /// 32 hex digits naming the request: the route itself (prefix and methods), the method,
+    /// the normalised URI and the raw query (`Gate.Route.fingerprint`).
     public var fingerprint: String
     /// How long a record lives, in ms.
     public var ttlMs: Int64

@@ -97,6 +97,11 @@ private let onePool = """
         BadConfigCase("unknown-top-key.yaml", "2: redisTimeout: unknown key (did you mean 'redisTimeoutMs'?)"),
         BadConfigCase("bad-listen.yaml", "1: listen: expected a unix socket path, host:port or 'inherit', got 'localhost'"),
         BadConfigCase("bad-redis-url.yaml", "1: redis: port must be 1-65535"),
+        BadConfigCase(
+            "redis-url-unknown-parameter.yaml",
+            "1: redis: unix:// URL: parameter 1 is neither db nor password (its text is not shown: it may be a secret)"),
+        BadConfigCase("redis-url-duplicate-parameter.yaml", "1: redis: unix:// URL: db is given twice; give it once"),
+        BadConfigCase("redis-url-bad-escape.yaml", "1: redis: the password has an invalid %-escape (write % itself as %25)"),
         BadConfigCase("workers-zero.yaml", "1: workers: must be a whole number from 1 to 256, got 0"),
         BadConfigCase("workers-quoted.yaml", "1: workers: expected a whole number, got '8' (a quoted string)"),
         BadConfigCase("redis-timeout-string.yaml", "1: redisTimeoutMs: expected a whole number, got 'fast'"),
@@ -228,9 +233,13 @@ private let onePool = """
                 """)
     }
 
-    @Test func redisErrorNeverShowsThePassword() throws {
-        let errors = try #require(ConfigLoader.load(path: try fixturePath("bad-redis-url.yaml")).failure)
-        #expect(!errors.description.contains("s3cret"))
+    @Test(arguments: ["bad-redis-url.yaml", "redis-url-unknown-parameter.yaml", "redis-url-bad-escape.yaml"])
+    func redisErrorNeverShowsThePassword(file: String) throws {
+        let errors = try #require(ConfigLoader.load(path: try fixturePath(file)).failure)
+        #expect(!errors.description.contains("s3cret") && !errors.description.contains("hunter2"))
+    }
+
+    @Test func redisErrorNeverShowsAParameterValue() throws {
         #expect(
             errorLines("redis: unix:///run/redis.sock?password=s3cret&db=x\n" + onePool) == ["1: redis: db must be a whole number >= 0"])
     }

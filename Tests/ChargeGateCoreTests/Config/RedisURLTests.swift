@@ -83,7 +83,8 @@ private func hp(_ host: String, _ port: Int) -> RedisURL.HostPort {
         BadRedisURL(text: "redis-sentinel://a:1/m?db=-1", message: "redis: db must be a whole number >= 0"),
         BadRedisURL(text: "redis-sentinel://a:1/m?db", message: "redis: db must be a whole number >= 0"),
         BadRedisURL(
-            text: "redis-sentinel://a:1/m?timeout=5", message: "redis: unknown parameter 'timeout' in redis-sentinel:// URL (only db)"),
+            text: "redis-sentinel://a:1/m?timeout=5",
+            message: "redis: redis-sentinel:// URL: parameter 1 is not db (its text is not shown: it may be a secret)"),
         BadRedisURL(text: "redis-sentinel://a:1/my master", message: "redis: master name must be 1-128 of A-Z a-z 0-9 . _ -"),
         BadRedisURL(text: "redis-sentinel://a:1/m/x", message: "redis: master name must be 1-128 of A-Z a-z 0-9 . _ -"),
         BadRedisURL(
@@ -93,6 +94,58 @@ private func hp(_ host: String, _ port: Int) -> RedisURL.HostPort {
             text: "sentinel://a:1/m",
             message: "redis: expected redis://host:port/db, unix:///path/to/redis.sock or redis-sentinel://host:port,host:port/master"),
     ]
+
+    /// Parameters and %-escapes: a parameter given twice, an unknown one, an invalid escape or
+    /// bytes that are not UTF-8 once decoded are refused; no message shows a password, a
+    /// parameter's value or an unknown parameter's text (`?s3cret` may be a password typed
+    /// without its name).
+    static let strict: [BadRedisURL] = [
+        BadRedisURL(
+            text: "unix:///run/redis.sock?s3cret",
+            message: "redis: unix:// URL: parameter 1 is neither db nor password (its text is not shown: it may be a secret)"),
+        BadRedisURL(
+            text: "unix:///run/redis.sock?db=1&s3cret=x",
+            message: "redis: unix:// URL: parameter 2 is neither db nor password (its text is not shown: it may be a secret)"),
+        BadRedisURL(
+            text: "redis-sentinel://a:1/m?db=1&s3cret",
+            message: "redis: redis-sentinel:// URL: parameter 2 is not db (its text is not shown: it may be a secret)"),
+        BadRedisURL(text: "unix:///run/redis.sock?db=1&db=2", message: "redis: unix:// URL: db is given twice; give it once"),
+        BadRedisURL(text: "unix:///run/redis.sock?db=1&db=1", message: "redis: unix:// URL: db is given twice; give it once"),
+        BadRedisURL(
+            text: "unix:///run/redis.sock?password=s3cret&password=s3cret2",
+            message: "redis: unix:// URL: password is given twice; give it once"),
+        BadRedisURL(text: "redis-sentinel://a:1/m?db=1&db=2", message: "redis: redis-sentinel:// URL: db is given twice; give it once"),
+        BadRedisURL(text: "redis://:s3cret%zz@h:1/0", message: "redis: the password has an invalid %-escape (write % itself as %25)"),
+        BadRedisURL(text: "redis://:s3cret%2@h:1/0", message: "redis: the password has an invalid %-escape (write % itself as %25)"),
+        BadRedisURL(text: "redis://:s3cret%@h:1/0", message: "redis: the password has an invalid %-escape (write % itself as %25)"),
+        BadRedisURL(text: "redis://:s3cret%ff@h:1/0", message: "redis: the password is not UTF-8 text once %-decoded"),
+        BadRedisURL(text: "redis://s3cret%g1:pw@h:1/0", message: "redis: the user name has an invalid %-escape (write % itself as %25)"),
+        BadRedisURL(text: "redis://s3cret%zz@h:1/0", message: "redis: the password has an invalid %-escape (write % itself as %25)"),
+        BadRedisURL(
+            text: "unix:///run/redis.sock?password=s3cret%zz",
+            message: "redis: the password has an invalid %-escape (write % itself as %25)"),
+        BadRedisURL(
+            text: "redis-sentinel://:s3cret%zz@a:1/m", message: "redis: the password has an invalid %-escape (write % itself as %25)"),
+        BadRedisURL(text: "redis-sentinel://:%C3%28@a:1/m", message: "redis: the password is not UTF-8 text once %-decoded"),
+    ]
+
+    @Test(arguments: strict)
+    func refusesWithoutShowingSecrets(_ c: BadRedisURL) {
+        #expect(throws: ConfigMessage(c.message)) { try RedisURL(parsing: c.text) }
+        #expect(!c.message.contains("s3cret"))
+    }
+
+    /// What the strict parsing still takes: valid escapes (UTF-8 too), empty pairs.
+    @Test(arguments: [
+        ("redis://:p%40ss%2Fw%25rd@h:1/0", RedisURL(endpoint: .tcp(host: "h", port: 1), password: "p@ss/w%rd")),
+        ("redis://us%65r:caf%C3%A9@h:1/0", RedisURL(endpoint: .tcp(host: "h", port: 1), password: "café", username: "user")),
+        ("unix:///s.sock?password=a%26b&db=2", RedisURL(endpoint: .unix(path: "/s.sock"), db: 2, password: "a&b")),
+        ("unix:///s.sock?db=2&&", RedisURL(endpoint: .unix(path: "/s.sock"), db: 2)),
+        ("redis-sentinel://:p%3Aw@a:1/m?db=3", RedisURL(endpoint: .sentinel(sentinels: [hp("a", 1)], master: "m"), db: 3, password: "p:w")),
+    ])
+    func decodesValidEscapes(text: String, url: RedisURL) throws {
+        #expect(try RedisURL(parsing: text) == url)
+    }
 
     @Test(arguments: good)
     func parses(_ c: GoodRedisURL) throws {

@@ -69,6 +69,37 @@ import Testing
         #expect(status(ask(gate, "/api/orders/4")) == "429")
     }
 
+    /// Two requests with one idempotency key on one path, the client's raw `REQUEST_URI` of
+    /// each (the query as sent), and whether the second is a free repeat (else a 422).
+    static let queryCases: [QueryCase] = [
+        QueryCase("/api/orders/x?prompt=a", "/api/orders/x?prompt=b", repeated: false),
+        QueryCase("/api/orders/x?prompt=a", "/api/orders/x?prompt=a", repeated: true),
+        QueryCase("/api/orders/x", "/api/orders/x?prompt=a", repeated: false),
+        QueryCase("/api/orders/x?prompt=a", "/api/orders/x", repeated: false),
+        // As sent: another order or spelling of the same parameters is another request.
+        QueryCase("/api/orders/x?a=1&b=2", "/api/orders/x?b=2&a=1", repeated: false),
+        QueryCase("/api/orders/x?p=a", "/api/orders/x?p=%61", repeated: false),
+        // A `?` with nothing after it is no query.
+        QueryCase("/api/orders/x", "/api/orders/x?", repeated: true),
+    ]
+
+    @Test(arguments: queryCases)
+    func aKeyReusedWithAnotherQueryIs422(_ c: QueryCase) {
+        let gate = Gate(config: Self.config())
+        func ask(_ requestURI: String) -> Response {
+            responder.respond(
+                to: FakeRequest.auth("/api/orders/x", subject: "alice", headers: ["HTTP_IDEMPOTENCY_KEY": "K", "REQUEST_URI": requestURI]),
+                gate: gate)
+        }
+        #expect(status(ask(c.first)) == "204")  // small2: 3 -> 2
+        #expect(status(ask(c.second)) == (c.repeated ? "204" : "422"))
+        #expect(counting.spends == 2)
+        // Nothing more was spent: two charges are left.
+        #expect(status(self.ask(gate, "/api/orders/1")) == "204")
+        #expect(status(self.ask(gate, "/api/orders/2")) == "204")
+        #expect(status(self.ask(gate, "/api/orders/3")) == "429")
+    }
+
     @Test func aKeyFirstUsedOnAnotherRouteWithTheSamePrefixIs422() {
         let gate = Gate(config: Self.config())
         #expect(status(ask(gate, "/api/dc", method: "GET", key: "K")) == "204")
@@ -130,6 +161,44 @@ import Testing
         }
     }
 
+    /// An admin names a subject as nginx passes it (`subject`) or by its key form
+    /// (`subjectKey`), never one guessed from the other: a top-off, a usage read or an events
+    /// filter for the subject literally called `h:<32 hex>` (the victim's key form) is that
+    /// subject's, and the victim is reached only through `subjectKey`.
+    @Test func anAdminNamingALiteralHashedSubjectNeverReachesTheVictim() {
+        var config = Self.config()
+        config.adminToken = "s3cret"
+        config.eventsMaxLen = 100
+        let gate = Gate(config: config)
+        let victim = "victim key/with spaces"
+        let hashed = SafeToken.key(for: victim)
+        let literal = SafeToken.key(for: hashed)
+        for _ in 0..<3 { #expect(status(ask(gate, "/api/plain", subject: victim)) == "204") }
+        #expect(status(ask(gate, "/api/plain", subject: victim)) == "429")
+        #expect(status(ask(gate, "/api/plain", subject: hashed)) == "204")  // the literal subject: its own bucket
+
+        func admin(_ role: String, query: String = "", method: String = "GET", body: String = "") -> Response {
+            responder.respond(to: FakeRequest.endpoint(role, query: query, method: method, token: "s3cret", body: body), gate: gate)
+        }
+        // A top-off for the literal subject fills the literal subject's bucket, not the victim's.
+        let topOff = admin("topoff", method: "POST", body: #"{"poolId":"small2","subject":"\#(hashed)"}"#)
+        #expect(topOff.status == 200)
+        #expect(topOff.body.contains(#""subject":"\#(literal)""#))
+        #expect(status(ask(gate, "/api/plain", subject: victim)) == "429")
+        // Reads and filters alike.
+        #expect(admin("usage", query: "subject=" + hashed).body.contains(#""subject":"\#(literal)""#))
+        let events = admin("events", query: "subject=" + hashed).body
+        #expect(events.contains(#""subject":"\#(literal)""#) && !events.contains(#""subject":"\#(hashed)""#))
+        // The key form, named as such, is the victim.
+        let named = admin("topoff", method: "POST", body: #"{"poolId":"small2","subjectKey":"\#(hashed)"}"#)
+        #expect(named.status == 200)
+        #expect(named.body.contains(#""subject":"\#(hashed)""#))
+        #expect(status(ask(gate, "/api/plain", subject: victim)) == "204")
+        #expect(admin("usage", query: "subjectKey=" + hashed).body.contains(#""subject":"\#(hashed)""#))
+        let victims = admin("events", query: "subjectKey=" + hashed).body
+        #expect(victims.contains(#""subject":"\#(hashed)""#) && !victims.contains(#""subject":"\#(literal)""#))
+    }
+
     @Test func aSubjectWrittenInTheHashedFormGetsItsOwnBucket() {
         let gate = Gate(config: Self.config())
         let victim = "key with spaces"
@@ -173,4 +242,20 @@ import Testing
         let gate = Gate(config: Self.config())
         #expect(status(ask(gate, charged)) == "unrouted")
     }
+}
+
+/// Two requests with one idempotency key, as their raw `REQUEST_URI`s, and whether the second
+/// is a free repeat of the first (else a 422).
+struct QueryCase: Sendable, CustomTestStringConvertible {
+    var first: String
+    var second: String
+    var repeated: Bool
+
+    init(_ first: String, _ second: String, repeated: Bool) {
+        self.first = first
+        self.second = second
+        self.repeated = repeated
+    }
+
+    var testDescription: String { "\(first) then \(second)" }
 }

@@ -17,4 +17,28 @@ import Testing
     func decides(record: IdempotencyRecord?, decision: IdempotencyRecord.Decision) {
         #expect(IdempotencyRecord.decide(record, for: Self.check) == decision)
     }
+
+    /// The fingerprint's text: each field as its length in bytes, `:`, then the field; the
+    /// query is a fourth field only when not empty, so a request without one keeps the
+    /// fingerprint records written before the query counted hold (docs/redis.md).
+    @Test(
+        arguments: [
+            ("", "13:/api/orders *4:POST13:/api/orders/x"),
+            ("prompt=a", "13:/api/orders *4:POST13:/api/orders/x8:prompt=a"),
+            ("p=%61&q", "13:/api/orders *4:POST13:/api/orders/x7:p=%61&q"),
+        ])
+    func fingerprintCountsTheQueryAsSent(query: String, text: String) throws {
+        let gate = Gate(config: ResponderNoFreePassTests.config())
+        let route = try #require(gate.route(path: "/api/orders/x", method: "POST"))
+        #expect(route.fingerprint(method: "POST", uri: "/api/orders/x", query: query) == String(SHA256.hex(text).prefix(32)))
+    }
+
+    @Test(
+        arguments: [
+            ("/api/generate?prompt=a", "prompt=a"), ("/api/generate", ""), ("/api/generate?", ""), ("/a?b?c#d", "b?c#d"),
+            ("/a%3Fb?x=%zz", "x=%zz"), ("?", ""), ("", ""),
+        ])
+    func theQueryIsTheRawTextAfterTheFirstQuestionMark(requestURI: String, query: String) {
+        #expect(URIPath.query(ofRequestURI: requestURI) == query)
+    }
 }

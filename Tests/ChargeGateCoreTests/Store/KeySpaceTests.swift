@@ -84,13 +84,41 @@ import Testing
         #expect(key == "h:" + SHA256.hex(raw).prefix(32))
     }
 
-    @Test func anAdminMayNameAHashedSubjectByItsHashedForm() {
-        let hashed = SafeToken.key(for: "key with spaces")
-        #expect(SafeToken.adminKey(for: hashed) == hashed)
-        #expect(SafeToken.adminKey(for: "key with spaces") == hashed)
-        #expect(SafeToken.adminKey(for: "alice") == "alice")
-        // Not exactly h: + 32 lowercase hex digits: hashed like any client's subject.
-        #expect(SafeToken.adminKey(for: "h:ABC") == SafeToken.key(for: "h:ABC"))
-        #expect(SafeToken.key(for: hashed) != hashed)
+    static let victim = SafeToken.key(for: "key with spaces")
+
+    /// How an admin names a subject: `subject` always through `SafeToken.key(for:)`, as a
+    /// client's (a text that looks like a key form is another subject); `subjectKey` only a key
+    /// form, as it is; never both.
+    @Test(arguments: [
+        (String?("key with spaces"), String?.none, Result<String?, AdminSubject.Refusal>.success(victim)),
+        (victim, nil, .success(SafeToken.key(for: victim))),
+        ("alice", nil, .success("alice")),
+        ("", nil, .success("_anonymous")),
+        ("h:ABC", nil, .success(SafeToken.key(for: "h:ABC"))),
+        (nil, victim, .success(victim)),
+        (nil, "alice", .success("alice")),
+        (nil, "_anonymous", .success("_anonymous")),
+        (nil, "h:ABC", .failure(.init(parameter: "subjectKey", reason: AdminSubject.notAKey))),
+        (nil, "h:0123", .failure(.init(parameter: "subjectKey", reason: AdminSubject.notAKey))),
+        (nil, "key with spaces", .failure(.init(parameter: "subjectKey", reason: AdminSubject.notAKey))),
+        (nil, "", .failure(.init(parameter: "subjectKey", reason: AdminSubject.notAKey))),
+        (nil, String(repeating: "a", count: 65), .failure(.init(parameter: "subjectKey", reason: AdminSubject.notAKey))),
+        ("alice", "alice", .failure(.init(parameter: "subject, subjectKey", reason: "give one of them, not both"))),
+        (nil, nil, .success(nil)),
+    ])
+    func anAdminNamesASubjectOrAKeyFormNeverOneForTheOther(
+        subject: String?, subjectKey: String?, expected: Result<String?, AdminSubject.Refusal>
+    ) {
+        let got = Result { () throws(AdminSubject.Refusal) in try AdminSubject.key(subject: subject, subjectKey: subjectKey) }
+        #expect(got == expected)
+    }
+
+    /// `isKey` holds exactly for what `key(for:)` can answer.
+    @Test(arguments: [
+        "alice", "_anonymous", victim, "h:ABC", "h:", "", "a b", String(repeating: "a", count: 64), String(repeating: "a", count: 65),
+    ])
+    func aKeyFormIsWhatKeyForAnswers(text: String) {
+        #expect(SafeToken.isKey(SafeToken.key(for: text)))
+        #expect(SafeToken.isKey(text) == (SafeToken.isHashed(text) || SafeToken.key(for: text) == text))
     }
 }

@@ -6,7 +6,7 @@
 // moves the clock N ms on; an empty line or `---` sends the current request and starts the next.
 // Up to 64 requests per input, each checked on its own and against the store's state, and the
 // auth answers against a model of the idempotency records (by subject and key: the request
-// that made each, its free repeats, its expiry; records per subject per TTL window).
+// that made each (route, method, URI and raw query), its free repeats, its expiry; records per subject per TTL window).
 import ChargeGateCore
 import Foundation
 import FuzzSupport
@@ -119,17 +119,27 @@ func level(_ state: BucketState?, pool: Int, now: Int64) -> Int64 {
     return Bucket.level(state, max: max, intervalMs: config.intervalMs, now: now).available
 }
 
+/// The query of the client's request as sent: the bytes of `REQUEST_URI` after its first `?`
+/// (empty when none), byte-wise.
+func referenceQuery(_ request: Request) -> String {
+    let raw = Array((request.params["REQUEST_URI"] ?? "").utf8)
+    guard let q = raw.firstIndex(of: UInt8(ascii: "?")) else { return "" }
+    return String(decoding: raw[(q + 1)...], as: UTF8.self)
+}
+
 /// What an idempotency record stands for in the model: the request that created it.
 struct ModelRequest: Equatable {
     var route: Int
     var method: String
     var uri: String
+    var query: String
 
-    /// The same request: route, method and URI byte for byte (fuzz/README.md, Findings, 4: the
-    /// fingerprint once joined method and URI with a newline, so a method holding one could pass
-    /// as another request; its fields are length-prefixed now).
+    /// The same request: route, method, URI and raw query byte for byte (fuzz/README.md,
+    /// Findings, 4: the fingerprint once joined method and URI with a newline, so a method
+    /// holding one could pass as another request; its fields are length-prefixed now. The query
+    /// once did not count: `?prompt=b` with the key of `?prompt=a` was a free repeat).
     func same(as other: ModelRequest) -> Bool {
-        route == other.route && sameBytes(method, other.method) && sameBytes(uri, other.uri)
+        route == other.route && sameBytes(method, other.method) && sameBytes(uri, other.uri) && sameBytes(query, other.query)
     }
 }
 
@@ -212,7 +222,7 @@ final class Session {
                 require(answer["plan"] is NSNull && answer["source"] as? String == "default", "without plans the plan is the default")
             }
             require(
-                (try? store.plan(at: gate.keys.plan(subject: SafeToken.adminKey(for: "x")))) == nil,
+                (try? store.plan(at: gate.keys.plan(subject: SafeToken.key(for: "x")))) == nil,
                 "no plan record is ever written without plans")
         case "metrics":
             // The Prometheus text where a responder has it, else 404 (or, in a build without
@@ -259,7 +269,7 @@ final class Session {
 
         // No free pass: the route nginx's path falls under (a byte-wise linear scan) must have
         // been charged, unless this was a repeat of an allowed idempotent request (same subject,
-        // key, route, method and URI) within idempotencyMaxRepeats and the TTL.
+        // key, route, method, URI and raw query) within idempotencyMaxRepeats and the TTL.
         var method = request.params["REQUEST_METHOD"] ?? ""
         if method == "HEAD" { method = "GET" }
         let path = referencePath(request)
@@ -288,7 +298,8 @@ final class Session {
         let clientKey = request.params[gate.idempotencyParam].flatMap { $0.isEmpty ? nil : $0 }
         let config = gate.config
         let ttl = Int64(config.idempotencyTtlSeconds) * 1000
-        let this = ModelRequest(route: routeIndex, method: request.params["REQUEST_METHOD"] ?? "", uri: path)
+        let this = ModelRequest(
+            route: routeIndex, method: request.params["REQUEST_METHOD"] ?? "", uri: path, query: referenceQuery(request))
         var recordID: String?
         var live: ModelRecord?
         if route.idempotent, let clientKey {
@@ -301,8 +312,9 @@ final class Session {
         if let live, !live.request.same(as: this) {
             // The key was first used for another request: 422, nothing spent.
             require(
-                response.status == 403 && status == "422", "a key reused for another request (route, method, URI) is refused with 422",
-                "\(detail): status \(response.status) \(status ?? "nil"), first used for route \(live.request.route) \(show(live.request.method)) \(show(live.request.uri)), pools \(changed)"
+                response.status == 403 && status == "422",
+                "a key reused for another request (route, method, URI, query) is refused with 422",
+                "\(detail): status \(response.status) \(status ?? "nil"), first used for route \(live.request.route) \(show(live.request.method)) \(show(live.request.uri)) query \(show(live.request.query)), pools \(changed)"
             )
             require(!spent, "a 422 spends nothing", "\(detail): pools \(changed)")
             let body = parseJSON(header(response, ChargeHeader.body) ?? "", "X-Charge-Body of a 422")
@@ -326,7 +338,11 @@ final class Session {
         // No free pass: anything else allowed (no key, a route that is not idempotent, a first
         // use, repeats used up, an expired record) spent its route's cost from each of its pools.
         require(
-            spent, "no free pass: an allowed request that is not a repeat within the bound (same subject, key, route, method, URI) spends",
+            spent,
+            """
+            no free pass: an allowed request that is not a repeat within the bound (same subject, key, route, method, URI, \
+            query) spends
+            """,
             "\(detail): record \(live.map { "repeats \($0.repeats) of route \($0.request.route) \(show($0.request.method)) \(show($0.request.uri))" } ?? "none")"
         )
         for charge in route.charges {

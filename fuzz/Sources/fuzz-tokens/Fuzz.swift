@@ -44,12 +44,15 @@ func checkSafeToken(_ text: String) {
     }
     if isHashedForm(key) {
         // A hashed form: flagged as one, hashed again when sent as a subject (a client cannot
-        // take another subject's bucket by sending its hashed form), kept as is by admins.
+        // take another subject's bucket by sending its hashed form, nor an admin who names it
+        // as a subject), kept as is only when named as a key form (subjectKey).
         require(SafeToken.isHashed(key), "a hashed result satisfies isHashed", show(key))
         let again = SafeToken.key(for: key)
         require(!sameBytes(again, key), "key(for: hashed) is not the hashed form itself", show(key))
         require(isHashedForm(again), "key(for: hashed) is another hashed form", "\(show(key)) -> \(show(again))")
-        require(sameBytes(SafeToken.adminKey(for: key), key), "adminKey keeps a hashed form as it is", show(key))
+        require(
+            (try? AdminSubject.key(subject: key, subjectKey: nil)).map { sameBytes($0 ?? "", again) } ?? false,
+            "an admin's subject that looks hashed is key(for:) of it, like a client's", show(key))
         let bytes = Array(text.utf8)
         if let earlier = hashedInputs[key] {
             require(
@@ -69,10 +72,17 @@ func checkSafeToken(_ text: String) {
         require(!SafeToken.isHashed(key), "a result that is not hashed is not isHashed", show(key))
     }
     require(SafeToken.isHashed(text) == isHashedForm(text), "isHashed is h:[0-9a-f]{32}", show(text))
-    let admin = SafeToken.adminKey(for: text)
+    // Admins: `subject` is always key(for:); `subjectKey` is the text itself exactly when it is
+    // a key form (what key(for:) answers for some text), else refused.
+    require(SafeToken.isKey(key), "every result of key(for:) is a key form", show(key))
+    let isKey = isHashedForm(text) || passes
+    require(SafeToken.isKey(text) == isKey, "isKey is h:[0-9a-f]{32} or [A-Za-z0-9._:@-]{1,64} not starting with h:", show(text))
+    let asSubject = try? AdminSubject.key(subject: text, subjectKey: nil)
+    require(asSubject.map { sameBytes($0 ?? "", key) } ?? false, "an admin's subject is key(for:)", show(text))
+    let asKey = try? AdminSubject.key(subject: nil, subjectKey: text)
     require(
-        sameBytes(admin, isHashedForm(text) ? text : key), "adminKey is the text when hashed-looking, else key(for:)",
-        "adminKey(for: \(show(text))) = \(show(admin))")
+        isKey ? asKey.map { sameBytes($0 ?? "", text) } ?? false : asKey == nil,
+        "an admin's subjectKey is the text when it is a key form, else refused", show(text))
     let poolID =
         (1...64).contains(text.utf8.count) && text.utf8.allSatisfy { isKeyByte($0) && $0 != UInt8(ascii: ":") && $0 != UInt8(ascii: "@") }
     require(SafeToken.isPoolID(text) == poolID, "isPoolID is [A-Za-z0-9._-]{1,64}", show(text))
