@@ -22,7 +22,7 @@
 // the Response is returned; an exception thrown by a callback is the caller's and propagates. A
 // network failure rejects exactly as fetch() does.
 //
-// Plans and billing periods (SPEC §7):
+// Plans and billing periods (README "Plans and periods"):
 // - chargeUsage() reads GET /api/usage as JSON: the subject's `plan` ({id, label, source}, or
 //   null without plans) and the pools, each with `period`, `periodStart`, `resetsAt` (null for
 //   a pool without a period) and `resets`, the human reset phrase ("resets Dec 1",

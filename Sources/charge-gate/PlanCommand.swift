@@ -3,7 +3,7 @@ import ChargeGateCore
 import ChargeGateRedis
 
 /// `charge-gate plan`: a subject's stored plan in Redis, set, read or cleared from the shell
-/// (SPEC §7; the same records as the admin API's `/api/usage/plan`).
+/// (the same records as the admin API's `/api/usage/plan`).
 struct PlanCommand: ParsableCommand {
     /// The command's name, help and subcommands.
     static let configuration = CommandConfiguration(

@@ -1,4 +1,4 @@
-"""`charge-gate plan set|get|clear` (SPEC §7 "CLI"): a subject's stored plan in Redis from the shell,
+"""`charge-gate plan set|get|clear` (README "Plans and periods"): a subject's stored plan in Redis from the shell,
 checked against the Redis key itself and against a running responder behind nginx."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Plans and billing periods (SPEC §7) through real nginx, on the Redis store and, where it is
+"""Plans and billing periods through real nginx, on the Redis store and, where it is
 cheap, on the memory store too: anchored and calendar periods, plan changes mid-period, the
 plan nginx names (`$charge_gate_plan` from a map of an API-key header), the deny caches (nginx's
 edge cache and the workers' memory cache) around a plan change, the admin plan API, the plan in
@@ -248,7 +248,7 @@ def _days(y: int, m: int, d: int) -> int:
 
 
 def anchored(kind: str, anchor: int, now: int) -> tuple[int, int]:
-    """SPEC §7's anchored window containing `now` (epoch ms): day and week periods start at
+    """The anchored window containing `now` (epoch ms): day and week periods start at
     anchor + k lengths; month periods on the anchor's day of month (clamped to the month's last
     day) at its time of day."""
     if kind in ("day", "week"):
@@ -459,7 +459,7 @@ def iso_ms(text: str) -> int:
 
 def test_anchored_periods_follow_the_anchors_day_and_time(make_stack, store):
     """For many anchors: the usage window (periodStart/resetsAt) and the wait of a denial (the
-    store's own period math: the Lua script on Redis) both equal SPEC §7's window computed here,
+    store's own period math: the Lua script on Redis) both equal the window computed here (docs/config.md),
     month anchors clamped to the month's last day (31st -> 30th/28th/29th)."""
     s = plans_stack(make_stack, redis=store == "redis", edge=0)
     now = now_ms(s)

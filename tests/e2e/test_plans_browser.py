@@ -1,4 +1,4 @@
-"""In a real browser: the usage page with plans and billing periods (SPEC §7).
+"""In a real browser: the usage page with plans and billing periods.
 
 A real stack (nginx + charge-gate + Redis, tests/e2e/harness.py) with plans and period pools:
 the subject (127.0.0.1, the test client) uses up its Free allowance, is given the Pro plan

@@ -1,4 +1,4 @@
-"""Shadow mode (SPEC §8) through real nginx and Redis: a shadow route is decided and spent
+"""Shadow mode through real nginx and Redis: a shadow route is decided and spent
 exactly as when enforced, but never blocked. A would-be 429/402 (or a store outage) passes to
 the app; the responder's X-Charge-Shadow reaches the stack's access log as "shadow" (via
 $charge_gate_shadow), the responder logs a shadow denial, and /metrics counts it as

@@ -1,4 +1,4 @@
-// nginx/charge-fetch.js, plans and billing periods (SPEC §7): resetString, chargeUsage and a
+// nginx/charge-fetch.js, plans and billing periods: resetString, chargeUsage and a
 // period pool's denial, with Node's built-in test runner: node --test tests/js/
 //
 // The module is loaded from its source text through a data: URL, as in charge-fetch.test.mjs.

@@ -1,4 +1,4 @@
-/// A billing period (SPEC §7): the whole allowance comes back at each period start.
+/// A billing period (`period: day | week | month`): the whole allowance comes back at each period start.
 ///
 /// Pure integer arithmetic on epoch milliseconds (UTC, no leap seconds, no Foundation): the twin
 /// of `period_window` in `Sources/ChargeGateRedis/period.lua`, which the charge script runs with

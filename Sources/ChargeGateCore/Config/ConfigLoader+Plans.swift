@@ -6,7 +6,7 @@ extension ConfigLoader.Reader {
     /// The keys a plan may set on one pool.
     static let planPoolKeys = ["maxCharges", "rechargeIntervalHours"]
 
-    /// Reads `plans`: a list of plan mappings (SPEC §7); absent or null means none. `pools`
+    /// Reads `plans`: a list of plan mappings (docs/config.md, plans); absent or null means none. `pools`
     /// are the pools read so far (a plan naming a pool that failed is not reported twice).
     mutating func readPlans(_ entry: Entry?, pools: [PoolConfig], routes: [RouteConfig]) -> [PlanConfig] {
         guard let entry, !Self.isNull(entry.value) else { return [] }

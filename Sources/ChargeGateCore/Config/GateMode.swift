@@ -1,4 +1,4 @@
-/// Whether the gate blocks (SPEC §8): `mode` at top level and per route.
+/// Whether the gate blocks (shadow mode, docs/http.md): `mode` at top level and per route.
 public enum GateMode: String, Sendable, Equatable {
     /// Denials are answered (429, 402, 422, 503).
     case enforce

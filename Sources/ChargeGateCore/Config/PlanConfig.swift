@@ -1,4 +1,4 @@
-/// One plan (SPEC §7): a name a subject can be given, and the limits it sets on per-subject
+/// One plan (docs/config.md, plans): a name a subject can be given, and the limits it sets on per-subject
 /// pools. A pool the plan does not list keeps its own settings.
 public struct PlanConfig: Sendable, Equatable {
     /// What a plan changes on one pool; nil fields keep the pool's own.

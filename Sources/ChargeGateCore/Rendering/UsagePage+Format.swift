@@ -84,7 +84,7 @@ extension UsagePage {
         return (year, month, day, seconds % 86_400)
     }
 
-    /// When a period pool's allowance comes back (SPEC §7), for people, `now` and `resetsAt`
+    /// When a period pool's allowance comes back (at the period's end), for people, `now` and `resetsAt`
     /// in epoch ms:
     /// - more than 24 h away: the UTC date of the reset, `"resets Dec 1"`, with the year when
     ///   it is not `now`'s (`"resets Jan 1, 2026"`);

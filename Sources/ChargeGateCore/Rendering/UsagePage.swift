@@ -7,7 +7,7 @@
 /// under "Other", or without a visible heading when no pool has a group). Every value that comes from
 /// the config or a client (labels, groups, subjects, plan labels, and ids too) is HTML-escaped.
 ///
-/// With plans configured (SPEC §7) the subject's plan comes first, under the title: "Plan: Pro",
+/// With plans configured the subject's plan comes first, under the title: "Plan: Pro",
 /// with "(default plan)" beside it when no stored plan or nginx variable chose it. Each card
 /// shows the pool as that plan sets it.
 ///

@@ -1,6 +1,6 @@
 import Foundation
 
-/// A subject's stored plan (SPEC §7), set through the admin API or the CLI: the plan's id and
+/// A subject's stored plan (docs/config.md, plans), set through the admin API or the CLI: the plan's id and
 /// the period anchor. Stored as `{"plan":"ID","periodAnchor":MS}` (the anchor left out when
 /// none) under `KeySpace.plan(subject:)`, with no expiry.
 public struct PlanRecord: Sendable, Equatable {

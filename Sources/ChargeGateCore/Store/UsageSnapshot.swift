@@ -19,7 +19,7 @@ public struct UsageSnapshot: Sendable {
     public var pools: [Pool]
 }
 
-/// A subject's plan and where it comes from (SPEC §7).
+/// A subject's plan and where it comes from (stored, nginx's, or the default).
 public struct SubjectPlan: Sendable, Equatable {
     /// Where the plan was found.
     public enum Source: String, Sendable {

@@ -58,7 +58,7 @@ private let onePool = """
 
 @Suite struct ConfigLoaderTests {
     static let badConfigs: [BadConfigCase] = [
-        // Plans, periods and modes (SPEC §7, §8).
+        // Plans, periods and modes.
         BadConfigCase("plan-unknown-pool.yaml", "17: plans[0].pools.images: unknown pool 'images'"),
         BadConfigCase(
             "plan-global-pool.yaml", "17: plans[0].pools.site: pool 'site' is global; plans set per-subject pools only ('per: subject')"),

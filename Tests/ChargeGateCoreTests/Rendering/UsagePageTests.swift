@@ -325,7 +325,7 @@ import Testing
         #expect(try #require(Self.card("q", in: page)).contains("style=\"width:33.3%\""))
     }
 
-    // MARK: plans (SPEC §7)
+    // MARK: plans
 
     static let planLineTable: [(UsagePage.Plan?, String?, String)] = [
         (UsagePage.Plan(label: "Pro", source: .stored), "<p class=\"plan\">Plan: <b>Pro</b></p>", "stored"),

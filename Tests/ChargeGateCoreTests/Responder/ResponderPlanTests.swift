@@ -4,7 +4,7 @@ import Testing
 
 @testable import ChargeGateCore
 
-/// Plans, billing periods and shadow mode through the responder (SPEC §7, §8), on the memory
+/// Plans, billing periods and shadow mode through the responder, on the memory
 /// store with a manual clock.
 @Suite struct ResponderPlanTests {
     /// 2025-11-30T10:00:00Z: the month ends in 14 h (Dec 1, 00:00 UTC).
