@@ -164,13 +164,20 @@ def phase(c: SentinelCluster, mode: str, pool: str) -> dict:
         assert calls_on_old == 0, f"{calls_on_old} script calls reached the old primary after the failover"
     assert any(r.kind == "ok" and r.t0 > t_reset for r in main), "no 200 after the old primary came back"
     if moved_again:
-        with contextlib.suppress(AssertionError):  # the assertion below says what is missing
-            wait_until(lambda: all(lines[n:] and f"to {final};" in lines[-1]
-                                   for lines, n in zip(c.failover_lines(), lines_before)), 5, what="log lines")
+        # A switch after the load stopped is seen by a worker at its next command: keep a little
+        # traffic going while the responders follow (its answers are not the phase's figures).
+        follow = SteadyLoad([c.nginxes[0].port], RATE / 4, THREADS, pick(pool)).start()
+        try:
+            with contextlib.suppress(AssertionError):  # the assertion below says what is missing
+                wait_until(lambda: all(lines[n:] and f"to {final};" in lines[-1]
+                                       for lines, n in zip(c.failover_lines(), lines_before)), 10, what="log lines")
+        finally:
+            follow.stop()
     new_lines = [lines[n:] for lines, n in zip(c.failover_lines(), lines_before)]
     if moved_again:
         # every responder followed the sentinels to where they ended
-        assert all(lines and f"to {final};" in lines[-1] for lines in new_lines), "\n".join(map(str, new_lines))
+        assert all(lines and f"to {final};" in lines[-1] for lines in new_lines), (
+            "\n".join(map(str, new_lines)) + f"\n{mode}: switched to {new.address}, then to {final}")
     else:
         # one line per responder process, naming the new primary
         assert all(len(lines) == 1 for lines in new_lines), "\n".join(map(str, new_lines))
