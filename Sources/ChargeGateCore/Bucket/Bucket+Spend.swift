@@ -15,7 +15,8 @@ extension Bucket {
 
     /// Decides a spend of every item or none (docs/redis.md, "The bucket"). `states[i]` is item i's stored
     /// state (nil: missing). Denial: a pool that never refills wins (402); otherwise the
-    /// pool with the longest wait (429). This is the reference for the Lua script.
+    /// pool with the longest wait (429). This is the reference for the Lua script: its `plan` is
+    /// the twin.
     public static func plan(_ items: [SpendItem], states: [BucketState?], now: Int64) -> SpendPlan {
         var levels: [Level] = []
         levels.reserveCapacity(items.count)
