@@ -7,9 +7,9 @@ extension SpendLayout {
         func table(_ pairs: [(String, Int)]) -> String {
             "{" + pairs.map { "\($0.0) = \($0.1)" }.joined(separator: ", ") + "}"
         }
-        let arguments = table(Argument.allCases.map { ("\($0)", $0.rawValue) })
-        let fields = ItemField.allCases.map { "{'\($0)', '\($0.reading.rawValue)'}" }.joined(separator: ", ")
-        let head = table(Head.allCases.map { ("\($0)", $0.rawValue) })
+        let arguments = table(Argument.allCases.map { ($0.rawValue, $0.position) })
+        let fields = ItemField.allCases.map { "{'\($0.rawValue)', '\($0.reading.rawValue)'}" }.joined(separator: ", ")
+        let head = table(Head.allCases.map { ($0.name, $0.rawValue) })
         let replies = Tag.allCases.map { tag in
             "\(tag.rawValue) = {" + tag.fields.map { "'\($0.rawValue)'" }.joined(separator: ", ") + "}"
         }.joined(separator: ", ")
@@ -27,19 +27,19 @@ extension SpendLayout {
 
     /// docs/redis.md's table of the spend's arguments before the items.
     static var argumentsTable: String {
-        markdown(["ARGV", "name", "what"], Argument.allCases.map { ["\($0.rawValue)", "`\($0)`", $0.meaning] })
+        markdown(["ARGV", "name", "what"], Argument.allCases.map { ["\($0.position)", "`\($0.rawValue)`", $0.meaning] })
     }
 
     /// docs/redis.md's table of an item's fields.
     static var itemTable: String {
         markdown(
             ["field", "name", "read as", "what"],
-            ItemField.allCases.map { ["\($0.rawValue)", "`\($0)`", $0.reading.rawValue, $0.meaning] })
+            ItemField.allCases.map { ["\($0.position)", "`\($0.rawValue)`", $0.reading.rawValue, $0.meaning] })
     }
 
     /// docs/redis.md's table of a spend reply: the head, then each tag's fields.
     static var replyTable: String {
-        var rows = Head.allCases.map { ["\($0.rawValue)", "`\($0)`", $0.meaning] }
+        var rows = Head.allCases.map { ["\($0.rawValue)", "`\($0.name)`", $0.meaning] }
         for tag in Tag.allCases where !tag.fields.isEmpty {
             for field in tag.fields { rows.append(["then, for `\(tag.rawValue)`", "`\(field.rawValue)`", field.meaning]) }
         }

@@ -3,11 +3,13 @@
 /// encoder (`RedisStore+Script.swift`) appends in this order, the decoders read these
 /// positions, the script reads its arguments through the Lua tables rendered from here
 /// (`lua`, put before the script), and docs/redis.md's tables are `markdown` (a test checks
-/// all three). Positions are 1-based, as `ARGV` and Lua tables count.
+/// all three). Positions are 1-based, as `ARGV` and Lua tables count. A name is a case's raw
+/// value, or `name` (no reflection: the script's source is built on a worker's first request).
 enum SpendLayout {
-    /// The spend's arguments before the items, in order: `ARGV[rawValue]`.
-    enum Argument: Int, CaseIterable {
-        case op = 1
+    /// The spend's arguments before the items, in order (`ARGV[position]`); the raw value is
+    /// the name.
+    enum Argument: String, CaseIterable {
+        case op
         case count
         case idempotent
         case idempotencyTtl
@@ -46,6 +48,9 @@ enum SpendLayout {
             case .defaultPlan: "the plan a stored id the config does not have counts as (0-based)"
             }
         }
+
+        /// `ARGV[position]`: the order of declaration.
+        var position: Int { (Self.allCases.firstIndex(of: self) ?? 0) + 1 }
     }
 
     /// How the script reads an item's field.
@@ -60,10 +65,11 @@ enum SpendLayout {
         case name
     }
 
-    /// One item's fields, in order: item i (0-based) of a spend at `ARGV[itemsBase + i *
-    /// ItemField.count + rawValue]`, a top-off's at `ARGV[topOffItemBase + rawValue]`.
-    enum ItemField: Int, CaseIterable {
-        case pool = 1
+    /// One item's fields, in order (the raw value is the name): item i (0-based) of a spend
+    /// at `ARGV[itemsBase + i * ItemField.count + position]`, a top-off's at
+    /// `ARGV[topOffItemBase + position]`.
+    enum ItemField: String, CaseIterable {
+        case pool
         case max
         case interval
         case cost
@@ -77,6 +83,9 @@ enum SpendLayout {
 
         /// The number of fields of an item.
         static let count = allCases.count
+
+        /// Its place among an item's fields (1-based): the order of declaration.
+        var position: Int { (Self.allCases.firstIndex(of: self) ?? 0) + 1 }
 
         /// How the script reads it.
         var reading: Reading {
@@ -125,6 +134,17 @@ enum SpendLayout {
 
         /// The 0-based index in the reply.
         var index: Int { rawValue - 1 }
+
+        /// The field's name.
+        var name: String {
+            switch self {
+            case .tag: "tag"
+            case .now: "now"
+            case .plan: "plan"
+            case .unknownPlan: "unknownPlan"
+            case .anchor: "anchor"
+            }
+        }
 
         /// What the field holds, for docs/redis.md.
         var meaning: String {

@@ -61,13 +61,13 @@ import Testing
 
     @Test func charge_luaReadsEveryArgumentByItsNameAndNoneByNumber() throws {
         let lua = try Self.file("Sources/ChargeGateRedis/charge.lua")
-        #expect(try Self.names("ARG", in: lua) == Set(SpendLayout.Argument.allCases.map { "\($0)" }))
+        #expect(try Self.names("ARG", in: lua) == Set(SpendLayout.Argument.allCases.map(\.rawValue)))
         #expect(try Self.names("TOPOFF", in: lua) == ["item", "amount"])
-        #expect(try Self.names("HEAD", in: lua) == Set(SpendLayout.Head.allCases.map { "\($0)" }))
+        #expect(try Self.names("HEAD", in: lua) == Set(SpendLayout.Head.allCases.map(\.name)))
         // Every item field is used by its name.
         let itemFields = try Self.names("item", in: lua)
         for field in SpendLayout.ItemField.allCases {
-            #expect(itemFields.contains("\(field)"), "charge.lua never reads item.\(field)")
+            #expect(itemFields.contains(field.rawValue), "charge.lua never reads item.\(field.rawValue)")
         }
         // No position of its own: ARGV is indexed through the layout only.
         #expect(lua.matches(of: try Regex("ARGV\\[\\s*[0-9]")).isEmpty, "charge.lua indexes ARGV by a number")
@@ -82,6 +82,10 @@ import Testing
                 #expect(lua.contains("\(field.rawValue) = "), "charge.lua never names the reply field \(field.rawValue)")
             }
         }
+    }
+
+    @Test func aHeadFieldsNameIsItsCase() {
+        for head in SpendLayout.Head.allCases { #expect(head.name == "\(head)") }
     }
 
     @Test func theScriptStartsWithTheRenderedLayout() {
@@ -125,7 +129,7 @@ import Testing
         let sent = Self.arguments(&command)
         #expect(sent.prefix(7) == ["6", "k0", "k1", "ik", "qk", "pk", "ek"])
         let argv = Array(sent.dropFirst(7))
-        func arg(_ argument: SpendLayout.Argument) -> String { argv[argument.rawValue - 1] }
+        func arg(_ argument: SpendLayout.Argument) -> String { argv[argument.position - 1] }
         let expected: [SpendLayout.Argument: String] = [
             .op: "spend", .count: "2", .idempotent: "1", .idempotencyTtl: "301", .eventsMaxLen: "401", .subject: "s", .route: "/r",
             .method: "M", .uri: "/u", .idempotencyKey: "key", .fingerprint: "ab12", .maxRepeats: "302", .maxRecords: "303",
@@ -134,7 +138,7 @@ import Testing
         for argument in SpendLayout.Argument.allCases { #expect(arg(argument) == expected[argument], "\(argument)") }
         #expect(argv.count == SpendLayout.itemsBase + 2 * SpendLayout.ItemField.count)
         func field(_ item: Int, _ field: SpendLayout.ItemField) -> String {
-            argv[SpendLayout.itemsBase + item * SpendLayout.ItemField.count + field.rawValue - 1]
+            argv[SpendLayout.itemsBase + item * SpendLayout.ItemField.count + field.position - 1]
         }
         let first: [SpendLayout.ItemField: String] = [
             .pool: "p0", .max: "101", .interval: "102", .cost: "103", .expires: "1", .period: "week", .anchor: "104", .tracksLimit: "1",
