@@ -199,7 +199,7 @@ extension RedisStore {
         }
         let n = request.items.count
         let items = 0..<Int64(n)
-        if let layout = SpendLayout.Tag(rawValue: tag), let body = ReplyBody(parts[head...], layout, items: n) {
+        if let layout = SpendLayout.Tag(named: tag), let body = ReplyBody(parts[head...], layout, items: n) {
             switch layout {
             case .allowed:
                 var remaining: [Int64] = []
@@ -233,25 +233,36 @@ extension RedisStore {
     /// The values after a spend reply's head, read by field name (`SpendLayout.Tag.fields`).
     private struct ReplyBody {
         let values: ArraySlice<RedisValue>
-        let tag: SpendLayout.Tag
+        let fields: [SpendLayout.ReplyField]
         let items: Int
 
         /// nil unless `values` are exactly the values `tag` has for `items` items.
         init?(_ values: ArraySlice<RedisValue>, _ tag: SpendLayout.Tag, items: Int) {
-            guard values.count == tag.count(items: items) else { return nil }
+            let fields = tag.fields
+            var count = 0
+            for field in fields { count += field.width(items: items) }
+            guard values.count == count else { return nil }
             self.values = values
-            self.tag = tag
+            self.fields = fields
             self.items = items
         }
 
-        /// The one value of `field`.
-        subscript(_ field: SpendLayout.ReplyField) -> RedisValue {
-            values[values.startIndex + tag.offset(of: field, items: items)]
+        /// Where `field`'s first value is.
+        private func start(of field: SpendLayout.ReplyField) -> Int {
+            var start = values.startIndex
+            for other in fields {
+                if other == field { break }
+                start += other.width(items: items)
+            }
+            return start
         }
+
+        /// The one value of `field`.
+        subscript(_ field: SpendLayout.ReplyField) -> RedisValue { values[start(of: field)] }
 
         /// The values of `field`: n of a per-item field.
         func values(_ field: SpendLayout.ReplyField) -> ArraySlice<RedisValue> {
-            let start = values.startIndex + tag.offset(of: field, items: items)
+            let start = start(of: field)
             return values[start..<(start + field.width(items: items))]
         }
     }

@@ -177,19 +177,13 @@ enum SpendLayout {
             }
         }
 
-        /// The number of values after the head for a spend of `items` items.
-        func count(items: Int) -> Int {
-            fields.reduce(0) { $0 + $1.width(items: items) }
-        }
-
-        /// Where `field`'s first value is, counted from the first value after the head.
-        func offset(of field: ReplyField, items: Int) -> Int {
-            var offset = 0
-            for other in fields {
-                if other == field { return offset }
-                offset += other.width(items: items)
+        /// The tag `text` names, nil for none (faster than `init(rawValue:)`'s table search).
+        init?(named text: String) {
+            for tag in Self.allCases where tag.rawValue == text {
+                self = tag
+                return
             }
-            return offset
+            return nil
         }
     }
 
