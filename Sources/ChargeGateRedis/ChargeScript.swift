@@ -2,16 +2,17 @@
 /// (spend), `Bucket.topOff` (top-off) and, for reads, the same state decoder (peek).
 ///
 /// Kept as its own files, `period.lua` (the billing-period math, the twin of
-/// `BillingPeriod.window`) then `charge.lua`; the keys and arguments each operation takes are
-/// documented in `RedisStore+Script.swift`, beside the Swift that builds them. A key whose
+/// `BillingPeriod.window`) then `charge.lua`, after the argument layout rendered from
+/// `SpendLayout`, where the keys and arguments each operation takes are declared. A key whose
 /// value is not `{"current":N,"lastUpdatedAt":MS}` with integers (|N| < 2^53) makes the script
 /// answer the error `CHARGEGATE corrupt bucket state at key K` without writing. The clock is
 /// Redis `TIME`.
 public enum ChargeScript {
-    /// The Lua source sent to Redis: `period.lua` then `charge.lua` (both beside this file,
-    /// compiled in by the EmbedText plugin). The period math comes first so that charge.lua's
-    /// operations can call `period_window`.
-    public static let source: String = embedded_period + "\n" + embedded_charge
+    /// The Lua source sent to Redis: the argument layout (`SpendLayout.lua`), `period.lua`
+    /// then `charge.lua` (both beside this file, compiled in by the EmbedText plugin). The
+    /// layout and the period math come first so that charge.lua's operations can read
+    /// arguments by name and call `period_window`.
+    public static let source: String = SpendLayout.lua + "\n" + embedded_period + "\n" + embedded_charge
 
     /// The billing-period math alone: `period.lua`, the twin of `BillingPeriod.window`, which
     /// defines the local function `period_window(kind, anchor, now) -> start, finish`. It

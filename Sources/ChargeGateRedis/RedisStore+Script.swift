@@ -3,29 +3,15 @@ import ChargeGateCore
 /// The operations of `ChargeScript` (charge.lua): the keys and arguments each takes are
 /// built here and nowhere else.
 extension RedisStore {
-    // MARK: Argument layout
+    // MARK: Keys and arguments
     //
-    // Layout (`n` = number of bucket keys, `P` = number of plans; every number is a decimal
-    // integer string, `""` stands for none):
-    //
-    // An item is 11 arguments: pool id, max (`""`: unlimited), interval ms (`""`: never
-    // refills), cost, expires (`"1"`/`"0"`), period (`""`, `day`, `week`, `month`), period anchor
-    // ms, tracks its cap (`"1"`/`"0"`: the state records `"max"` and is rebased when it changes),
-    // the pool's own max (`""`: unlimited; what a state without `"max"` was counted against),
-    // the largest max of any plan (`""`: none; what a rebased state counts as used at most),
-    // the slowest interval of any plan (`""`: none; what a per-subject bucket's TTL counts in).
+    // Where each argument and reply field sits is `SpendLayout` (by name, with what it holds;
+    // docs/redis.md's tables are rendered from it); the keys and the rules are here.
     //
     // `op = "spend"`
-    // - `KEYS[1...n]`: the bucket keys, in route order; then, when `ARGV[3] == "1"`, the
-    //   idempotency record and the subject's record counter; then, when `P > 0`, the subject's
-    //   plan record; then the events stream when `ARGV[5] > 0`.
-    // - `ARGV[1]` `"spend"`, `ARGV[2]` n, `ARGV[3]` idempotency flag, `ARGV[4]` idempotency TTL
-    //   ms, `ARGV[5]` events MAXLEN (`"0"`: no event), `ARGV[6...10]` the event's subject, route,
-    //   method, uri, idempotency key, `ARGV[11...13]` the request's fingerprint, the free repeats
-    //   allowed, the records one subject may create per TTL window (`""` without a record),
-    //   `ARGV[14]` the plan table (`PlanChoice.table`, `""` without plans: P = its lines),
-    //   `ARGV[15]` the fallback plan and `ARGV[16]` the default plan (0-based); then the n items,
-    //   item i at `ARGV[16 + 11(i-1) + 1 ... 16 + 11i]`.
+    // - `KEYS`: the n bucket keys, in route order; then, when `idempotent` is `"1"`, the
+    //   idempotency record and the subject's record counter; then, when the plan table has
+    //   lines (P > 0), the subject's plan record; then the events stream when `eventsMaxLen` > 0.
     // - With plans, the plan record (`PlanRecord`) picks the plan: a stored id the config
     //   knows, else the default when a record is there, else the fallback; the items take that
     //   plan's max and interval, and per-subject period pools the record's anchor.
@@ -34,27 +20,21 @@ extension RedisStore {
     //   (the TTL kept); otherwise the spend is decided afresh. A fresh key that is spent is
     //   recorded with 0 repeats when the counter (`INCR`, expiring with the first record of the
     //   window) is within the bound.
-    // - Every reply starts `{tag, now}`, then, with plans, `code` = plan · 4 + stored · 2 + more:
-    //   the plan used (0-based), whether it is the stored one, and, when `more` is 1, two more
-    //   fields: a stored id the config does not know (nil: none; `""`: an unreadable record) and
-    //   the stored anchor (-1: none). Then for `allowed`, `remaining...` and
-    //   `fullAt...` (fullAt `-1`: never refills, or unlimited); for `out`, `item0, retryAfterMs`;
-    //   for `credits`, `item0, available, required` (item0 is the 0-based item index); nothing
-    //   more for `repeated` and `reused`.
     //
-    // `op = "topoff"`: `KEYS[1]` the bucket; `ARGV[2...12]` the item (max `""` counts as 0),
-    // `ARGV[13]` amount (`""`: fill). Returns `{now, current, lastUpdatedAt, max or nil}`.
+    // `op = "topoff"`: `KEYS[1]` the bucket; the item (max `""` counts as 0), then the amount
+    // (`""`: fill). Returns `{now, current, lastUpdatedAt, max or nil}`.
     //
     // `op = "peek"` (writes nothing): `KEYS` the buckets. Returns `{now, state...}` where a state
     // is `{current, lastUpdatedAt, max or nil}` or nil for a missing key.
     //
-    // A key whose value is not `{"current":N,"lastUpdatedAt":MS}` (with an optional `"max":M`)
-    // with integers (|N| < 2^53) makes the script answer the error
-    // `CHARGEGATE corrupt bucket state at key K` without writing. The clock is Redis `TIME`;
-    // periods are `period.lua`'s `period_window` (the twin of `BillingPeriod.window`).
+    // Every number is a decimal integer string, `""` stands for none. A key whose value is not
+    // `{"current":N,"lastUpdatedAt":MS}` (with an optional `"max":M`) with integers (|N| < 2^53)
+    // makes the script answer the error `CHARGEGATE corrupt bucket state at key K` without
+    // writing. The clock is Redis `TIME`; periods are `period.lua`'s `period_window` (the twin
+    // of `BillingPeriod.window`).
 
     /// Spends every item or none in one script run, with the plan, the idempotency check and
-    /// record and the event appends (layout above). With `replicaWait`, a spend that wrote
+    /// record and the event appends (keys above, arguments `SpendLayout`). With `replicaWait`, a spend that wrote
     /// (allowed, or a counted repeat) then waits on the same connection (`WAIT`) until that many
     /// replicas have it; fewer in time is `.unavailable` (the request gets a 503; the spend stays
     /// on the master).
@@ -76,68 +56,70 @@ extension RedisStore {
         }
     }
 
-    /// Appends one item's 11 arguments (layout above).
+    /// Appends one item's fields, in `SpendLayout.ItemField`'s order.
     private static func appendItem(_ item: SpendItem, to command: inout RESPCommand) throws(StoreError) {
-        command.append(item.poolId)
-        try appendExact(item.max, "max", to: &command)
-        try appendExact(item.intervalMs, "interval", to: &command)
-        try appendExact(item.cost, "cost", to: &command)
-        command.append(item.expires ? one : zero)
-        if let period = item.period { command.append(period.rawValue) } else { command.append(empty) }
-        try appendExact(item.anchor, "anchor", to: &command)
-        command.append(item.tracksLimit ? one : zero)
-        try appendExact(item.tracksLimit ? item.baseMax : nil, "max", to: &command)
-        try appendExact(item.tracksLimit ? item.largestMax : nil, "max", to: &command)
-        try appendExact(item.slowestIntervalMs, "interval", to: &command)
+        for field in SpendLayout.ItemField.allCases {
+            switch field {
+            case .pool: command.append(item.poolId)
+            case .max: try appendExact(item.max, "max", to: &command)
+            case .interval: try appendExact(item.intervalMs, "interval", to: &command)
+            case .cost: try appendExact(item.cost, "cost", to: &command)
+            case .expires: command.append(item.expires ? one : zero)
+            case .period: if let period = item.period { command.append(period.rawValue) } else { command.append(empty) }
+            case .anchor: try appendExact(item.anchor, "anchor", to: &command)
+            case .tracksLimit: command.append(item.tracksLimit ? one : zero)
+            case .baseMax: try appendExact(item.tracksLimit ? item.baseMax : nil, "max", to: &command)
+            case .largestMax: try appendExact(item.tracksLimit ? item.largestMax : nil, "max", to: &command)
+            case .slowestInterval: try appendExact(item.slowestIntervalMs, "interval", to: &command)
+            }
+        }
     }
 
-    /// One run of the script's spend (layout above).
+    /// One run of the script's spend (`appendSpend`).
     private func decide(_ request: SpendRequest) throws(StoreError) -> SpendResult {
-        let reply = try runScript { (command: inout RESPCommand) throws(StoreError) in
-            let idem = request.idempotency
-            let plan = request.plan
-            let stream = request.eventsMaxLen > 0 ? request.eventsKey : nil
-            command.append(request.items.count + (idem == nil ? 0 : 2) + (plan == nil ? 0 : 1) + (stream == nil ? 0 : 1))
-            for item in request.items { command.append(item.key) }
-            if let idem {
-                command.append(idem.key)
-                command.append(idem.quotaKey)
-            }
-            if let plan { command.append(plan.recordKey) }
-            if let stream { command.append(stream) }
-            let context = request.context
-            command.append(Self.spendOp)
-            command.append(request.items.count)
-            command.append(idem == nil ? Self.zero : Self.one)
-            command.append(Self.clampExact(idem?.ttlMs ?? 1))
-            command.append(stream == nil ? 0 : Self.clampExact(Int64(request.eventsMaxLen)))
-            command.append(context.subject)
-            command.append(context.route)
-            command.append(context.method)
-            command.append(context.uri)
-            command.append(context.idempotencyKey)
-            if let idem {
-                command.append(idem.fingerprint)
-                command.append(Self.clampExact(idem.maxRepeats))
-                command.append(Self.clampExact(idem.maxRecords))
-            } else {
-                command.append(Self.empty)
-                command.append(Self.empty)
-                command.append(Self.empty)
-            }
-            if let plan {
-                guard plan.limits.allSatisfy({ $0.count == request.items.count }) else {
-                    throw .protocolError("plan limits do not match the items")
-                }
-                command.append(plan.table)
-            } else {
-                command.append(Self.empty)
-            }
-            command.append(plan?.fallback ?? 0)
-            command.append(plan?.defaultPlan ?? 0)
-            for item in request.items { try Self.appendItem(item, to: &command) }
-        }
+        let reply = try runScript { (command: inout RESPCommand) throws(StoreError) in try Self.appendSpend(request, to: &command) }
         return try Self.spendResult(reply, for: request)
+    }
+
+    /// Appends the spend's keys (their count first), then its arguments and items in
+    /// `SpendLayout`'s order.
+    static func appendSpend(_ request: SpendRequest, to command: inout RESPCommand) throws(StoreError) {
+        let idem = request.idempotency
+        let plan = request.plan
+        let stream = request.eventsMaxLen > 0 ? request.eventsKey : nil
+        command.append(request.items.count + (idem == nil ? 0 : 2) + (plan == nil ? 0 : 1) + (stream == nil ? 0 : 1))
+        for item in request.items { command.append(item.key) }
+        if let idem {
+            command.append(idem.key)
+            command.append(idem.quotaKey)
+        }
+        if let plan { command.append(plan.recordKey) }
+        if let stream { command.append(stream) }
+        if let plan, !plan.limits.allSatisfy({ $0.count == request.items.count }) {
+            throw .protocolError("plan limits do not match the items")
+        }
+        let context = request.context
+        for argument in SpendLayout.Argument.allCases {
+            switch argument {
+            case .op: command.append(Self.spendOp)
+            case .count: command.append(request.items.count)
+            case .idempotent: command.append(idem == nil ? Self.zero : Self.one)
+            case .idempotencyTtl: command.append(Self.clampExact(idem?.ttlMs ?? 1))
+            case .eventsMaxLen: command.append(stream == nil ? 0 : Self.clampExact(Int64(request.eventsMaxLen)))
+            case .subject: command.append(context.subject)
+            case .route: command.append(context.route)
+            case .method: command.append(context.method)
+            case .uri: command.append(context.uri)
+            case .idempotencyKey: command.append(context.idempotencyKey)
+            case .fingerprint: if let idem { command.append(idem.fingerprint) } else { command.append(Self.empty) }
+            case .maxRepeats: if let idem { command.append(Self.clampExact(idem.maxRepeats)) } else { command.append(Self.empty) }
+            case .maxRecords: if let idem { command.append(Self.clampExact(idem.maxRecords)) } else { command.append(Self.empty) }
+            case .planTable: if let plan { command.append(plan.table) } else { command.append(Self.empty) }
+            case .fallbackPlan: command.append(plan?.fallback ?? 0)
+            case .defaultPlan: command.append(plan?.defaultPlan ?? 0)
+            }
+        }
+        for item in request.items { try Self.appendItem(item, to: &command) }
     }
 
     /// The states at `keys` and Redis's clock, read by the script (same decoder as spend).
@@ -161,9 +143,9 @@ extension RedisStore {
         let reply = try runScript { (command: inout RESPCommand) throws(StoreError) in
             command.append(1)
             command.append(item.key)
-            command.append(Self.topOffOp)
+            command.append(Self.topOffOp)  // ARGV[1], then from `SpendLayout.topOffItemBase`
             try Self.appendItem(item, to: &command)
-            command.append(amountText)
+            command.append(amountText)  // `SpendLayout.topOffAmount`
         }
         return try Self.topOffResult(reply)
     }
@@ -192,72 +174,109 @@ extension RedisStore {
         return number
     }
 
-    /// The spend reply to `request` (layout above), every number within its range.
+    /// The spend reply to `request` (`SpendLayout.Head`, then the tag's `fields`), every
+    /// number within its range.
     static func spendResult(_ reply: RedisValue, for request: SpendRequest) throws(StoreError) -> SpendResult {
-        guard let parts = reply.elements, parts.count >= 2, let tag = parts[0].text else {
+        typealias Head = SpendLayout.Head
+        guard let parts = reply.elements, parts.count > Head.now.index, let tag = parts[Head.tag.index].text else {
             throw .protocolError("unexpected spend reply")
         }
-        let now = try number(parts[1], countRange, "now", "spend")
-        var head = 2
+        let now = try number(parts[Head.now.index], countRange, "now", "spend")
+        var head = Head.plan.index
         var use: PlanUse?
         if let plan = request.plan {
-            guard parts.count >= 3 else { throw .protocolError("unexpected spend reply") }
-            let code = try number(parts[2], 0..<(4 * Int64(plan.ids.count)), "plan code", "spend")
+            guard parts.count > Head.plan.index else { throw .protocolError("unexpected spend reply") }
+            let code = try number(parts[Head.plan.index], 0..<(4 * Int64(plan.ids.count)), "plan code", "spend")
             use = PlanUse(index: Int(code / 4), stored: code & 2 != 0)
-            head = 3
+            head = Head.plan.index + 1
             if code & 1 != 0 {
-                guard parts.count >= 5 else { throw .protocolError("unexpected spend reply") }
-                let anchor = try number(parts[4], -1..<exactLimit, "anchor", "spend")
-                use?.unknownStored = parts[3].isNull ? nil : parts[3].text
+                guard parts.count > Head.anchor.index else { throw .protocolError("unexpected spend reply") }
+                let anchor = try number(parts[Head.anchor.index], -1..<exactLimit, "anchor", "spend")
+                use?.unknownStored = parts[Head.unknownPlan.index].isNull ? nil : parts[Head.unknownPlan.index].text
                 use?.anchor = anchor < 0 ? nil : anchor
-                head = 5
+                head = Head.anchor.index + 1
             }
         }
-        let rest = parts[head...]
         let n = request.items.count
         let items = 0..<Int64(n)
-        switch tag {
-        case "allowed":
-            guard rest.count == 2 * n else { break }
-            var remaining: [Int64] = []
-            var fullAt: [Int64?] = []
-            remaining.reserveCapacity(n)
-            fullAt.reserveCapacity(n)
-            for value in rest.prefix(n) { remaining.append(try number(value, countRange, "remaining", "spend")) }
-            for value in rest.suffix(n) {
-                let full = try number(value, -1..<aheadRange.upperBound, "fullAt", "spend")
-                fullAt.append(full < 0 ? nil : full)
+        if let layout = SpendLayout.Tag(named: tag), let body = ReplyBody(parts[head...], layout, items: n) {
+            switch layout {
+            case .allowed:
+                var remaining: [Int64] = []
+                var fullAt: [Int64?] = []
+                remaining.reserveCapacity(n)
+                fullAt.reserveCapacity(n)
+                for value in body.values(.remaining) { remaining.append(try number(value, countRange, "remaining", "spend")) }
+                for value in body.values(.fullAt) {
+                    let full = try number(value, -1..<aheadRange.upperBound, "fullAt", "spend")
+                    fullAt.append(full < 0 ? nil : full)
+                }
+                return SpendResult(.allowed(now: now, remaining: remaining, fullAt: fullAt), now: now, plan: use)
+            case .repeated:
+                return SpendResult(.repeated(now: now), now: now, plan: use)
+            case .reused:
+                return SpendResult(.keyReused(now: now), now: now, plan: use)
+            case .out:
+                let item = try number(body[.item], items, "item", "spend")
+                let wait = try number(body[.retryAfterMs], aheadRange, "retryAfterMs", "spend")
+                return SpendResult(.outOfCharge(item: Int(item), retryAfterMs: wait), now: now, plan: use)
+            case .credits:
+                let item = try number(body[.item], items, "item", "spend")
+                let available = try number(body[.available], exactRange, "available", "spend")
+                let required = try number(body[.required], countRange, "required", "spend")
+                return SpendResult(.insufficientCredits(item: Int(item), available: available, required: required), now: now, plan: use)
             }
-            return SpendResult(.allowed(now: now, remaining: remaining, fullAt: fullAt), now: now, plan: use)
-        case "repeated":
-            guard rest.isEmpty else { break }
-            return SpendResult(.repeated(now: now), now: now, plan: use)
-        case "reused":
-            guard rest.isEmpty else { break }
-            return SpendResult(.keyReused(now: now), now: now, plan: use)
-        case "out":
-            guard rest.count == 2 else { break }
-            let item = try number(rest[head], items, "item", "spend")
-            let wait = try number(rest[head + 1], aheadRange, "retryAfterMs", "spend")
-            return SpendResult(.outOfCharge(item: Int(item), retryAfterMs: wait), now: now, plan: use)
-        case "credits":
-            guard rest.count == 3 else { break }
-            let item = try number(rest[head], items, "item", "spend")
-            let available = try number(rest[head + 1], exactRange, "available", "spend")
-            let required = try number(rest[head + 2], countRange, "required", "spend")
-            return SpendResult(.insufficientCredits(item: Int(item), available: available, required: required), now: now, plan: use)
-        default:
-            break
         }
         throw .protocolError("unexpected spend reply '\(tag)'")
     }
 
-    /// A bucket state of a reply: `{current, lastUpdatedAt, max or nil}`.
+    /// The values after a spend reply's head, read by field name (`SpendLayout.Tag.fields`).
+    private struct ReplyBody {
+        let values: ArraySlice<RedisValue>
+        let fields: [SpendLayout.ReplyField]
+        let items: Int
+
+        /// nil unless `values` are exactly the values `tag` has for `items` items.
+        init?(_ values: ArraySlice<RedisValue>, _ tag: SpendLayout.Tag, items: Int) {
+            let fields = tag.fields
+            var count = 0
+            for field in fields { count += field.width(items: items) }
+            guard values.count == count else { return nil }
+            self.values = values
+            self.fields = fields
+            self.items = items
+        }
+
+        /// Where `field`'s first value is.
+        private func start(of field: SpendLayout.ReplyField) -> Int {
+            var start = values.startIndex
+            for other in fields {
+                if other == field { break }
+                start += other.width(items: items)
+            }
+            return start
+        }
+
+        /// The one value of `field`.
+        subscript(_ field: SpendLayout.ReplyField) -> RedisValue { values[start(of: field)] }
+
+        /// The values of `field`: n of a per-item field.
+        func values(_ field: SpendLayout.ReplyField) -> ArraySlice<RedisValue> {
+            let start = start(of: field)
+            return values[start..<(start + field.width(items: items))]
+        }
+    }
+
+    /// A bucket state of a reply: `{current, lastUpdatedAt, max or nil}` (`SpendLayout.StateField`).
     private static func state(_ parts: ArraySlice<RedisValue>, _ reply: String) throws(StoreError) -> BucketState {
-        guard parts.count == 3, let first = parts.indices.first else { throw .protocolError("unexpected \(reply) reply") }
-        let current = try number(parts[first], exactRange, "current", reply)
-        let last = try number(parts[first + 1], exactRange, "lastUpdatedAt", reply)
-        let limit = parts[first + 2].isNull ? nil : try number(parts[first + 2], exactRange, "max", reply)
+        typealias Field = SpendLayout.StateField
+        guard parts.count == Field.allCases.count, let first = parts.indices.first else {
+            throw .protocolError("unexpected \(reply) reply")
+        }
+        let current = try number(parts[first + Field.current.index], exactRange, "current", reply)
+        let last = try number(parts[first + Field.lastUpdatedAt.index], exactRange, "lastUpdatedAt", reply)
+        let recorded = parts[first + Field.max.index]
+        let limit = recorded.isNull ? nil : try number(recorded, exactRange, "max", reply)
         return BucketState(current: current, lastUpdatedAt: last, limit: limit)
     }
 
@@ -280,7 +299,9 @@ extension RedisStore {
 
     /// The top-off reply: Redis's clock, then the new state.
     static func topOffResult(_ reply: RedisValue) throws(StoreError) -> (now: Int64, state: BucketState) {
-        guard let parts = reply.elements, parts.count == 4 else { throw .protocolError("unexpected top-off reply") }
+        guard let parts = reply.elements, parts.count == 1 + SpendLayout.StateField.allCases.count else {
+            throw .protocolError("unexpected top-off reply")
+        }
         let now = try number(parts[0], countRange, "now", "top-off")
         return (now, try state(parts[1...], "top-off"))
     }

@@ -1,6 +1,9 @@
--- ChargeGate bucket script: the twin of Bucket.plan / Bucket.topOff / Bucket.rebased and
--- PlanChoice.resolve (Swift), after period.lua (BillingPeriod.window). Keys and arguments of each
--- operation: Sources/ChargeGateRedis/RedisStore+Script.swift.
+-- ChargeGate bucket script. Each function is the twin of the Swift named beside it (Bucket,
+-- SpendItem, PlanChoice, PlanUse, PlanRecord, IdempotencyRecord), checked against it on a real
+-- Redis; period_window (period.lua, before this file) is BillingPeriod.window's. The argument
+-- and reply positions come from SpendLayout, rendered before period.lua as the tables ARG,
+-- ITEMS, ITEM, TOPOFF, HEAD and REPLY; the keys of each operation are in
+-- Sources/ChargeGateRedis/RedisStore+Script.swift. Local functions only: Redis forbids globals.
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -17,7 +20,8 @@ local function corrupt(key)
   return redis.error_reply('CHARGEGATE corrupt bucket state at key ' .. key)
 end
 
--- nil: missing; false: corrupt; else {current, lastUpdatedAt, max or nil}
+-- A bucket state (BucketState): nil when missing; false when corrupt; else
+-- {current, lastUpdatedAt, max or nil}
 local function load(key)
   local raw = redis.call('GET', key)
   if not raw then return nil end
@@ -30,9 +34,10 @@ local function load(key)
   return {c, l, m}
 end
 
-local function store(key, current, last, ttl, limit)
-  local value = '{"current":' .. int(current) .. ',"lastUpdatedAt":' .. int(last)
-  if limit ~= nil then value = value .. ',"max":' .. int(limit) end
+-- Writes state s ({current, lastUpdatedAt, max or nil}) with a TTL in ms (nil: none)
+local function store(key, s, ttl)
+  local value = '{"current":' .. int(s[1]) .. ',"lastUpdatedAt":' .. int(s[2])
+  if s[3] ~= nil then value = value .. ',"max":' .. int(s[3]) end
   value = value .. '}'
   if ttl then
     redis.call('SET', key, value, 'PX', int(ttl))
@@ -56,7 +61,7 @@ local function until_(ms, start)
   return left
 end
 
--- Bucket.level: available (below 0 when owed), lastUpdatedAt, isFull
+-- Bucket.level(_:max:intervalMs:now:): available (below 0 when owed), lastUpdatedAt, isFull
 local function level(s, max, interval)
   if s == nil then return max, now, true end
   local avail, last = s[1], s[2]
@@ -73,11 +78,40 @@ local function level(s, max, interval)
   return avail, last, false
 end
 
--- Bucket.level in a period window: a state written before it began is a full pool
+-- Bucket.level(_:max:window:): a state written before the window began is a full pool
 local function period_level(s, max, wstart)
   if s == nil or s[2] < wstart then return max, wstart, true end
   if s[1] >= max then return max, s[2], true end
   return s[1], s[2], false
+end
+
+-- Bucket.level(_:max:intervalMs:window:now:): in the item's window (item.wstart) when it has
+-- one, else by its interval
+local function level_in(s, max, item)
+  if item.wstart ~= nil then return period_level(s, max, item.wstart) end
+  return level(s, max, item.interval)
+end
+
+-- Bucket.wait(for:level:max:intervalMs:now:): ms until cost charges are available; nil: never
+local function wait_for(cost, avail, last, max, interval)
+  if avail >= cost then return 0 end
+  if interval == nil or interval <= 0 or cost > max then return nil end
+  return until_(span(cost - avail, interval), last)
+end
+
+-- Bucket.wait(for:level:max:intervalMs:window:now:): a period pool's whole allowance comes
+-- back when its window ends
+local function wait_in(item)
+  if item.wstart == nil then return wait_for(item.cost, item.avail, item.last, item.max, item.interval) end
+  if item.avail >= item.cost then return 0 end
+  if item.cost > item.max then return nil end
+  return math.max(0, item.wend - now)
+end
+
+-- Bucket.spend: the current and lastUpdatedAt written after spending cost from the level
+local function spend(cost, avail, last, full)
+  if full then last = now end
+  return avail - cost, last
 end
 
 -- Bucket.used: what an unlimited pool counted (this period's, for a period pool)
@@ -90,15 +124,15 @@ end
 
 -- Bucket.rebased: the state counted against the item's cap when it recorded another; what
 -- was used (at most the largest cap) stays used: below 0 under a cap lower than that (owed)
-local function rebase(s, item)
-  if s == nil or not item.tracks then return s end
+local function rebased(s, item)
+  if s == nil or not item.tracksLimit then return s end
   local from = s[3]
   if from == nil then from = item.baseMax or UNLIMITED end
   local to = item.max or UNLIMITED
   if from == to then return s end
   local spent = s[1]
   if from ~= UNLIMITED then spent = from - s[1] end
-  if item.largest ~= nil and spent > item.largest then spent = item.largest end
+  if item.largestMax ~= nil and spent > item.largestMax then spent = item.largestMax end
   local cur
   if to == UNLIMITED then
     cur = spent
@@ -109,36 +143,143 @@ local function rebase(s, item)
   return {cur, s[2], to}
 end
 
--- The cap a write records, or nil
-local function limit_of(item)
-  if not item.tracks then return nil end
+-- SpendItem.limitToRecord: the cap a write records, or nil
+local function limit_to_record(item)
+  if not item.tracksLimit then return nil end
   return item.max or UNLIMITED
-end
-
--- One item's 11 arguments from ARGV[o + 1]: pool, max, interval, cost, expires, period,
--- anchor, tracks, baseMax, largest max, slowest interval ("" for none)
-local function read_item(o)
-  local period = ARGV[o + 6]
-  if period == '' then period = nil end
-  return {
-    pool = ARGV[o + 1], max = tonumber(ARGV[o + 2]), interval = tonumber(ARGV[o + 3]),
-    cost = tonumber(ARGV[o + 4]), expires = ARGV[o + 5] == '1', period = period,
-    anchor = tonumber(ARGV[o + 7]), tracks = ARGV[o + 8] == '1', baseMax = tonumber(ARGV[o + 9]),
-    largest = tonumber(ARGV[o + 10]), slowest = tonumber(ARGV[o + 11])
-  }
 end
 
 -- SpendItem.expiryIntervalMs: the interval a key's TTL counts in (the slowest of any plan)
 local function expiry_interval(item)
   if item.interval == nil then return nil end
-  if item.slowest ~= nil and item.slowest > item.interval then return item.slowest end
+  if item.slowestInterval ~= nil and item.slowestInterval > item.interval then return item.slowestInterval end
   return item.interval
 end
 
--- The item's current period: start, end (nil, nil for a bucket)
+-- SpendItem.window(at:): the item's current period: start, end (nil, nil for a bucket)
 local function window(item)
   if item.period == nil then return nil, nil end
   return period_window(item.period, item.anchor, now)
+end
+
+-- One item (SpendItem) from its fields at ARGV[o + 1 ...], named and read as ITEM says
+local function read_item(o)
+  local item = {}
+  for k = 1, #ITEM do
+    local name, reading, v = ITEM[k][1], ITEM[k][2], ARGV[o + k]
+    if reading == 'number' then
+      v = tonumber(v)
+    elseif reading == 'flag' then
+      v = v == '1'
+    elseif reading == 'name' and v == '' then
+      v = nil
+    end
+    item[name] = v
+  end
+  return item
+end
+
+-- Bucket.spent: what a spend writes for one item brought to its level (item.avail, item.last,
+-- item.full, in item.wstart .. item.wend): the state, its TTL (nil: none), and when the pool
+-- is full again (-1: never, or unlimited)
+local function spent(item)
+  local limit = limit_to_record(item)
+  if item.max == nil then
+    local ttl = nil
+    if item.expires and item.wend ~= nil then ttl = math.max(1, item.wend - now) end
+    return {item.avail + item.cost, now, limit}, ttl, -1
+  end
+  if item.wstart ~= nil then
+    local ttl = nil
+    if item.expires then ttl = math.max(1, item.wend - now) end
+    return {item.avail - item.cost, now, limit}, ttl, item.wend
+  end
+  local cur, last = spend(item.cost, item.avail, item.last, item.full)
+  local ttl = nil
+  local every = expiry_interval(item)
+  if item.expires and every ~= nil then
+    -- until full again under every plan: a missing key is a full pool
+    ttl = until_(span(item.max - cur, every), last)
+    if ttl < 1 then ttl = 1 end
+  end
+  local full = -1
+  if item.interval ~= nil then full = last + (item.max - cur) * item.interval end
+  return {cur, last, limit}, ttl, full
+end
+
+-- Bucket.plan: every item (with its stored state, item.state) or none. Denied: the tag and
+-- its reply fields (a pool that never refills wins, else the longest wait). Allowed:
+-- 'allowed', its reply fields, and each item's write {state, ttl}.
+local function plan(items)
+  local credits, longest, longestWait
+  for i = 1, #items do
+    local item = items[i]
+    local s = rebased(item.state, item)
+    item.wstart, item.wend = window(item)
+    if item.max == nil then
+      item.avail, item.last, item.full = used(s, item.wstart), now, false
+    else
+      item.avail, item.last, item.full = level_in(s, item.max, item)
+      if item.avail < item.cost then
+        local wait = wait_in(item)
+        if wait ~= nil then
+          if longest == nil or wait > longestWait then longest, longestWait = i, wait end
+        elseif credits == nil then
+          credits = i
+        end
+      end
+    end
+  end
+  if credits ~= nil then
+    local item = items[credits]
+    return 'credits', {item = credits - 1, available = math.max(0, item.avail), required = item.cost}
+  end
+  if longest ~= nil then return 'out', {item = longest - 1, retryAfterMs = longestWait} end
+  local writes, remaining, fullAt = {}, {}, {}
+  for i = 1, #items do
+    local s, ttl, full = spent(items[i])
+    writes[i] = {s, ttl}
+    remaining[i], fullAt[i] = s[1], full
+  end
+  return 'allowed', {remaining = remaining, fullAt = fullAt}, writes
+end
+
+-- Bucket.topOffItem: a state that recorded a cap is topped off in that cap (the plan it was
+-- spent under)
+local function top_off_item(item, s)
+  if not item.tracksLimit or s == nil then return item end
+  local recorded = s[3]
+  if recorded == nil then recorded = item.baseMax or UNLIMITED end
+  if recorded ~= UNLIMITED then item.max = recorded end
+  return item
+end
+
+-- Bucket.topOff(_:amount:max:now:): current and lastUpdatedAt after adding amount (nil: fill)
+-- to the level, capped at max; an owed balance counts as 0
+local function top_off_level(avail, last, amount, max)
+  if avail < 0 then avail = 0 end
+  if amount ~= nil and avail + amount < max then return avail + amount, last end
+  return max, now
+end
+
+-- Bucket.topOff(_:state:amount:now:): the state after a top-off of the item from state s,
+-- its TTL (nil: none), and whether the key is removed instead (a pool full again)
+local function top_off(item, s, amount)
+  item = top_off_item(item, s)
+  local max = item.max or 0
+  s = rebased(s, item)
+  item.wstart, item.wend = window(item)
+  local avail, last = level_in(s, max, item)
+  local cur, upd = top_off_level(avail, last, amount, max)
+  local after = {cur, upd, limit_to_record(item)}
+  if item.expires and item.wend ~= nil then return after, math.max(1, item.wend - now), false end
+  local every = expiry_interval(item)
+  if item.expires and every ~= nil then
+    local ttl = until_(span(max - cur, every), upd)
+    if ttl <= 0 then return after, nil, true end
+    return after, ttl, false
+  end
+  return after, nil, false
 end
 
 -- PlanRecord(text:): the stored plan's id ("" when unreadable) and anchor
@@ -151,74 +292,6 @@ local function read_plan(raw)
   return v['plan'], a
 end
 
-local op = ARGV[1]
-
-if op == 'peek' then
-  local out = {now}
-  for i = 1, #KEYS do
-    local s = load(KEYS[i])
-    if s == false then return corrupt(KEYS[i]) end
-    if s == nil then out[i + 1] = false else out[i + 1] = {s[1], s[2], s[3] or false} end
-  end
-  return out
-end
-
-if op == 'topoff' then
-  local key = KEYS[1]
-  local item = read_item(1)
-  local amount = tonumber(ARGV[13])
-  local s = load(key)
-  if s == false then return corrupt(key) end
-  -- Bucket.topOffItem: counted in the cap the state recorded (the plan it was spent under)
-  if item.tracks and s ~= nil then
-    local recorded = s[3]
-    if recorded == nil then recorded = item.baseMax or UNLIMITED end
-    if recorded ~= UNLIMITED then item.max = recorded end
-  end
-  local max = item.max or 0
-  s = rebase(s, item)
-  local wstart, wend = window(item)
-  local avail, last
-  if wstart ~= nil then
-    avail, last = period_level(s, max, wstart)
-  else
-    avail, last = level(s, max, item.interval)
-  end
-  -- Bucket.topOff: an owed balance counts as 0
-  if avail < 0 then avail = 0 end
-  local cur, upd = max, now
-  if amount ~= nil and avail + amount < max then
-    cur, upd = avail + amount, last
-  end
-  local limit = limit_of(item)
-  local every = expiry_interval(item)
-  if item.expires and wend ~= nil then
-    store(key, cur, upd, math.max(1, wend - now), limit)
-  elseif item.expires and every ~= nil then
-    local ttl = until_(span(max - cur, every), upd)
-    if ttl <= 0 then
-      redis.call('DEL', key)
-    else
-      store(key, cur, upd, ttl, limit)
-    end
-  else
-    store(key, cur, upd, nil, limit)
-  end
-  return {now, cur, upd, limit or false}
-end
-
-if op ~= 'spend' then
-  return redis.error_reply('CHARGEGATE unknown op')
-end
-
-local n = tonumber(ARGV[2])
-local hasIdem = ARGV[3] == '1'
-local idemTtl = tonumber(ARGV[4])
-local maxLen = tonumber(ARGV[5])
-local itemBase = 16
-
--- The plan table (PlanChoice.table): a line per plan, `ID` then each item's max and interval,
--- tab-separated ("" for none); rows[p + 1] is plan p's fields
 local function split(text, sep)
   local out, from = {}, 1
   while true do
@@ -231,199 +304,187 @@ local function split(text, sep)
     from = at + 1
   end
 end
-local rows = {}
-if ARGV[14] ~= '' then
-  for _, line in ipairs(split(ARGV[14], '\n')) do rows[#rows + 1] = split(line, '\t') end
-end
-local plans = #rows
 
-local idemKey, quotaKey, planKey, eventsKey
-local nextKey = n + 1
-if hasIdem then
-  idemKey, quotaKey = KEYS[nextKey], KEYS[nextKey + 1]
-  nextKey = nextKey + 2
-end
-if plans > 0 then
-  planKey = KEYS[nextKey]
-  nextKey = nextKey + 1
-end
-if maxLen > 0 then eventsKey = KEYS[nextKey] end
-
--- PlanChoice.resolve: the stored plan when known, the default when not, else the fallback
-local plan, planStored, planUnknown, planAnchor = -1, 0, false, nil
-if plans > 0 then
-  plan = tonumber(ARGV[15])
-  local raw = redis.call('GET', planKey)
-  if raw then
-    local name, anchor = read_plan(raw)
-    planAnchor = anchor
-    local found
-    for p = 0, plans - 1 do
-      if rows[p + 1][1] == name then found = p break end
-    end
-    if found ~= nil then
-      plan, planStored = found, 1
-    else
-      plan, planUnknown = tonumber(ARGV[16]), name
-    end
+-- PlanChoice.table read back: a line per plan, its id then each item's max and interval,
+-- tab-separated ("" for none); rows[p + 1] is plan p's fields
+local function read_plan_table(text)
+  local rows = {}
+  if text ~= '' then
+    for _, line in ipairs(split(text, '\n')) do rows[#rows + 1] = split(line, '\t') end
   end
-end
--- {tag, now}; with plans then code = plan * 4 + stored * 2 + more, and when more = 1 (an
--- unknown stored plan or a stored anchor) {unknown, anchor}; then the tag's own values. Every
--- reply object is one more for hiredis to build: the common cases carry one plan field.
-local function reply(tag, ...)
-  local out = {tag, now}
-  if plans > 0 then
-    local more = 0
-    if planUnknown ~= false or planAnchor ~= nil then more = 1 end
-    out[3] = plan * 4 + planStored * 2 + more
-    if more == 1 then
-      local anchor = planAnchor
-      if anchor == nil then anchor = -1 end
-      out[4], out[5] = planUnknown, anchor
-    end
-  end
-  for _, v in ipairs({...}) do out[#out + 1] = v end
-  return out
+  return rows
 end
 
-local freshKey = false
-if hasIdem then
-  local raw = redis.call('GET', idemKey)
-  if raw then
-    local fp, reps = string.match(raw, '^(%x+):(%d+)$')
-    if fp == nil then
-      return redis.error_reply('CHARGEGATE corrupt idempotency record at key ' .. idemKey)
-    end
-    if fp ~= ARGV[11] then return reply('reused') end
-    reps = tonumber(reps)
-    if reps < tonumber(ARGV[12]) then
-      redis.call('SET', idemKey, fp .. ':' .. int(reps + 1), 'KEEPTTL')
-      return reply('repeated')
-    end
-  else
-    freshKey = true
+-- PlanUse.resolve: the stored plan when known, the default when not, else the fallback, from
+-- the record raw (nil: none): {plan (0-based), stored (1/0), unknown (a stored id the config
+-- does not have; false: none), anchor (nil: none)}
+local function resolve(rows, raw)
+  if not raw then return {plan = tonumber(ARGV[ARG.fallbackPlan]), stored = 0, unknown = false} end
+  local name, anchor = read_plan(raw)
+  for p = 0, #rows - 1 do
+    if rows[p + 1][1] == name then return {plan = p, stored = 1, unknown = false, anchor = anchor} end
   end
+  return {plan = tonumber(ARGV[ARG.defaultPlan]), stored = 0, unknown = name, anchor = anchor}
 end
 
-local items = {}
-local credits, longest, longestWait
-for i = 1, n do
-  local item = read_item(itemBase + (i - 1) * 11)
-  if plans > 0 then
-    -- PlanChoice.apply: the plan's caps and intervals, the stored anchor on period pools
-    local row = rows[plan + 1]
-    item.max, item.interval = tonumber(row[2 * i]), tonumber(row[2 * i + 1])
-    if item.expires and item.period ~= nil then item.anchor = planAnchor end
-  end
-  local s = load(KEYS[i])
-  if s == false then return corrupt(KEYS[i]) end
-  s = rebase(s, item)
-  item.wstart, item.wend = window(item)
-  if item.max == nil then
-    item.avail = used(s, item.wstart)
-    item.last = now
-    item.full = false
-  else
-    if item.wstart ~= nil then
-      item.avail, item.last, item.full = period_level(s, item.max, item.wstart)
-    else
-      item.avail, item.last, item.full = level(s, item.max, item.interval)
-    end
-    if item.avail < item.cost then
-      local wait
-      if item.wstart ~= nil then
-        if item.cost <= item.max then wait = math.max(0, item.wend - now) end
-      elseif item.interval ~= nil and item.interval > 0 and item.cost <= item.max then
-        wait = until_(span(item.cost - item.avail, item.interval), item.last)
-      end
-      if wait ~= nil then
-        if longest == nil or wait > longestWait then
-          longest, longestWait = i, wait
-        end
-      elseif credits == nil then
-        credits = i
-      end
-    end
-  end
-  items[i] = item
+-- PlanChoice.apply: item i under the chosen plan: its cap and interval, the stored anchor on
+-- a per-subject period pool
+local function apply(choice, rows, item, i)
+  local row = rows[choice.plan + 1]
+  item.max, item.interval = tonumber(row[2 * i]), tonumber(row[2 * i + 1])
+  if item.expires and item.period ~= nil then item.anchor = choice.anchor end
 end
 
-if credits ~= nil then
-  local item = items[credits]
-  local avail = item.avail
-  if avail < 0 then avail = 0 end
-  return reply('credits', credits - 1, avail, item.cost)
-end
-if longest ~= nil then
-  return reply('out', longest - 1, longestWait)
-end
-
-local remaining, fullAt = {}, {}
-for i = 1, n do
-  local item = items[i]
-  local limit = limit_of(item)
-  if item.max == nil then
-    local count = item.avail + item.cost
-    local ttl = nil
-    if item.expires and item.wend ~= nil then ttl = math.max(1, item.wend - now) end
-    store(KEYS[i], count, now, ttl, limit)
-    remaining[i], fullAt[i] = count, -1
-  elseif item.wstart ~= nil then
-    local cur = item.avail - item.cost
-    local ttl = nil
-    if item.expires then ttl = math.max(1, item.wend - now) end
-    store(KEYS[i], cur, now, ttl, limit)
-    remaining[i], fullAt[i] = cur, item.wend
-  else
-    local cur = item.avail - item.cost
-    local last = item.last
-    if item.full then last = now end
-    local ttl = nil
-    local every = expiry_interval(item)
-    if item.expires and every ~= nil then
-      -- until full again under every plan: a missing key is a full pool
-      ttl = until_(span(item.max - cur, every), last)
-      if ttl < 1 then ttl = 1 end
-    end
-    store(KEYS[i], cur, last, ttl, limit)
-    remaining[i] = cur
-    if item.interval ~= nil then
-      fullAt[i] = last + (item.max - cur) * item.interval
-    else
-      fullAt[i] = -1
-    end
-  end
+-- IdempotencyRecord.decide: 'fresh', 'reused', 'repeated' (with the record counting one more
+-- repeat) or 'exhausted'; nil when the record is corrupt
+local function decide(raw)
+  if not raw then return 'fresh' end
+  local fp, reps = string.match(raw, '^(%x+):(%d+)$')
+  if fp == nil then return nil end
+  if fp ~= ARGV[ARG.fingerprint] then return 'reused' end
+  reps = tonumber(reps)
+  if reps < tonumber(ARGV[ARG.maxRepeats]) then return 'repeated', fp .. ':' .. int(reps + 1) end
+  return 'exhausted'
 end
 
-if freshKey then
-  local ttl = idemTtl
+-- A fresh key's record (FINGERPRINT:0), within the records the subject may create per window
+-- (the counter at quotaKey expires with the window's first record)
+local function record(idemKey, quotaKey)
+  local ttl = tonumber(ARGV[ARG.idempotencyTtl])
   if ttl < 1 then ttl = 1 end
   local made = redis.call('INCR', quotaKey)
   if made == 1 then redis.call('PEXPIRE', quotaKey, int(ttl)) end
-  if made <= tonumber(ARGV[13]) then
-    redis.call('SET', idemKey, ARGV[11] .. ':0', 'PX', int(ttl))
+  if made <= tonumber(ARGV[ARG.maxRecords]) then
+    redis.call('SET', idemKey, ARGV[ARG.fingerprint] .. ':0', 'PX', int(ttl))
   end
 end
 
-if eventsKey ~= nil then
-  for i = 1, n do
+-- One event per item (XADD ... MAXLEN ~), with the plan's id when a plan was chosen
+local function append_events(key, items, planId)
+  local maxLen = int(tonumber(ARGV[ARG.eventsMaxLen]))
+  for i = 1, #items do
     local item = items[i]
-    if plans > 0 then
-      redis.call('XADD', eventsKey, 'MAXLEN', '~', int(maxLen), '*',
-        'pool', item.pool, 'subject', ARGV[6], 'amount', int(item.cost),
-        'route', ARGV[7], 'method', ARGV[8], 'uri', ARGV[9],
-        'idem', ARGV[10], 'time', int(now), 'plan', rows[plan + 1][1])
+    if planId ~= nil then
+      redis.call('XADD', key, 'MAXLEN', '~', maxLen, '*',
+        'pool', item.pool, 'subject', ARGV[ARG.subject], 'amount', int(item.cost),
+        'route', ARGV[ARG.route], 'method', ARGV[ARG.method], 'uri', ARGV[ARG.uri],
+        'idem', ARGV[ARG.idempotencyKey], 'time', int(now), 'plan', planId)
     else
-      redis.call('XADD', eventsKey, 'MAXLEN', '~', int(maxLen), '*',
-        'pool', item.pool, 'subject', ARGV[6], 'amount', int(item.cost),
-        'route', ARGV[7], 'method', ARGV[8], 'uri', ARGV[9],
-        'idem', ARGV[10], 'time', int(now))
+      redis.call('XADD', key, 'MAXLEN', '~', maxLen, '*',
+        'pool', item.pool, 'subject', ARGV[ARG.subject], 'amount', int(item.cost),
+        'route', ARGV[ARG.route], 'method', ARGV[ARG.method], 'uri', ARGV[ARG.uri],
+        'idem', ARGV[ARG.idempotencyKey], 'time', int(now))
     end
   end
 end
 
-local out = reply('allowed')
-for i = 1, n do out[#out + 1] = remaining[i] end
-for i = 1, n do out[#out + 1] = fullAt[i] end
-return out
+-- The spend reply: HEAD (the plan code, and when more the unknown id and anchor, only with
+-- a chosen plan), then the tag's REPLY fields in order (a list field: its n values). Every
+-- reply object is one more for hiredis to build: the common cases carry one plan field.
+local function reply(tag, choice, fields)
+  local out = {}
+  out[HEAD.tag], out[HEAD.now] = tag, now
+  if choice ~= nil then
+    local more = 0
+    if choice.unknown ~= false or choice.anchor ~= nil then more = 1 end
+    out[HEAD.plan] = choice.plan * 4 + choice.stored * 2 + more
+    if more == 1 then
+      out[HEAD.unknownPlan], out[HEAD.anchor] = choice.unknown, choice.anchor or -1
+    end
+  end
+  for _, name in ipairs(REPLY[tag]) do
+    local v = fields[name]
+    if type(v) == 'table' then
+      for i = 1, #v do out[#out + 1] = v[i] end
+    else
+      out[#out + 1] = v
+    end
+  end
+  return out
+end
+
+-- op 'peek': {now, state or nil per key}
+local function peek_op()
+  local out = {now}
+  for i = 1, #KEYS do
+    local s = load(KEYS[i])
+    if s == false then return corrupt(KEYS[i]) end
+    if s == nil then out[i + 1] = false else out[i + 1] = {s[1], s[2], s[3] or false} end
+  end
+  return out
+end
+
+-- op 'topoff': {now, current, lastUpdatedAt, max or nil}
+local function top_off_op()
+  local key = KEYS[1]
+  local s = load(key)
+  if s == false then return corrupt(key) end
+  local after, ttl, removed = top_off(read_item(TOPOFF.item), s, tonumber(ARGV[TOPOFF.amount]))
+  if removed then
+    redis.call('DEL', key)
+  else
+    store(key, after, ttl)
+  end
+  return {now, after[1], after[2], after[3] or false}
+end
+
+-- op 'spend': the plan, the idempotency record, every item or none, the record, the events
+local function spend_op()
+  local n = tonumber(ARGV[ARG.count])
+  local rows = read_plan_table(ARGV[ARG.planTable])
+  local idemKey, quotaKey, planKey, eventsKey
+  local nextKey = n + 1
+  if ARGV[ARG.idempotent] == '1' then
+    idemKey, quotaKey = KEYS[nextKey], KEYS[nextKey + 1]
+    nextKey = nextKey + 2
+  end
+  if #rows > 0 then
+    planKey = KEYS[nextKey]
+    nextKey = nextKey + 1
+  end
+  if tonumber(ARGV[ARG.eventsMaxLen]) > 0 then eventsKey = KEYS[nextKey] end
+
+  local choice
+  if planKey ~= nil then choice = resolve(rows, redis.call('GET', planKey)) end
+
+  local fresh = false
+  if idemKey ~= nil then
+    local decision, repeated = decide(redis.call('GET', idemKey))
+    if decision == nil then
+      return redis.error_reply('CHARGEGATE corrupt idempotency record at key ' .. idemKey)
+    end
+    if decision == 'reused' then return reply('reused', choice) end
+    if decision == 'repeated' then
+      redis.call('SET', idemKey, repeated, 'KEEPTTL')
+      return reply('repeated', choice)
+    end
+    fresh = decision == 'fresh'
+  end
+
+  local items = {}
+  for i = 1, n do
+    local item = read_item(ITEMS + (i - 1) * #ITEM)
+    if choice ~= nil then apply(choice, rows, item, i) end
+    local s = load(KEYS[i])
+    if s == false then return corrupt(KEYS[i]) end
+    item.state = s
+    items[i] = item
+  end
+
+  local tag, fields, writes = plan(items)
+  if tag ~= 'allowed' then return reply(tag, choice, fields) end
+  for i = 1, n do store(KEYS[i], writes[i][1], writes[i][2]) end
+  if fresh then record(idemKey, quotaKey) end
+  if eventsKey ~= nil then
+    local planId
+    if choice ~= nil then planId = rows[choice.plan + 1][1] end
+    append_events(eventsKey, items, planId)
+  end
+  return reply('allowed', choice, fields)
+end
+
+local op = ARGV[ARG.op]
+if op == 'spend' then return spend_op() end
+if op == 'peek' then return peek_op() end
+if op == 'topoff' then return top_off_op() end
+return redis.error_reply('CHARGEGATE unknown op')

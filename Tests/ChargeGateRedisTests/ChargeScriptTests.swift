@@ -19,14 +19,14 @@ import Testing
         #expect(SHA1.hex(Array(message.utf8)) == digest)
     }
 
-    /// The script Redis runs is the two files byte for byte, period.lua first (each file ends
-    /// with one newline, which the embedding drops and the join puts back).
+    /// The script Redis runs is the rendered layout then the two files byte for byte, period.lua
+    /// first (each file ends with one newline, which the embedding drops and the join puts back).
     @Test func theEmbeddedSourceIsTheLuaFile() throws {
         let period = try String(contentsOf: Self.periodFile, encoding: .utf8)
         let charge = try String(contentsOf: Self.luaFile, encoding: .utf8)
         #expect(ChargeScript.periodSource + "\n" == period)
-        #expect(ChargeScript.source + "\n" == period + charge)
-        #expect(ChargeScript.source.hasPrefix(ChargeScript.periodSource + "\n"))
+        #expect(ChargeScript.source + "\n" == SpendLayout.lua + "\n" + period + charge)
+        #expect(ChargeScript.source.hasPrefix(SpendLayout.lua + "\n" + ChargeScript.periodSource + "\n"))
     }
 
     @Test func theScriptsLimitIsTheCoresExactIntegerBound() {

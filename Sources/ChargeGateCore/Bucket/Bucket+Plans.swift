@@ -10,7 +10,7 @@ extension Bucket {
     /// spent, so a later return to a larger cap still sees every use. Under an unlimited cap,
     /// `current` is the count (never below 0). `lastUpdatedAt` is kept. A state without a
     /// recorded cap counts against the pool's own (`baseMax`). Unchanged when the item does
-    /// not track its cap. The Lua script's `rebase` is its twin.
+    /// not track its cap. The Lua script's `rebased` is its twin.
     public static func rebased(_ state: BucketState?, for item: SpendItem) -> BucketState? {
         guard item.tracksLimit, var state else { return state }
         let from = state.limit ?? item.baseMax ?? unlimitedMark
@@ -28,7 +28,7 @@ extension Bucket {
     /// (the plan it was last spent under), so that the amount adds exactly that many charges
     /// whatever plan reads the pool next. An admin's top-off cannot know the plan nginx names
     /// for the subject; counting in another cap would first rebase what was used into it.
-    /// The Lua script's top-off does the same.
+    /// The Lua script's `top_off_item` is its twin.
     public static func topOffItem(_ item: SpendItem, state: BucketState?) -> SpendItem {
         guard item.tracksLimit, let state else { return item }
         let recorded = state.limit ?? item.baseMax ?? unlimitedMark
@@ -40,7 +40,7 @@ extension Bucket {
 
     /// A period pool brought to `now` in `window`: a state written before the window began
     /// (or none) is a full pool; nothing comes back within the window (an owed balance stays
-    /// owed until the window ends).
+    /// owed until the window ends). The script's `period_level`.
     public static func level(_ state: BucketState?, max: Int64, window: BillingPeriod.Window) -> Level {
         guard let state, state.lastUpdatedAt >= window.start else {
             return Level(available: max, lastUpdatedAt: window.start, isFull: true)
@@ -50,13 +50,14 @@ extension Bucket {
     }
 
     /// `state` brought to `now` under `max`: within `window` for a period pool (nil: by its
-    /// recharge interval, as a bucket).
+    /// recharge interval, as a bucket). The script's `level_in`.
     public static func level(_ state: BucketState?, max: Int64, intervalMs: Int64?, window: BillingPeriod.Window?, now: Int64) -> Level {
         guard let window else { return level(state, max: max, intervalMs: intervalMs, now: now) }
         return level(state, max: max, window: window)
     }
 
-    /// What an unlimited pool has counted: every use, or this period's for a period pool.
+    /// What an unlimited pool has counted: every use, or this period's for a period pool. The
+    /// script's `used`.
     public static func used(_ state: BucketState?, window: BillingPeriod.Window?) -> Int64 {
         guard let state else { return 0 }
         if let window, state.lastUpdatedAt < window.start { return 0 }

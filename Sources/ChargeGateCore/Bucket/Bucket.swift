@@ -24,7 +24,7 @@ public enum Bucket {
     }
 
     /// Brings `state` (nil: missing key, a full pool) forward to `now`. A negative `current`
-    /// (owed: see `rebased`) stays negative until refills pay it back.
+    /// (owed: see `rebased`) stays negative until refills pay it back. The script's `level`.
     public static func level(_ state: BucketState?, max: Int64, intervalMs: Int64?, now: Int64) -> Level {
         guard let state else { return Level(available: max, lastUpdatedAt: now, isFull: true) }
         var last = state.lastUpdatedAt
@@ -45,7 +45,7 @@ public enum Bucket {
 
     /// Milliseconds until `cost` charges are available (0 when they are now), owed charges
     /// paid back first; nil when they never will be (a pool that does not refill, or a cost
-    /// above the cap). At most `exactLimit`.
+    /// above the cap). At most `exactLimit`. The script's `wait_for`.
     public static func wait(for cost: Int64, level: Level, max: Int64, intervalMs: Int64?, now: Int64) -> Int64? {
         if level.available >= cost { return 0 }
         guard let interval = intervalMs, interval > 0, cost <= max else { return nil }
@@ -58,7 +58,8 @@ public enum Bucket {
         Swift.min(exactLimit, Swift.max(0, spanMs - (now - start)))
     }
 
-    /// The state written after spending `cost` from `level` (which must hold at least `cost`).
+    /// The state written after spending `cost` from `level` (which must hold at least `cost`):
+    /// the script's `spend`.
     public static func spend(_ cost: Int64, from level: Level, now: Int64) -> BucketState {
         BucketState(current: level.available - cost, lastUpdatedAt: level.isFull ? now : level.lastUpdatedAt)
     }
@@ -91,7 +92,7 @@ public enum Bucket {
 
     /// The state after a top-off: `amount` nil fills the pool; otherwise adds, capped at `max`,
     /// to what is available (an owed balance counts as 0: a top-off counts in the cap the state
-    /// recorded, where nothing of ours is owed).
+    /// recorded, where nothing of ours is owed). The script's `top_off_level`.
     public static func topOff(_ level: Level, amount: Int64?, max: Int64, now: Int64) -> BucketState {
         guard let amount else { return BucketState(current: max, lastUpdatedAt: now) }
         let sum = Swift.max(0, level.available).addingReportingOverflow(amount)

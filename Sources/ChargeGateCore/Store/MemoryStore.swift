@@ -118,25 +118,13 @@ public final class MemoryStore: ChargeStore, Sendable {
         let now = clock.nowMs()
         return state.withLock { s in
             let live = Self.live(s.buckets[item.key], now: now)
-            let item = Bucket.topOffItem(item, state: live)
-            let max = item.max ?? 0
-            let stored = Bucket.rebased(live, for: item)
-            let window = item.window(at: now)
-            let level = Bucket.level(stored, max: max, intervalMs: item.intervalMs, window: window, now: now)
-            var new = Bucket.topOff(level, amount: amount, max: max, now: now)
-            if item.tracksLimit { new.limit = item.max ?? Bucket.unlimitedMark }
-            var expiresAt: Int64?
-            if item.expires, let window {
-                expiresAt = window.end
-            } else if item.expires, let interval = item.expiryIntervalMs {
-                expiresAt = new.lastUpdatedAt + Bucket.span(max - new.current, interval)
-            }
-            if let expiresAt, expiresAt <= now {
+            let topOff = Bucket.topOff(item, state: live, amount: amount, now: now)
+            if topOff.removesKey {
                 s.buckets[item.key] = nil
             } else {
-                s.buckets[item.key] = Entry(state: new, expiresAt: expiresAt)
+                s.buckets[item.key] = Entry(state: topOff.state, expiresAt: topOff.ttlMs.map { now + $0 })
             }
-            return (now, new)
+            return (now, topOff.state)
         }
     }
 

@@ -59,7 +59,13 @@ public struct SpendItem: Sendable, Equatable {
         return Swift.max(intervalMs, slowestIntervalMs ?? intervalMs)
     }
 
-    /// The current period when this item has one (SPEC §7), from the store's `now`.
+    /// The cap a write records in the state (`BucketState.limit`: `Bucket.unlimitedMark` for
+    /// none); nil when the item does not track its cap.
+    public var limitToRecord: Int64? {
+        tracksLimit ? max ?? Bucket.unlimitedMark : nil
+    }
+
+    /// The current period when this item has one, from the store's `now`.
     public func window(at now: Int64) -> BillingPeriod.Window? {
         period?.window(at: now, anchor: anchor)
     }
