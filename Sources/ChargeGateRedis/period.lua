@@ -1,4 +1,4 @@
--- ChargeGate billing periods (SPEC §7): the twin of BillingPeriod.window (Swift), prepended to
+-- ChargeGate billing periods (`period: day | week | month`): the twin of BillingPeriod.window (Swift), prepended to
 -- charge.lua so that its operations can call period_window. Times are epoch ms, UTC. Lua 5.1
 -- numbers are doubles: only math.floor and + - * on integers below 2^53, so every value is
 -- exact (floor(a / b) is exact for |a| < 2^53): now and anchor in 0 .. 2^53 - 1, results exact
