@@ -31,6 +31,18 @@ def make_stack(request):
     tear_down(request, made)
 
 
+@pytest.fixture(params=["redis", "memory"])
+def any_store(request, make_stack):
+    """Factory like make_stack, once on the Redis store and once on the memory store (the test
+    runs twice, ids [redis] and [memory]): any_store(config_body, settings=..., extra=...,
+    http_extra=...) -> started Stack. The one place where a test asks for both stores."""
+
+    def factory(*args, **kw) -> Stack:
+        return make_stack(*args, redis=request.param == "redis", **kw)
+
+    return factory
+
+
 @pytest.fixture
 def stack(make_stack) -> Stack:
     """The default stack: Redis store, the default pools and routes."""

@@ -275,10 +275,10 @@ def hits_now(stack) -> int:
     return len(stack.app_hits_settled())
 
 
-@pytest.fixture(params=["redis", "memory"])
-def mstack(request, make_stack):
+@pytest.fixture
+def mstack(any_store):
     """The metering stack, on the Redis store and on the memory store."""
-    return make_stack(CONFIG, redis=request.param == "redis", settings=SETTINGS, extra=EXTRA)
+    return any_store(CONFIG, settings=SETTINGS, extra=EXTRA)
 
 
 @pytest.fixture

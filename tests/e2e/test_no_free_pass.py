@@ -109,9 +109,9 @@ def usage_of(s, subject: str | None) -> dict:
     return {p["id"]: p for p in r.json()["pools"]}
 
 
-@pytest.fixture(params=["redis", "memory"])
-def st(request, make_stack):
-    return make_stack(CONFIG, redis=request.param == "redis", settings=SETTINGS, extra=EXTRA)
+@pytest.fixture
+def st(any_store):
+    return any_store(CONFIG, settings=SETTINGS, extra=EXTRA)
 
 
 @pytest.fixture
