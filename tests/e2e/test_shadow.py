@@ -12,8 +12,7 @@ import json
 import re
 import time
 
-from harness import assert_allowed, assert_json, assert_out_of_charge, assert_unavailable
-from test_operator import scrape
+from harness import assert_allowed, assert_json, assert_out_of_charge, assert_unavailable, scrape
 
 TOKEN = "shadow-T0ken"
 ADMIN = {"Authorization": "Bearer " + TOKEN}
