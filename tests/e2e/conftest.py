@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness import _BASE, TEST_TIMEOUT, Stack, alarm, cleanup_all, tear_down
+from metering_support import CONFIG, EXTRA, REVIEW_CONFIG, REVIEW_EXTRA, REVIEW_SETTINGS, SETTINGS
 
 
 # --------------------------------------------------------------------------------------------
@@ -31,10 +32,49 @@ def make_stack(request):
     tear_down(request, made)
 
 
+@pytest.fixture(params=["redis", "memory"])
+def any_store(request, make_stack):
+    """Factory like make_stack, once on the Redis store and once on the memory store (the test
+    runs twice, ids [redis] and [memory]): any_store(config_body, settings=..., extra=...,
+    http_extra=...) -> started Stack. The one place where a test asks for both stores."""
+
+    def factory(*args, **kw) -> Stack:
+        return make_stack(*args, redis=request.param == "redis", **kw)
+
+    return factory
+
+
 @pytest.fixture
 def stack(make_stack) -> Stack:
     """The default stack: Redis store, the default pools and routes."""
     return make_stack()
+
+
+# The metering stacks of metering_support.py, used by several test modules.
+
+
+@pytest.fixture(name="mstack")
+def metering_stack(any_store) -> Stack:
+    """The metering stack (metering_support.CONFIG), on the Redis store and on the memory store."""
+    return any_store(CONFIG, settings=SETTINGS, extra=EXTRA)
+
+
+@pytest.fixture(name="rstack")
+def metering_redis_stack(make_stack) -> Stack:
+    """The metering stack on Redis only (for checks of Redis state)."""
+    return make_stack(CONFIG, settings=SETTINGS, extra=EXTRA)
+
+
+@pytest.fixture(name="st")
+def review_stack(any_store) -> Stack:
+    """The hostile-input reviews' stack (metering_support.REVIEW_CONFIG), on each store."""
+    return any_store(REVIEW_CONFIG, settings=REVIEW_SETTINGS, extra=REVIEW_EXTRA)
+
+
+@pytest.fixture(name="rst")
+def review_redis_stack(make_stack) -> Stack:
+    """The hostile-input reviews' stack on Redis only."""
+    return make_stack(REVIEW_CONFIG, settings=REVIEW_SETTINGS, extra=REVIEW_EXTRA)
 
 
 @pytest.fixture

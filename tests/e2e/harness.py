@@ -110,6 +110,15 @@ def wait_until(predicate, timeout: float, interval: float = 0.02, what: str = "c
         time.sleep(interval)
 
 
+def port_open(port: int) -> bool:
+    """Something accepts TCP connections on 127.0.0.1:`port`."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def unix_connectable(path: Path) -> bool:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(0.5)
@@ -234,6 +243,13 @@ def raw_request(port: int, data: bytes, timeout: float = 10.0) -> bytes:
                 break
             chunks.append(c)
         return b"".join(chunks)
+
+
+def local_stack(*args, timeout=60, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Runs deploy/local-stack ARGS with this binary (CHARGE_GATE_BIN), output captured."""
+    env = dict(os.environ, CHARGE_GATE_BIN=str(BIN), **(env or {}))
+    return subprocess.run([str(LOCAL_STACK), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=timeout, env=env)
 
 
 # --------------------------------------------------------------------------------------------
@@ -740,6 +756,19 @@ def assert_unavailable(r: Response):
     assert_json(r)
     assert r.body == SERVICE_UNAVAILABLE, r
     assert r.header("Retry-After") is None, r
+
+
+def scrape(stack: Stack, **kw) -> dict[str, float]:
+    """GET /metrics through nginx: {sample name with its labels: value}."""
+    r = stack.get("/metrics", **kw)
+    assert r.status == 200, r
+    assert r.header("Content-Type").startswith("text/plain; version=0.0.4"), r
+    samples = {}
+    for line in r.text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
 
 
 # Metering helpers (docs/http.md) ------------------------------------------------------------

@@ -12,8 +12,7 @@ import time
 
 import pytest
 
-from harness import allowed_within, assert_allowed, assert_out_of_charge
-from test_operator import scrape
+from harness import allowed_within, assert_allowed, assert_out_of_charge, scrape
 
 TOKEN = "edge-T0ken"
 ADMIN = {"Authorization": "Bearer " + TOKEN}

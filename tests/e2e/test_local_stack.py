@@ -11,23 +11,18 @@ from pathlib import Path
 import pytest
 
 from harness import (
-    BIN,
     LOCAL_STACK,
     RedisClient,
     assert_allowed,
     assert_out_of_charge,
     free_port,
     http_request,
+    local_stack,
     pid_alive,
+    port_open,
 )
 
 PIDS = ["nginx", "charge-gate", "redis"]
-
-
-def run(*args, timeout=60, env: dict | None = None):
-    env = dict(os.environ, CHARGE_GATE_BIN=str(BIN), **(env or {}))
-    return subprocess.run([str(LOCAL_STACK), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=timeout, env=env)
 
 
 def pids(d: Path) -> dict[str, int]:
@@ -38,14 +33,6 @@ def pids(d: Path) -> dict[str, int]:
         except (OSError, ValueError):
             pass
     return out
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def one_line_error(r):
@@ -69,7 +56,7 @@ def stack_dir(tmp_dir):
 def test_up_memory_then_down(stack_dir):
     port = free_port()
     t0 = time.monotonic()
-    r = run("up", "--memory", "--port", str(port), "--dir", str(stack_dir))
+    r = local_stack("up", "--memory", "--port", str(port), "--dir", str(stack_dir))
     assert r.returncode == 0, r
     assert time.monotonic() - t0 < 20
     assert f"http://127.0.0.1:{port}" in r.stdout
@@ -90,32 +77,32 @@ def test_up_memory_then_down(stack_dir):
     assert (stack_dir / "app-access.log").read_text().count("POST /api/generate 200") == 5
 
     # up again in the same dir: one-line error, nothing changed
-    again = run("up", "--memory", "--port", str(free_port()), "--dir", str(stack_dir), timeout=30)
+    again = local_stack("up", "--memory", "--port", str(free_port()), "--dir", str(stack_dir), timeout=30)
     assert again.returncode == 1, again
     assert "already running" in one_line_error(again)
     assert pids(stack_dir) == running
 
     # down stops everything and is idempotent
-    d = run("down", "--dir", str(stack_dir))
+    d = local_stack("down", "--dir", str(stack_dir))
     assert d.returncode == 0, d
     for pid in running.values():
         assert not pid_alive(pid), pid
     assert not port_open(port)
     assert not (stack_dir / "charge.sock").exists()
-    d2 = run("down", "--dir", str(stack_dir))
+    d2 = local_stack("down", "--dir", str(stack_dir))
     assert d2.returncode == 0, d2
 
 
 def test_up_with_redis(stack_dir):
     port = free_port()
-    r = run("up", "--port", str(port), "--dir", str(stack_dir))
+    r = local_stack("up", "--port", str(port), "--dir", str(stack_dir))
     assert r.returncode == 0, r
     running = pids(stack_dir)
     assert set(running) == {"nginx", "charge-gate", "redis"}, running
     assert_allowed(http_request(port, "POST", "/api/generate"), "POST", "/api/generate")
     raw = RedisClient(stack_dir / "redis.sock").get("charge:generate-image")
     assert raw is not None and raw.startswith('{"current":4,"lastUpdatedAt":'), raw
-    d = run("down", "--dir", str(stack_dir))
+    d = local_stack("down", "--dir", str(stack_dir))
     assert d.returncode == 0, d
     for pid in running.values():
         assert not pid_alive(pid), pid
@@ -129,7 +116,7 @@ def test_up_on_a_busy_port_fails_fast(stack_dir):
     port = busy.getsockname()[1]
     try:
         t0 = time.monotonic()
-        r = run("up", "--memory", "--port", str(port), "--dir", str(stack_dir), timeout=30)
+        r = local_stack("up", "--memory", "--port", str(port), "--dir", str(stack_dir), timeout=30)
         took = time.monotonic() - t0
         assert r.returncode == 1, r
         line = one_line_error(r)
@@ -146,7 +133,7 @@ def test_up_on_a_bound_but_not_listening_port_fails_cleanly(stack_dir):
     busy.bind(("127.0.0.1", 0))
     port = busy.getsockname()[1]
     try:
-        r = run("up", "--memory", "--port", str(port), "--dir", str(stack_dir), timeout=30)
+        r = local_stack("up", "--memory", "--port", str(port), "--dir", str(stack_dir), timeout=30)
         assert r.returncode == 1, r
         line = one_line_error(r)
         assert str(port) in line, line
@@ -160,6 +147,6 @@ def test_bad_arguments_are_one_line_errors(tmp_dir):
                  ["up", "--config", str(tmp_dir / "missing.yaml"), "--dir", str(tmp_dir / "x")],
                  ["sideways"],
                  ["up", "--bogus"]):
-        r = run(*args, timeout=30)
+        r = local_stack(*args, timeout=30)
         assert r.returncode == 1, (args, r)
         one_line_error(r)

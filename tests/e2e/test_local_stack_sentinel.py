@@ -13,8 +13,7 @@ import time
 
 import pytest
 
-from harness import RedisClient, free_port, http_request, pid_alive
-from test_local_stack import port_open, run
+from harness import RedisClient, free_port, http_request, local_stack, pid_alive, port_open
 
 PORTS = [6391, 6392, 26391, 26392, 26393]
 NODES = ["redis-primary", "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"]
@@ -34,7 +33,7 @@ def test_local_stack_with_sentinel_fails_over_by_hand(tmp_dir):
         pytest.skip(f"ports {busy} are in use on this machine")
     d = tmp_dir / "sstack"
     port = free_port()
-    r = run("up", "--sentinel", "--port", str(port), "--dir", str(d), timeout=120)
+    r = local_stack("up", "--sentinel", "--port", str(port), "--dir", str(d), timeout=120)
     try:
         assert r.returncode == 0, r.stderr
         assert "redis-sentinel://127.0.0.1:26391,127.0.0.1:26392,127.0.0.1:26393/charge-gate" in r.stdout, r.stdout
@@ -94,7 +93,7 @@ def test_local_stack_with_sentinel_fails_over_by_hand(tmp_dir):
         log = (d / "charge-gate.log").read_text()
         assert "redis failover seen: master 'charge-gate' moved from 127.0.0.1:6391 to 127.0.0.1:6392" in log, log[-2000:]
     finally:
-        down = run("down", "--dir", str(d))
+        down = local_stack("down", "--dir", str(d))
     assert down.returncode == 0, down.stderr
     for name in NODES:
         assert name in down.stdout, down.stdout
@@ -119,7 +118,7 @@ def test_up_fails_clearly_when_the_replica_never_syncs(tmp_dir):
     wrapper.chmod(0o755)
     d = tmp_dir / "stuck"
     started = time.monotonic()
-    r = run("up", "--sentinel", "--port", str(free_port()), "--dir", str(d), timeout=120, env={"REDIS_SERVER": str(wrapper)})
+    r = local_stack("up", "--sentinel", "--port", str(free_port()), "--dir", str(d), timeout=120, env={"REDIS_SERVER": str(wrapper)})
     assert r.returncode == 1, r
     assert 19 < time.monotonic() - started < 60
     lines = [line for line in r.stderr.splitlines() if line.strip()]

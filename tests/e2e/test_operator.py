@@ -6,19 +6,7 @@ import re
 import signal
 import time
 
-from harness import assert_out_of_charge
-
-
-def scrape(stack, **kw) -> dict[str, float]:
-    r = stack.get("/metrics", **kw)
-    assert r.status == 200, r
-    assert r.header("Content-Type").startswith("text/plain; version=0.0.4"), r
-    samples = {}
-    for line in r.text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
-    return samples
+from harness import assert_out_of_charge, scrape
 
 
 def test_metrics_count_decisions_redis_and_reloads(make_stack):

@@ -20,8 +20,6 @@ from calendar import monthrange
 from datetime import date, datetime, timedelta, timezone
 from urllib.parse import quote
 
-import pytest
-
 from harness import allowed_within, assert_allowed, assert_json, assert_out_of_charge
 
 TOKEN = "plan-Adm1n.token"
@@ -142,8 +140,9 @@ def settings(edge: int = 1, workers: int = 2, extra: str = "") -> str:
     return f'adminToken: "{TOKEN}"\nworkers: {workers}\nedgeDenySeconds: {edge}\neventsMaxLen: 10000\n' + extra
 
 
-def plans_stack(make_stack, redis: bool = True, edge: int = 1, body: str = PLANS, **kw):
-    return make_stack(body, redis=redis, settings=settings(edge, **kw), extra=EXTRA, http_extra=HTTP_EXTRA)
+def plans_stack(make, edge: int = 1, body: str = PLANS, **kw):
+    """The plans stack from `make`: make_stack (Redis) or any_store (each store)."""
+    return make(body, settings=settings(edge, **kw), extra=EXTRA, http_extra=HTTP_EXTRA)
 
 
 def as_(subject: str | None, key: str | None = None, **headers) -> dict:
@@ -318,19 +317,14 @@ def pttl(s, key: str) -> int:
     return s.redis.client.command("PTTL", "charge:" + key)
 
 
-@pytest.fixture(params=["redis", "memory"])
-def store(request):
-    return request.param
-
-
 # --------------------------------------------------------------------------------------------
 # 1. an anchored daily period
 
 
-def test_an_anchored_daily_period_ends_exactly_at_its_boundary(make_stack, store):
+def test_an_anchored_daily_period_ends_exactly_at_its_boundary(any_store):
     """The subject's period started 1 day - 4 s ago (periodAnchor): 3 spends, then a 429 whose
     retryAfterMs is exactly the time left to the boundary, then a full pool after it."""
-    s = plans_stack(make_stack, redis=store == "redis")
+    s = plans_stack(any_store)
     anchor = now_ms(s) - DAY_MS + 4000
     boundary = anchor + DAY_MS
     assert_plan_answer(put_plan(s, "ann", {"plan": "free", "periodAnchor": anchor}), "ann", "free", "stored", anchor)
@@ -390,8 +384,8 @@ def test_an_anchored_daily_period_ends_exactly_at_its_boundary(make_stack, store
 # 2. calendar periods
 
 
-def test_calendar_periods_are_utc_day_monday_week_and_month(make_stack, store):
-    s = plans_stack(make_stack, redis=store == "redis")
+def test_calendar_periods_are_utc_day_monday_week_and_month(any_store):
+    s = plans_stack(any_store)
     for _ in range(5):
         before = now_ms(s)
         doc = usage_doc(s, "cal")
@@ -457,11 +451,11 @@ def iso_ms(text: str) -> int:
     return utc_ms(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
-def test_anchored_periods_follow_the_anchors_day_and_time(make_stack, store):
+def test_anchored_periods_follow_the_anchors_day_and_time(any_store):
     """For many anchors: the usage window (periodStart/resetsAt) and the wait of a denial (the
     store's own period math: the Lua script on Redis) both equal the window computed here (docs/config.md),
     month anchors clamped to the month's last day (31st -> 30th/28th/29th)."""
-    s = plans_stack(make_stack, redis=store == "redis", edge=0)
+    s = plans_stack(any_store, edge=0)
     now = now_ms(s)
     today = datetime.fromtimestamp(now / 1000, tz=timezone.utc)
     tod_now = now % DAY_MS
@@ -518,8 +512,8 @@ def test_anchored_periods_follow_the_anchors_day_and_time(make_stack, store):
 # 3. changing plan mid-period
 
 
-def test_upgrade_and_downgrade_mid_period_keep_what_was_used(make_stack, store):
-    s = plans_stack(make_stack, redis=store == "redis", edge=0)
+def test_upgrade_and_downgrade_mid_period_keep_what_was_used(any_store):
+    s = plans_stack(any_store, edge=0)
     for _ in range(3):
         assert_allowed(s.get("/api/monthly/u", headers=as_("up")), "GET", "/api/monthly/u")
     # several denials: every worker's memory deny cache holds one
@@ -569,8 +563,8 @@ def test_upgrade_and_downgrade_mid_period_keep_what_was_used(make_stack, store):
     assert len(s.app_hits_settled(4)) == 4
 
 
-def test_an_unlimited_plan_meters_and_a_downgrade_counts_its_use(make_stack, store):
-    s = plans_stack(make_stack, redis=store == "redis", edge=0)
+def test_an_unlimited_plan_meters_and_a_downgrade_counts_its_use(any_store):
+    s = plans_stack(any_store, edge=0)
     for _ in range(3):
         assert_allowed(s.get("/api/monthly/m", headers=as_("um")), "GET", "/api/monthly/m")
     assert_out_of_charge(s.get("/api/monthly/m", headers=as_("um")), "monthly")
@@ -604,10 +598,10 @@ def test_an_unlimited_plan_meters_and_a_downgrade_counts_its_use(make_stack, sto
     assert len(s.app_hits_settled(10)) == 10
 
 
-def test_a_plan_sets_a_recharging_pools_cap_and_interval(make_stack, store):
+def test_a_plan_sets_a_recharging_pools_cap_and_interval(any_store):
     """hourly: 2 a day by the pool's own settings (free does not list it); pro: 4, one back
     every 3.6 s. The upgrade brings pro's cap and interval at once."""
-    s = plans_stack(make_stack, redis=store == "redis", edge=0)
+    s = plans_stack(any_store, edge=0)
     for _ in range(2):
         r = s.get("/api/hourly/h", headers=as_("hr"))
         assert_allowed(r, "GET", "/api/hourly/h")
@@ -637,8 +631,8 @@ def test_a_plan_sets_a_recharging_pools_cap_and_interval(make_stack, store):
         assert m and int(m.group(3)) == 4, redis_value(s, "hourly:hr")
 
 
-def test_a_top_off_fills_to_the_subjects_plan(make_stack, store):
-    s = plans_stack(make_stack, redis=store == "redis", edge=0)
+def test_a_top_off_fills_to_the_subjects_plan(any_store):
+    s = plans_stack(any_store, edge=0)
     put_plan(s, "tp", {"plan": "pro"})
     for _ in range(4):
         assert_allowed(s.get("/api/monthly/t", headers=as_("tp")), "GET", "/api/monthly/t")
@@ -708,11 +702,11 @@ routes:
 FLAP_INTERVAL_MS = 3600
 
 
-def test_a_plan_flap_gives_nothing_back(make_stack, store):
+def test_a_plan_flap_gives_nothing_back(any_store):
     """Pro used up, free for one refill, pro again: only the refills earned since the pool was
     used up, as if the subject had stayed on pro (before the fix: the refill passed under free,
     which wrote the clamped balance with free's cap, and pro then had 8 more)."""
-    s = plans_stack(make_stack, redis=store == "redis", edge=0, body=FLAP)
+    s = plans_stack(any_store, edge=0, body=FLAP)
     assert_plan_answer(put_plan(s, "fl", {"plan": "pro"}), "fl", "pro", "stored")
     before = now_ms(s)
     for _ in range(10):
@@ -755,8 +749,8 @@ def test_a_plan_flap_gives_nothing_back(make_stack, store):
 # 4. the plan nginx names
 
 
-def test_the_plan_nginx_names_sets_the_allowance(make_stack, store):
-    s = plans_stack(make_stack, redis=store == "redis", edge=0)
+def test_the_plan_nginx_names_sets_the_allowance(any_store):
+    s = plans_stack(any_store, edge=0)
     # key-pro: pro's 10
     for i in range(10):
         assert_allowed(s.get("/api/monthly/n", headers=as_("kp", "key-pro")), "GET", "/api/monthly/n")
@@ -873,8 +867,8 @@ def test_a_plan_stored_by_another_node_shows_within_the_memory_caches_age(make_s
 # 6. the admin API's refusals
 
 
-def test_plan_admin_api_refuses_bad_requests_and_writes_nothing(make_stack, store):
-    s = plans_stack(make_stack, redis=store == "redis")
+def test_plan_admin_api_refuses_bad_requests_and_writes_nothing(any_store):
+    s = plans_stack(any_store)
     # auth
     for headers in [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Bearer " + TOKEN + "x"},
                     {"Authorization": TOKEN}, {"Authorization": "Basic " + TOKEN}]:

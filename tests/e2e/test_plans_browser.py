@@ -4,8 +4,8 @@ A real stack (nginx + charge-gate + Redis, tests/e2e/harness.py) with plans and 
 the subject (127.0.0.1, the test client) uses up its Free allowance, is given the Pro plan
 through the admin API, spends a little more; headless Chromium loads GET /api/usage each time
 and the DOM must show the plan label and the reset phrase, and the screenshots must be real
-pictures of the expected size. Driven as tests/e2e/test_browser.py drives Chromium (its
-`browser` helper); skipped only when no Chromium is installed. Screenshots are kept under
+pictures of the expected size. Driven as tests/e2e/test_browser.py drives Chromium (the
+`browser` helper of browser_support.py); skipped only when no Chromium is installed. Screenshots are kept under
 tests/e2e/artifacts/ (not committed), to be looked at.
 """
 
@@ -17,14 +17,11 @@ import re
 import struct
 import zlib
 from datetime import datetime, timezone
-from pathlib import Path
 
-import pytest
-
+from browser_support import ARTIFACTS, BROWSER_ACCEPT, browser, card, needs_chromium, retry_string, text_of
 from harness import assert_out_of_charge
-from test_browser import ARTIFACTS, BROWSER_ACCEPT, CHROMIUM, browser, card, retry_string, text_of
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (Debian package: chromium)")
+pytestmark = needs_chromium
 
 DAY_MS = 86_400_000
 TOKEN = "plans-browser-t0ken"

@@ -1,15 +1,22 @@
-"""The usage endpoints: GET /api/usage and /api/usage/check (docs/http.md). They never consume."""
+"""The usage endpoints: GET /api/usage and /api/usage/check (docs/http.md). They never consume.
+
+GET /api/usage lists every pool's STATE in config order; on the metering stack of
+metering_support.py (both stores) with balances: per-subject pools as the caller's own, global
+ones as they are, credits and unlimited pools, the same view for an admin naming the subject.
+Who may ask for another subject's view: test_admin.py.
+"""
 
 from __future__ import annotations
 
 import json
 
 from harness import assert_json
+from metering_support import ADMIN, admin_view, as_, h, limited, parse_key, states, unlimited, usage
 
 HOUR_MS = 3_600_000
 
 # The STATE keys of docs/http.md, in order. Metering adds balance keys; they are allowed here
-# but not checked (out of scope for now).
+# but not checked (test_balances_in_usage below checks them).
 STATE_KEYS = ["id", "label", "group", "current", "max", "rechargeIntervalHours", "nextRechargeAt", "fullAt"]
 METERING_KEYS = {"availableBalance", "usedBalance", "balanceLimit", "subject"}
 
@@ -109,14 +116,43 @@ def test_usage_endpoints_never_consume(stack):
     assert [h for h in stack.app_hits_settled() if "/api/usage" in h] == []
 
 
-def test_admin_endpoints_are_loopback_only_in_the_snippet(stack):
-    """Only the nginx side (allow/deny); the admin logic itself is metering (docs/http.md)."""
-    text = (stack.nginx.conf.parent / "nginx.conf").read_text()
-    assert "charge-gate-usage.conf" in text
-    from harness import SNIPPETS
-    usage = (SNIPPETS / "charge-gate-usage.conf").read_text()
-    for loc in ["location = /api/usage/topoff", "location = /api/usage/events", "location = /api/usage/plan"]:
-        block = usage.split(loc, 1)[1].split("\n}", 1)[0]
-        assert "allow 127.0.0.1;" in block and "allow ::1;" in block and "deny all;" in block, loc
-    # The two admin writes that take a body (top-off, plan) pass its length; nothing else does.
-    assert usage.count("fastcgi_param CONTENT_LENGTH") == 2
+def test_balances_in_usage(mstack):
+    s = mstack
+    assert s.get("/api/calls/1", headers=as_("nia")).status == 200
+    assert s.post("/api/mixed/1", headers=as_("nia")).status == 200
+    assert s.get("/api/meter3/1", headers=as_("nia")).status == 200
+    u = usage(s, "nia")
+    assert list(u) == ["calls", "quick", "bulk", "credits", "meter"]
+    last_calls = u["calls"]["nextRechargeAt"] - 24 * HOUR_MS
+    last_bulk = u["bulk"]["nextRechargeAt"] - 24 * HOUR_MS
+    if s.redis:
+        assert parse_key(s.redis.client.get("charge:calls:nia")) == (2, last_calls)
+        assert parse_key(s.key("bulk")) == (8, last_bulk)
+        assert parse_key(s.redis.client.get("charge:credits:nia"))[0] == 7
+        assert parse_key(s.redis.client.get("charge:meter:nia"))[0] == 3
+    assert u == {
+        "calls": limited("calls", 2, 3, 24, last=last_calls, interval=24 * HOUR_MS, subject="nia"),
+        "quick": limited("quick", 3, 3, 0.0002, subject="nia"),
+        "bulk": limited("bulk", 8, 10, 24, last=last_bulk, interval=24 * HOUR_MS, label="Bulk", group="Shared"),
+        "credits": limited("credits", 7, 10, None, subject="nia"),
+        "meter": unlimited("meter", 3, "nia"),
+    }
+    # another caller sees its own buckets, and the global pool as it is
+    o = usage(s, "oto")
+    assert o == {
+        "calls": limited("calls", 3, 3, 24, subject="oto"),
+        "quick": limited("quick", 3, 3, 0.0002, subject="oto"),
+        "bulk": u["bulk"],
+        "credits": limited("credits", 10, 10, None, subject="oto"),
+        "meter": unlimited("meter", 0, "oto"),
+    }
+    # an admin may ask for nia's view from anywhere (here as the anonymous caller)
+    r = s.get("/api/usage?subject=nia", headers=ADMIN)
+    assert states(r) == u
+    assert r.body == s.get("/api/usage", headers=as_("nia")).body
+    # a hostile subject asked for by the admin is looked up in its key form
+    assert s.get("/api/calls/1", headers={"X-Api-Key": "<b> x</b>"}).status == 200
+    a = admin_view(s, "<b> x</b>")
+    assert a["calls"] == limited("calls", 2, 3, 24, last=a["calls"]["nextRechargeAt"] - 24 * HOUR_MS,
+                                 interval=24 * HOUR_MS, subject=h("<b> x</b>"))
+    assert a == states(s.get("/api/usage", headers={"X-Api-Key": "<b> x</b>"}))
