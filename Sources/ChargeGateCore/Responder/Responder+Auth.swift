@@ -38,7 +38,7 @@ extension Responder {
 
         // The plan when the subject has none stored: nginx's when it names one, else the default
         // (the param is not even looked up without plans).
-        let nginx = gate.config.plans.isEmpty ? (index: 0, fromNginx: false, unknown: nil) : gate.nginxPlan(request.param(Param.plan))
+        let nginx = gate.config.plans.isEmpty ? Gate.NginxPlan.none : gate.nginxPlan(request.param(Param.plan))
         let choice = gate.planChoice(route, subject: subject, fallback: nginx.index)
 
         // A request with an idempotency key may repeat an allowed one: only the store knows. A
@@ -54,7 +54,7 @@ extension Responder {
         var cacheKey = ""
         if cacheable {
             cacheKey = route.denialKey(subject: subject)
-            if choice != nil { cacheKey += gate.planCacheSuffixes[nginx.index] }
+            if choice != nil { cacheKey += gate.plans[nginx.index].cacheSuffix }
         }
         let now = cacheable ? clock.nowMs() : 0
         if cacheable, let cached = denials.denial(for: cacheKey, now: now) {
@@ -102,7 +102,7 @@ extension Responder {
         let planIndex = result.plan?.index ?? nginx.index
         var response = respond(
             to: result.outcome, now: result.now, items: decided, route: route, subject: subject, clientKey: clientKey, plan: planIndex)
-        if choice != nil, let note = planNote(result.plan, nginx: nginx, gate: gate, subject: subject) {
+        if choice != nil, let note = gate.unknownPlanNote(result.plan, nginx: nginx, subject: subject) {
             if response.note == nil { response.note = note } else { response.note?.fields += note.fields }
             response.note?.isError = true
         }
@@ -155,7 +155,7 @@ extension Responder {
     /// The route's `RateLimit-Policy` under plan `plan`: compiled once, except for a route
     /// with a period pool, whose `w` is the current period's length (from the store's `now`).
     func policy(_ route: Gate.Route, items: [SpendItem], plan: Int, now: Int64) -> String {
-        guard route.hasPeriods else { return route.policies[route.policies.indices.contains(plan) ? plan : 0] }
+        guard route.hasPeriods else { return route.policy(plan: plan) }
         return Gate.policy(items, now: now)
     }
 
@@ -175,22 +175,6 @@ extension Responder {
     /// The 204 of a shadow route's would-be denial.
     func shadowPass(_ reason: String) -> Response {
         Response(status: 204, headers: [(Header.status, "204"), Header.neverCached, (Header.shadow, reason)])
-    }
-
-    /// The error line for a plan name that is not a plan (a stale stored record, a typo in
-    /// nginx's map): the subject got the default plan. nil when there is none.
-    func planNote(_ use: PlanUse?, nginx: (index: Int, fromNginx: Bool, unknown: String?), gate: Gate, subject: String) -> Response.Note? {
-        var fields: [(key: LogKey, value: String)] = []
-        if let stored = use?.unknownStored {
-            fields.append((.unknownStoredPlan, SafeToken.key(for: stored)))
-        } else if use?.stored != true, let name = nginx.unknown {
-            fields.append((.unknownNginxPlan, SafeToken.key(for: name)))
-        }
-        guard !fields.isEmpty else { return nil }
-        let plan = gate.planIDs.indices.contains(use?.index ?? -1) ? gate.planIDs[use?.index ?? 0] : ""
-        return .init(
-            isError: true, message: "unknown plan: the default plan applies",
-            fields: fields + [(.plan, plan), (.subject, subject)])
     }
 
     static let keyReusedBody = #"{"error":"idempotency_key_reused"}"#
