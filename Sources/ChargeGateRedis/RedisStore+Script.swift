@@ -219,22 +219,22 @@ extension RedisStore {
         switch tag {
         case "allowed":
             guard rest.count == 2 * n else { break }
-            var remaining: [Int64] = []
-            var fullAt: [Int64?] = []
-            remaining.reserveCapacity(n)
-            fullAt.reserveCapacity(n)
-            for value in rest.prefix(n) { remaining.append(try number(value, countRange, "remaining", "spend")) }
-            for value in rest.suffix(n) {
-                let full = try number(value, -1..<aheadRange.upperBound, "fullAt", "spend")
-                fullAt.append(full < 0 ? nil : full)
+            var results: [ItemResult] = []
+            results.reserveCapacity(n)
+            for value in rest.prefix(n) {
+                results.append(ItemResult(remaining: try number(value, countRange, "remaining", "spend"), fullAt: nil))
             }
-            return SpendResult(.allowed(now: now, remaining: remaining, fullAt: fullAt), now: now, plan: use)
+            for (i, value) in zip(results.indices, rest.suffix(n)) {
+                let full = try number(value, -1..<aheadRange.upperBound, "fullAt", "spend")
+                results[i].fullAt = full < 0 ? nil : full
+            }
+            return SpendResult(.allowed(results), now: now, plan: use)
         case "repeated":
             guard rest.isEmpty else { break }
-            return SpendResult(.repeated(now: now), now: now, plan: use)
+            return SpendResult(.repeated, now: now, plan: use)
         case "reused":
             guard rest.isEmpty else { break }
-            return SpendResult(.keyReused(now: now), now: now, plan: use)
+            return SpendResult(.keyReused, now: now, plan: use)
         case "out":
             guard rest.count == 2 else { break }
             let item = try number(rest[head], items, "item", "spend")

@@ -55,23 +55,21 @@ extension Bucket {
             return SpendPlan(outcome: .outOfCharge(item: longest.item, retryAfterMs: longest.wait), writes: [])
         }
         var writes: [(state: BucketState, ttlMs: Int64?)] = []
-        var remaining: [Int64] = []
-        var fullAt: [Int64?] = []
+        var results: [ItemResult] = []
+        results.reserveCapacity(items.count)
         for (i, item) in items.enumerated() {
             let limit = item.tracksLimit ? item.max ?? unlimitedMark : nil
             guard let max = item.max else {
                 let used = levels[i].available + item.cost
                 let ttl = item.expires ? windows[i].map { Swift.max(1, $0.end - now) } : nil
                 writes.append((BucketState(current: used, lastUpdatedAt: now, limit: limit), ttl))
-                remaining.append(used)
-                fullAt.append(nil)
+                results.append(ItemResult(remaining: used, fullAt: nil))
                 continue
             }
             if let window = windows[i] {
                 let after = BucketState(current: levels[i].available - item.cost, lastUpdatedAt: now, limit: limit)
                 writes.append((after, item.expires ? Swift.max(1, window.end - now) : nil))
-                remaining.append(after.current)
-                fullAt.append(window.end)
+                results.append(ItemResult(remaining: after.current, fullAt: window.end))
                 continue
             }
             var after = Bucket.spend(item.cost, from: levels[i], now: now)
@@ -82,9 +80,9 @@ extension Bucket {
                 ttl = Swift.max(1, until(span(max - after.current, interval), from: after.lastUpdatedAt, now: now))
             }
             writes.append((after, ttl))
-            remaining.append(after.current)
-            fullAt.append(item.intervalMs.map { after.lastUpdatedAt + (max - after.current) * $0 })
+            results.append(
+                ItemResult(remaining: after.current, fullAt: item.intervalMs.map { after.lastUpdatedAt + (max - after.current) * $0 }))
         }
-        return SpendPlan(outcome: .allowed(now: now, remaining: remaining, fullAt: fullAt), writes: writes)
+        return SpendPlan(outcome: .allowed(results), writes: writes)
     }
 }

@@ -122,9 +122,8 @@ extension Responder {
         to outcome: SpendOutcome, now: Int64, items: [SpendItem], route: Gate.Route, subject: String, clientKey: String, plan: Int
     ) -> Response {
         switch outcome {
-        case .allowed(_, let remaining, let fullAt):
-            var response = allowed(
-                items, remaining: remaining, fullAt: fullAt, now: now, policy: policy(route, items: items, plan: plan, now: now))
+        case .allowed(let results):
+            var response = allowed(items, results: results, now: now, policy: policy(route, items: items, plan: plan, now: now))
             response.outcome = .allowed(pools: items.map(\.poolId))
             return response
         case .repeated:
@@ -197,22 +196,22 @@ extension Responder {
 
     /// The 204 with the `RateLimit` state of every limited pool: `r` charges left, `t` seconds
     /// until the next one comes back (0 when full; none for a pool that never refills).
-    func allowed(_ items: [SpendItem], remaining: [Int64], fullAt: [Int64?], now: Int64, policy: String) -> Response {
-        guard !policy.isEmpty, remaining.count == items.count, fullAt.count == items.count else { return Self.allow }
+    func allowed(_ items: [SpendItem], results: [ItemResult], now: Int64, policy: String) -> Response {
+        guard !policy.isEmpty, results.count == items.count else { return Self.allow }
         var state = ""
-        for (i, item) in items.enumerated() {
+        for (item, result) in zip(items, results) {
             guard let max = item.max else { continue }
             if !state.isEmpty { state += ", " }
             state += "\""
             state += item.poolId
             state += "\";r="
-            state += String(remaining[i])
-            if let full = fullAt[i], item.period != nil {
+            state += String(result.remaining)
+            if let full = result.fullAt, item.period != nil {
                 // The whole allowance comes back when the period ends.
                 state += ";t="
                 state += String(Gate.seconds(full.saturatingSubtracting(now)))
-            } else if let full = fullAt[i], let interval = item.intervalMs {
-                let level = Bucket.level(remaining: remaining[i], fullAt: full, max: max, intervalMs: interval)
+            } else if let full = result.fullAt, let interval = item.intervalMs {
+                let level = Bucket.level(remaining: result.remaining, fullAt: full, max: max, intervalMs: interval)
                 state += ";t="
                 state += String(Gate.seconds((Bucket.nextRechargeAt(level, intervalMs: interval) ?? now).saturatingSubtracting(now)))
             }
