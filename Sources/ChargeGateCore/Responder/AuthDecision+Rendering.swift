@@ -5,24 +5,35 @@ extension AuthDecision {
     /// 204 for a pass (with the `RateLimit` pair after a spend on a route with a policy), 403
     /// carrying a denial (`Denial.answer`), or a shadow route's marked 204.
     var response: Response {
-        var response: Response
         switch verdict {
         case .unrouted:
-            response = Self.unrouted
+            return noted(Self.unrouted)
         case .allowed(let results):
-            response = results.map { allowed($0) } ?? Self.allow
+            guard let results, !policy.isEmpty, results.count == items.count else { return noted(Self.allow) }
+            return noted(
+                Response(
+                    status: 204,
+                    headers: [
+                        (Header.status, "204"), Header.neverCached, (Header.rateLimitPolicy, policy), (Header.rateLimit, state(results)),
+                    ]))
         case .denied(let denial):
-            response = shadow ? denial.shadowPass : denial.answer(policy: policy, edgeUntil: edgeUntil)
+            return noted(shadow ? denial.shadowPass : denial.answer(policy: policy, edgeUntil: edgeUntil))
         }
+    }
+
+    /// `response` with the decision's log line and outcome (most answers have neither: then
+    /// `response` as it is).
+    private func noted(_ response: Response) -> Response {
+        guard note != nil || route != nil else { return response }
+        var response = response
         response.note = note
         response.outcome = outcome
         return response
     }
 
-    /// The 204 with the `RateLimit` state of every limited pool: `r` charges left, `t` seconds
+    /// The `RateLimit` state of every limited pool after a spend: `r` charges left, `t` seconds
     /// until the next one comes back (0 when full; none for a pool that never refills).
-    private func allowed(_ results: [ItemResult]) -> Response {
-        guard !policy.isEmpty, results.count == items.count else { return Self.allow }
+    private func state(_ results: [ItemResult]) -> String {
         var state = ""
         for (item, result) in zip(items, results) {
             guard let max = item.max else { continue }
@@ -41,8 +52,7 @@ extension AuthDecision {
                 state += String(Gate.seconds((Bucket.nextRechargeAt(level, intervalMs: interval) ?? now).saturatingSubtracting(now)))
             }
         }
-        return Response(
-            status: 204, headers: [(Header.status, "204"), Header.neverCached, (Header.rateLimitPolicy, policy), (Header.rateLimit, state)])
+        return state
     }
 
     /// A pass without a `RateLimit` state.

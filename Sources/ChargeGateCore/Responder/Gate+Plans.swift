@@ -49,10 +49,10 @@ extension Gate {
     /// The plan lookup a spend on `route` by `subject` makes in the store; nil without plans
     /// or when no pool of the route is per subject. `fallback` is the plan when none is stored.
     public func planChoice(_ route: Route, subject: String, fallback: Int) -> PlanChoice? {
-        guard var choice = route.planChoice else { return nil }
-        choice.recordKey = keys.plan(subject: subject)
-        choice.fallback = fallback
-        return choice
+        guard let compiled = route.planChoice else { return nil }
+        return PlanChoice(
+            recordKey: keys.plan(subject: subject), ids: compiled.ids, limits: compiled.limits, fallback: fallback,
+            defaultPlan: compiled.defaultPlan, table: compiled.table)
     }
 
     /// The plan of a subject whose stored record is `record` (nil: none), nginx naming

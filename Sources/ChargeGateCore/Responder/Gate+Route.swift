@@ -1,7 +1,7 @@
 extension Gate {
-    /// One route compiled for the request path: what `Responder.authorize` reads, computed once
-    /// per config.
-    public struct Route: Sendable {
+    /// One route compiled for the request path: what `Responder.decide` reads, computed once
+    /// per config. A class: the router's answer and a decision hold it by reference.
+    public final class Route: Sendable {
         /// Its index in the config's routes (and the router's answers).
         public let index: Int
         /// The normalised prefix.

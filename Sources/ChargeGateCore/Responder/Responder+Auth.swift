@@ -98,39 +98,41 @@ extension Responder {
         if let use = result.plan, let choice, use.index != nginx.index || use.anchor != nil {
             decided = choice.apply(use, to: items)
         }
-        var decision = decision(
-            on: result.outcome, route: route, items: decided, plan: result.plan?.index ?? nginx.index, now: result.now, subject: subject,
-            clientKey: clientKey)
+        let plan = result.plan?.index ?? nginx.index
+        var answer = judge(
+            result.outcome, route: route, items: decided, plan: plan, now: result.now, subject: subject, clientKey: clientKey)
         if choice != nil, let note = gate.unknownPlanNote(result.plan, nginx: nginx, subject: subject) {
-            if decision.note == nil { decision.note = note } else { decision.note?.fields += note.fields }
-            decision.note?.isError = true
+            if answer.note == nil { answer.note = note } else { answer.note?.fields += note.fields }
+            answer.note?.isError = true
         }
-        guard case .outOfCharge(let item, let wait) = result.outcome, cacheable else { return decision }
-        // The store's wait counts from its answer, so from the clock read after it.
-        let answered = clock.nowMs()
-        let fromMemory = denials.remember(
-            cacheKey, poolId: decided[item].poolId, retryAfterMs: wait, now: answered, policy: decision.policy)
-        if fromMemory > 0 { decision.note?.fields.append((.deniedFromMemoryBefore, String(fromMemory))) }
-        if edgeCacheable { decision.edgeUntil = edgeUntil(wait: wait, now: answered, gate: gate) }
-        return decision
+        var edgeUntil: Int64?
+        if case .outOfCharge(let item, let wait) = result.outcome, cacheable {
+            // The store's wait counts from its answer, so from the clock read after it.
+            let answered = clock.nowMs()
+            let fromMemory = denials.remember(
+                cacheKey, poolId: decided[item].poolId, retryAfterMs: wait, now: answered, policy: answer.policy)
+            if fromMemory > 0 { answer.note?.fields.append((.deniedFromMemoryBefore, String(fromMemory))) }
+            if edgeCacheable { edgeUntil = self.edgeUntil(wait: wait, now: answered, gate: gate) }
+        }
+        return AuthDecision(
+            verdict: answer.verdict, route: route, items: decided, plan: plan, now: result.now, policy: answer.policy, edgeUntil: edgeUntil,
+            note: answer.note)
     }
 
-    /// The decision on the store's `outcome` for `items` on `route` (as decided, under plan
-    /// `plan`, at the store's `now`): the verdict, the policy the answer carries, and the log
-    /// line of a denial (in shadow mode, of a denial passed).
-    private func decision(
-        on outcome: SpendOutcome, route: Gate.Route, items: [SpendItem], plan: Int, now: Int64, subject: String, clientKey: String
-    ) -> AuthDecision {
-        var decision = AuthDecision(verdict: .allowed(nil), route: route, items: items, plan: plan, now: now)
+    /// What the store's `outcome` for `items` on `route` (as decided, under plan `plan`, at the
+    /// store's `now`) comes to: the verdict, the policy the answer carries, and the log line of a
+    /// denial (in shadow mode, of a denial passed).
+    private func judge(
+        _ outcome: SpendOutcome, route: Gate.Route, items: [SpendItem], plan: Int, now: Int64, subject: String, clientKey: String
+    ) -> (verdict: AuthDecision.Verdict, policy: String, note: Response.Note?) {
         let denial: Denial
         let fields: [(key: LogKey, value: String)]
+        var policy = ""
         switch outcome {
         case .allowed(let results):
-            decision.verdict = .allowed(results)
-            decision.policy = policy(route, items: items, plan: plan, now: now)
-            return decision
+            return (.allowed(results), self.policy(route, items: items, plan: plan, now: now), nil)
         case .repeated:
-            return decision
+            return (.allowed(nil), "", nil)
         case .keyReused:
             denial = .idempotencyKeyReused
             fields = [(.subject, subject), (.idempotencyKey, clientKey), (.route, route.prefix)]
@@ -138,20 +140,21 @@ extension Responder {
             let pool = items[item].poolId
             let wait = Swift.max(0, wait)
             denial = .outOfCharge(pool: pool, retryAfterMs: wait)
-            decision.policy = policy(route, items: items, plan: plan, now: now)
+            policy = self.policy(route, items: items, plan: plan, now: now)
             fields = [(.pool, pool), (.subject, subject), (.retryAfterMs, String(wait)), (.route, route.prefix)]
         case .insufficientCredits(let item, let available, let required):
             let pool = items[item].poolId
             denial = .insufficientCredits(pool: pool, available: available, required: required)
-            decision.policy = policy(route, items: items, plan: plan, now: now)
+            policy = self.policy(route, items: items, plan: plan, now: now)
             fields = [
                 (.pool, pool), (.subject, subject), (.available, String(available)), (.required, String(required)), (.route, route.prefix),
             ]
         }
-        decision.verdict = .denied(denial)
         let message = "denied " + denial.code
-        decision.note = .init(isError: false, message: route.shadow ? "shadow " + message + " (passed)" : message, fields: fields)
-        return decision
+        return (
+            .denied(denial), policy,
+            .init(isError: false, message: route.shadow ? "shadow " + message + " (passed)" : message, fields: fields)
+        )
     }
 
     /// The route's `RateLimit-Policy` under plan `plan`: compiled once, except for a route
