@@ -1,10 +1,10 @@
 /// A validated config compiled for the request path: the routing trie, every route with what
-/// a decision needs, the pools and plans as records, and the key space. Immutable, so worker threads share it freely; a reload
-/// builds a new one.
+/// a decision needs, the pools and plans as records, and the key space. Immutable, so worker
+/// threads share it freely; a reload builds a new one.
 public final class Gate: Sendable {
     /// The config it was built from.
     public let config: GateConfig
-    /// The route matcher; its answers index `routes`.
+    /// The route matcher; its answers index `routes` (`route(path:method:)` hands back the route).
     public let router: Router
     /// Every store key, built in one place.
     public let keys: KeySpace
