@@ -46,8 +46,11 @@ public final class FastCGIRequest {
 
     /// The param `name`, copied into a Swift string at once (libfcgi's buffer dies with the
     /// request). nil between `finish()` and the next `accept()`: the params are gone then.
+    /// (`withCString` lends a native string's own NUL-terminated bytes; passing `name` as a
+    /// `char *` argument copied it into a new array on every lookup.)
     public func param(_ name: String) -> String? {
-        guard finished == false, let envp = request.pointee.envp, let value = FCGX_GetParam(name, envp) else { return nil }
+        guard finished == false, let envp = request.pointee.envp else { return nil }
+        guard let value = name.withCString({ FCGX_GetParam($0, envp) }) else { return nil }
         return String(cString: value)
     }
 

@@ -202,20 +202,20 @@ extension RedisStore {
         if let layout = SpendLayout.Tag(named: tag), let body = ReplyBody(parts[head...], layout, items: n) {
             switch layout {
             case .allowed:
-                var remaining: [Int64] = []
-                var fullAt: [Int64?] = []
-                remaining.reserveCapacity(n)
-                fullAt.reserveCapacity(n)
-                for value in body.values(.remaining) { remaining.append(try number(value, countRange, "remaining", "spend")) }
-                for value in body.values(.fullAt) {
-                    let full = try number(value, -1..<aheadRange.upperBound, "fullAt", "spend")
-                    fullAt.append(full < 0 ? nil : full)
+                var results: [ItemResult] = []
+                results.reserveCapacity(n)
+                for value in body.values(.remaining) {
+                    results.append(ItemResult(remaining: try number(value, countRange, "remaining", "spend"), fullAt: nil))
                 }
-                return SpendResult(.allowed(now: now, remaining: remaining, fullAt: fullAt), now: now, plan: use)
+                for (i, value) in zip(results.indices, body.values(.fullAt)) {
+                    let full = try number(value, -1..<aheadRange.upperBound, "fullAt", "spend")
+                    results[i].fullAt = full < 0 ? nil : full
+                }
+                return SpendResult(.allowed(results), now: now, plan: use)
             case .repeated:
-                return SpendResult(.repeated(now: now), now: now, plan: use)
+                return SpendResult(.repeated, now: now, plan: use)
             case .reused:
-                return SpendResult(.keyReused(now: now), now: now, plan: use)
+                return SpendResult(.keyReused, now: now, plan: use)
             case .out:
                 let item = try number(body[.item], items, "item", "spend")
                 let wait = try number(body[.retryAfterMs], aheadRange, "retryAfterMs", "spend")

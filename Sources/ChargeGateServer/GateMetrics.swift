@@ -136,24 +136,20 @@ public final class GateMetrics: Sendable {
             self.metrics = metrics
         }
 
-        /// Counts one decision; a shadow route's passed denial as `shadow_` + its outcome.
-        public func record(_ outcome: Response.Outcome, prefix: String = "") {
+        /// Counts one decision; a shadow route's passed denial under the denial's shadow label.
+        public func record(_ outcome: Response.Outcome, shadow: Bool = false) {
             switch outcome {
             case .allowed(let pools):
-                for pool in pools { counter(Key(fromMemory: false, pool: pool, outcome: prefix + "allowed")).increment() }
-            case .outOfCharge(let pool, let fromMemory):
-                counter(Key(fromMemory: false, pool: pool, outcome: prefix + "out_of_charge")).increment()
-                if fromMemory { counter(Key(fromMemory: true, pool: pool, outcome: "")).increment() }
-            case .insufficientCredits(let pool):
-                counter(Key(fromMemory: false, pool: pool, outcome: prefix + "insufficient_credits")).increment()
-            case .serviceUnavailable(let pools):
-                // A shadow route's passed outage is `shadow_unavailable` (SPEC §8).
-                let name = prefix.isEmpty ? "service_unavailable" : prefix + "unavailable"
-                for pool in pools { counter(Key(fromMemory: false, pool: pool, outcome: name)).increment() }
-            case .idempotencyKeyReused(let pools):
-                for pool in pools { counter(Key(fromMemory: false, pool: pool, outcome: prefix + "idempotency_key_reused")).increment() }
+                let label = shadow ? "shadow_allowed" : "allowed"
+                for pool in pools { counter(Key(fromMemory: false, pool: pool, outcome: label)).increment() }
+            case .denied(let denial, let pools, let fromMemory):
+                let label = shadow ? denial.shadowMetricLabel : denial.metricLabel
+                for pool in pools {
+                    counter(Key(fromMemory: false, pool: pool, outcome: label)).increment()
+                    if fromMemory { counter(Key(fromMemory: true, pool: pool, outcome: "")).increment() }
+                }
             case .shadow(let passed):
-                record(passed, prefix: "shadow_")
+                record(passed, shadow: true)
             }
         }
 

@@ -3,7 +3,8 @@ import ChargeGateCore
 import ChargeGateRedis
 
 /// `charge-gate plan`: a subject's stored plan in Redis, set, read or cleared from the shell
-/// (the same records as the admin API's `/api/usage/plan`).
+/// (the record a spend reads first, before nginx's plan and the default; the same records as
+/// the admin API's `/api/usage/plan`).
 struct PlanCommand: ParsableCommand {
     /// The command's name, help and subcommands.
     static let configuration = CommandConfiguration(
@@ -117,7 +118,7 @@ struct SetPlanCommand: ParsableCommand {
             throw ExitCode(1)
         }
         guard let index = loaded.planIndex(id: plan) else {
-            printError("plan: unknown plan '\(plan)' (plans: \(gate.planIDs.joined(separator: ", ")))")
+            printError("plan: unknown plan '\(plan)' (plans: \(gate.plans.map(\.id).joined(separator: ", ")))")
             throw ExitCode(1)
         }
         let store = try target.store(loaded, method: "PUT")

@@ -17,7 +17,7 @@ extension RedisTests {
 
         static func kind(_ outcome: SpendOutcome) -> String {
             switch outcome {
-            case .allowed(_, let remaining, _): return "allowed \(remaining)"
+            case .allowed(let results): return "allowed \(results.map(\.remaining))"
             case .repeated: return "repeated"
             case .keyReused: return "reused"
             case .outOfCharge: return "out"

@@ -265,7 +265,7 @@ extension RedisTests.PlanScript {
                             Self.read(pools[$0].use, item: items[$0], largest: pools[$0].largest, now: result.now)
                         }
                         let fits = pools.indices.allSatisfy { i in items[i].max.map { $0 - reads[i].used >= items[i].cost } ?? true }
-                        if case .allowed(_, let remaining, _) = result.outcome {
+                        if case .allowed(let results) = result.outcome {
                             #expect(fits, "allowed where the account has too little left: \(trail)")
                             for i in pools.indices {
                                 let item = items[i]
@@ -278,7 +278,8 @@ extension RedisTests.PlanScript {
                                 }
                                 let left = item.max.map { $0 - read.used - item.cost } ?? read.used + item.cost
                                 #expect(
-                                    remaining[i] == left, "\(item.poolId) remaining \(remaining[i]), the account says \(left): \(trail)")
+                                    results[i].remaining == left,
+                                    "\(item.poolId) remaining \(results[i].remaining), the account says \(left): \(trail)")
                             }
                         } else {
                             #expect(!fits, "denied where the account has enough left (\(result.outcome)): \(trail)")

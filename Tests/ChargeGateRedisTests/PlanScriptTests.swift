@@ -150,7 +150,7 @@ extension RedisTests {
             }
             let outcomes = try results.all.map { try $0.get() }
             let allowed = outcomes.compactMap { outcome -> Int64? in
-                if case .allowed(_, let remaining, _) = outcome { return remaining[0] }
+                if case .allowed(let results) = outcome { return results[0].remaining }
                 return nil
             }
             #expect(allowed.count == 40)
@@ -177,11 +177,11 @@ extension RedisTests {
             let stream = fixture.prefix + "#events"
             let result = try store.charge(
                 SpendRequest(items: [item], eventsKey: stream, eventsMaxLen: 100, context: context(), plan: choice))
-            guard case .allowed(_, let remaining, _) = result.outcome else {
+            guard case .allowed(let results) = result.outcome else {
                 Issue.record("expected allowed, got \(result.outcome)")
                 return
             }
-            #expect(remaining == [99])
+            #expect(results.map(\.remaining) == [99])
             #expect(result.plan == PlanUse(index: 1, stored: true))
             let events = try store.events(stream: stream, EventQuery(limit: 10)).events
             #expect(events.map(\.context.plan) == ["pro"])
@@ -222,12 +222,12 @@ extension RedisTests {
             item.cost = 0
             let filled = try store.topOff(item, amount: nil)
             #expect(filled.state.current == 2)
-            guard case .allowed(_, let remaining, let fullAt) = try store.spend(request) else {
+            guard case .allowed(let results) = try store.spend(request) else {
                 Issue.record("the filled pool should allow")
                 return
             }
-            #expect(remaining == [1])
-            #expect(fullAt == [window.end])
+            #expect(results.map(\.remaining) == [1])
+            #expect(results.map(\.fullAt) == [window.end])
         }
     }
 }

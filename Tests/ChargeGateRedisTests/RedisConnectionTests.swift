@@ -38,10 +38,11 @@ extension RedisTests {
             // tests running in parallel in other suites).
             #expect(try fixture.run("CLIENT", "KILL", "ID", String(id)).integer == 1)
             usleep(20_000)
-            guard case .allowed(_, let remaining, _) = try store.spend(request) else {
+            guard case .allowed(let results) = try store.spend(request) else {
                 Issue.record("the first spend after the kill should pass")
                 return
             }
+            let remaining = results.map(\.remaining)
             #expect(remaining == [3], "spent exactly once")
             #expect(try store.connection.command(["CLIENT", "ID"]).integer != id, "a new connection")
             #expect(try store.peek([item.key]).states.first??.current == 3)
@@ -92,17 +93,18 @@ extension RedisTests {
             let store = RedisStore(url: RedisURL(endpoint: .unix(path: socket)), timeoutMs: 500)
             let item = SpendItem(poolId: "a", key: "charge:a", max: 5, intervalMs: 3_600_000, cost: 1, expires: false)
             let request = SpendRequest(items: [item], context: context())
-            guard case .allowed(_, [4], _) = try store.spend(request) else {
+            guard case .allowed(let first) = try store.spend(request), first.map(\.remaining) == [4] else {
                 Issue.record("the first spend should pass")
                 return
             }
             stop(process)
             process = try start()
             // The store's connection is idle and now closed by the old server.
-            guard case .allowed(_, let remaining, _) = try store.spend(request) else {
+            guard case .allowed(let results) = try store.spend(request) else {
                 Issue.record("the first spend after the restart should pass")
                 return
             }
+            let remaining = results.map(\.remaining)
             #expect(remaining == [4], "a fresh server holds a full pool")
         }
 
@@ -134,10 +136,11 @@ extension RedisTests {
             sleeperDone.wait()
             #expect(sleeperReply.all == ["status(\"OK\")"], "DEBUG SLEEP must be allowed (scripts/with-redis enables it)")
 
-            guard case .allowed(_, let remaining, _) = try store.spend(request) else {
+            guard case .allowed(let results) = try store.spend(request) else {
                 Issue.record("the spend after the server woke up should pass")
                 return
             }
+            let remaining = results.map(\.remaining)
             // The timed-out spend was written before the timeout, so Redis may have run it when it
             // woke up; it was never sent twice.
             #expect(remaining == [8] || remaining == [7], "remaining \(remaining)")
@@ -307,10 +310,11 @@ extension RedisTests {
             let store = RedisStore(url: fixture.url, timeoutMs: TestRedis.timeoutMs, allowEviction: true)
             #expect(store.connection.allowEviction)
             let item = SpendItem(poolId: "a", key: fixture.prefix + "a", max: 5, intervalMs: 3_600_000, cost: 1, expires: false)
-            guard case .allowed(_, let remaining, _) = try store.spend(SpendRequest(items: [item], context: context())) else {
+            guard case .allowed(let results) = try store.spend(SpendRequest(items: [item], context: context())) else {
                 Issue.record("the spend should pass with allowEviction")
                 return
             }
+            let remaining = results.map(\.remaining)
             #expect(remaining == [4])
             #expect(try store.connection.command(["PING"]) == .status("PONG"))
         }
@@ -343,10 +347,11 @@ extension RedisTests {
                     usleep(50_000)
                 }
             }
-            guard case .allowed(_, let remaining, _)? = outcome else {
+            guard case .allowed(let results)? = outcome else {
                 Issue.record("no spend passed within 2 s of noeviction; last error \(String(describing: lastError))")
                 return
             }
+            let remaining = results.map(\.remaining)
             #expect(remaining == [4], "the refused spends wrote nothing")
             #expect(monotonicMs() - back < 1000, "resumed within the back-off (at most 200 ms) and a poll")
         }

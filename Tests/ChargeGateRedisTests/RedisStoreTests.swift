@@ -16,12 +16,13 @@ extension RedisTests {
             let fixture = try RedisFixture()
             let store = fixture.store()
             let item = SpendItem(poolId: "a", key: fixture.prefix + "a", max: 5, intervalMs: 3_600_000, cost: 2, expires: false)
-            guard case .allowed(let now, let remaining, _) = try store.spend(SpendRequest(items: [item], context: context())) else {
+            let result = try store.charge(SpendRequest(items: [item], context: context()))
+            guard case .allowed(let results) = result.outcome else {
                 Issue.record("spend should pass")
                 return
             }
-            #expect(remaining == [3])
-            #expect(try fixture.get(item.key) == #"{"current":3,"lastUpdatedAt":\#(now)}"#)
+            #expect(results.map(\.remaining) == [3])
+            #expect(try fixture.get(item.key) == #"{"current":3,"lastUpdatedAt":\#(result.now)}"#)
             #expect(try fixture.pttl(item.key) == -1, "a global pool never expires")
         }
 
@@ -131,11 +132,11 @@ extension RedisTests {
             }
             #expect(try fixture.run("EXISTS", idem2).integer == 0)
             _ = try store.topOff(empty, amount: nil)
-            guard case .allowed(_, let remaining, _) = try store.spend(denied) else {
+            guard case .allowed(let results) = try store.spend(denied) else {
                 Issue.record("the retry after the top-off should be charged")
                 return
             }
-            #expect(remaining == [0])
+            #expect(results.map(\.remaining) == [0])
         }
 
         @Test("20 threads racing one idempotency key with 19 repeats allowed: exactly one spend")
@@ -174,7 +175,7 @@ extension RedisTests {
             let outcomes = try results.all.map { try $0.get() }
             #expect(outcomes.count == 200)
             let allowed = outcomes.compactMap { outcome -> Int64? in
-                if case .allowed(_, let remaining, _) = outcome { return remaining[0] }
+                if case .allowed(let results) = outcome { return results[0].remaining }
                 return nil
             }
             #expect(allowed.count == 50)
@@ -198,11 +199,11 @@ extension RedisTests {
             _ = try store.spend(request)
             try fixture.run("SCRIPT", "FLUSH")
             #expect(try fixture.run("SCRIPT", "EXISTS", ChargeScript.sha1).elements == [.integer(0)])
-            guard case .allowed(_, let remaining, _) = try store.spend(request) else {
+            guard case .allowed(let results) = try store.spend(request) else {
                 Issue.record("spend after SCRIPT FLUSH should pass")
                 return
             }
-            #expect(remaining == [3], "spent exactly once per call")
+            #expect(results.map(\.remaining) == [3], "spent exactly once per call")
             #expect(try fixture.run("SCRIPT", "EXISTS", ChargeScript.sha1).elements == [.integer(1)])
             // peek and top-off go through the same script.
             try fixture.run("SCRIPT", "FLUSH")

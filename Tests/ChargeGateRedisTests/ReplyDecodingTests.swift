@@ -5,12 +5,12 @@ import Testing
 /// One script reply, as Redis values, and what it decodes to (nil: refused with `message`).
 struct DecodingCase: Sendable, CustomTestStringConvertible {
     var reply: [RedisValue]
-    var result: SpendOutcome?
+    var result: SpendResult?
     var message: String
 
-    init(_ reply: [RedisValue], _ result: SpendOutcome) {
+    init(_ reply: [RedisValue], _ outcome: SpendOutcome, now: Int64) {
         self.reply = reply
-        self.result = result
+        self.result = SpendResult(outcome, now: now)
         self.message = ""
     }
 
@@ -38,16 +38,17 @@ struct DecodingCase: Sendable, CustomTestStringConvertible {
 
     static let spends: [DecodingCase] = [
         // In range, at the edges.
-        DecodingCase([text("out"), int(now), int(0), int(0)], .outOfCharge(item: 0, retryAfterMs: 0)),
-        DecodingCase([text("out"), int(now), int(0), int(2 * limit - 1)], .outOfCharge(item: 0, retryAfterMs: 2 * limit - 1)),
-        DecodingCase([text("out"), int(now), text("0"), text("1500")], .outOfCharge(item: 0, retryAfterMs: 1500)),
-        DecodingCase([text("allowed"), int(now), int(4), int(-1)], .allowed(now: now, remaining: [4], fullAt: [nil])),
+        DecodingCase([text("out"), int(now), int(0), int(0)], .outOfCharge(item: 0, retryAfterMs: 0), now: now),
+        DecodingCase([text("out"), int(now), int(0), int(2 * limit - 1)], .outOfCharge(item: 0, retryAfterMs: 2 * limit - 1), now: now),
+        DecodingCase([text("out"), int(now), text("0"), text("1500")], .outOfCharge(item: 0, retryAfterMs: 1500), now: now),
+        DecodingCase([text("allowed"), int(now), int(4), int(-1)], .allowed([ItemResult(remaining: 4, fullAt: nil)]), now: now),
         DecodingCase(
             [text("allowed"), int(limit - 1), int(limit - 1), int(2 * limit - 1)],
-            .allowed(now: limit - 1, remaining: [limit - 1], fullAt: [2 * limit - 1])),
+            .allowed([ItemResult(remaining: limit - 1, fullAt: 2 * limit - 1)]), now: limit - 1),
         DecodingCase(
-            [text("credits"), int(now), int(0), int(1 - limit), int(1)], .insufficientCredits(item: 0, available: 1 - limit, required: 1)),
-        DecodingCase([text("repeated"), int(0)], .repeated(now: 0)),
+            [text("credits"), int(now), int(0), int(1 - limit), int(1)], .insufficientCredits(item: 0, available: 1 - limit, required: 1),
+            now: now),
+        DecodingCase([text("repeated"), int(0)], .repeated, now: 0),
         // Out of range.
         DecodingCase(
             [text("out"), int(now), int(0), int(9_223_372_036_854_775_000)],
@@ -93,7 +94,7 @@ struct DecodingCase: Sendable, CustomTestStringConvertible {
         let decoded = Result { () throws(StoreError) in try RedisStore.spendResult(.array(c.reply), for: Self.request) }
         switch (decoded, c.result) {
         case (.success(let result), let expected?):
-            #expect(result.outcome == expected)
+            #expect(result == expected)
         case (.failure(let error), nil):
             #expect(error == .protocolError(c.message))
         default:

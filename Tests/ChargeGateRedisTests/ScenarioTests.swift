@@ -139,14 +139,16 @@ struct Scenario: Sendable, CustomTestStringConvertible {
     ]
 }
 
-/// Checks a scenario's outcome and the states read back afterwards. The store's `now` must lie
+/// Checks a scenario's result and the states read back afterwards. The store's `now` must lie
 /// in [t0, t1] (equal for the memory store).
-func verify(_ scenario: Scenario, items: [SpendItem], outcome: SpendOutcome, states: [BucketState?], t0: Int64, t1: Int64) {
+func verify(_ scenario: Scenario, items: [SpendItem], result: SpendResult, states: [BucketState?], t0: Int64, t1: Int64) {
     let seeded = scenario.seededStates(t0: t0)
+    let outcome = result.outcome
     switch (scenario.expected, outcome) {
-    case (.allowed(let remaining, let expectedStates), .allowed(let now, let got, _)):
+    case (.allowed(let remaining, let expectedStates), .allowed(let got)):
+        let now = result.now
         #expect(now >= t0 && now <= t1, "now \(now) outside [\(t0), \(t1)]")
-        #expect(got == remaining)
+        #expect(got.map(\.remaining) == remaining)
         let want: [BucketState?] = expectedStates.map { entry in
             switch entry.stamp {
             case .now: return BucketState(current: entry.current, lastUpdatedAt: now)
@@ -196,9 +198,9 @@ struct MemoryScenarioTests {
         clock.set(t0)
         try #require(try store.peek(items.map(\.key)).states == scenario.seededStates(t0: t0), "seeding failed")
 
-        let outcome = try store.spend(SpendRequest(items: items, context: context()))
+        let result = try store.charge(SpendRequest(items: items, context: context()))
         let states = try store.peek(items.map(\.key)).states
-        verify(scenario, items: items, outcome: outcome, states: states, t0: t0, t1: t0)
+        verify(scenario, items: items, result: result, states: states, t0: t0, t1: t0)
     }
 
     @Test("spend to zero, then 429 with the exact wait; one ms later than that it succeeds")
@@ -207,15 +209,21 @@ struct MemoryScenarioTests {
         let store = MemoryStore(clock: clock)
         let item = SpendItem(poolId: "a", key: "a", max: 2, intervalMs: 1000, cost: 1, expires: false)
         let request = SpendRequest(items: [item], context: context())
-        #expect(try store.spend(request) == .allowed(now: clock.nowMs(), remaining: [1], fullAt: [clock.nowMs() + 1000]))
+        #expect(
+            try store.charge(request) == SpendResult(.allowed([ItemResult(remaining: 1, fullAt: clock.nowMs() + 1000)]), now: clock.nowMs())
+        )
         clock.advance(250)
-        #expect(try store.spend(request) == .allowed(now: clock.nowMs(), remaining: [0], fullAt: [clock.nowMs() + 1750]))
+        #expect(
+            try store.charge(request) == SpendResult(.allowed([ItemResult(remaining: 0, fullAt: clock.nowMs() + 1750)]), now: clock.nowMs())
+        )
         let denied = try store.spend(request)
         #expect(denied == .outOfCharge(item: 0, retryAfterMs: 750))
         clock.advance(749)
         #expect(try store.spend(request) == .outOfCharge(item: 0, retryAfterMs: 1))
         clock.advance(1)
-        #expect(try store.spend(request) == .allowed(now: clock.nowMs(), remaining: [0], fullAt: [clock.nowMs() + 2000]))
+        #expect(
+            try store.charge(request) == SpendResult(.allowed([ItemResult(remaining: 0, fullAt: clock.nowMs() + 2000)]), now: clock.nowMs())
+        )
     }
 }
 
@@ -232,10 +240,10 @@ extension RedisTests {
                 guard let seed else { continue }
                 try fixture.setState(item.key, current: seed.current, lastUpdatedAt: t0 - seed.ago)
             }
-            let outcome = try store.spend(SpendRequest(items: items, context: context()))
+            let result = try store.charge(SpendRequest(items: items, context: context()))
             let t1 = try fixture.time()
             let states = try store.peek(items.map(\.key)).states
-            verify(scenario, items: items, outcome: outcome, states: states, t0: t0, t1: t1)
+            verify(scenario, items: items, result: result, states: states, t0: t0, t1: t1)
         }
 
         @Test("spend to zero, then 429; after retryAfterMs the next spend succeeds")
@@ -244,12 +252,11 @@ extension RedisTests {
             let store = fixture.store()
             let item = SpendItem(poolId: "a", key: fixture.prefix + "a", max: 2, intervalMs: 1000, cost: 1, expires: false)
             let request = SpendRequest(items: [item], context: context())
-            guard case .allowed(_, let first, _) = try store.spend(request), case .allowed(_, let second, _) = try store.spend(request)
-            else {
+            guard case .allowed(let first) = try store.spend(request), case .allowed(let second) = try store.spend(request) else {
                 Issue.record("the first two spends should pass")
                 return
             }
-            #expect(first == [1] && second == [0])
+            #expect(first.map(\.remaining) == [1] && second.map(\.remaining) == [0])
             guard case .outOfCharge(0, let wait) = try store.spend(request) else {
                 Issue.record("the third spend should be denied")
                 return
@@ -257,11 +264,11 @@ extension RedisTests {
             #expect(wait > 0 && wait <= 1000)
             usleep(UInt32(wait) * 1000)
             let after = try store.spend(request)
-            guard case .allowed(_, let remaining, _) = after else {
+            guard case .allowed(let results) = after else {
                 Issue.record("after waiting retryAfterMs (\(wait)) the spend was \(after)")
                 return
             }
-            #expect(remaining == [0])
+            #expect(results.map(\.remaining) == [0])
         }
     }
 }

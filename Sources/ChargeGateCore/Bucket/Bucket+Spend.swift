@@ -50,15 +50,14 @@ extension Bucket {
             return SpendPlan(outcome: .outOfCharge(item: longest.item, retryAfterMs: longest.wait), writes: [])
         }
         var writes: [(state: BucketState, ttlMs: Int64?)] = []
-        var remaining: [Int64] = []
-        var fullAt: [Int64?] = []
+        var results: [ItemResult] = []
+        results.reserveCapacity(items.count)
         for (i, item) in items.enumerated() {
             let spent = Bucket.spent(item, from: levels[i], window: windows[i], now: now)
             writes.append((spent.state, spent.ttlMs))
-            remaining.append(spent.state.current)
-            fullAt.append(spent.fullAt)
+            results.append(ItemResult(remaining: spent.state.current, fullAt: spent.fullAt))
         }
-        return SpendPlan(outcome: .allowed(now: now, remaining: remaining, fullAt: fullAt), writes: writes)
+        return SpendPlan(outcome: .allowed(results), writes: writes)
     }
 
     /// What a spend writes for one item: the state, its time to live and when the pool is full

@@ -1,13 +1,13 @@
 extension Gate {
-    /// One route compiled for the request path: what `Responder.authorize` reads, computed once
-    /// per config.
-    public struct Route: Sendable {
+    /// One route compiled for the request path: what `Responder.decide` reads, computed once
+    /// per config. A class: the router's answer and a decision hold it by reference.
+    public final class Route: Sendable {
         /// Its index in the config's routes (and the router's answers).
         public let index: Int
         /// The normalised prefix.
         public let prefix: String
-        /// The pools with their cost, in config order.
-        public let charges: [RouteConfig.Charge]
+        /// The pools it spends from, compiled, with their cost, in config order.
+        public let charges: [Charge]
         /// Whether the idempotency header counts here (`idempotent: true`).
         public let idempotent: Bool
         /// Whether any of its pools is per subject (its decisions differ by subject).
@@ -22,45 +22,65 @@ extension Gate {
         public let hasPeriods: Bool
         /// Whether it is in shadow mode (its own `mode`, else the top-level one).
         public let shadow: Bool
-        /// The items' limits under each plan, in plan order (empty without plans, or when no
-        /// pool of the route is per subject: no plan changes anything there).
-        public let planLimits: [[PlanChoice.Limit]]
-        /// `planLimits` with the plans' ids as the script reads them (`PlanChoice.table`).
-        public let planTable: String
+        /// The plan lookup a spend on this route makes, but for the subject's record key and the
+        /// fallback plan (`Gate.planChoice` fills them in): every plan's limits for the route's
+        /// items and their script form, built once. nil without plans, or when no pool of the
+        /// route is per subject: no plan changes anything there.
+        public let planChoice: PlanChoice?
         /// What names the route itself in an idempotency fingerprint: its prefix and its methods
         /// (two routes may share a prefix with other methods).
         public let identity: String
 
-        /// Compiles route `index` of a config whose pools are `planPools[plan]` under each plan
-        /// (one list, the config's own pools, without plans).
-        init(index: Int, config route: RouteConfig, planPools: [[PoolConfig]], mode: GateMode, plans: [PlanConfig]) {
-            let pools = planPools[0]
+        /// One pool a route spends from, and how much.
+        public struct Charge: Sendable {
+            /// The pool, compiled.
+            public let pool: Pool
+            /// Charges spent per request (>= 1).
+            public let cost: Int64
+        }
+
+        /// Compiles route `index` of config `gate`, whose pools are `pools`.
+        init(index: Int, config route: RouteConfig, pools: [Pool], gate: GateConfig) {
+            let charges = route.charges.map { Charge(pool: pools[$0.poolIndex], cost: $0.cost) }
+            let plans = max(1, gate.plans.count)
             self.index = index
             self.prefix = route.prefix
-            self.charges = route.charges
+            self.charges = charges
             self.idempotent = route.idempotent
-            self.hasSubjectPools = route.charges.contains { pools[$0.poolIndex].scope == .subject }
+            self.hasSubjectPools = charges.contains { $0.pool.perSubject }
             // A credits pool can run out meanwhile, and its 402 must win; a plan may make any
             // pool credits.
-            self.denialsCacheable = !planPools.contains { pools in route.charges.contains { pools[$0.poolIndex].isCredits } }
-            self.hasPeriods = route.charges.contains { pools[$0.poolIndex].period != nil }
-            self.shadow = (route.mode ?? mode) == .shadow
-            self.policies = planPools.map { pools in
+            self.denialsCacheable = !charges.contains { $0.pool.byPlan.contains(where: \.isCredits) }
+            self.hasPeriods = charges.contains { $0.pool.under(plan: 0).period != nil }
+            self.shadow = (route.mode ?? gate.mode) == .shadow
+            self.policies = (0..<plans).map { plan in
                 Gate.policy(
-                    route.charges.map { charge in
-                        let pool = pools[charge.poolIndex]
+                    charges.map { charge in
+                        let pool = charge.pool.under(plan: plan)
                         return SpendItem(
                             poolId: pool.id, key: "", max: pool.maxCharges, intervalMs: pool.intervalMs, cost: charge.cost, expires: false,
                             period: pool.period)
                     }, now: nil)
             }
-            self.planLimits =
-                !plans.isEmpty && hasSubjectPools
-                ? planPools.map { pools in
-                    route.charges.map { PlanChoice.Limit(max: pools[$0.poolIndex].maxCharges, intervalMs: pools[$0.poolIndex].intervalMs) }
-                } : []
-            self.planTable = planLimits.isEmpty ? "" : PlanChoice.table(ids: plans.map(\.id), limits: planLimits)
+            if !gate.plans.isEmpty, hasSubjectPools, let defaultPlan = gate.defaultPlan {
+                let limits = (0..<plans).map { plan in
+                    charges.map { charge in
+                        let pool = charge.pool.under(plan: plan)
+                        return PlanChoice.Limit(max: pool.maxCharges, intervalMs: pool.intervalMs)
+                    }
+                }
+                self.planChoice = PlanChoice(
+                    recordKey: "", ids: gate.plans.map(\.id), limits: limits, fallback: defaultPlan, defaultPlan: defaultPlan)
+            } else {
+                self.planChoice = nil
+            }
             self.identity = route.prefix + " " + (route.methods.map { $0.sorted().joined(separator: ",") } ?? "*")
+        }
+
+        /// Its `RateLimit-Policy` under plan `plan` as compiled (the config's own when `plan` is
+        /// none of the plans); a route with a period pool has its own per period (`Gate.policy`).
+        public func policy(plan: Int) -> String {
+            policies[policies.indices.contains(plan) ? plan : 0]
         }
 
         /// The key of this route's remembered denials in a worker's deny cache: the route itself

@@ -1,27 +1,32 @@
 extension Responder {
-    /// The auth subrequest: route the charged path, then ask the deny cache or the store, and
-    /// carry the decision back in `X-Charge-*` headers (204 allows, 403 carries a denial).
+    /// The auth subrequest: the decision (`decide`), written as `X-Charge-*` headers (204
+    /// allows, 403 carries a denial).
     func authorize(_ request: some RequestParams, gate: Gate) -> Response {
+        decide(request, gate: gate).response
+    }
+
+    /// Routes the charged path, then asks the deny cache or the store.
+    func decide(_ request: some RequestParams, gate: Gate) -> AuthDecision {
         let path = Self.chargedPath(request)
         // The auth location asked about itself: the protected request's path was overwritten in
         // the subrequest (a `set $charge_gate_uri $uri;` at server level runs again there). The
         // snippets' locations live under `/_charge_gate/`, which no route may charge: never a
         // pass, the route the client wanted is unknown. (A prefix test: no param, no copy.)
         if path.utf8.starts(with: Self.reservedPrefix.utf8) {
-            var response = deny(503, body: Self.unavailableBody)
-            response.note = .init(
-                isError: true,
-                message: "the charged path is under /_charge_gate/, the snippets' own: denied; "
-                    + "set $charge_gate_uri only as charge-gate-protect.conf does")
-            return response
+            return AuthDecision(
+                verdict: .denied(.serviceUnavailable),
+                note: .init(
+                    isError: true,
+                    message: "the charged path is under /_charge_gate/, the snippets' own: denied; "
+                        + "set $charge_gate_uri only as charge-gate-protect.conf does"))
         }
         let requestMethod = request.param(Param.method) ?? ""
         // HEAD is GET without the body: the app still does the work, so it is charged alike.
         let method = requestMethod == "HEAD" ? "GET" : requestMethod
         // No route: a pass that charged nothing, which the auth location must never replay for
         // a later pass of the same request (an internal redirect into a charged route).
-        guard let route = gate.route(path: path, method: method) else { return Self.unrouted }
-        if gate.config.devBypass { return Self.allow }
+        guard let route = gate.route(path: path, method: method) else { return AuthDecision(verdict: .unrouted) }
+        if gate.config.devBypass { return AuthDecision(verdict: .allowed(nil)) }
         let subject = SafeToken.key(for: request.param(Param.subject) ?? "")
 
         // The idempotency header counts only on routes that say the app deduplicates on it;
@@ -38,7 +43,7 @@ extension Responder {
 
         // The plan when the subject has none stored: nginx's when it names one, else the default
         // (the param is not even looked up without plans).
-        let nginx = gate.config.plans.isEmpty ? (index: 0, fromNginx: false, unknown: nil) : gate.nginxPlan(request.param(Param.plan))
+        let nginx = gate.config.plans.isEmpty ? Gate.NginxPlan.none : gate.nginxPlan(request.param(Param.plan))
         let choice = gate.planChoice(route, subject: subject, fallback: nginx.index)
 
         // A request with an idempotency key may repeat an allowed one: only the store knows. A
@@ -54,17 +59,17 @@ extension Responder {
         var cacheKey = ""
         if cacheable {
             cacheKey = route.denialKey(subject: subject)
-            if choice != nil { cacheKey += gate.planCacheSuffixes[nginx.index] }
+            if choice != nil { cacheKey += gate.plans[nginx.index].cacheSuffix }
         }
         let now = cacheable ? clock.nowMs() : 0
         if cacheable, let cached = denials.denial(for: cacheKey, now: now) {
             // Not logged one by one: the next denial the store decides for this key reports
             // how many were answered from memory meanwhile.
-            var response = outOfCharge(
-                pool: cached.poolId, wait: cached.retryAfterMs, subject: subject, route: route, policy: cached.policy, noted: false)
-            if edgeCacheable { markForEdge(&response, wait: cached.retryAfterMs, now: now, gate: gate) }
-            response.outcome = .outOfCharge(pool: cached.poolId, fromMemory: true)
-            return response
+            var decision = AuthDecision(
+                verdict: .denied(.outOfCharge(pool: cached.poolId, retryAfterMs: Swift.max(0, cached.retryAfterMs))), route: route,
+                now: now, policy: cached.policy, fromMemory: true)
+            if edgeCacheable { decision.edgeUntil = edgeUntil(wait: cached.retryAfterMs, now: now, gate: gate) }
+            return decision
         }
 
         let items = gate.items(route, subject: subject, plan: nginx.index)
@@ -79,18 +84,12 @@ extension Responder {
         do {
             result = try store.charge(spend)
         } catch {
-            if route.shadow {
-                var response = shadowPass("service_unavailable")
-                response.note = .init(
-                    isError: true, message: "\(error): passed (shadow mode)", fields: [(.route, route.prefix), (.subject, subject)])
-                response.outcome = .shadow(.serviceUnavailable(pools: items.map(\.poolId)))
-                return response
-            }
-            var response = deny(503, body: Self.unavailableBody)
-            response.note = .init(
-                isError: true, message: "\(error): answered 503", fields: [(.route, route.prefix), (.subject, subject)])
-            response.outcome = .serviceUnavailable(pools: items.map(\.poolId))
-            return response
+            // A shadow route passes an outage too, logged as the error it is.
+            return AuthDecision(
+                verdict: .denied(.serviceUnavailable), route: route, items: items, plan: nginx.index,
+                note: .init(
+                    isError: true, message: route.shadow ? "\(error): passed (shadow mode)" : "\(error): answered 503",
+                    fields: [(.route, route.prefix), (.subject, subject)]))
         }
 
         // The items as the store decided them: under the plan it found, with its anchor (as
@@ -99,108 +98,87 @@ extension Responder {
         if let use = result.plan, let choice, use.index != nginx.index || use.anchor != nil {
             decided = choice.apply(use, to: items)
         }
-        let planIndex = result.plan?.index ?? nginx.index
-        var response = respond(
-            to: result.outcome, now: result.now, items: decided, route: route, subject: subject, clientKey: clientKey, plan: planIndex)
-        if choice != nil, let note = planNote(result.plan, nginx: nginx, gate: gate, subject: subject) {
-            if response.note == nil { response.note = note } else { response.note?.fields += note.fields }
-            response.note?.isError = true
+        let plan = result.plan?.index ?? nginx.index
+        var answer = judge(
+            result.outcome, route: route, items: decided, plan: plan, now: result.now, subject: subject, clientKey: clientKey)
+        if choice != nil, let note = gate.unknownPlanNote(result.plan, nginx: nginx, subject: subject) {
+            if answer.note == nil { answer.note = note } else { answer.note?.fields += note.fields }
+            answer.note?.isError = true
         }
-        guard case .outOfCharge(let item, let wait) = result.outcome, cacheable, !route.shadow else { return response }
-        // The store's wait counts from its answer, so from the clock read after it.
-        let answered = clock.nowMs()
-        let policy = response.headers.first { $0.name == Header.rateLimitPolicy }?.value ?? ""
-        let fromMemory = denials.remember(cacheKey, poolId: decided[item].poolId, retryAfterMs: wait, now: answered, policy: policy)
-        if fromMemory > 0 { response.note?.fields.append((.deniedFromMemoryBefore, String(fromMemory))) }
-        if edgeCacheable { markForEdge(&response, wait: wait, now: answered, gate: gate) }
-        return response
+        var edgeUntil: Int64?
+        if case .outOfCharge(let item, let wait) = result.outcome, cacheable {
+            // The store's wait counts from its answer, so from the clock read after it.
+            let answered = clock.nowMs()
+            let fromMemory = denials.remember(
+                cacheKey, poolId: decided[item].poolId, retryAfterMs: wait, now: answered, policy: answer.policy)
+            if fromMemory > 0 { answer.note?.fields.append((.deniedFromMemoryBefore, String(fromMemory))) }
+            if edgeCacheable { edgeUntil = self.edgeUntil(wait: wait, now: answered, gate: gate) }
+        }
+        return AuthDecision(
+            verdict: answer.verdict, route: route, items: decided, plan: plan, now: result.now, policy: answer.policy, edgeUntil: edgeUntil,
+            note: answer.note)
     }
 
-    /// The answer to the store's decision on `items` (as decided, under plan `plan`); in
-    /// shadow mode a would-be denial passes with `X-Charge-Shadow`.
-    private func respond(
-        to outcome: SpendOutcome, now: Int64, items: [SpendItem], route: Gate.Route, subject: String, clientKey: String, plan: Int
-    ) -> Response {
+    /// What the store's `outcome` for `items` on `route` (as decided, under plan `plan`, at the
+    /// store's `now`) comes to: the verdict, the policy the answer carries, and the log line of a
+    /// denial (in shadow mode, of a denial passed).
+    private func judge(
+        _ outcome: SpendOutcome, route: Gate.Route, items: [SpendItem], plan: Int, now: Int64, subject: String, clientKey: String
+    ) -> (verdict: AuthDecision.Verdict, policy: String, note: Response.Note?) {
+        let denial: Denial
+        let fields: [(key: LogKey, value: String)]
+        var policy = ""
         switch outcome {
-        case .allowed(_, let remaining, let fullAt):
-            var response = allowed(
-                items, remaining: remaining, fullAt: fullAt, now: now, policy: policy(route, items: items, plan: plan, now: now))
-            response.outcome = .allowed(pools: items.map(\.poolId))
-            return response
+        case .allowed(let results):
+            return (.allowed(results), self.policy(route, items: items, plan: plan, now: now), nil)
         case .repeated:
-            var response = Self.allow
-            response.outcome = .allowed(pools: [])
-            return response
+            return (.allowed(nil), "", nil)
         case .keyReused:
-            var response = deny(422, body: Self.keyReusedBody)
-            response.outcome = .idempotencyKeyReused(pools: items.map(\.poolId))
-            response.note = .init(
-                isError: false, message: "denied idempotency_key_reused",
-                fields: [(.subject, subject), (.idempotencyKey, clientKey), (.route, route.prefix)])
-            return route.shadow ? shadowed(response, "idempotency_key_reused") : response
+            denial = .idempotencyKeyReused
+            fields = [(.subject, subject), (.idempotencyKey, clientKey), (.route, route.prefix)]
         case .outOfCharge(let item, let wait):
             let pool = items[item].poolId
-            var response = outOfCharge(
-                pool: pool, wait: wait, subject: subject, route: route, policy: policy(route, items: items, plan: plan, now: now))
-            response.outcome = .outOfCharge(pool: pool, fromMemory: false)
-            return route.shadow ? shadowed(response, "out_of_charge") : response
+            let wait = Swift.max(0, wait)
+            denial = .outOfCharge(pool: pool, retryAfterMs: wait)
+            policy = self.policy(route, items: items, plan: plan, now: now)
+            fields = [(.pool, pool), (.subject, subject), (.retryAfterMs, String(wait)), (.route, route.prefix)]
         case .insufficientCredits(let item, let available, let required):
-            let response = insufficientCredits(
-                pool: items[item].poolId, available: available, required: required, subject: subject, route: route,
-                policy: policy(route, items: items, plan: plan, now: now))
-            return route.shadow ? shadowed(response, "insufficient_credits") : response
+            let pool = items[item].poolId
+            denial = .insufficientCredits(pool: pool, available: available, required: required)
+            policy = self.policy(route, items: items, plan: plan, now: now)
+            fields = [
+                (.pool, pool), (.subject, subject), (.available, String(available)), (.required, String(required)), (.route, route.prefix),
+            ]
         }
+        let message = "denied " + denial.code
+        return (
+            .denied(denial), policy,
+            .init(isError: false, message: route.shadow ? "shadow " + message + " (passed)" : message, fields: fields)
+        )
     }
 
     /// The route's `RateLimit-Policy` under plan `plan`: compiled once, except for a route
     /// with a period pool, whose `w` is the current period's length (from the store's `now`).
     func policy(_ route: Gate.Route, items: [SpendItem], plan: Int, now: Int64) -> String {
-        guard route.hasPeriods else { return route.policies[route.policies.indices.contains(plan) ? plan : 0] }
+        guard route.hasPeriods else { return route.policy(plan: plan) }
         return Gate.policy(items, now: now)
     }
 
-    /// `response` (a denial) turned into a pass in shadow mode: 204 with `X-Charge-Shadow`,
-    /// keeping its log line (marked shadow) and counted as a shadow outcome.
-    func shadowed(_ response: Response, _ reason: String) -> Response {
-        var pass = shadowPass(reason)
-        pass.note = response.note.map { note in
-            var note = note
-            note.message = "shadow " + note.message + " (passed)"
-            return note
-        }
-        pass.outcome = response.outcome.map { .shadow($0) }
-        return pass
+    /// Until when nginx may answer a 429 from its own cache (`X-Accel-Expires: @T`, epoch
+    /// seconds). nginx serves a cached answer while `T >= ngx_time()`, that is to the end of
+    /// second T (ngx_http_file_cache_read: stale only when `valid_sec < now`), so T is the last
+    /// whole second that ends by the moment the request would pass, and the entry lives at most
+    /// `edgeDenySeconds`: T = min(floor((now + wait) / 1000) - 1, floor(now / 1000) +
+    /// edgeDenySeconds - 1). nil when T is already past (the pool's next charge falls in this
+    /// very second). `now` is this node's clock, the one nginx compares T with.
+    func edgeUntil(wait: Int64, now: Int64, gate: Gate) -> Int64? {
+        let nowSeconds = now / 1000
+        let until = Swift.min(now.saturatingAdding(wait) / 1000 - 1, nowSeconds + Int64(gate.config.edgeDenySeconds) - 1)
+        return until >= nowSeconds ? until : nil
     }
 
-    /// The 204 of a shadow route's would-be denial.
-    func shadowPass(_ reason: String) -> Response {
-        Response(status: 204, headers: [(Header.status, "204"), Header.neverCached, (Header.shadow, reason)])
-    }
-
-    /// The error line for a plan name that is not a plan (a stale stored record, a typo in
-    /// nginx's map): the subject got the default plan. nil when there is none.
-    func planNote(_ use: PlanUse?, nginx: (index: Int, fromNginx: Bool, unknown: String?), gate: Gate, subject: String) -> Response.Note? {
-        var fields: [(key: LogKey, value: String)] = []
-        if let stored = use?.unknownStored {
-            fields.append((.unknownStoredPlan, SafeToken.key(for: stored)))
-        } else if use?.stored != true, let name = nginx.unknown {
-            fields.append((.unknownNginxPlan, SafeToken.key(for: name)))
-        }
-        guard !fields.isEmpty else { return nil }
-        let plan = gate.planIDs.indices.contains(use?.index ?? -1) ? gate.planIDs[use?.index ?? 0] : ""
-        return .init(
-            isError: true, message: "unknown plan: the default plan applies",
-            fields: fields + [(.plan, plan), (.subject, subject)])
-    }
-
-    static let keyReusedBody = #"{"error":"idempotency_key_reused"}"#
     /// Where the snippets' own locations live (`/_charge_gate/auth`): never a charged path.
     static let reservedPrefix = "/_charge_gate/"
-    static let allow = Response(status: 204, headers: [(Header.status, "204"), Header.neverCached])
-    /// The pass of a request that matched no route: allowed, nothing charged. Its status is not
-    /// `204`, so the auth location asks again when an internal redirect of the same request
-    /// reaches a protected location (only a charged allow is answered by nginx itself).
-    static let unrouted = Response(status: 204, headers: [(Header.status, Header.unroutedStatus), Header.neverCached])
 
     /// The charged path: nginx's `$uri` when the snippet passes it, else `REQUEST_URI`
     /// normalised here the way nginx would.
@@ -209,95 +187,5 @@ extension Responder {
             return URIPath.normalize(uri)
         }
         return URIPath.fromRequestURI(request.param(Param.requestURI) ?? "/")
-    }
-
-    /// The 204 with the `RateLimit` state of every limited pool: `r` charges left, `t` seconds
-    /// until the next one comes back (0 when full; none for a pool that never refills).
-    func allowed(_ items: [SpendItem], remaining: [Int64], fullAt: [Int64?], now: Int64, policy: String) -> Response {
-        guard !policy.isEmpty, remaining.count == items.count, fullAt.count == items.count else { return Self.allow }
-        var state = ""
-        for (i, item) in items.enumerated() {
-            guard let max = item.max else { continue }
-            if !state.isEmpty { state += ", " }
-            state += "\""
-            state += item.poolId
-            state += "\";r="
-            state += String(remaining[i])
-            if let full = fullAt[i], item.period != nil {
-                // The whole allowance comes back when the period ends.
-                state += ";t="
-                state += String(Gate.seconds(full.saturatingSubtracting(now)))
-            } else if let full = fullAt[i], let interval = item.intervalMs {
-                let level = Bucket.level(remaining: remaining[i], fullAt: full, max: max, intervalMs: interval)
-                state += ";t="
-                state += String(Gate.seconds((Bucket.nextRechargeAt(level, intervalMs: interval) ?? now).saturatingSubtracting(now)))
-            }
-        }
-        return Response(
-            status: 204, headers: [(Header.status, "204"), Header.neverCached, (Header.rateLimitPolicy, policy), (Header.rateLimit, state)])
-    }
-
-    /// The 429 for `pool`, waiting `wait` ms; with the log line unless `noted` is false (an
-    /// answer from the deny cache is counted, not logged one by one).
-    func outOfCharge(pool: String, wait given: Int64, subject: String, route: Gate.Route, policy: String, noted: Bool = true) -> Response {
-        let wait = Swift.max(0, given)
-        var w = JSONWriter()
-        w.beginObject()
-        w.field("error", "out_of_charge")
-        w.field("retryAfterMs", wait)
-        w.field("poolId", pool)
-        w.endObject()
-        let seconds = String(Gate.seconds(wait))
-        var response = deny(
-            429, body: w.text, retryAfter: seconds, policy: policy, state: policy.isEmpty ? "" : "\"" + pool + "\";r=0;t=" + seconds)
-        if noted {
-            response.note = .init(
-                isError: false, message: "denied out_of_charge",
-                fields: [
-                    (.pool, pool), (.subject, subject), (.retryAfterMs, String(wait)), (.route, route.prefix),
-                ])
-        }
-        return response
-    }
-
-    /// Lets nginx answer this 429 from its own cache (`X-Accel-Expires: @T`, epoch seconds).
-    /// nginx serves a cached answer while `T >= ngx_time()`, that is to the end of second T
-    /// (ngx_http_file_cache_read: stale only when `valid_sec < now`), so T is the last whole
-    /// second that ends by the moment the request would pass, and the entry lives at most
-    /// `edgeDenySeconds`: T = min(floor((now + wait) / 1000) - 1, floor(now / 1000) +
-    /// edgeDenySeconds - 1). Nothing when T is already past (the pool's next charge falls in
-    /// this very second). `now` is this node's clock, the one nginx compares T with.
-    func markForEdge(_ response: inout Response, wait: Int64, now: Int64, gate: Gate) {
-        let nowSeconds = now / 1000
-        let until = Swift.min(now.saturatingAdding(wait) / 1000 - 1, nowSeconds + Int64(gate.config.edgeDenySeconds) - 1)
-        guard until >= nowSeconds else { return }
-        let marked = (name: Header.accelExpires, value: "@" + String(until))
-        if let i = response.headers.firstIndex(where: { $0.name == Header.accelExpires }) {
-            response.headers[i] = marked
-        } else {
-            response.headers.append(marked)
-        }
-    }
-
-    /// The 402 for `pool` (it never refills, so waiting would not help): no `Retry-After`.
-    func insufficientCredits(
-        pool: String, available: Int64, required: Int64, subject: String, route: Gate.Route, policy: String
-    ) -> Response {
-        var w = JSONWriter()
-        w.beginObject()
-        w.field("error", "insufficient_credits")
-        w.field("poolId", pool)
-        w.field("availableBalance", available)
-        w.field("required", required)
-        w.endObject()
-        var response = deny(402, body: w.text, policy: policy, state: "\"\(pool)\";r=\(available)")
-        response.outcome = .insufficientCredits(pool: pool)
-        response.note = .init(
-            isError: false, message: "denied insufficient_credits",
-            fields: [
-                (.pool, pool), (.subject, subject), (.available, String(available)), (.required, String(required)),
-                (.route, route.prefix),
-            ])
-        return response
     }
 }

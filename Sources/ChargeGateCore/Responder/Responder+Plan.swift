@@ -65,7 +65,7 @@ extension Responder {
                         400, "bad_request", [("message", #"body: expected JSON {"plan":"ID","periodAnchor":EPOCH_MS?}"#)])
                 }
                 guard let index = gate.config.planIndex(id: body.plan) else {
-                    let known = gate.planIDs.joined(separator: ", ")
+                    let known = gate.plans.map(\.id).joined(separator: ", ")
                     return .error(
                         400, "unknown_plan",
                         [("message", known.isEmpty ? "no plans are configured" : "plan: one of \(known)")])

@@ -147,7 +147,7 @@ extension Responder {
     }
 
     static func unavailable(_ error: StoreError, what: String) -> Response {
-        var response = Response.json(503, unavailableBody)
+        var response = Denial.serviceUnavailable.json
         response.note = .init(isError: true, message: "\(error): answered 503", fields: [(.endpoint, what)])
         return response
     }

@@ -36,30 +36,11 @@ public struct Responder {
         case .metrics: return metrics(request)
         case .plan: return plan(request, gate: gate)
         case nil:
-            var response = deny(503, body: Self.unavailableBody)
+            var response = Denial.serviceUnavailable.answer()
             response.note = .init(
                 isError: true, message: "request without a known \(Param.role): denied; check the nginx snippet",
                 fields: [(.role, role.map { SafeToken.key(for: $0) } ?? "none")])
             return response
         }
-    }
-
-    static let unavailableBody = #"{"error":"service_unavailable"}"#
-
-    /// The 403 that carries a denial to the snippets: its status and JSON body, then
-    /// `Retry-After` when given and the `RateLimit` pair when the route has a policy. Never
-    /// cached by nginx (`X-Accel-Expires: 0`) unless `markForEdge` says otherwise.
-    func deny(_ status: Int, body: String, retryAfter: String? = nil, policy: String = "", state: String = "") -> Response {
-        var headers: [(name: String, value: String)] = []
-        headers.reserveCapacity(6)
-        headers.append((Header.status, String(status)))
-        headers.append(Header.neverCached)
-        headers.append((Header.body, body))
-        if let retryAfter { headers.append((Header.retryAfter, retryAfter)) }
-        if !policy.isEmpty {
-            headers.append((Header.rateLimitPolicy, policy))
-            headers.append((Header.rateLimit, state))
-        }
-        return Response(status: 403, headers: headers)
     }
 }

@@ -15,15 +15,10 @@ public struct Response: Sendable, Equatable {
     public enum Outcome: Sendable, Equatable {
         /// Allowed: these pools were spent from (none for an idempotent repeat).
         case allowed(pools: [String])
-        /// Out of charge: the pool with the longest wait; `fromMemory` when the worker's deny
-        /// cache answered without asking the store.
-        case outOfCharge(pool: String, fromMemory: Bool)
-        /// A pool that never refills lacks charges.
-        case insufficientCredits(pool: String)
-        /// The store could not answer: the route's pools.
-        case serviceUnavailable(pools: [String])
-        /// The idempotency key was first used for another request: 422, the route's pools.
-        case idempotencyKeyReused(pools: [String])
+        /// Denied: the denial and the pools it counts against (the one it names for a 429 or a
+        /// 402, else the route's); `fromMemory` when the worker's deny cache answered a 429
+        /// without asking the store.
+        case denied(Denial, pools: [String], fromMemory: Bool)
         /// A shadow route's would-be denial (or store outage), passed. (Only this case is
         /// indirect: an indirect enum boxes every case on the heap, one malloc per decision.)
         indirect case shadow(Outcome)

@@ -77,8 +77,9 @@ public enum WireProtocol {
         /// caches it, whatever `fastcgi_cache_valid` the auth location inherits.
         public static let neverCached = (name: accelExpires, value: "0")
 
-        /// On a 204 of a shadow route that would have been denied: why
-        /// (`out_of_charge`, `insufficient_credits`, `idempotency_key_reused`, `service_unavailable`).
+        /// On a 204 of a shadow route that would have been denied: why, the denial's name
+        /// (`Denial.code`: `out_of_charge`, `insufficient_credits`, `idempotency_key_reused`,
+        /// `service_unavailable`).
         public static let shadow = "X-Charge-Shadow"
 
         /// `X-Charge-Status` of a pass that matched no route. The auth location answers a

@@ -72,10 +72,10 @@ public final class MemoryStore: ChargeStore, Sendable {
             decision = IdempotencyRecord.decide(live, for: check)
             switch decision {
             case .reused:
-                return .keyReused(now: now)
+                return .keyReused
             case .repeated(let record):
                 s.idempotency[check.key]?.value = record
-                return .repeated(now: now)
+                return .repeated
             case .fresh, .exhausted:
                 break
             }

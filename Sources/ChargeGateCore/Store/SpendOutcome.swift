@@ -1,13 +1,12 @@
-/// The store's decision on a spend.
+/// The store's decision on a spend (its clock is `SpendResult.now`).
 public enum SpendOutcome: Sendable, Equatable {
-    /// Spent. `remaining[i]` is what item i holds afterwards (for an unlimited pool: its use);
-    /// `fullAt[i]` is when it is full again (epoch ms; nil when it never refills or is unlimited).
-    case allowed(now: Int64, remaining: [Int64], fullAt: [Int64?])
+    /// Spent: what each item holds afterwards, in item order.
+    case allowed([ItemResult])
     /// An idempotent repeat of an allowed request: allowed, nothing spent.
-    case repeated(now: Int64)
+    case repeated
     /// The idempotency key was first used for another request (route, method or URI): refused,
     /// nothing spent, nothing recorded.
-    case keyReused(now: Int64)
+    case keyReused
     /// Item `item` (a recharging pool) lacks charges; the longest wait over every such pool.
     case outOfCharge(item: Int, retryAfterMs: Int64)
     /// Item `item` (a pool that never refills) lacks charges: waiting would not help.

@@ -19,7 +19,8 @@ public struct UsageSnapshot: Sendable {
     public var pools: [Pool]
 }
 
-/// A subject's plan and where it comes from (stored, nginx's, or the default).
+/// A subject's plan and where it comes from: its stored plan, else the one nginx names, else
+/// the default.
 public struct SubjectPlan: Sendable, Equatable {
     /// Where the plan was found.
     public enum Source: String, Sendable {
@@ -43,36 +44,6 @@ public struct SubjectPlan: Sendable, Equatable {
         self.index = index
         self.source = source
         self.anchor = anchor
-    }
-}
-
-extension Gate {
-    /// The longest subject an admin may name (`?subject=`, `charge-gate plan`), in bytes; the
-    /// key form hashes long ones.
-    public static let maxAdminSubjectBytes = 1024
-
-    /// The plan answer of the admin API and `charge-gate plan`:
-    /// `{"subject","plan","source","periodAnchor"}` (plan null when no plans are configured).
-    public func planJSON(subject: String, plan: SubjectPlan?) -> String {
-        var w = JSONWriter()
-        w.beginObject()
-        w.field("subject", subject)
-        w.key("plan")
-        if let plan { w.value(config.plans[plan.index].id) } else { w.null() }
-        w.field("source", (plan?.source ?? .default).rawValue)
-        w.field("periodAnchor", plan?.anchor)
-        w.endObject()
-        return w.text
-    }
-
-    /// The plan of a subject whose stored record is `record` (nil: none), nginx naming
-    /// `nginxPlan`: the store's order (`PlanUse.resolve`). nil without plans.
-    public func subjectPlan(record: PlanRecord?, nginxPlan: String?) -> SubjectPlan? {
-        guard let defaultPlan = config.defaultPlan else { return nil }
-        let nginx = self.nginxPlan(nginxPlan)
-        let use = PlanUse.resolve(record, ids: planIDs, fallback: nginx.index, defaultPlan: defaultPlan)
-        let source: SubjectPlan.Source = use.stored ? .stored : (record == nil && nginx.fromNginx ? .nginx : .default)
-        return SubjectPlan(index: use.index, source: source, anchor: use.anchor)
     }
 }
 

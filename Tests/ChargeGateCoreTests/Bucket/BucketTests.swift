@@ -95,7 +95,9 @@ import Testing
         #expect(plan.outcome == .outOfCharge(item: 1, retryAfterMs: Self.hour - 100))
         #expect(plan.writes.isEmpty)
         let ok = Bucket.plan(items, states: [nil, nil], now: Self.t0)
-        #expect(ok.outcome == .allowed(now: Self.t0, remaining: [4, 1], fullAt: [Self.t0 + Self.hour, Self.t0 + Self.hour]))
+        #expect(
+            ok.outcome
+                == .allowed([ItemResult(remaining: 4, fullAt: Self.t0 + Self.hour), ItemResult(remaining: 1, fullAt: Self.t0 + Self.hour)]))
         #expect(
             ok.writes.map(\.state) == [BucketState(current: 4, lastUpdatedAt: Self.t0), BucketState(current: 1, lastUpdatedAt: Self.t0)])
     }
@@ -121,7 +123,7 @@ import Testing
     @Test func unlimitedCountsAndNeverDenies() {
         let items = [Self.item("meter", max: nil, interval: nil, cost: 3)]
         let plan = Bucket.plan(items, states: [BucketState(current: 7, lastUpdatedAt: Self.t0)], now: Self.t0 + 5)
-        #expect(plan.outcome == .allowed(now: Self.t0 + 5, remaining: [10], fullAt: [nil]))
+        #expect(plan.outcome == .allowed([ItemResult(remaining: 10, fullAt: nil)]))
         #expect(plan.writes.first?.ttlMs == nil)
     }
 

@@ -204,7 +204,7 @@ import Testing
         let plan = Bucket.plan([item], states: [nil], now: Self.t0)
         // 1 used: full again in a minute under pro, in 10 under free.
         #expect(plan.writes.first?.ttlMs == 10 * Self.minute)
-        #expect(plan.outcome == .allowed(now: Self.t0, remaining: [9], fullAt: [Self.t0 + Self.minute]))
+        #expect(plan.outcome == .allowed([ItemResult(remaining: 9, fullAt: Self.t0 + Self.minute)]))
     }
 
     @Test func hugeOwedBalancesSaturateInsteadOfOverflowing() {

@@ -22,7 +22,9 @@ import Testing
         #expect(header(denied, "X-Charge-Status") == "429")
         #expect(edge(denied) == "@\(nowSeconds)", "valid to the end of this second: at most 1 s")
         let fromMemory = responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate)
-        #expect(fromMemory.outcome == .outOfCharge(pool: "generate-image", fromMemory: true))
+        #expect(
+            fromMemory.outcome
+                == .denied(.outOfCharge(pool: "generate-image", retryAfterMs: 2 * Self.hour), pools: ["generate-image"], fromMemory: true))
         #expect(edge(fromMemory) == "@\(nowSeconds)")
     }
 

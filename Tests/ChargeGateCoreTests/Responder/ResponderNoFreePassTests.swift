@@ -61,7 +61,7 @@ import Testing
             #expect(reused.status == 403)
             #expect(status(reused) == "422")
             #expect(reused.headers.first { $0.name == "X-Charge-Body" }?.value == #"{"error":"idempotency_key_reused"}"#)
-            #expect(reused.outcome == .idempotencyKeyReused(pools: ["small2"]))
+            #expect(reused.outcome == .denied(.idempotencyKeyReused, pools: ["small2"], fromMemory: false))
         }
         // Nothing was spent by the five: two charges are left.
         #expect(status(ask(gate, "/api/orders/2")) == "204")

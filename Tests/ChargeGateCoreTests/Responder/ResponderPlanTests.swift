@@ -4,8 +4,8 @@ import Testing
 
 @testable import ChargeGateCore
 
-/// Plans, billing periods and shadow mode through the responder, on the memory
-/// store with a manual clock.
+/// Plans, billing periods and shadow mode through the responder, on the memory store with a
+/// manual clock.
 @Suite struct ResponderPlanTests {
     /// 2025-11-30T10:00:00Z: the month ends in 14 h (Dec 1, 00:00 UTC).
     static let start: Int64 = 1_764_496_800_000
@@ -229,7 +229,9 @@ import Testing
     @Test func aPlanSetHereIsNeverAnsweredFromAStaleCachedDenial() throws {
         for _ in 0..<3 { _ = auth("/api/calls") }
         #expect(status(auth("/api/calls")) == "429")
-        #expect(auth("/api/calls").outcome == .outOfCharge(pool: "api-calls", fromMemory: true))
+        #expect(
+            auth("/api/calls").outcome
+                == .denied(.outOfCharge(pool: "api-calls", retryAfterMs: 60_000), pools: ["api-calls"], fromMemory: true))
         // nginx naming another plan: another cache key, decided by the store.
         #expect(status(auth("/api/calls", plan: "pro")) == "204")
         #expect(planRequest("PUT", body: #"{"plan":"pro"}"#).status == 200)
@@ -244,7 +246,9 @@ import Testing
         #expect(passed.status == 204 && status(passed) == "204")
         #expect(header(passed, "X-Charge-Shadow") == "out_of_charge")
         #expect(header(passed, "X-Accel-Expires") == "0")
-        #expect(passed.outcome == .shadow(.outOfCharge(pool: "api-calls", fromMemory: false)))
+        #expect(
+            passed.outcome
+                == .shadow(.denied(.outOfCharge(pool: "api-calls", retryAfterMs: 60_000), pools: ["api-calls"], fromMemory: false)))
         #expect(passed.note?.message == "shadow denied out_of_charge (passed)")
         // Spent exactly as when enforced: the enforced route sees the same empty pool.
         #expect(status(auth("/api/calls")) == "429")
@@ -259,7 +263,10 @@ import Testing
         for _ in 0..<2 { _ = auth("/api/paid") }
         let credits = auth("/api/paid")
         #expect(header(credits, "X-Charge-Shadow") == "insufficient_credits")
-        #expect(credits.outcome == .shadow(.insufficientCredits(pool: "credits")))
+        #expect(
+            credits.outcome
+                == .shadow(.denied(.insufficientCredits(pool: "credits", available: 0, required: 1), pools: ["credits"], fromMemory: false))
+        )
         for _ in 0..<2 { _ = auth("/api/strict") }
         #expect(status(auth("/api/strict")) == "429")
     }
@@ -268,7 +275,7 @@ import Testing
         let down = Responder(store: DownStore(), clock: clock)
         let passed = down.respond(to: FakeRequest.auth("/api/try", subject: "s1"), gate: gate)
         #expect(passed.status == 204 && header(passed, "X-Charge-Shadow") == "service_unavailable")
-        #expect(passed.outcome == .shadow(.serviceUnavailable(pools: ["api-calls"])))
+        #expect(passed.outcome == .shadow(.denied(.serviceUnavailable, pools: ["api-calls"], fromMemory: false)))
         #expect(passed.note?.isError == true)
         let enforced = down.respond(to: FakeRequest.auth("/api/calls", subject: "s1"), gate: gate)
         #expect(status(enforced) == "503")

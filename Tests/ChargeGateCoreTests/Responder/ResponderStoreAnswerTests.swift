@@ -66,7 +66,7 @@ private final class FixedStore: ChargeStore {
             (2, Int64?.some(Int64.max)), (2, Int64?.some(Int64.min)), (2, Int64?.none),
         ] as [(Int64, Int64?)])
     func chargesAndTimesAtTheEndsOfInt64(remaining: Int64, fullAt: Int64?) {
-        let response = Self.ask(.allowed(now: Self.now, remaining: [remaining], fullAt: [fullAt]))
+        let response = Self.ask(.allowed([ItemResult(remaining: remaining, fullAt: fullAt)]))
         #expect(response.status == 204)
         #expect(Self.header(response, "X-Charge-RateLimit")?.hasPrefix(#""p";r=\#(remaining)"#) == true)
     }

@@ -128,10 +128,11 @@ func checkSuccess(_ config: GateConfig, _ text: String) {
 
     // It compiles, and every route is found by its own prefix for a method it takes.
     let gate = Gate(config: config)
-    require(gate.planPools.count == max(1, config.plans.count), "one pool list per plan (the config's own without plans)")
+    let perPlan = max(1, config.plans.count)
+    require(gate.pools.allSatisfy { $0.byPlan.count == perPlan }, "each pool as each plan sets it (the config's own without plans)")
     for route in gate.routes {
-        require(route.planLimits.isEmpty || route.planLimits.count == config.plans.count, "plan limits per plan")
-        require(route.policies.count == gate.planPools.count, "a RateLimit-Policy per plan")
+        require(route.planChoice.map { $0.limits.count == config.plans.count } ?? true, "plan limits per plan")
+        require(route.policies.count == perPlan, "a RateLimit-Policy per plan")
     }
     // (Routes sharing a prefix have disjoint method sets, checked above, and methods are letters:
     // so each route has its own identity in idempotency fingerprints and deny-cache keys.)
