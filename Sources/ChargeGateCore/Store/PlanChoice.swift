@@ -1,4 +1,4 @@
-/// What a spend needs to apply the subject's plan (SPEC §7) inside the store's atomic step:
+/// What a spend needs to apply the subject's plan (docs/config.md, plans) inside the store's atomic step:
 /// where the subject's stored plan is, every plan's limits for the request's items, and the
 /// plan that holds when none is stored.
 public struct PlanChoice: Sendable, Equatable {
@@ -91,7 +91,7 @@ public struct PlanUse: Sendable, Equatable {
 
     /// The plan that holds for `record` (nil: none stored) among the plans `ids`: the stored
     /// one when it is one of them, `defaultPlan` when it is not, else `fallback`. The one order
-    /// of SPEC §7, for spends (`PlanChoice.resolve`, and its Lua twin) and readers
+    /// (stored, then nginx's, then the default), for spends (`PlanChoice.resolve`, and its Lua twin) and readers
     /// (`Gate.subjectPlan`).
     public static func resolve(_ record: PlanRecord?, ids: [String], fallback: Int, defaultPlan: Int) -> PlanUse {
         guard let record else { return PlanUse(index: fallback, stored: false) }
