@@ -79,21 +79,26 @@ extension GateAnalyser {
         }
     }
 
+    /// `state` in location `block`: a regex location's captures are `$1`… (and its named ones
+    /// variables) from here on; any other location changes nothing.
+    func withLocationCaptures(_ state: NginxRequestState, _ block: Int) -> NginxRequestState {
+        guard let (modifier, pattern) = model[block].locationSpec, modifier.isRegex,
+            case .success(let regex) = regexes.regex(pattern, caseless: modifier == .regexCaseless),
+            let captures = regex.match(state.uri)
+        else { return state }
+        var state = state
+        state.captures = captures.numbered
+        for (name, value) in captures.named { state.variables[name] = .some(value) }
+        return state
+    }
+
     /// A location's rewrite phase, then (again from the search when `$uri` changed) access.
     func locationPhase(_ state: NginxRequestState, _ block: Int, _ server: Int, _ probe: GateProbe) -> [Trace] {
         if model[block].first("internal") != nil && !state.isInternal {
             let (title, location) = describeConf(block)
             return [Trace(verdict: .notServed("404: \(title) (\(location)) is internal"), conf: block)]
         }
-        var state = state
-        if let (modifier, pattern) = model[block].locationSpec, modifier.isRegex,
-            case .success(let regex) = regexes.regex(pattern, caseless: modifier == .regexCaseless),
-            let captures = regex.match(state.uri)
-        {
-            // A regex location's captures are $1… (and its named ones variables) from here on.
-            state.captures = captures.numbered
-            for (name, value) in captures.named { state.variables[name] = .some(value) }
-        }
+        let state = withLocationCaptures(state, block)
         // For a method limit_except does not name, its configuration (which has no rewrite
         // directives) is the one in effect from here on.
         return rewrite(model.limitExcept(of: block, method: state.method) ?? block, state, locationLevel: true).flatMap {

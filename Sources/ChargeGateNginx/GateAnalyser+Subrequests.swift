@@ -50,14 +50,7 @@ extension GateAnalyser {
 
     /// A location's (or a named location's) rewrite phase for an internal request.
     func followRewrite(_ state: NginxRequestState, _ block: Int, in server: Int) -> [InternalEnding] {
-        var state = state
-        if let (modifier, pattern) = model[block].locationSpec, modifier.isRegex,
-            case .success(let regex) = regexes.regex(pattern, caseless: modifier == .regexCaseless),
-            let captures = regex.match(state.uri)
-        {
-            state.captures = captures.numbered
-            for (name, value) in captures.named { state.variables[name] = .some(value) }
-        }
+        let state = withLocationCaptures(state, block)
         return rewrite(block, state, locationLevel: true).flatMap { outcome -> [InternalEnding] in
             switch outcome.end {
             case .answered(let status, let directive): return [.answered(status, directive)]
