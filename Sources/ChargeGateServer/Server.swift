@@ -149,9 +149,11 @@ public final class Server: Sendable {
             let response = responder.respond(to: params, gate: box.current)
             // Read before finish(): libfcgi frees the request's params there.
             let requestID = response.note == nil ? nil : params.param(WireProtocol.Param.requestID)
+            // Counted before nginx has the answer: a scrape that follows it (on another worker)
+            // sees it. (finish() may wait for nginx to close; a count after it raced the scrape.)
+            if let outcome = response.outcome { counters.record(outcome) }
             request.write(response.serialized())
             request.finish(lingering: lingering)
-            if let outcome = response.outcome { counters.record(outcome) }
             if let note = response.note { log(note, requestID: requestID, on: logger) }
         }
     }
