@@ -2,7 +2,10 @@ import Yams
 
 extension ConfigLoader.Reader {
     /// The keys of one route.
-    static let routeKeys = ["prefix", "pools", "methods", "cost", "idempotent", "mode"]
+    static let routeKeys = ["prefix", "pools", "methods", "cost", "idempotent", "mode", "settle"]
+
+    /// The keys of a route's `settle`.
+    static let settleKeys = ["refund", "amount", "by"]
 
     /// The keys of a `{id, cost}` item in a route's `pools`.
     static let chargeKeys = ["id", "cost"]
@@ -78,6 +81,17 @@ extension ConfigLoader.Reader {
             fail(node, "\(path).pools: required (list at least one pool id)")
         }
 
+        var settle: SettlePolicy?
+        if let entry = keys["settle"] {
+            settle = self.settle(entry.value, "\(path).settle")
+            if let policy = settle, policy.amount != nil, let cost, !charges.isEmpty, !charges.contains(where: { $0.cost == cost.value }) {
+                fail(
+                    entry.value,
+                    "\(path).settle.amount: no pool of the route costs the route's cost (\(cost.value)), the hold, "
+                        + "so none would be settled to the amount (give the metered pools no cost of their own)")
+            }
+        }
+
         if let prefix, methodsValid {
             for earlier in seen where earlier.prefix == prefix {
                 // The earlier route wins every method it takes: the later one is (partly) dead.
@@ -97,7 +111,99 @@ extension ConfigLoader.Reader {
         }
 
         guard errors.count == errorCount, let prefix else { return nil }
-        return RouteConfig(prefix: prefix, charges: charges, methods: methods, idempotent: idempotent, mode: mode)
+        return RouteConfig(
+            prefix: prefix, charges: charges, methods: methods, idempotent: idempotent, mode: mode, settle: settle, cost: cost?.value ?? 1)
+    }
+
+    /// A route's `settle`: `{refund, amount, by}`, each optional (an empty mapping refunds 5xx).
+    private mutating func settle(_ node: Node, _ path: String) -> SettlePolicy? {
+        guard case .mapping(let mapping) = node else {
+            fail(node, "\(path): expected a mapping with refund, amount and by, got \(Self.describe(node))")
+            return nil
+        }
+        let errorCount = errors.count
+        let keys = entries(of: mapping, at: path, allowed: Self.settleKeys)
+        var policy = SettlePolicy()
+        if let entry = keys["refund"] {
+            policy.refund = refundList(entry.value, "\(path).refund")
+        }
+        if let entry = keys["amount"] {
+            policy.amount = amount(entry.value, "\(path).amount")
+        }
+        if let entry = keys["by"], let text = string(entry.value, "\(path).by") {
+            if let by = SettlePolicy.Settler(rawValue: text) {
+                policy.by = by
+            } else {
+                fail(entry.value, "\(path).by: must be 'nginx' or 'app', got \(Self.quote(text))")
+            }
+        }
+        return errors.count == errorCount ? policy : nil
+    }
+
+    /// `refund`: a list of statuses (100-599) or classes (`1xx`-`5xx`); empty: nothing is
+    /// refunded by status.
+    private mutating func refundList(_ node: Node, _ path: String) -> [SettlePolicy.StatusMatch] {
+        guard case .sequence(let sequence) = node else {
+            fail(node, "\(path): expected a list of statuses or classes, as [5xx, 429], got \(Self.describe(node))")
+            return []
+        }
+        var matches: [SettlePolicy.StatusMatch] = []
+        for (index, item) in sequence.enumerated() {
+            let itemPath = "\(path)[\(index)]"
+            guard case .scalar(let scalar) = item else {
+                fail(item, "\(itemPath): expected a status (as 500) or a class (as 5xx), got \(Self.describe(item))")
+                continue
+            }
+            let text = scalar.string
+            let bytes = Array(text.utf8)
+            let digit: (UInt8) -> Bool = { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+            let match: SettlePolicy.StatusMatch?
+            if bytes.count == 3, (UInt8(ascii: "1")...UInt8(ascii: "5")).contains(bytes[0]), bytes[1] == UInt8(ascii: "x"),
+                bytes[2] == UInt8(ascii: "x")
+            {
+                match = .statusClass(Int(bytes[0] - UInt8(ascii: "0")))
+            } else if bytes.count == 3, bytes.allSatisfy(digit), let value = Int(text), (100...599).contains(value) {
+                match = .status(value)
+            } else {
+                match = nil
+            }
+            guard let match else {
+                fail(item, "\(itemPath): expected a status 100-599 (as 500) or a class 1xx-5xx (as 5xx), got \(Self.quote(text))")
+                continue
+            }
+            if matches.contains(match) {
+                fail(item, "\(itemPath): \(match.text) is listed twice")
+                continue
+            }
+            matches.append(match)
+        }
+        return matches
+    }
+
+    /// `amount`: `header`, `{bytesSent: N}` or `{upstreamMs: N}` (N ≥ 1: the unit of one charge).
+    private mutating func amount(_ node: Node, _ path: String) -> SettlePolicy.Amount? {
+        let expected = "'header', {bytesSent: BYTES} or {upstreamMs: MS}"
+        switch node {
+        case .scalar(let scalar) where scalar.string == "header":
+            return .header
+        case .mapping(let mapping):
+            let keys = entries(of: mapping, at: path, allowed: ["bytesSent", "upstreamMs"])
+            guard keys.count == 1 else {
+                if keys.count > 1 { fail(node, "\(path): give one of bytesSent and upstreamMs, not both") }
+                if keys.isEmpty && mapping.isEmpty { fail(node, "\(path): expected \(expected), got an empty mapping") }
+                return nil
+            }
+            if let entry = keys["bytesSent"], let unit = int(entry.value, "\(path).bytesSent", min: 1, max: 1 << 40) {
+                return .bytesSent(unit: unit)
+            }
+            if let entry = keys["upstreamMs"], let unit = int(entry.value, "\(path).upstreamMs", min: 1, max: 86_400_000) {
+                return .upstreamMs(unit: unit)
+            }
+            return nil
+        default:
+            fail(node, "\(path): expected \(expected), got \(Self.describe(node))")
+            return nil
+        }
     }
 
     /// A route prefix: starts with `/`, no `?`, `#`, `%`, spaces or control characters;

@@ -7,7 +7,7 @@ extension ConfigLoader.Reader {
         "devBypass", "adminToken",
         "idempotencyHeader", "idempotencyTtlSeconds", "idempotencyMaxRepeats", "idempotencyMaxKeysPerSubject",
         "eventsMaxLen", "memoryEventsMaxBytes", "edgeDenySeconds", "socketMode", "socketGroup",
-        "mode", "defaultPlan", "plans", "pools", "routes",
+        "mode", "defaultPlan", "plans", "pools", "routes", "settleWindowSeconds", "amountHeader", "settleListen",
     ]
 
     /// Reads the whole tree; nil when it is not a mapping.
@@ -83,6 +83,26 @@ extension ConfigLoader.Reader {
                 fail(entry.value, "idempotencyHeader: must be an HTTP header name (letters, digits and '-'), got \(Self.quote(text))")
             }
         }
+        if let entry = keys["amountHeader"], let text = string(entry.value, "amountHeader") {
+            if !text.isEmpty && text.utf8.count <= 64 && text.utf8.allSatisfy(Self.isHeaderByte) {
+                config.amountHeader = text
+            } else {
+                fail(
+                    entry.value, "amountHeader: must be an HTTP header name (letters, digits and '-', at most 64), got \(Self.quote(text))")
+            }
+        }
+        if let entry = keys["settleWindowSeconds"], let value = int(entry.value, "settleWindowSeconds", min: 1, max: 30 * 86_400) {
+            config.settleWindowSeconds = Int(value)
+        }
+        if let entry = keys["settleListen"], let text = string(entry.value, "settleListen") {
+            if text.hasPrefix("/"), text.utf8.count <= 107, !text.unicodeScalars.contains(where: Self.isSpaceOrControl) {
+                config.settleListen = text
+            } else {
+                fail(
+                    entry.value,
+                    "settleListen: expected an absolute unix socket path (at most 107 bytes, no spaces), got \(Self.quote(text))")
+            }
+        }
         if let entry = keys["idempotencyTtlSeconds"], let value = int(entry.value, "idempotencyTtlSeconds", min: 1, max: nil) {
             config.idempotencyTtlSeconds = Int(value)
         }
@@ -120,6 +140,12 @@ extension ConfigLoader.Reader {
         }
         config.pools = readPools(keys["pools"], mappingLine: Self.line(root))
         config.routes = readRoutes(keys["routes"])
+        if config.settles, config.settleSocketPath == nil {
+            fail(
+                keys["settleListen"].map { Self.line($0.value) } ?? Self.line(root),
+                "settleListen: required when a route has settle: and listen is not a unix socket path "
+                    + "(nginx's settlement lines need a unix datagram socket)")
+        }
         config.plans = readPlans(keys["plans"], pools: config.pools, routes: config.routes)
         config.defaultPlan = readDefaultPlan(keys["defaultPlan"], plans: config.plans, plansEntry: keys["plans"])
         return config

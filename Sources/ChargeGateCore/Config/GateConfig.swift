@@ -49,6 +49,14 @@ public struct GateConfig: Sendable, Equatable {
     public var defaultPlan: Int?
     /// Whether denials block (`enforce`) or only show (`shadow`); a route's own `mode` wins.
     public var mode: GateMode = .enforce
+    /// How long a hold may be settled, in seconds; a hold not settled by then stays charged as
+    /// held.
+    public var settleWindowSeconds: Int = 3600
+    /// The response header in which the app reports a settled request's real amount.
+    public var amountHeader: String = "X-Charge-Amount"
+    /// The unix datagram socket nginx's settlement lines arrive on; nil: `settle.sock` beside
+    /// a unix `listen` socket (`settleSocketPath`).
+    public var settleListen: String?
 
     /// Creates an empty config (defaults everywhere).
     public init() {}
@@ -56,6 +64,24 @@ public struct GateConfig: Sendable, Equatable {
     /// The CGI parameter name nginx uses for the idempotency header (`HTTP_IDEMPOTENCY_KEY`).
     public var idempotencyParam: String {
         "HTTP_" + idempotencyHeader.uppercased().map { $0 == "-" ? "_" : $0 }.map(String.init).joined()
+    }
+
+    /// Whether a route settles after the response (then the settlement socket is bound).
+    public var settles: Bool { routes.contains { $0.settle != nil } }
+
+    /// The settlement socket's path: `settleListen`, else `settle.sock` beside a unix `listen`
+    /// socket; nil when neither is known (`listen` is TCP or inherited without `settleListen`).
+    public var settleSocketPath: String? {
+        if let settleListen { return settleListen }
+        guard case .unix(let path) = listen else { return nil }
+        guard let slash = path.lastIndex(of: "/") else { return "settle.sock" }
+        return String(path[...slash]) + "settle.sock"
+    }
+
+    /// The `$upstream_http_*` variable nginx logs the amount header in
+    /// (`$upstream_http_x_charge_amount`): the settlement `log_format` must name it.
+    public var amountVariable: String {
+        "$upstream_http_" + amountHeader.lowercased().map { $0 == "-" ? "_" : $0 }.map(String.init).joined()
     }
 
     /// Index of the plan with this id.

@@ -26,13 +26,23 @@ public struct RouteConfig: Sendable, Equatable {
     public var idempotent: Bool
     /// This route's `mode`; nil follows the top-level one.
     public var mode: GateMode?
+    /// This route's `settle:`; nil: what the auth request spends is final.
+    public var settle: SettlePolicy?
+    /// The route's `cost` (the hold on a settled route): the pools whose cost it is are settled
+    /// to the amount.
+    public var cost: Int64
 
     /// Creates a route.
-    public init(prefix: String, charges: [Charge], methods: Set<String>? = nil, idempotent: Bool = false, mode: GateMode? = nil) {
+    public init(
+        prefix: String, charges: [Charge], methods: Set<String>? = nil, idempotent: Bool = false, mode: GateMode? = nil,
+        settle: SettlePolicy? = nil, cost: Int64 = 1
+    ) {
         self.prefix = prefix
         self.charges = charges
         self.methods = methods
         self.idempotent = idempotent
         self.mode = mode
+        self.settle = settle
+        self.cost = cost
     }
 }

@@ -9,13 +9,15 @@ extension AuthDecision {
         case .unrouted:
             return noted(Self.unrouted)
         case .allowed(let results):
-            guard let results, !policy.isEmpty, results.count == items.count else { return noted(Self.allow) }
-            return noted(
-                Response(
-                    status: 204,
-                    headers: [
-                        (Header.status, "204"), Header.neverCached, (Header.rateLimitPolicy, policy), (Header.rateLimit, state(results)),
-                    ]))
+            guard let results, !policy.isEmpty, results.count == items.count else {
+                guard let hold else { return noted(Self.allow) }
+                return noted(Response(status: 204, headers: Self.allow.headers + [(Header.hold, hold)]))
+            }
+            var headers = [
+                (Header.status, "204"), Header.neverCached, (Header.rateLimitPolicy, policy), (Header.rateLimit, state(results)),
+            ]
+            if let hold { headers.append((Header.hold, hold)) }
+            return noted(Response(status: 204, headers: headers))
         case .denied(let denial):
             return noted(shadow ? denial.shadowPass : denial.answer(policy: policy, edgeUntil: edgeUntil))
         }

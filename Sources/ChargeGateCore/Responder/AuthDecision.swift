@@ -37,6 +37,8 @@ struct AuthDecision {
     var edgeUntil: Int64?
     /// The log line, when the decision is worth one.
     var note: Response.Note?
+    /// The hold an allowed spend on a settled route recorded (its id); nil when none.
+    var hold: String?
 
     /// Whether a denial passes, marked (the route is in shadow mode).
     var shadow: Bool { route?.shadow ?? false }

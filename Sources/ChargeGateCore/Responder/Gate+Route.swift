@@ -30,6 +30,11 @@ extension Gate {
         /// What names the route itself in an idempotency fingerprint: its prefix and its methods
         /// (two routes may share a prefix with other methods).
         public let identity: String
+        /// Its `settle:`; nil when what the auth request spends is final.
+        public let settle: SettlePolicy?
+        /// Per pool, whether a settlement charges it the amount (its cost is the route's, the
+        /// hold) rather than its own cost per call.
+        public let metered: [Bool]
 
         /// One pool a route spends from, and how much.
         public struct Charge: Sendable {
@@ -75,6 +80,8 @@ extension Gate {
                 self.planChoice = nil
             }
             self.identity = route.prefix + " " + (route.methods.map { $0.sorted().joined(separator: ",") } ?? "*")
+            self.settle = route.settle
+            self.metered = route.charges.map { $0.cost == route.cost }
         }
 
         /// Its `RateLimit-Policy` under plan `plan` as compiled (the config's own when `plan` is

@@ -42,6 +42,25 @@ public final class Gate: Sendable {
         self.idempotencyParam = config.idempotencyParam
     }
 
+    /// The hold a spend on `route` records for request `id` (nginx's `$request_id`); nil when
+    /// the route does not settle or `id` is not a hold id (`isHoldID`).
+    public func holdRequest(_ route: Route, id: String?) -> HoldRequest? {
+        guard let policy = route.settle, let id, Self.isHoldID(id) else { return nil }
+        return HoldRequest(
+            key: keys.hold(id: id), id: id, policy: policy, metered: route.metered, windowMs: Int64(config.settleWindowSeconds) * 1000)
+    }
+
+    /// Whether `id` can name a hold: 1-64 of `[A-Za-z0-9_-]` (nginx's `$request_id` is 32 hex
+    /// digits).
+    public static func isHoldID(_ id: some StringProtocol) -> Bool {
+        let bytes = id.utf8
+        return !bytes.isEmpty && bytes.count <= 64
+            && bytes.allSatisfy {
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
+            }
+    }
+
     /// The route a request for `path` with `method` is charged on, nil when none matches.
     public func route(path: String, method: String) -> Route? {
         router.match(path: path, method: method).map { routes[$0] }

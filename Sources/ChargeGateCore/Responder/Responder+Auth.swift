@@ -73,13 +73,16 @@ extension Responder {
         }
 
         let items = gate.items(route, subject: subject, plan: nginx.index)
+        // A settled route holds its cost under nginx's `$request_id` (none without one: the
+        // snippets always send it, and the spend is then final).
+        let hold = route.settle == nil ? nil : gate.holdRequest(route, id: request.param(Param.requestID))
         let spend = SpendRequest(
             items: items, idempotency: idempotency,
             eventsKey: gate.eventsKey, eventsMaxLen: gate.config.eventsMaxLen,
             context: EventContext(
                 subject: subject, route: route.prefix, method: requestMethod,
                 uri: String(path.prefix(1024)), idempotencyKey: clientKey),
-            plan: choice)
+            plan: choice, hold: hold)
         let result: SpendResult
         do {
             result = try store.charge(spend)
@@ -114,9 +117,16 @@ extension Responder {
             if fromMemory > 0 { answer.note?.fields.append((.deniedFromMemoryBefore, String(fromMemory))) }
             if edgeCacheable { edgeUntil = self.edgeUntil(wait: wait, now: answered, gate: gate) }
         }
-        return AuthDecision(
+        var decision = AuthDecision(
             verdict: answer.verdict, route: route, items: decided, plan: plan, now: result.now, policy: answer.policy, edgeUntil: edgeUntil,
             note: answer.note)
+        if let hold, case .allowed = result.outcome { decision.hold = hold.id }
+        if route.settle != nil, hold == nil, case .allowed = result.outcome {
+            decision.note = .init(
+                isError: true, message: "a settled route's request came without a valid CHARGE_GATE_REQUEST_ID: charged as final",
+                fields: [(.route, route.prefix), (.subject, subject)])
+        }
+        return decision
     }
 
     /// What the store's `outcome` for `items` on `route` (as decided, under plan `plan`, at the

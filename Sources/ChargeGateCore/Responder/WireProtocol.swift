@@ -29,7 +29,7 @@ public enum WireProtocol {
         public static let uri = "CHARGE_GATE_URI"
         /// The subject chosen in the snippet.
         public static let subject = "CHARGE_GATE_SUBJECT"
-        /// nginx's `$request_id`, for log lines.
+        /// nginx's `$request_id`: for log lines, and the id of a settled route's hold.
         public static let requestID = "CHARGE_GATE_REQUEST_ID"
         /// The client's method.
         public static let method = "REQUEST_METHOD"
@@ -82,11 +82,16 @@ public enum WireProtocol {
         /// `service_unavailable`).
         public static let shadow = "X-Charge-Shadow"
 
+        /// On a 204 of a settled route: the hold's id (nginx's `$request_id`), which the
+        /// snippets keep as `$charge_gate_hold` for the settlement line (and a recipe hands to
+        /// the app).
+        public static let hold = "X-Charge-Hold"
+
         /// `X-Charge-Status` of a pass that matched no route. The auth location answers a
         /// later pass of the same request itself only after a `204`.
         public static let unroutedStatus = "unrouted"
 
         /// Every header above.
-        public static let all = [status, body, retryAfter, rateLimitPolicy, rateLimit, accelExpires, shadow]
+        public static let all = [status, body, retryAfter, rateLimitPolicy, rateLimit, accelExpires, shadow, hold]
     }
 }

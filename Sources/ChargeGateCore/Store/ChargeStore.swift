@@ -17,6 +17,12 @@ public protocol ChargeStore: AnyObject {
     /// Removes the plan record at `key`; whether there was one.
     @discardableResult
     func clearPlan(at key: String) throws(StoreError) -> Bool
+    /// Settles one hold, at most once, atomically across its pools, with its settle events
+    /// (`Settlement`, `Bucket.settle`).
+    func settle(_ request: SettleRequest) throws(StoreError) -> SettleOutcome
+    /// Up to `limit` open holds whose keys start with `prefix` (`KeySpace.holdPrefix`), and the
+    /// store's clock: for `charge-gate status`.
+    func openHolds(prefix: String, limit: Int) throws(StoreError) -> (now: Int64, holds: [HoldRecord])
 }
 
 extension ChargeStore {

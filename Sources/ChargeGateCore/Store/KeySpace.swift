@@ -62,4 +62,13 @@ public struct KeySpace: Sendable, Equatable {
     public func idempotencyQuota(subject: String) -> String {
         prefix + "#idemq:" + subject
     }
+
+    /// The hold of one settled request (`HoldRecord`), by its id (nginx's `$request_id`,
+    /// `[A-Za-z0-9_-]{1,64}`: `Gate.holdID`).
+    public func hold(id: String) -> String {
+        prefix + "#hold:" + id
+    }
+
+    /// What every hold key starts with (`charge-gate status` lists the open ones).
+    public var holdPrefix: String { prefix + "#hold:" }
 }

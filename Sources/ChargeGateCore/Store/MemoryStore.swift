@@ -27,6 +27,7 @@ public final class MemoryStore: ChargeStore, Sendable {
         var idempotencyQuota: [String: Expiring<Int64>] = [:]
         var streams: [String: Stream] = [:]
         var plans: [String: PlanRecord] = [:]
+        var holds: [String: Expiring<HoldRecord>] = [:]
         var lastEventTime: Int64 = 0
         var lastEventSeq: Int64 = 0
         var writesSinceSweep = 0
@@ -97,6 +98,12 @@ public final class MemoryStore: ChargeStore, Sendable {
                     value: IdempotencyRecord(fingerprint: check.fingerprint, repeats: 0), expiresAt: now + check.ttlMs)
             }
         }
+        var context = context
+        if let hold = request.hold, s.holds[hold.key].map({ $0.expiresAt <= now }) ?? true {
+            context.hold = hold.id
+            s.holds[hold.key] = Expiring(
+                value: HoldRecord.opened(hold, items: items, context: context, now: now), expiresAt: now.saturatingAdding(hold.keyTtlMs))
+        }
         if let stream = request.eventsKey, request.eventsMaxLen > 0 {
             for item in items {
                 append(
@@ -165,6 +172,58 @@ public final class MemoryStore: ChargeStore, Sendable {
         state.withLock { $0.plans.removeValue(forKey: key) != nil }
     }
 
+    public func settle(_ request: SettleRequest) throws(StoreError) -> SettleOutcome {
+        let now = clock.nowMs()
+        return state.withLock { s in
+            guard let entry = s.holds[request.key], entry.expiresAt > now else { return .unknown }
+            var hold = entry.value
+            guard hold.status == .open else { return .duplicate }
+            guard now < hold.expiresAt else { return .expired }
+            let resolution = Settlement.resolve(request.report, policy: hold.policy)
+            if resolution == .ignored { return .ignored }
+            hold.status = .settled
+            s.holds[request.key]?.value = hold
+            let charges = Settlement.charges(resolution, holds: hold.items)
+            var differences: [Int64] = []
+            var pools: [SettleOutcome.PoolState] = []
+            for (index, item) in hold.items.enumerated() {
+                let difference = charges.map { $0[index] - item.held } ?? 0
+                differences.append(difference)
+                let live = Self.live(s.buckets[item.spend.key], now: now)
+                guard
+                    let settle = Bucket.settle(item.spend, state: live, difference: difference, periodStart: item.periodStart, now: now)
+                else {
+                    pools.append(.init(poolId: item.poolId, item: item.spend, state: live))
+                    continue
+                }
+                if settle.removesKey {
+                    s.buckets[item.spend.key] = nil
+                } else {
+                    s.buckets[item.spend.key] = Entry(state: settle.state, expiresAt: settle.ttlMs.map { now + $0 })
+                }
+                pools.append(.init(poolId: item.poolId, item: item.spend, state: settle.removesKey ? nil : settle.state))
+            }
+            if charges != nil, let stream = request.eventsKey, request.eventsMaxLen > 0 {
+                var status: Int?
+                if case .nginx(let facts) = request.report { status = facts.status }
+                for (item, difference) in zip(hold.items, differences) {
+                    append(
+                        &s, stream: stream, maxLen: request.eventsMaxLen, now: now, pool: item.poolId, amount: difference,
+                        context: hold.context, kind: .settle, status: status)
+                }
+            }
+            return .settled(.init(resolution: resolution, differences: differences, pools: pools))
+        }
+    }
+
+    public func openHolds(prefix: String, limit: Int) throws(StoreError) -> (now: Int64, holds: [HoldRecord]) {
+        let now = clock.nowMs()
+        return state.withLock { s in
+            let open = s.holds.filter { $0.key.hasPrefix(prefix) && $0.value.value.status == .open && $0.value.value.expiresAt > now }
+            return (now, open.values.map(\.value).sorted { $0.createdAt < $1.createdAt }.prefix(Swift.max(0, limit)).map { $0 })
+        }
+    }
+
     private static func live(_ entry: Entry?, now: Int64) -> BucketState? {
         guard let entry else { return nil }
         if let expiresAt = entry.expiresAt, expiresAt <= now { return nil }
@@ -173,14 +232,18 @@ public final class MemoryStore: ChargeStore, Sendable {
 
     /// Appends one event, then trims the oldest (in batches, like Redis's `MAXLEN ~`) once
     /// the stream holds more than `maxLen` events or `eventsMaxBytes` bytes by an eighth.
-    private func append(_ s: inout State, stream: String, maxLen: Int, now: Int64, pool: String, amount: Int64, context: EventContext) {
+    private func append(
+        _ s: inout State, stream: String, maxLen: Int, now: Int64, pool: String, amount: Int64, context: EventContext,
+        kind: UsageEvent.Kind = .spend, status: Int? = nil
+    ) {
         if now > s.lastEventTime {
             s.lastEventTime = now
             s.lastEventSeq = 0
         } else {
             s.lastEventSeq += 1
         }
-        let event = UsageEvent(id: "\(s.lastEventTime)-\(s.lastEventSeq)", time: now, pool: pool, amount: amount, context: context)
+        let event = UsageEvent(
+            id: "\(s.lastEventTime)-\(s.lastEventSeq)", time: now, pool: pool, amount: amount, context: context, kind: kind, status: status)
         var log = s.streams.removeValue(forKey: stream) ?? Stream()
         log.events.append(event)
         log.bytes += Self.size(of: event)
@@ -203,7 +266,7 @@ public final class MemoryStore: ChargeStore, Sendable {
     static func size(of event: UsageEvent) -> Int {
         let c = event.context
         return eventOverheadBytes + event.id.utf8.count + event.pool.utf8.count + c.subject.utf8.count
-            + c.route.utf8.count + c.method.utf8.count + c.uri.utf8.count + c.idempotencyKey.utf8.count
+            + c.route.utf8.count + c.method.utf8.count + c.uri.utf8.count + c.idempotencyKey.utf8.count + c.hold.utf8.count
     }
 
     private static func sweep(_ s: inout State, now: Int64) {
@@ -211,6 +274,7 @@ public final class MemoryStore: ChargeStore, Sendable {
         s.buckets = s.buckets.filter { $0.value.expiresAt.map { $0 > now } ?? true }
         s.idempotency = s.idempotency.filter { $0.value.expiresAt > now }
         s.idempotencyQuota = s.idempotencyQuota.filter { $0.value.expiresAt > now }
+        s.holds = s.holds.filter { $0.value.expiresAt > now }
     }
 
     private static func firstIndex(in events: [UsageEvent], where predicate: (UsageEvent) -> Bool) -> Int {

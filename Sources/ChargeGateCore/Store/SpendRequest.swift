@@ -14,11 +14,16 @@ public struct SpendRequest: Sendable, Equatable {
     /// The subject's plan, looked up in the same atomic step; nil when no plans are configured
     /// (or none of the items is a per-subject pool).
     public var plan: PlanChoice?
+    /// The hold an allowed spend records (a settled route); nil: the spend is final. An
+    /// idempotent repeat records none (the first request's hold applies), and a hold already
+    /// recorded under the same id (the same request asked again after an internal redirect)
+    /// is kept: the later spend is then final.
+    public var hold: HoldRequest?
 
     /// Creates a request.
     public init(
         items: [SpendItem], idempotency: IdempotencyCheck? = nil,
-        eventsKey: String? = nil, eventsMaxLen: Int = 0, context: EventContext, plan: PlanChoice? = nil
+        eventsKey: String? = nil, eventsMaxLen: Int = 0, context: EventContext, plan: PlanChoice? = nil, hold: HoldRequest? = nil
     ) {
         self.items = items
         self.idempotency = idempotency
@@ -26,5 +31,6 @@ public struct SpendRequest: Sendable, Equatable {
         self.eventsMaxLen = eventsMaxLen
         self.context = context
         self.plan = plan
+        self.hold = hold
     }
 }

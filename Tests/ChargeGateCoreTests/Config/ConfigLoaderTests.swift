@@ -367,7 +367,7 @@ private let onePool = """
             PoolConfig(id: "quick", capacity: .limited(3), recharge: .every(intervalMs: 3_600), rechargeIntervalHours: 0.001),
         ]
         expected.routes = [
-            RouteConfig(prefix: "/api/x/z", charges: [.init(poolIndex: 1, cost: 2)], methods: ["GET", "POST"]),
+            RouteConfig(prefix: "/api/x/z", charges: [.init(poolIndex: 1, cost: 2)], methods: ["GET", "POST"], cost: 2),
             RouteConfig(
                 prefix: "/api/x/z", charges: [.init(poolIndex: 0, cost: 1), .init(poolIndex: 1, cost: 1)],
                 methods: ["DELETE"], idempotent: true),

@@ -17,6 +17,8 @@ private final class FixedStore: ChargeStore {
     func plan(at key: String) throws(StoreError) -> PlanRecord? { nil }
     func setPlan(_ record: PlanRecord, at key: String) throws(StoreError) {}
     func clearPlan(at key: String) throws(StoreError) -> Bool { false }
+    func settle(_ request: SettleRequest) throws(StoreError) -> SettleOutcome { .unknown }
+    func openHolds(prefix: String, limit: Int) throws(StoreError) -> (now: Int64, holds: [HoldRecord]) { (0, []) }
 }
 
 /// The responder's arithmetic on what a store answers is overflow-safe on its own (the Redis

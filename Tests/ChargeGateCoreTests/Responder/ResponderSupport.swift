@@ -44,6 +44,10 @@ final class CountingStore: ChargeStore {
     func plan(at key: String) throws(StoreError) -> PlanRecord? { try inner.plan(at: key) }
     func setPlan(_ record: PlanRecord, at key: String) throws(StoreError) { try inner.setPlan(record, at: key) }
     func clearPlan(at key: String) throws(StoreError) -> Bool { try inner.clearPlan(at: key) }
+    func settle(_ request: SettleRequest) throws(StoreError) -> SettleOutcome { try inner.settle(request) }
+    func openHolds(prefix: String, limit: Int) throws(StoreError) -> (now: Int64, holds: [HoldRecord]) {
+        try inner.openHolds(prefix: prefix, limit: limit)
+    }
 }
 
 /// A store that always fails, for the fail-closed answers.
@@ -55,6 +59,8 @@ final class DownStore: ChargeStore {
     func plan(at key: String) throws(StoreError) -> PlanRecord? { throw .timeout }
     func setPlan(_ record: PlanRecord, at key: String) throws(StoreError) { throw .timeout }
     func clearPlan(at key: String) throws(StoreError) -> Bool { throw .timeout }
+    func settle(_ request: SettleRequest) throws(StoreError) -> SettleOutcome { throw .timeout }
+    func openHolds(prefix: String, limit: Int) throws(StoreError) -> (now: Int64, holds: [HoldRecord]) { throw .timeout }
 }
 
 /// What every responder suite starts from: the test config, a gate over it, a memory store on a

@@ -1,0 +1,27 @@
+/// The hold an allowed spend on a settled route records, in the same atomic step
+/// (`SpendRequest.hold`).
+public struct HoldRequest: Sendable, Equatable {
+    /// Store key of the hold (`KeySpace.hold(id:)`).
+    public var key: String
+    /// The hold's id: nginx's `$request_id`.
+    public var id: String
+    /// How it settles (the route's `settle:` when the hold was made).
+    public var policy: SettlePolicy
+    /// Per item: whether it is metered (its cost is the route's: settled to the amount).
+    public var metered: [Bool]
+    /// How long it may be settled, in ms (`settleWindowSeconds`).
+    public var windowMs: Int64
+
+    /// Creates a request.
+    public init(key: String, id: String, policy: SettlePolicy, metered: [Bool], windowMs: Int64) {
+        self.key = key
+        self.id = id
+        self.policy = policy
+        self.metered = metered
+        self.windowMs = windowMs
+    }
+
+    /// How long the record outlives its window, so that a late settlement is told apart from
+    /// an unknown one (counted as expired, not unknown): one more window.
+    public var keyTtlMs: Int64 { windowMs.saturatingAdding(windowMs) }
+}

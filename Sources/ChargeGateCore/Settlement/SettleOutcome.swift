@@ -1,0 +1,67 @@
+/// What the store did with one settlement.
+public enum SettleOutcome: Sendable, Equatable {
+    /// Settled (the hold may stand as held): see `Settled`.
+    case settled(Settled)
+    /// No such hold: never made, or long gone.
+    case unknown
+    /// The hold's window ended: it stays charged as held.
+    case expired
+    /// Already settled: ignored.
+    case duplicate
+    /// nginx's line for a route the app settles: ignored, the hold stays open.
+    case ignored
+
+    /// A hold settled.
+    public struct Settled: Sendable, Equatable {
+        /// How.
+        public var resolution: Settlement.Resolution
+        /// Per pool, the signed difference to the hold that was charged (0 where the hold
+        /// stands): what the settle events record.
+        public var differences: [Int64]
+        /// Each pool afterwards.
+        public var pools: [PoolState]
+
+        /// Creates a settlement.
+        public init(resolution: Settlement.Resolution, differences: [Int64], pools: [PoolState]) {
+            self.resolution = resolution
+            self.differences = differences
+            self.pools = pools
+        }
+    }
+
+    /// One pool after a settlement.
+    public struct PoolState: Sendable, Equatable {
+        /// The pool's id.
+        public var poolId: String
+        /// Its rules and key, as held.
+        public var item: SpendItem
+        /// What it holds now; nil when its key is gone (a full per-subject bucket).
+        public var state: BucketState?
+
+        /// Creates a pool state.
+        public init(poolId: String, item: SpendItem, state: BucketState?) {
+            self.poolId = poolId
+            self.item = item
+            self.state = state
+        }
+    }
+
+    /// The metric label: `refund`, `amount`, `overage` (charged past the hold on a pool),
+    /// `stands`, `bad_amount`, `unknown`, `expired`, `duplicate`, `ignored`.
+    public var label: String {
+        switch self {
+        case .settled(let settled):
+            switch settled.resolution {
+            case .refund: return "refund"
+            case .amount: return settled.differences.contains { $0 > 0 } ? "overage" : "amount"
+            case .stands: return "stands"
+            case .badAmount: return "bad_amount"
+            case .ignored: return "ignored"
+            }
+        case .unknown: return "unknown"
+        case .expired: return "expired"
+        case .duplicate: return "duplicate"
+        case .ignored: return "ignored"
+        }
+    }
+}
