@@ -2,31 +2,6 @@ import ChargeGateTestSupport
 import Testing
 @testable import ChargeGateCore
 
-/// A request made of a dictionary of params.
-struct FakeRequest: RequestParams {
-    var params: [String: String]
-    var bodyBytes: [UInt8] = []
-
-    func param(_ name: String) -> String? { params[name] }
-    func body(limit: Int) -> [UInt8]? { bodyBytes.count > limit ? nil : bodyBytes }
-
-    static func auth(_ uri: String, method: String = "POST", subject: String = "203.0.113.7", headers: [String: String] = [:])
-        -> FakeRequest
-    {
-        var params = ["CHARGE_GATE_ROLE": "auth", "CHARGE_GATE_URI": uri, "REQUEST_METHOD": method, "CHARGE_GATE_SUBJECT": subject]
-        params.merge(headers) { $1 }
-        return FakeRequest(params: params)
-    }
-
-    static func endpoint(
-        _ role: String, query: String = "", method: String = "GET", token: String? = nil, subject: String = "203.0.113.7", body: String = ""
-    ) -> FakeRequest {
-        var params = ["CHARGE_GATE_ROLE": role, "QUERY_STRING": query, "REQUEST_METHOD": method, "CHARGE_GATE_SUBJECT": subject]
-        if let token { params["HTTP_AUTHORIZATION"] = "Bearer " + token }
-        return FakeRequest(params: params, bodyBytes: Array(body.utf8))
-    }
-}
-
 /// A store that counts how often it is asked, over a memory store.
 final class CountingStore: ChargeStore {
     let inner: MemoryStore
@@ -79,29 +54,8 @@ extension ResponderSuite {
 struct ResponderFixture {
     static let hour: Int64 = 3_600_000
 
-    static func config(devBypass: Bool = false) -> GateConfig {
-        var config = GateConfig()
-        config.devBypass = devBypass
-        config.adminToken = "s3cret"
-        config.pools = [
-            PoolConfig(
-                id: "generate-image", capacity: .limited(2), recharge: .every(intervalMs: 2 * hour), rechargeIntervalHours: 2,
-                label: "Image generation", group: "AI"),
-            PoolConfig(
-                id: "api-calls", capacity: .limited(3), recharge: .every(intervalMs: 36_000), rechargeIntervalHours: 0.01, scope: .subject),
-            PoolConfig(id: "credits", capacity: .limited(10), recharge: .none, scope: .subject),
-            PoolConfig(id: "meter", capacity: .unlimited, recharge: .none, scope: .subject),
-        ]
-        config.routes = [
-            RouteConfig(prefix: "/api/generate", charges: [.init(poolIndex: 0, cost: 1)], methods: ["POST"], idempotent: true),
-            RouteConfig(
-                prefix: "/api/paid", charges: [.init(poolIndex: 1, cost: 1), .init(poolIndex: 2, cost: 5), .init(poolIndex: 3, cost: 1)],
-                idempotent: true),
-            RouteConfig(prefix: "/api/read", charges: [.init(poolIndex: 1, cost: 1)], methods: ["GET"], idempotent: true),
-            RouteConfig(prefix: "/api/read", charges: [.init(poolIndex: 0, cost: 1)], methods: ["PUT"]),
-        ]
-        return config
-    }
+    /// The responder suites' config (`GateConfig.responderFixture`, in the test support target).
+    static func config(devBypass: Bool = false) -> GateConfig { .responderFixture(devBypass: devBypass) }
 
     let clock = ManualClock()
     let gate = Gate(config: ResponderFixture.config())
