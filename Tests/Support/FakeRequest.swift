@@ -1,7 +1,7 @@
 import ChargeGateCore
 
 /// A request made of a dictionary of params: what nginx would send over FastCGI, for the
-/// responder suites.
+/// responder suites and the store-neutral responder tables (`ResponderScenario`).
 public struct FakeRequest: RequestParams, Sendable {
     /// The CGI params by name (`CHARGE_GATE_ROLE`, `REQUEST_METHOD`, `HTTP_...`).
     public var params: [String: String]

@@ -1,12 +1,12 @@
 import ChargeGateCore
 
 extension GateConfig {
-    /// The config the responder suites start from: `generate-image` (global, 2 charges, one
-    /// back every 2 h), `api-calls` (per subject, 3, one back every 36 s), `credits` (per
-    /// subject, 10, never refilled) and `meter` (per subject, unlimited); `/api/generate`
-    /// (POST) spends 1 image, `/api/paid` (any method) 1 api call, 5 credits and 1 on the meter,
-    /// `/api/read` 1 api call on GET and 1 image on PUT. Every route but PUT `/api/read` is
-    /// idempotent; the admin token is `s3cret`.
+    /// The config the responder suites and most responder tables (`ResponderScenario`) start
+    /// from: `generate-image` (global, 2 charges, one back every 2 h), `api-calls` (per
+    /// subject, 3, one back every 36 s), `credits` (per subject, 10, never refilled) and `meter`
+    /// (per subject, unlimited); `/api/generate` (POST) spends 1 image, `/api/paid` (any
+    /// method) 1 api call, 5 credits and 1 on the meter, `/api/read` 1 api call on GET and 1
+    /// image on PUT. Every route but PUT `/api/read` is idempotent; the admin token is `s3cret`.
     public static func responderFixture(devBypass: Bool = false) -> GateConfig {
         let hour: Int64 = 3_600_000
         var config = GateConfig()

@@ -5,7 +5,9 @@ import Testing
 /// Idempotency keys at the responder, over the memory store: a repeat of an allowed request is
 /// allowed and not charged again, a key is bound to its request (another URI, query, method or
 /// route with the same key is a 422, neither charged nor passed), repeats and the records one
-/// subject may create are bounded, and the header counts only on idempotent routes.
+/// subject may create are bounded, and the header counts only on idempotent routes. The same
+/// rules over both stores: `ResponderScenario.idempotency` (ResponderScenarioTests here, and
+/// on the Redis store in ChargeGateRedisTests).
 @Suite struct ResponderIdempotencyTests: CountingSuite {
     let fixture = CountingFixture()
 
