@@ -8,7 +8,8 @@ extension RedisTests {
     /// run by the memory store): the same requests give the same outcomes and the same spends,
     /// on a real redis-server. A repeat or a reused key spends nothing and records no event, a
     /// denied request leaves no record, racing repeats spend once, and the records a subject
-    /// creates are bounded.
+    /// creates are bounded. Through the responder: `ResponderScenario.idempotency`
+    /// (ResponderScenarioTests.swift).
     @Suite("Idempotency in Redis")
     struct Idempotency {
         /// One step: which request (its fingerprint text) with which key.
