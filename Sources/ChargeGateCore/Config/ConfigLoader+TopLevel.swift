@@ -7,7 +7,7 @@ extension ConfigLoader.Reader {
         "devBypass", "adminToken",
         "idempotencyHeader", "idempotencyTtlSeconds", "idempotencyMaxRepeats", "idempotencyMaxKeysPerSubject",
         "eventsMaxLen", "memoryEventsMaxBytes", "edgeDenySeconds", "socketMode", "socketGroup",
-        "mode", "defaultPlan", "plans", "pools", "routes",
+        "mode", "upgradeUrl", "defaultPlan", "plans", "pools", "routes",
     ]
 
     /// Reads the whole tree; nil when it is not a mapping.
@@ -117,6 +117,9 @@ extension ConfigLoader.Reader {
         }
         if let entry = keys["mode"], let mode = self.mode(entry.value, "mode") {
             config.mode = mode
+        }
+        if let entry = keys["upgradeUrl"] {
+            config.upgradeUrl = upgradeURL(entry.value, "upgradeUrl")
         }
         config.pools = readPools(keys["pools"], mappingLine: Self.line(root))
         config.routes = readRoutes(keys["routes"])
