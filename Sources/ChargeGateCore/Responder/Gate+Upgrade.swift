@@ -5,4 +5,14 @@ extension Gate {
         guard config.plans.indices.contains(plan) else { return config.upgradeUrl }
         return config.plans[plan].upgradeUrl ?? config.upgradeUrl
     }
+
+    /// The `upgradeUrl` a denial by `pool` (the config's pool; `period` as the subject's plan
+    /// sets it) carries for a subject under plan `plan`: a 402 (`credits`: nothing refills) or
+    /// the 429 of a period pool (used up until the period ends), where waiting does not help
+    /// and a bigger plan or more credits would. Never a plain bucket's 429 (charges come back
+    /// by themselves), and never a global pool's denial: it is everybody's, and no plan sets it.
+    public func upgradeUrl(denial credits: Bool, pool: Pool, period: BillingPeriod?, plan: Int) -> String? {
+        guard pool.perSubject, credits || period != nil else { return nil }
+        return upgradeUrl(plan: plan)
+    }
 }
