@@ -15,4 +15,12 @@ extension Gate {
         guard pool.perSubject, credits || period != nil else { return nil }
         return upgradeUrl(plan: plan)
     }
+
+    /// The `upgradeUrl` the usage JSON and page show on `pool` (as the subject's plan `plan`
+    /// sets it) holding `available`: a per-subject period or credits pool that is used up
+    /// (less than 1 left, as `/api/usage/check` counts), the pools whose denial carries it.
+    public func upgradeUrl(usage pool: PoolConfig, available: Int64?, plan: Int) -> String? {
+        guard pool.scope == .subject, let available, available < 1, pool.period != nil || pool.isCredits else { return nil }
+        return upgradeUrl(plan: plan)
+    }
 }

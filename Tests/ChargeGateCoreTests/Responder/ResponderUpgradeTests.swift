@@ -224,6 +224,76 @@ import Testing
         #expect(try body(response)["upgradeUrl"] as? String == "/pricing#pro-yearly")
     }
 
+    // MARK: Usage JSON and page
+
+    func usage(subject: String = "s1", plan: String? = nil, html: Bool = false) -> Response {
+        var request = FakeRequest.endpoint("usage", subject: subject)
+        if let plan { request.params["CHARGE_GATE_PLAN"] = plan }
+        if html { request.params["HTTP_ACCEPT"] = "text/html" }
+        return responder.respond(to: request, gate: gate)
+    }
+
+    func usageJSON(subject: String = "s1", plan: String? = nil) throws -> [String: Any] {
+        let response = usage(subject: subject, plan: plan)
+        #expect(response.status == 200)
+        return try #require(JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any])
+    }
+
+    func pools(_ usage: [String: Any]) throws -> [String: [String: Any]] {
+        let pools = try #require(usage["pools"] as? [[String: Any]])
+        return Dictionary(uniqueKeysWithValues: pools.map { ($0["id"] as? String ?? "", $0) })
+    }
+
+    @Test func usageNamesTheSubjectsURLAndShowsItOnUsedUpPeriodAndCreditsPools() throws {
+        // Nothing used: the subject's URL at top level, on no pool.
+        var view = try usageJSON()
+        #expect(view["upgradeUrl"] as? String == Self.toPro)
+        #expect(try pools(view).values.allSatisfy { $0["upgradeUrl"] == nil })
+
+        // Every pool of s1 used up: only the per-subject period and credits pools carry it (not
+        // the bucket, which refills; not the global ones).
+        for uri in ["/api/generate", "/api/calls", "/api/paid", "/api/site", "/api/site-paid"] { _ = try drain(uri) }
+        view = try usageJSON()
+        let byId = try pools(view)
+        #expect(byId["generations"]?["current"] as? Int == 0)
+        #expect(byId["generations"]?["upgradeUrl"] as? String == Self.toPro)
+        #expect(byId["credits"]?["upgradeUrl"] as? String == Self.toPro)
+        for id in ["api-calls", "site-month", "site-credits"] {
+            #expect(byId[id]?["current"] as? Int == 0, "\(id)")
+            #expect(byId[id]?["upgradeUrl"] == nil, "\(id)")
+        }
+        // Last in the STATE, after "subject".
+        #expect(usage().body.contains(#""subject":"s1","upgradeUrl":"https://shop.example.com/pricing?from=free#pro"}"#))
+
+        // The same subject under Pro (named by nginx): the period pool has 1 left (6 - 5), the
+        // credits pool is still empty, with Pro's URL: the top-level one.
+        view = try usageJSON(plan: "pro")
+        #expect(view["upgradeUrl"] as? String == Self.pricing)
+        #expect(try pools(view)["generations"]?["upgradeUrl"] == nil)
+        #expect(try pools(view)["credits"]?["upgradeUrl"] as? String == Self.pricing)
+    }
+
+    @Test func usageWithoutAnyURLHasNoKey() throws {
+        let test = ResponderUpgradeTests(config: Self.config(upgradeUrl: nil, freeUrl: nil))
+        _ = try test.drain("/api/generate")
+        let response = test.usage()
+        #expect(!response.body.contains("upgradeUrl"))
+        #expect(!test.usage(html: true).body.contains("Upgrade"))
+    }
+
+    @Test func thePageShowsTheLinkOnTheUsedUpPool() throws {
+        _ = try drain("/api/generate")
+        _ = try drain("/api/calls")
+        let page = usage(html: true)
+        #expect(header(page, "Content-Type") == "text/html; charset=utf-8")
+        #expect(page.body.components(separatedBy: ">Upgrade</a>").count - 1 == 1)
+        #expect(page.body.contains(#"<p class="upgrade"><a href="https://shop.example.com/pricing?from=free#pro">Upgrade</a></p>"#))
+        let generations = try #require(page.body.range(of: #"id="pool-generations""#))
+        let link = try #require(page.body.range(of: "class=\"upgrade\""))
+        let next = page.body[generations.upperBound...].range(of: "</li>")
+        #expect(link.lowerBound > generations.upperBound && link.upperBound < (next?.lowerBound ?? page.body.endIndex))
+    }
+
     // MARK: Denial itself
 
     @Test func theDenialRendersTheURLLastAndOnlyWhenItHasOne() {
