@@ -4,10 +4,10 @@ extension ConfigLoader.Reader {
     /// The top-level keys.
     static let topKeys = [
         "listen", "workers", "redis", "redisTimeoutMs", "sentinelPassword", "redisMinReplicas", "redisReplicaWaitMs", "keyPrefix",
-        "devBypass", "adminToken",
+        "devBypass", "adminToken", "upgradeUrl",
         "idempotencyHeader", "idempotencyTtlSeconds", "idempotencyMaxRepeats", "idempotencyMaxKeysPerSubject",
         "eventsMaxLen", "memoryEventsMaxBytes", "edgeDenySeconds", "socketMode", "socketGroup",
-        "mode", "upgradeUrl", "defaultPlan", "plans", "pools", "routes",
+        "mode", "defaultPlan", "plans", "pools", "routes",
     ]
 
     /// Reads the whole tree; nil when it is not a mapping.
