@@ -1,7 +1,7 @@
 """Where to upgrade (docs/http.md, "Where to upgrade"): `upgradeUrl`, top level and per plan,
 through real nginx on both stores. A Free subject whose period pool is used up gets the 429
 with Free's URL (Pro's pricing); a credits 402 under Pro (no URL of its own) carries the
-top-level one; a refilling bucket's 429 and a global pool's carry none; nginx's edge cache and
+top-level one; a refilling bucket's 429 carries none and a global pool's the top-level one; nginx's edge cache and
 the workers' memory replay the same body, and never one plan's URL under another plan nginx
 names; usage JSON names the URL; a SIGHUP that changes it applies. In headless Chromium: the
 usage page's "Upgrade" link on the used-up pools, and charge-fetch.js handing the URL to its
@@ -161,12 +161,13 @@ def test_a_credits_402_carries_the_top_level_url(any_store):
     assert r.status == 402 and r.json()["upgradeUrl"] == TO_PRO, r
 
 
-def test_a_refilling_buckets_429_and_a_global_pools_carry_none(any_store):
+def test_a_refilling_buckets_429_carries_none_and_a_global_pools_the_top_level_one(any_store):
     s = upgrade_stack(any_store)
     spend(s, "/api/calls", 2, as_("b1"))
     assert_out_of_charge(s.post("/api/calls", headers=as_("b1")), "calls")  # the exact body: no upgradeUrl
     spend(s, "/api/site", 1, as_("b1"))
-    assert_period_429(s.post("/api/site", headers=as_("b1")), "site", None)
+    # b1 is on Free, whose own URL is Pro's pricing: a global pool is nobody's plan's.
+    assert_period_429(s.post("/api/site", headers=as_("b1")), "site", PRICING)
 
 
 def test_without_upgrade_url_the_bodies_are_as_before(any_store):
@@ -248,9 +249,9 @@ def test_usage_names_the_url_and_the_used_up_pools(any_store):
     usage = s.get("/api/usage", headers={**as_("j1"), "Accept": "application/json"}).json()
     pools = {p["id"]: p for p in usage["pools"]}
     assert all(p["current"] == 0 for p in pools.values()), pools
-    # Only the per-subject period and credits pools: a bucket refills, a global pool is everybody's.
+    # The period and credits pools (a global one: the top-level URL); a bucket refills.
     assert {i: p.get("upgradeUrl") for i, p in pools.items()} == {
-        "generations": TO_PRO, "credits": TO_PRO, "calls": None, "site": None}, pools
+        "generations": TO_PRO, "credits": TO_PRO, "calls": None, "site": PRICING}, pools
     assert list(pools["generations"])[-1] == "upgradeUrl", pools
 
     # Under Pro (nginx's plan): 2 of 4 generations left (no link there), credits still empty.

@@ -10,17 +10,20 @@ extension Gate {
     /// sets it) carries for a subject under plan `plan`: a 402 (`credits`: nothing refills) or
     /// the 429 of a period pool (used up until the period ends), where waiting does not help
     /// and a bigger plan or more credits would. Never a plain bucket's 429 (charges come back
-    /// by themselves), and never a global pool's denial: it is everybody's, and no plan sets it.
+    /// by themselves). A global pool's carries the top-level URL only: it is everybody's, no
+    /// plan sets it, and its denial is remembered for every subject alike (the deny caches key
+    /// it by route, not by subject or plan).
     public func upgradeUrl(denial credits: Bool, pool: Pool, period: BillingPeriod?, plan: Int) -> String? {
-        guard pool.perSubject, credits || period != nil else { return nil }
-        return upgradeUrl(plan: plan)
+        guard credits || period != nil else { return nil }
+        return pool.perSubject ? upgradeUrl(plan: plan) : config.upgradeUrl
     }
 
     /// The `upgradeUrl` the usage JSON and page show on `pool` (as the subject's plan `plan`
-    /// sets it) holding `available`: a per-subject period or credits pool that is used up
-    /// (less than 1 left, as `/api/usage/check` counts), the pools whose denial carries it.
+    /// sets it) holding `available`: a period or credits pool that is used up (less than 1
+    /// left, as `/api/usage/check` counts), the pools whose denial carries it (a global one:
+    /// the top-level URL).
     public func upgradeUrl(usage pool: PoolConfig, available: Int64?, plan: Int) -> String? {
-        guard pool.scope == .subject, let available, available < 1, pool.period != nil || pool.isCredits else { return nil }
-        return upgradeUrl(plan: plan)
+        guard let available, available < 1, pool.period != nil || pool.isCredits else { return nil }
+        return pool.scope == .subject ? upgradeUrl(plan: plan) : config.upgradeUrl
     }
 }

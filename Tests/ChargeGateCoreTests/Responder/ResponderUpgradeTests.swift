@@ -136,14 +136,18 @@ import Testing
         #expect(try body(bucket)["upgradeUrl"] == nil)
     }
 
-    @Test func aGlobalPoolsDenialDoesNot() throws {
-        // Everybody's pool: no plan of one subject refills it.
+    @Test func aGlobalPoolsDenialCarriesTheTopLevelURLOnly() throws {
+        // Everybody's pool: no plan sets it, so a Free subject gets the top-level URL, not
+        // Free's own; and without a top-level URL, none.
         let period = try drain("/api/site")
         #expect(header(period, "X-Charge-Status") == "429")
-        #expect(try body(period)["upgradeUrl"] == nil)
+        #expect(try body(period)["upgradeUrl"] as? String == Self.pricing)
         let credits = try drain("/api/site-paid")
         #expect(header(credits, "X-Charge-Status") == "402")
-        #expect(try body(credits)["upgradeUrl"] == nil)
+        #expect(try body(credits)["upgradeUrl"] as? String == Self.pricing)
+        let test = ResponderUpgradeTests(config: Self.config(upgradeUrl: nil))
+        #expect(try test.body(try test.drain("/api/site"))["upgradeUrl"] == nil)
+        #expect(try test.body(try test.drain("/api/site-paid"))["upgradeUrl"] == nil)
     }
 
     @Test func withoutAnyURLTheBodiesAreAsBefore() throws {
@@ -250,17 +254,19 @@ import Testing
         #expect(view["upgradeUrl"] as? String == Self.toPro)
         #expect(try pools(view).values.allSatisfy { $0["upgradeUrl"] == nil })
 
-        // Every pool of s1 used up: only the per-subject period and credits pools carry it (not
-        // the bucket, which refills; not the global ones).
+        // Every pool of s1 used up: the period and credits pools carry it (not the bucket, which
+        // refills; the global ones the top-level URL).
         for uri in ["/api/generate", "/api/calls", "/api/paid", "/api/site", "/api/site-paid"] { _ = try drain(uri) }
         view = try usageJSON()
         let byId = try pools(view)
         #expect(byId["generations"]?["current"] as? Int == 0)
         #expect(byId["generations"]?["upgradeUrl"] as? String == Self.toPro)
         #expect(byId["credits"]?["upgradeUrl"] as? String == Self.toPro)
-        for id in ["api-calls", "site-month", "site-credits"] {
+        #expect(byId["api-calls"]?["current"] as? Int == 0)
+        #expect(byId["api-calls"]?["upgradeUrl"] == nil)
+        for id in ["site-month", "site-credits"] {
             #expect(byId[id]?["current"] as? Int == 0, "\(id)")
-            #expect(byId[id]?["upgradeUrl"] == nil, "\(id)")
+            #expect(byId[id]?["upgradeUrl"] as? String == Self.pricing, "\(id)")
         }
         // Last in the STATE, after "subject".
         #expect(usage().body.contains(#""subject":"s1","upgradeUrl":"https://shop.example.com/pricing?from=free#pro"}"#))
