@@ -36,29 +36,61 @@ extension GateAnalyser {
         return settleFormatFinding(probe, amountFromHeader: policy.amount == .header)
     }
 
-    /// The configurations a charged request may end in, where nginx logs it: the one it is
-    /// charged in or, when that one has `try_files` (its files taken as absent, as everywhere
-    /// in the analysis), those its last parameter sends the request to (with that `try_files`),
-    /// followed again (until nginx's limit of internal redirects). A `=code` ends where it is.
+    /// The configurations a charged request may end in, where nginx logs it, each with the
+    /// directive that sent it there: the one it is charged in or, when that one has `try_files`
+    /// (its files taken as absent, as everywhere in the analysis), those its last parameter
+    /// sends the request to, followed again (until nginx's limit of internal redirects); and
+    /// wherever the `error_page`s its response may take send it (`errorPagesAfterResponse`).
     private func endings(of trace: Trace, _ probe: GateProbe, in server: Int, via: NginxDirective? = nil) -> [(Int, NginxDirective?)] {
         guard let conf = trace.conf else { return [] }
-        guard let state = trace.state, let tryFiles = model[conf].first("try_files"), tryFiles.values.count >= 2,
-            let last = tryFiles.values.last, !last.hasPrefix("=")
-        else { return [(conf, via)] }
-        seen.budget = Self.pathBudget
         var out: [(Int, NginxDirective?)] = []
-        for next in tryFilesFallback(last, tryFiles, state, conf: conf, server, probe) {
-            for ending in endings(of: next, probe, in: server, via: tryFiles) where !out.contains(where: { $0.0 == ending.0 }) {
-                out.append(ending)
+        func add(_ endings: [(Int, NginxDirective?)]) {
+            for ending in endings where !out.contains(where: { $0.0 == ending.0 }) { out.append(ending) }
+        }
+        if let state = trace.state, let tryFiles = model[conf].first("try_files"), tryFiles.values.count >= 2,
+            let last = tryFiles.values.last, !last.hasPrefix("=")
+        {
+            seen.budget = Self.pathBudget
+            for next in tryFilesFallback(last, tryFiles, state, conf: conf, server, probe) {
+                add(endings(of: next, probe, in: server, via: tryFiles))
+            }
+            if !out.isEmpty { return out }
+        }
+        add([(conf, via)])
+        guard let state = trace.state, !state.errorPageUsed else { return out }
+        for page in errorPagesAfterResponse(conf) {
+            seen.budget = Self.pathBudget
+            for next in followErrorPage(page.target, state, server, probe) ?? [] {
+                add(endings(of: next, probe, in: server, via: page.directive))
             }
         }
-        return out.isEmpty ? [(conf, via)] : out
+        return out
     }
 
-    /// Why configuration `conf` (reached by the `try_files` `via`, if any) sends no settlement
-    /// line to the responder (nginx's merge of `access_log`: the nearest block with any has
-    /// them all, and `off` among them turns every one off), as a finding about `probe`; nil
-    /// when a right one is in effect there.
+    /// The `error_page`s in effect in `conf` that the response of an allowed request may take
+    /// (the first for each status, as nginx uses them): for any status when the
+    /// `*_intercept_errors on` of its `*_pass` is in effect (the app's own errors), else for
+    /// nginx's own 502 and 504 (the app down or hung).
+    private func errorPagesAfterResponse(_ conf: Int) -> [ErrorPageDirective] {
+        let intercept = pass(of: conf).map { pass in
+            model.inherited(pass.name.replacing("_pass", with: "_intercept_errors"), from: conf)?.values.first == "on"
+        }
+        let pages = model.inheritedList(["error_page"], from: conf).compactMap(ErrorPageDirective.init)
+        let statuses = intercept == true ? Set(pages.flatMap(\.codes)) : [502, 504]
+        var out: [ErrorPageDirective] = []
+        for status in statuses.sorted() {
+            guard let page = pages.first(where: { $0.codes.contains(status) }),
+                !out.contains(where: { $0.directive.location == page.directive.location })
+            else { continue }
+            out.append(page)
+        }
+        return out
+    }
+
+    /// Why configuration `conf` (reached by the `try_files` or `error_page` `via`, if any)
+    /// sends no settlement line to the responder (nginx's merge of `access_log`: the nearest
+    /// block with any has them all, and `off` among them turns every one off), as a finding
+    /// about `probe`; nil when a right one is in effect there.
     private func settleLineFinding(in conf: Int, via: NginxDirective?, _ probe: GateProbe) -> GateFinding? {
         let (title, place) = describeConf(conf)
         let logs = model.inheritedList(["access_log"], from: conf)

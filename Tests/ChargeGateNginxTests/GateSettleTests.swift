@@ -90,20 +90,59 @@ private let unsettled = ": its hold is never settled (it stays charged as held)"
                     + "request there; the responder refuses those without a hold, and they crowd out the held requests' lines in "
                     + "its short queue"),
             .gated("/api/app"), .gated("/api/plain")),
+        FixtureCase(
+            "settle/intercept-location-only.conf",
+            .notSettled(
+                "/api/generate", .settleLineMissing, at: "/etc/nginx/nginx.conf:10",
+                "POST /api/generate: location @charge_gate_denied (\(serverSnippet):\(deniedLine)), where error_page 403 = "
+                    + "@charge_gate_denied (\(protectSnippet):\(protectDenied)) sends it, writes no settlement line: access_log "
+                    + "/srv/gate/access.log (/etc/nginx/nginx.conf:10) is the only access_log in effect there (include "
+                    + "charge-gate-settle.conf in the server)" + unsettled),
+            .notSettled(
+                "/api/describe", .settleLineMissing, at: "/etc/nginx/nginx.conf:10",
+                "GET /api/describe: location @charge_gate_denied (\(serverSnippet):\(deniedLine)), where error_page 403 = "
+                    + "@charge_gate_denied (\(protectSnippet):\(protectDenied)) sends it, writes no settlement line: access_log "
+                    + "/srv/gate/access.log (/etc/nginx/nginx.conf:10) is the only access_log in effect there (include "
+                    + "charge-gate-settle.conf in the server)" + unsettled),
+            .gated("/api/app"), .gated("/api/plain")),
+        FixtureCase(
+            "settle/error-page-502.conf",
+            .notSettled(
+                "/api/generate", .settleLineMissing, at: "\(site):13",
+                "POST /api/generate: location = /50x.html (\(site):12), where error_page 502 504 /50x.html (\(site):9) sends it, "
+                    + "writes no settlement line: access_log /srv/gate/errors.log (\(site):13) replaces the settlement line "
+                    + "(\(settleLine)) it would inherit (include charge-gate-settle.conf beside it)" + unsettled),
+            .notSettled(
+                "/api/describe", .settleLineMissing, at: "\(site):13",
+                "GET /api/describe: location = /50x.html (\(site):12), where error_page 502 504 /50x.html (\(site):9) sends it, "
+                    + "writes no settlement line: access_log /srv/gate/errors.log (\(site):13) replaces the settlement line "
+                    + "(\(settleLine)) it would inherit (include charge-gate-settle.conf beside it)" + unsettled),
+            .gated("/api/app"), .gated("/api/plain")),
     ]
 
     /// Fixtures where every settled route writes its line.
-    static let good = ["settle/server-level.conf", "settle/http-level.conf", "settle/try-files-named.conf"]
+    static let good = [
+        "settle/server-level.conf", "settle/http-level.conf", "settle/try-files-named.conf", "settle/location-level.conf",
+    ]
+
+    /// The snippets' paths in the fixtures.
+    static let serverSnippet = NginxFixtures.snippets + "charge-gate-server.conf"
+    static let protectSnippet = NginxFixtures.snippets + "charge-gate-protect.conf"
+    /// Where `location @charge_gate_denied` starts in charge-gate-server.conf.
+    static let deniedLine = snippetLineNumber("charge-gate-server.conf", "location @charge_gate_denied")
+    /// Where `error_page 403 = @charge_gate_denied` is in charge-gate-protect.conf.
+    static let protectDenied = snippetLineNumber("charge-gate-protect.conf", "error_page 403 = @charge_gate_denied")
+
+    /// The line (from 1) of a snippet that starts with `prefix`; 0 when none does.
+    static func snippetLineNumber(_ name: String, _ prefix: String) -> Int {
+        let text = (try? NginxFixtures.snippetFiles().first { $0.name == name }?.text) ?? nil
+        let lines = (text ?? "").split(separator: "\n", omittingEmptySubsequences: false)
+        return (lines.firstIndex { $0.hasPrefix(prefix) } ?? -1) + 1
+    }
 
     /// Where charge-gate-settle.conf's access_log line is.
-    static let settleLine = "/usr/local/share/charge-gate/nginx/charge-gate-settle.conf:\(settleLineNumber)"
-
-    /// The line number of the access_log in the shipped charge-gate-settle.conf.
-    static var settleLineNumber: Int {
-        let text = (try? NginxFixtures.snippetFiles().first { $0.name == "charge-gate-settle.conf" }?.text) ?? nil
-        let lines = (text ?? "").split(separator: "\n", omittingEmptySubsequences: false)
-        return (lines.firstIndex { $0.hasPrefix("access_log ") } ?? -1) + 1
-    }
+    static let settleLine =
+        NginxFixtures.snippets + "charge-gate-settle.conf:\(snippetLineNumber("charge-gate-settle.conf", "access_log "))"
 
     /// `report`'s lines as `trap` expects them, exactly, and a failed report.
     static func expect(_ report: GateReport, _ trap: FixtureCase) throws {

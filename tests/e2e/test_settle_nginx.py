@@ -5,8 +5,10 @@ The receiver here is a plain Python unix datagram socket bound where nginx sends
 (DIR/settle.sock, the shipped charge-gate-settle.conf with that path); the responder's own
 settlement socket is elsewhere (settleListen: DIR/responder-settle.sock), so that the two never
 meet: these tests look at what nginx sends, not at what the responder does with it. The store is
-the memory store (it records the holds and answers X-Charge-Hold); every test runs with
-`log_subrequest on`, so that a line for the auth subrequest would show.
+the memory store (it records the holds and answers X-Charge-Hold); the gated server runs with
+`log_subrequest on`, so that a line for the auth subrequest would show. Where a configuration
+loses the line (a child location's own access_log, an intercepted app error that ends in a named
+location), `charge-gate check-nginx` on the same nginx.conf says NOT SETTLED.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 
 import pytest
 
-from harness import BIN, SNIPPETS, app_body, assert_out_of_charge, wait_until
+from harness import BIN, SNIPPETS, app_body, assert_out_of_charge, free_port, http_request, wait_until
 
 CONFIG = """\
 pools:
@@ -59,6 +61,23 @@ HTTP_EXTRA = """
         location ~ ^/api/metered/amount/(?<amount>[^/]+)$ {
             add_header X-Charge-Amount $amount;
             return 200 'amount';
+        }
+    }
+
+    # A second gated server with the settlement line only in its protected location, which
+    # intercepts the app's errors: an allowed request the app fails ends in
+    # @charge_gate_error, which inherits this server's access_log (the template's edge log).
+    server {
+        listen 127.0.0.1:@PORT2@;
+        server_name second;
+        include @SNIPPETS@/charge-gate-server.conf;
+
+        location /api/metered/ {
+            include @SNIPPETS@/charge-gate-protect.conf;
+            include @DIR@/settle.conf;
+            add_header X-Test-Hold $charge_gate_hold always;
+            proxy_intercept_errors on;
+            proxy_pass http://unix:@DIR@/metered.sock;
         }
     }
 """
@@ -160,7 +179,9 @@ def file_lines(path) -> list[dict]:
 def settle(make_stack):
     """A started stack (memory store) whose nginx sends its settlement lines to a Python
     receiver: (stack, receiver)."""
-    stack = make_stack(CONFIG, redis=False, extra=EXTRA, http_extra=HTTP_EXTRA, start=False)
+    port2 = free_port()
+    stack = make_stack(CONFIG, redis=False, extra=EXTRA, http_extra=HTTP_EXTRA.replace("@PORT2@", str(port2)), start=False)
+    stack.port2 = port2
     stack.settings = f"settleListen: {stack.dir}/responder-settle.sock\n"
     shipped = (SNIPPETS / "charge-gate-settle.conf").read_text()
     assert "syslog:server=unix:/run/charge-gate/settle.sock,nohostname charge_gate_settle if=$charge_gate_hold;" in shipped
@@ -261,7 +282,7 @@ def test_a_child_location_with_its_own_access_log_loses_the_line_and_check_nginx
                              "--format", "json"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1, (result.stdout, result.stderr)
     report = json.loads(result.stdout)
-    lines = {line["route"]: line for line in report["routes"]}
+    lines = {line["route"]: line for line in report["routes"] if line["server"] == f"127.0.0.1:{stack.port} localhost"}
     metered = lines["/api/metered"]
     assert metered["verdict"] == "not_settled", metered
     finding = metered["finding"]
@@ -279,9 +300,35 @@ def test_a_child_location_with_its_own_access_log_loses_the_line_and_check_nginx
     result = subprocess.run([str(BIN), "check-nginx", "--config", str(stack.config), "--nginx-conf", str(stack.nginx.conf),
                              "--format", "json"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1, (result.stdout, result.stderr)
-    lines = {line["route"]: line for line in json.loads(result.stdout)["routes"]}
+    lines = {line["route"]: line for line in json.loads(result.stdout)["routes"] if line["server"].endswith(" localhost")}
     assert lines["/api/scarce"]["finding"]["kind"] == "settle_line_socket", lines["/api/scarce"]
     assert lines["/api/plain"]["verdict"] == "gated", lines["/api/plain"]
+
+
+def test_an_intercepted_app_error_is_logged_where_it_ends_and_check_nginx_says_so(settle):
+    # The second server writes the line in its protected location only: a response that stays
+    # there is settled, an app's 500 that error_page 500 = @charge_gate_error takes is logged by
+    # that named location (the server's access_log), without the line.
+    stack, receiver = settle
+    ok = http_request(stack.port2, "GET", "/api/metered/a")
+    assert ok.status == 200 and ok.body == b"metered", ok
+    failed = http_request(stack.port2, "GET", "/api/metered/fail/x")
+    assert failed.status == 500 and failed.body != b"failed", failed  # nginx's own 500, not the app's
+    lines = receiver.lines(1)
+    assert [line["hold"] for line in lines] == [ok.header("X-Test-Hold")], lines
+    # Allowed (and held), then logged by @charge_gate_error with the server's edge log only:
+    # the refund the app's failure should have brought is lost.
+    edge = wait_until(lambda: [e for e in stack.edge_log() if e["uri"] == "/api/metered/fail/x"], 2, what="edge log")
+    assert [(e["status"], e["gate"]) for e in edge] == [(500, "204")], edge
+
+    result = subprocess.run([str(BIN), "check-nginx", "--config", check_config(stack), "--nginx-conf", str(stack.nginx.conf),
+                             "--format", "json"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    second = {line["route"]: line for line in json.loads(result.stdout)["routes"]
+              if line["server"] == f"127.0.0.1:{stack.port2} second"}
+    finding = second["/api/metered"]["finding"]
+    assert finding["kind"] == "settle_line_missing", finding
+    assert "where error_page 403 = @charge_gate_denied" in finding["message"], finding
 
 
 def test_the_origin_of_a_subrequests_line_is_auth_and_of_its_main_requests_main(settle):
