@@ -24,10 +24,10 @@ extension GateAnalyser {
     }
 
     /// The settlement finding of a probe that `trace` charges on a route settled by nginx's
-    /// line (`settle:` with `by: nginx`): the first configuration the request may end in (where
-    /// it is charged, or where that one's `try_files` sends it) without the settlement line to
-    /// the responder, else a `log_format charge_gate_settle` that is not the responder's. nil
-    /// when there is none, or the probe is not charged on such a route.
+    /// line (`settle:` with `by: nginx`): the first configuration the request may end in
+    /// (`endings`) without the settlement line to the responder, else a `log_format
+    /// charge_gate_settle` that is not the responder's. nil when there is none, or the probe
+    /// is not charged on such a route.
     func settlementFinding(_ trace: Trace, _ probe: GateProbe, in server: Int) -> GateFinding? {
         guard case .gated(_, let route) = trace.verdict, let policy = routes[route].settle, policy.by == .nginx else { return nil }
         for (conf, via) in endings(of: trace, probe, in: server) {
