@@ -72,6 +72,7 @@ import Testing
             rejection: .authLocation),
         Bad(testDescription: "an unknown origin", bytes: line("cg1|\(id)|x|200|200|1|1|0.001|1.000|-"), rejection: .badField),
         Bad(testDescription: "an empty hold", bytes: line("cg1||main|200|200|1|1|0.001|1.000|-"), rejection: .badField),
+        Bad(testDescription: "an empty hold as nginx logs it", bytes: line("cg1|-|main|200|200|1|1|0.001|1.000|-"), rejection: .badField),
         Bad(testDescription: "a hold with a colon", bytes: line("cg1|a:b|main|200|200|1|1|0.001|1.000|-"), rejection: .badField),
         Bad(
             testDescription: "a hold of 65 bytes", bytes: line("cg1|\(String(repeating: "a", count: 65))|main|200|200|1|1|0.001|1.000|-"),
