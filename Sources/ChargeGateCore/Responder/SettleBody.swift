@@ -33,7 +33,7 @@ public struct SettleBody: Sendable, Equatable {
         public var message: String {
             switch self {
             case .shape: #"body: expected JSON {"hold":"ID","amount":N} or {"hold":"ID","refund":true}"#
-            case .hold: "hold: expected the id X-Charge-Hold carried (1 to 64 of A-Z a-z 0-9 _ -)"
+            case .hold: "hold: expected the id X-Charge-Hold carried (1 to 64 of A-Z a-z 0-9 _ -, starting with a letter or digit)"
             case .amount: "amount: expected a whole number from 0 to 2^53, written as digits"
             }
         }

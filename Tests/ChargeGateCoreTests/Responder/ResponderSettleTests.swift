@@ -366,6 +366,10 @@ import Testing
         (#"{"hold":"héllo","amount":5}"#, .hold),
         ("{\"hold\":\"\(String(repeating: "a", count: 65))\",\"amount\":5}", .hold),
         (#"{"hold":"../h1","amount":-1}"#, .hold),
+        // What nginx logs for an empty variable, and ids that start like it.
+        (#"{"hold":"-","amount":1}"#, .hold),
+        (#"{"hold":"-h1","refund":true}"#, .hold),
+        (#"{"hold":"_h1","amount":1}"#, .hold),
     ]
 
     @Test(arguments: Self.badBodies)
@@ -392,7 +396,8 @@ import Testing
         )
         #expect(
             settle(#"{"hold":"a b","amount":1}"#).body
-                == #"{"error":"bad_request","message":"hold: expected the id X-Charge-Hold carried (1 to 64 of A-Z a-z 0-9 _ -)"}"#)
+                == #"{"error":"bad_request","message":"hold: expected the id X-Charge-Hold carried (1 to 64 of A-Z a-z 0-9 _ -, starting with a letter or digit)"}"#
+        )
         #expect(
             settle(#"{"hold":"h1","amount":-1}"#).body
                 == #"{"error":"bad_request","message":"amount: expected a whole number from 0 to 2^53, written as digits"}"#)
