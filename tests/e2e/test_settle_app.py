@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness import BIN, SNIPPETS, fetch_events, http_request
+from harness import BIN, fetch_events, http_request
 
 TOKEN = "settle-T0ken"
 ADMIN = {"Authorization": "Bearer " + TOKEN}
@@ -58,13 +58,6 @@ STATE_KEYS = ["id", "label", "group", "current", "max", "rechargeIntervalHours",
               "availableBalance", "usedBalance", "balanceLimit"]
 SHAPE = ('{"error":"bad_request","message":"body: expected JSON {\\"hold\\":\\"ID\\",\\"amount\\":N} or '
          '{\\"hold\\":\\"ID\\",\\"refund\\":true}"}').encode()
-
-
-def hold_capture() -> str:
-    """`$charge_gate_hold` comes from the snippets once they capture X-Charge-Hold (the nginx part of
-    issue 22); until then the test location captures it itself, the same way."""
-    shipped = any("$charge_gate_hold" in p.read_text() for p in SNIPPETS.glob("*.conf"))
-    return "" if shipped else "            auth_request_set $charge_gate_hold $upstream_http_x_charge_hold;\n"
 
 
 class App:
@@ -104,7 +97,6 @@ class App:
         return ("        set $charge_gate_subject $http_x_api_key;\n"
                 "        location /api/chat {\n"
                 "            include @SNIPPETS@/charge-gate-protect.conf;\n"
-                + hold_capture() +
                 "            proxy_set_header X-Charge-Hold $charge_gate_hold;\n"
                 f"            proxy_pass http://127.0.0.1:{self.port};\n"
                 "        }\n")
