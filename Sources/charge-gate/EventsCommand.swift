@@ -7,7 +7,7 @@ import Glibc
 struct EventsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "events",
-        abstract: "Export usage events from Redis as JSON Lines or CSV, page by page (constant memory)."
+        abstract: "Export usage events from Redis as JSON Lines or CSV, page by page (constant memory), or their totals (--sum)."
     )
 
     @Option(help: "The YAML config file (its redis and keyPrefix are used).")
@@ -33,6 +33,12 @@ struct EventsCommand: ParsableCommand {
 
     @Option(help: "jsonl or csv.")
     var format: String = "jsonl"
+
+    @Flag(
+        help: ArgumentHelp(
+            "Print totals per subject and pool instead of the events: spends plus settlements, what was charged.",
+            discussion: "A settlement counts in the range its own event falls in (docs/cli.md)."))
+    var sum = false
 
     func run() throws {
         guard let format = EventFormat(rawValue: format) else { throw ValidationError("--format: expected jsonl or csv") }
@@ -60,7 +66,8 @@ struct EventsCommand: ParsableCommand {
         let store = RedisStore(url: url, timeoutMs: max(loaded.redisTimeoutMs, 5000), allowEviction: true)
         let streams = Gate(config: loaded).eventStreams
         var out = StandardOutput()
-        if format == .csv { out.write(EventFormat.csvHeader) }
+        var totals = EventTotals()
+        if format == .csv { out.write(sum ? EventTotals.csvHeader : EventFormat.csvHeader) }
         while true {
             let page: EventPage
             do {
@@ -69,10 +76,15 @@ struct EventsCommand: ParsableCommand {
                 printError("events: \(error)")
                 throw ExitCode(1)
             }
-            for event in page.events { out.write(format.line(event)) }
+            if sum {
+                for event in page.events { totals.add(event) }
+            } else {
+                for event in page.events { out.write(format.line(event)) }
+            }
             guard let next = page.next else { break }
             query.after = next
         }
+        for total in totals.rows { out.write(EventTotals.line(total, format: format)) }
         out.flush()
     }
 }

@@ -6,7 +6,7 @@ import ChargeGateRedis
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Print every pool's state as a table, read from Redis (for an operator with ssh and no browser)."
+        abstract: "Print every pool's state and the open holds as tables, read from Redis (for an operator with ssh and no browser)."
     )
 
     @Option(help: "The YAML config file (its pools, redis and keyPrefix are used).")
@@ -20,6 +20,9 @@ struct StatusCommand: ParsableCommand {
 
     @Option(help: "Override the config's redis URL.")
     var redis: String?
+
+    @Option(help: "How many of the oldest open holds to list (with settled routes in the config).")
+    var holds: Int = 5
 
     func run() throws {
         let loaded = try loadConfig(config)
@@ -44,5 +47,19 @@ struct StatusCommand: ParsableCommand {
             UsagePage.Row(pool: pool.config, reading: pool.reading, subject: pool.config.scope == .subject ? subjectKey : "")
         }
         print(UsageTable.render(rows, now: snapshot.now), terminator: "")
+        guard loaded.settles else { return }
+        let open: (now: Int64, holds: [HoldRecord])
+        do {
+            open = try store.openHolds(prefix: gate.keys.holdPrefix, limit: HoldTable.countLimit)
+        } catch {
+            printError("status: open holds: \(error)")
+            throw ExitCode(1)
+        }
+        print("")
+        print(HoldTable.render(open.holds, shown: holds, now: open.now), terminator: "")
+    }
+
+    func validate() throws {
+        guard (0...1000).contains(holds) else { throw ValidationError("--holds: expected a whole number from 0 to 1000") }
     }
 }

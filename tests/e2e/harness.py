@@ -773,7 +773,11 @@ def scrape(stack: Stack, **kw) -> dict[str, float]:
 
 # Metering helpers (docs/http.md) ------------------------------------------------------------
 
-EVENT_KEYS = ["id", "time", "pool", "subject", "amount", "route", "method", "uri", "idempotencyKey", "plan"]
+EVENT_KEYS = ["id", "time", "pool", "subject", "amount", "route", "method", "uri", "idempotencyKey", "plan", "kind"]
+# After EVENT_KEYS, each only when the event has it, in this order (docs/http.md, events).
+EVENT_OPTIONAL_KEYS = ["hold", "status"]
+# The columns of `charge-gate events --format csv`: every one on every line.
+EVENT_CSV_KEYS = EVENT_KEYS + EVENT_OPTIONAL_KEYS
 
 
 def fetch_events(stack: Stack, token: str, limit: int | None = None, **query) -> list[dict]:
@@ -797,7 +801,8 @@ def fetch_events(stack: Stack, token: str, limit: int | None = None, **query) ->
         assert [k for k, _ in doc] == ["events", "next"], r
         page = [dict(pairs) for pairs in doc[0][1]]
         for pairs in doc[0][1]:
-            assert [k for k, _ in pairs] == EVENT_KEYS, pairs
+            keys = [k for k, _ in pairs]
+            assert keys == EVENT_KEYS + [k for k in EVENT_OPTIONAL_KEYS if k in keys], pairs
         if limit is not None:
             assert len(page) <= limit, r
         events += page

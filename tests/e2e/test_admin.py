@@ -90,8 +90,10 @@ def test_admin_endpoints_are_loopback_only_in_the_snippet(stack):
     assert "charge-gate-usage.conf" in text
     from harness import SNIPPETS
     usage = (SNIPPETS / "charge-gate-usage.conf").read_text()
-    for loc in ["location = /api/usage/topoff", "location = /api/usage/events", "location = /api/usage/plan"]:
+    for loc in ["location = /api/usage/topoff", "location = /api/usage/events", "location = /api/usage/plan",
+                "location = /api/usage/settle"]:
         block = usage.split(loc, 1)[1].split("\n}", 1)[0]
         assert "allow 127.0.0.1;" in block and "allow ::1;" in block and "deny all;" in block, loc
-    # The two admin writes that take a body (top-off, plan) pass its length; nothing else does.
-    assert usage.count("fastcgi_param CONTENT_LENGTH") == 2
+        assert "satisfy all;" in block and "auth_request off;" in block, loc
+    # The three admin writes that take a body (top-off, plan, settle) pass its length; nothing else does.
+    assert usage.count("fastcgi_param CONTENT_LENGTH") == 3

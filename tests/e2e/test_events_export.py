@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from harness import BIN, EVENT_KEYS, assert_json, fetch_events
+from harness import BIN, EVENT_CSV_KEYS, assert_json, fetch_events
 
 TOKEN = "export-T0ken"
 ADMIN = {"Authorization": "Bearer " + TOKEN}
@@ -99,9 +99,9 @@ def csv_field(value) -> str:
 
 
 def expected_csv(evs) -> str:
-    out = ",".join(EVENT_KEYS) + "\n"
+    out = ",".join(EVENT_CSV_KEYS) + "\n"
     for e in evs:
-        out += ",".join(csv_field(e[k]) for k in EVENT_KEYS) + "\n"
+        out += ",".join(csv_field(e.get(k, "")) for k in EVENT_CSV_KEYS) + "\n"
     return out
 
 
@@ -153,12 +153,12 @@ def test_jsonl_and_csv_equal_the_api(logged):
     text = run_export("--format", "csv", config=s.config).stdout.decode()
     assert text == expected_csv(evs)
     lines = text.split("\n")
-    assert lines[0] == "id,time,pool,subject,amount,route,method,uri,idempotencyKey,plan"
+    assert lines[0] == "id,time,pool,subject,amount,route,method,uri,idempotencyKey,plan,kind,hold,status"
     first = evs[0]
-    assert lines[1] == f'{first["id"]},{first["time"]},calls,alice,1,/api/calls,GET,"/api/calls/a,b""c",,'
+    assert lines[1] == f'{first["id"]},{first["time"]},calls,alice,1,/api/calls,GET,"/api/calls/a,b""c",,,spend,,'
     rows = list(csv.reader(io.StringIO(text, newline="")))
-    assert rows[0] == EVENT_KEYS
-    assert rows[1:] == [[str(e[k]) for k in EVENT_KEYS] for e in evs]
+    assert rows[0] == EVENT_CSV_KEYS
+    assert rows[1:] == [[str(e.get(k, "")) for k in EVENT_CSV_KEYS] for e in evs]
     # the event of the idempotent request carries the key's h: form (it holds a comma and quotes)
     paid = [r for r in rows[1:] if r[5] == "/api/paid"]
     assert [(r[2], r[3], r[4], r[8][:2]) for r in paid] == [
@@ -297,7 +297,8 @@ def test_large_log_exports_in_order_in_bounded_memory(make_stack):
     # the filled entries read back through the API like live ones
     first = fetch_events(s, TOKEN, limit=3, until=base)[:3]
     assert first[0] == {"id": f"{base}-0", "time": base, "pool": "meter", "subject": "u0", "amount": 1,
-                        "route": "/api/meter", "method": "GET", "uri": "/api/meter/0", "idempotencyKey": "", "plan": ""}
+                        "route": "/api/meter", "method": "GET", "uri": "/api/meter/0", "idempotencyKey": "", "plan": "",
+                        "kind": "spend"}
     assert len(fetch_events(s, TOKEN, limit=1000, until=base)) == 1000
 
     # a small export as the baseline
@@ -310,9 +311,9 @@ def test_large_log_exports_in_order_in_bounded_memory(make_stack):
             ms = base + k // 1000
             assert e == {"id": f"{ms}-{k % 1000}", "time": ms, "pool": "meter", "subject": f"u{k % 7}",
                          "amount": 1, "route": "/api/meter", "method": "GET", "uri": f"/api/meter/{k}",
-                         "idempotencyKey": "", "plan": ""}, (k, line)
+                         "idempotencyKey": "", "plan": "", "kind": "spend"}, (k, line)
         else:                                   # every line: its place in the order
-            assert line.endswith(b',"uri":"/api/meter/%d","idempotencyKey":"","plan":""}\n' % k), (k, line)
+            assert line.endswith(b',"uri":"/api/meter/%d","idempotencyKey":"","plan":"","kind":"spend"}\n' % k), (k, line)
 
     n, seconds, rss = export_streaming(s.config, check_line=check)
     print(f"\nexport of {LARGE_N} events: fill {fill_s:.1f}s, export {seconds:.1f}s, "

@@ -217,7 +217,8 @@ def usage_doc(s, subject, key=None, admin=False) -> dict:
     pools = {}
     for pairs in dict(doc)["pools"]:
         d = dict(pairs)
-        expected = STATE_KEYS + (PERIOD_KEYS if "period" in d else []) + (["subject"] if "subject" in d else [])
+        expected = (STATE_KEYS + (["owed"] if "owed" in d else []) + (PERIOD_KEYS if "period" in d else [])
+                    + (["subject"] if "subject" in d else []))
         assert [k for k, _ in pairs] == expected, pairs
         pools[d["id"]] = d
     out["pools"] = pools
@@ -538,14 +539,14 @@ def test_upgrade_and_downgrade_mid_period_keep_what_was_used(any_store):
         m = WITH_MAX.match(redis_value(s, "monthly:up"))
         assert m and (int(m.group(1)), int(m.group(3))) == (6, 10), redis_value(s, "monthly:up")
 
-    # downgrade below what was used: 0, never negative, denied until the period ends
+    # downgrade below what was used: 0 available and 1 owed, denied until the period ends
     assert_plan_answer(put_plan(s, "up", {"plan": "free"}), "up", "free", "stored")
     wait = assert_out_of_charge(s.get("/api/monthly/u", headers=as_("up")), "monthly")
     resets = calendar(now_ms(s))["month"][1]
     assert abs(wait - (resets - now_ms(s))) <= 1000, wait
     doc = usage_doc(s, "up")
     st = doc["pools"]["monthly"]
-    assert (st["current"], st["max"], st["availableBalance"], st["usedBalance"]) == (0, 3, 0, 3), st
+    assert (st["current"], st["max"], st["availableBalance"], st["usedBalance"], st["owed"]) == (0, 3, 0, 3, 1), st
     assert doc["plan"]["source"] == "stored" and doc["plan"]["id"] == "free"
 
     # back to pro: what was used (4) still counts
@@ -959,10 +960,10 @@ def test_usage_events_carry_the_plan(make_stack):
         ("monthly", "ex", "/api/monthly", "free"),
         ("shared", "ex", "/api/shared", ""),         # no per-subject pool: no plan
     ], got
-    # "plan" is the last field
+    # "plan" is the last field of 0.3, then "kind" (no hold: the route does not settle)
     r = s.get("/api/usage/events?limit=1", headers=ADMIN)
     first = json.loads(r.body, object_pairs_hook=lambda pairs: pairs)[0][1][0]
-    assert [k for k, _ in first][-1] == "plan", first
+    assert [k for k, _ in first][-2:] == ["plan", "kind"], first
     assert dict(first)["plan"] == "pro"
 
 

@@ -40,14 +40,14 @@ def test_snippets_avoid_the_fastcgi_params_traps():
     assert "CONTENT_LENGTH" not in "\n".join(line.split("#", 1)[0] for line in server.splitlines())
     assert "fastcgi_pass_request_body off;" in server
     usage = texts["charge-gate-usage.conf"]
-    # CONTENT_LENGTH exactly once in each location that passes a body (top-off, plan), never
-    # in the others.
+    # CONTENT_LENGTH exactly once in each location that passes a body (top-off, plan, settle),
+    # never in the others.
     blocks = re.findall(r"^location\s[^{]*\{(.*?)^\}", usage, re.M | re.S)
-    assert len(blocks) >= 6, blocks
+    assert len(blocks) >= 7, blocks
     with_body = 0
     for block in blocks:
         code = "\n".join(line.split("#", 1)[0] for line in block.splitlines())
         body = "fastcgi_pass_request_body on;" in code
         with_body += body
         assert len(re.findall(r"^\s*fastcgi_param\s+CONTENT_LENGTH\s", code, re.M)) == (1 if body else 0), block
-    assert with_body == 2
+    assert with_body == 3

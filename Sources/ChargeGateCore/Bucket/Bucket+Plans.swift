@@ -65,8 +65,10 @@ extension Bucket {
     }
 
     /// One pool as a reader sees it at `now` (usage JSON, the page, `status`, RateLimit): the
-    /// stored state counted under `item`'s limits. An owed balance reads as 0 available (all of
-    /// the cap used), with the times at which it is paid back.
+    /// stored state counted under `item`'s limits. An owed balance (below zero: a settlement
+    /// charged past the hold, or a plan's cap lowered below what was used) reads as 0
+    /// available (all of the cap used) and the charges owed, with the times at which it is paid
+    /// back.
     public static func reading(_ stored: BucketState?, item: SpendItem, now: Int64) -> Reading {
         let state = rebased(stored, for: item)
         let window = item.window(at: now)
@@ -78,14 +80,20 @@ extension Bucket {
             let resets = level.isFull ? nil : window.end
             let available = Swift.max(0, level.available)
             return Reading(
-                available: available, used: max - available, max: max, nextRechargeAt: resets, fullAt: resets, window: window)
+                available: available, used: max - available, max: max, nextRechargeAt: resets, fullAt: resets, window: window,
+                owed: owed(level))
         }
         let level = level(state, max: max, intervalMs: item.intervalMs, now: now)
         let available = Swift.max(0, level.available)
         return Reading(
             available: available, used: max - available, max: max,
             nextRechargeAt: nextRechargeAt(level, intervalMs: item.intervalMs),
-            fullAt: fullAt(level, max: max, intervalMs: item.intervalMs), window: nil)
+            fullAt: fullAt(level, max: max, intervalMs: item.intervalMs), window: nil, owed: owed(level))
+    }
+
+    /// The charges `level` is below zero by (0 when it is not).
+    static func owed(_ level: Level) -> Int64 {
+        level.available < 0 ? Int64(0).saturatingSubtracting(level.available) : 0
     }
 
     /// A pool's state for readers.
@@ -102,5 +110,8 @@ extension Bucket {
         public var fullAt: Int64?
         /// The current period of a period pool.
         public var window: BillingPeriod.Window?
+        /// Charges owed: how far below zero the pool is (0 when it is not, and for an
+        /// unlimited pool). `available` is 0 then.
+        public var owed: Int64 = 0
     }
 }

@@ -7,8 +7,9 @@ public enum EventFormat: String, Sendable, CaseIterable {
     /// RFC 4180 CSV with a header line.
     case csv
 
-    /// The CSV header line.
-    public static let csvHeader = "id,time,pool,subject,amount,route,method,uri,idempotencyKey,plan"
+    /// The CSV header line: the columns of 0.3, then `kind`, `hold` and `status` (empty when
+    /// the event has none).
+    public static let csvHeader = "id,time,pool,subject,amount,route,method,uri,idempotencyKey,plan,kind,hold,status"
 
     /// `event` as one line, without the newline.
     public func line(_ event: UsageEvent) -> String {
@@ -21,6 +22,7 @@ public enum EventFormat: String, Sendable, CaseIterable {
             return [
                 event.id, String(event.time), event.pool, event.context.subject, String(event.amount),
                 event.context.route, event.context.method, event.context.uri, event.context.idempotencyKey, event.context.plan,
+                event.kind.rawValue, event.context.hold, event.status.map(String.init) ?? "",
             ].map(Self.csvField).joined(separator: ",")
         }
     }

@@ -25,6 +25,10 @@
 /// A row with an `upgradeUrl` (the responder gives one to a used-up per-subject period or
 /// credits pool when the config names where to upgrade: `Gate.upgradeUrl(usage:available:plan:)`)
 /// ends with an "Upgrade" link to it, the URL HTML-escaped in the `href`.
+///
+/// A pool below zero (a settlement charged more than its hold, or a plan's cap lowered below
+/// what was used) shows its balance as it is, `"-1,200 of 4,000 left"`, with the state word
+/// `"overdrawn"` and an empty bar; its next charge and full times count the debt first.
 public enum UsagePage {
     /// One pool's row: its config (as the subject's plan sets it), its state brought forward
     /// to `now`, and whose bucket it is.
@@ -156,9 +160,12 @@ public enum UsagePage {
         heading(pool, label: label, into: &html)
         if perSubject { who("your balance", row.subject, into: &html) }
 
-        let amount = "\(grouped(available)) of \(grouped(max)) left"
-        html += "<p class=\"count\"><b>\(grouped(available))</b> of \(grouped(max)) left"
-        if let state = stateWord(available: available, warning: warning, period: reset != nil) {
+        // Below zero (charged past a hold, or a plan's cap lowered under what was used): the
+        // balance as it is, and the word for it.
+        let balance = row.reading.owed > 0 ? -row.reading.owed : available
+        let amount = "\(grouped(balance)) of \(grouped(max)) left"
+        html += "<p class=\"count\"><b>\(grouped(balance))</b> of \(grouped(max)) left"
+        if let state = stateWord(available: balance, warning: warning, period: reset != nil) {
             html += " <span class=\"state\">\(state)</span>"
         }
         html += "</p>\n"
@@ -210,7 +217,8 @@ public enum UsagePage {
     /// The warning in words, so that colour is not the only signal. A used-up period pool says
     /// that it stays so until the reset.
     private static func stateWord(available: Int64, warning: Level, period: Bool) -> String? {
-        if available <= 0 { return period ? "used up until reset" : "empty" }
+        if available < 0 { return "overdrawn" }
+        if available == 0 { return period ? "used up until reset" : "empty" }
         switch warning {
         case .ok: return nil
         case .warn: return "running low"

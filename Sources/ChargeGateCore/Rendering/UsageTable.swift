@@ -10,7 +10,8 @@ public enum UsageTable {
             var cells = [printable(pool.id), printable(pool.group)]
             let reading = row.reading
             if let max = reading.max, let available = reading.available {
-                cells.append("\(available)/\(max)")
+                // A pool below zero shows its balance as it is: `-1200/4000`.
+                cells.append("\(reading.owed > 0 ? -reading.owed : available)/\(max)")
                 cells.append(bar(available: available, max: max))
                 if pool.period != nil, let resets = reading.fullAt {
                     // The whole allowance comes back at once, when the period ends.

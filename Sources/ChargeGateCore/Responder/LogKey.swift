@@ -35,6 +35,8 @@ public enum LogKey: String, Sendable, CaseIterable {
     case periodAnchor
     /// Whether clearing a plan removed a record.
     case removed
+    /// The hold a settlement named (nginx's `$request_id` of the request that made it).
+    case hold
     /// How many requests the deny cache answered before this one reached the store.
     case deniedFromMemoryBefore
     /// nginx's `$request_id` (key form), added by the server.

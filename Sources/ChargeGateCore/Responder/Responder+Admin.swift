@@ -144,7 +144,9 @@ extension Responder {
         return .json(200, w.text)
     }
 
-    /// Writes one usage event as a JSON object (the same shape as `charge-gate events` JSONL).
+    /// Writes one usage event as a JSON object (the same shape as `charge-gate events` JSONL):
+    /// the fields of 0.3 in their order, then `kind` (`spend` or `settle`), `hold` when the
+    /// event belongs to one, `status` on a settlement by nginx's line.
     public static func writeEvent(_ w: inout JSONWriter, _ event: UsageEvent) {
         w.beginObject()
         w.field("id", event.id)
@@ -157,6 +159,9 @@ extension Responder {
         w.field("uri", event.context.uri)
         w.field("idempotencyKey", event.context.idempotencyKey)
         w.field("plan", event.context.plan)
+        w.field("kind", event.kind.rawValue)
+        if !event.context.hold.isEmpty { w.field("hold", event.context.hold) }
+        if let status = event.status { w.field("status", Int64(status)) }
         w.endObject()
     }
 

@@ -68,8 +68,13 @@ extension Responder {
     }
 
     /// Writes one pool's STATE object (docs/http.md, GET /api/usage): `pool` as the subject's
-    /// plan sets it, `reading` its state now, and last `upgradeUrl` when the pool shows one.
-    static func writeState(_ w: inout JSONWriter, pool: PoolConfig, reading: Bucket.Reading, subject: String, upgradeUrl: String? = nil) {
+    /// plan sets it, `reading` its state now; `owed` only when the pool is below zero; then, last,
+    /// `upgradeUrl` when the pool shows one and `difference` in a settlement's answer (what it
+    /// moved on this pool).
+    static func writeState(
+        _ w: inout JSONWriter, pool: PoolConfig, reading: Bucket.Reading, subject: String, upgradeUrl: String? = nil,
+        difference: Int64? = nil
+    ) {
         w.beginObject()
         w.field("id", pool.id)
         w.field("label", pool.label)
@@ -83,6 +88,7 @@ extension Responder {
         w.field("availableBalance", reading.available)
         w.field("usedBalance", reading.used)
         w.field("balanceLimit", reading.max)
+        if reading.owed > 0 { w.field("owed", reading.owed) }
         if let period = pool.period, let window = reading.window {
             w.field("period", period.rawValue)
             w.field("periodStart", window.start)
@@ -90,6 +96,7 @@ extension Responder {
         }
         if pool.scope == .subject { w.field("subject", subject) }
         if let upgradeUrl { w.field("upgradeUrl", upgradeUrl) }
+        if let difference { w.field("difference", difference) }
         w.endObject()
     }
 

@@ -35,6 +35,7 @@ public struct Responder {
         case .events: return events(request, gate: gate)
         case .metrics: return metrics(request)
         case .plan: return plan(request, gate: gate)
+        case .settle: return settle(request, gate: gate)
         case nil:
             var response = Denial.serviceUnavailable.answer()
             response.note = .init(

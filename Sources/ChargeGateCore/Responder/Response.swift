@@ -10,6 +10,9 @@ public struct Response: Sendable, Equatable {
     public var note: Note?
     /// The gate's decision, for metrics; nil for usage answers and unrouted requests.
     public var outcome: Outcome?
+    /// What the store did with the app's settlement (`POST /api/usage/settle`), for metrics;
+    /// nil for every other answer (and a settlement refused before the store was asked).
+    public var settlement: SettleOutcome?
 
     /// A gate decision as metrics count it.
     public enum Outcome: Sendable, Equatable {
@@ -108,7 +111,7 @@ public struct Response: Sendable, Equatable {
     private static let lineEnd = Array("\r\n".utf8)
 
     public static func == (a: Response, b: Response) -> Bool {
-        a.status == b.status && a.body == b.body && a.note == b.note && a.outcome == b.outcome
+        a.status == b.status && a.body == b.body && a.note == b.note && a.outcome == b.outcome && a.settlement == b.settlement
             && a.headers.map(\.name) == b.headers.map(\.name) && a.headers.map(\.value) == b.headers.map(\.value)
     }
 
@@ -122,6 +125,7 @@ public struct Response: Sendable, Equatable {
         case 403: return "Forbidden"
         case 404: return "Not Found"
         case 405: return "Method Not Allowed"
+        case 409: return "Conflict"
         case 413: return "Content Too Large"
         case 429: return "Too Many Requests"
         case 503: return "Service Unavailable"

@@ -19,6 +19,8 @@ public enum WireProtocol {
         case metrics
         /// `GET`/`PUT`/`DELETE /api/usage/plan?subject=S` (admin): a subject's stored plan.
         case plan
+        /// `POST /api/usage/settle` (admin): the app settles a hold.
+        case settle
     }
 
     /// FastCGI params the responder reads.
@@ -37,7 +39,7 @@ public enum WireProtocol {
         public static let requestURI = "REQUEST_URI"
         /// The query string of a usage request.
         public static let query = "QUERY_STRING"
-        /// The body length of a top-off.
+        /// The body length of a top-off, a plan or a settlement.
         public static let contentLength = "CONTENT_LENGTH"
         /// `Authorization: Bearer <adminToken>` of an admin request.
         public static let authorization = "HTTP_AUTHORIZATION"

@@ -20,12 +20,16 @@ public enum SettleOutcome: Sendable, Equatable {
         public var differences: [Int64]
         /// Each pool afterwards.
         public var pools: [PoolState]
+        /// The store's clock at the settlement (epoch ms), for reading `pools` as the usage
+        /// answer does; nil when the store does not say (the reader then uses its own clock).
+        public var now: Int64?
 
         /// Creates a settlement.
-        public init(resolution: Settlement.Resolution, differences: [Int64], pools: [PoolState]) {
+        public init(resolution: Settlement.Resolution, differences: [Int64], pools: [PoolState], now: Int64? = nil) {
             self.resolution = resolution
             self.differences = differences
             self.pools = pools
+            self.now = now
         }
     }
 

@@ -212,7 +212,7 @@ public final class MemoryStore: ChargeStore, Sendable {
                         context: hold.context, kind: .settle, status: status)
                 }
             }
-            return .settled(.init(resolution: resolution, differences: differences, pools: pools))
+            return .settled(.init(resolution: resolution, differences: differences, pools: pools, now: now))
         }
     }
 

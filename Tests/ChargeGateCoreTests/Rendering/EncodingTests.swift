@@ -71,10 +71,10 @@ import Testing
         let event = UsageEvent(
             id: "1-0", time: 1, pool: "p", amount: 2,
             context: .init(subject: "s", route: "/r", method: "POST", uri: "/r/a,\"b\"", idempotencyKey: "", plan: "pro"))
-        #expect(EventFormat.csv.line(event) == #"1-0,1,p,s,2,/r,POST,"/r/a,""b""",,pro"#)
+        #expect(EventFormat.csv.line(event) == #"1-0,1,p,s,2,/r,POST,"/r/a,""b""",,pro,spend,,"#)
         #expect(
             EventFormat.jsonl.line(event)
-                == #"{"id":"1-0","time":1,"pool":"p","subject":"s","amount":2,"route":"/r","method":"POST","uri":"/r/a,\"b\"","idempotencyKey":"","plan":"pro"}"#
+                == #"{"id":"1-0","time":1,"pool":"p","subject":"s","amount":2,"route":"/r","method":"POST","uri":"/r/a,\"b\"","idempotencyKey":"","plan":"pro","kind":"spend"}"#
         )
     }
 
@@ -83,7 +83,7 @@ import Testing
         let event = UsageEvent(
             id: "1-0", time: 1, pool: "p", amount: 1,
             context: .init(subject: "s", route: "/r", method: "GET", uri: "/w\r\nn", idempotencyKey: "\"\u{301}"))
-        #expect(EventFormat.csv.line(event) == "1-0,1,p,s,1,/r,GET,\"/w\r\nn\",\"\"\"\u{301}\",")
+        #expect(EventFormat.csv.line(event) == "1-0,1,p,s,1,/r,GET,\"/w\r\nn\",\"\"\"\u{301}\",,spend,,")
     }
 
     @Test(arguments: [

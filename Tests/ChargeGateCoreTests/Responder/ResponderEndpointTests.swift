@@ -104,7 +104,7 @@ import Testing
         let t = clock.nowMs() - 3
         #expect(
             page.body
-                == #"{"events":[{"id":"\#(t)-1","time":\#(t),"pool":"credits","subject":"s0","amount":5,"route":"/api/paid","method":"POST","uri":"/api/paid","idempotencyKey":"k0","plan":""},{"id":"\#(t + 1)-1","time":\#(t + 1),"pool":"credits","subject":"s1","amount":5,"route":"/api/paid","method":"POST","uri":"/api/paid","idempotencyKey":"k1","plan":""}],"next":"\#(t + 1)-1"}"#
+                == #"{"events":[{"id":"\#(t)-1","time":\#(t),"pool":"credits","subject":"s0","amount":5,"route":"/api/paid","method":"POST","uri":"/api/paid","idempotencyKey":"k0","plan":"","kind":"spend"},{"id":"\#(t + 1)-1","time":\#(t + 1),"pool":"credits","subject":"s1","amount":5,"route":"/api/paid","method":"POST","uri":"/api/paid","idempotencyKey":"k1","plan":"","kind":"spend"}],"next":"\#(t + 1)-1"}"#
         )
         let rest = responder.respond(
             to: FakeRequest.endpoint("events", query: "pool=credits&after=\(t + 1)-1", token: "s3cret"), gate: gate)

@@ -64,10 +64,17 @@ let gate: Gate = {
         // Never denied (an unlimited pool): inputs reach idempotencyMaxKeysPerSubject quickly.
         RouteConfig(prefix: "/api/meter", charges: [.init(poolIndex: 3, cost: 1)], idempotent: true),
         RouteConfig(prefix: "/", charges: [.init(poolIndex: 5, cost: 2)], methods: ["DELETE"]),
+        // Settled: an allow records a hold under CHARGE_GATE_REQUEST_ID, which the settle role
+        // settles (the app's amount on credits, per call on api-calls and the meter); one nginx
+        // settles, which the app may settle first.
+        RouteConfig(
+            prefix: "/api/settled", charges: [.init(poolIndex: 2, cost: 4), .init(poolIndex: 1, cost: 1), .init(poolIndex: 3, cost: 4)],
+            settle: SettlePolicy(amount: .header, by: .app), cost: 4),
+        RouteConfig(prefix: "/api/settled/nginx", charges: [.init(poolIndex: 4, cost: 2)], settle: SettlePolicy(), cost: 2),
     ]
     return Gate(config: config)
 }()
-let knownStatuses: Set<Int> = [200, 204, 400, 401, 403, 404, 405, 413, 503]
+let knownStatuses: Set<Int> = [200, 204, 400, 401, 403, 404, 405, 409, 413, 503]
 
 /// The wire names, spelled out: what nginx's snippets send and read back (a change of them is
 /// a change of the protocol, which the harness should notice).
@@ -159,6 +166,10 @@ final class Session {
     var records: [String: ModelRecord] = [:]
     /// Records created per subject in the current window: (count, window end).
     var quota: [String: (count: Int64, expiresAt: Int64)] = [:]
+    /// Per request id: allows on a settled route that spent (each records at most one hold),
+    /// and settlements the settle role answered 200.
+    var holdsMade: [String: Int] = [:]
+    var holdsSettled: [String: Int] = [:]
 
     init() {
         store = MemoryStore(clock: clock)
@@ -224,6 +235,27 @@ final class Session {
             require(
                 (try? store.plan(at: gate.keys.plan(subject: SafeToken.key(for: "x")))) == nil,
                 "no plan record is ever written without plans")
+        case "settle":
+            // The app's settlement: only with the token; a refused one changes nothing; a hold
+            // settles at most once, and only a hold an allow made (per id: no more 200s than
+            // allows that spent on a settled route with that id).
+            if response.status == 200 {
+                require(
+                    request.params["HTTP_AUTHORIZATION"].map { sameBytes($0, "Bearer " + token) } ?? false, "a settlement needs the token")
+                let answer = parseJSON(response.body, "settle answer")
+                let hold = answer["hold"] as? String ?? ""
+                holdsSettled[hold, default: 0] += 1
+                require(
+                    holdsSettled[hold, default: 0] <= holdsMade[hold, default: 0],
+                    "a hold settles at most once, and only one an allow made",
+                    "hold \(show(hold)): \(holdsSettled[hold, default: 0]) settled, \(holdsMade[hold, default: 0]) made")
+                require(answer["pools"] is [Any], "a settlement answers its pools")
+            } else {
+                require(changed.isEmpty, "a refused settlement changes nothing", "status \(response.status), pools \(changed)")
+                require(
+                    [400, 401, 404, 405, 409, 413].contains(response.status), "a settlement is refused with 400/401/404/405/409/413",
+                    "\(response.status)")
+            }
         case "metrics":
             // The Prometheus text where a responder has it, else 404 (or, in a build without
             // this role, the unknown-role 503): never a spend.
@@ -357,6 +389,9 @@ final class Session {
         }
         let routePools = Set(route.charges.map(\.poolIndex))
         require(changed.allSatisfy(routePools.contains), "an allowed request spends only from its route's pools", "\(changed)")
+        if route.settle != nil, let id = request.params["CHARGE_GATE_REQUEST_ID"], Gate.isHoldID(id) {
+            holdsMade[id, default: 0] += 1
+        }
         if let recordID, live == nil {
             // A first use: recorded, unless the subject made idempotencyMaxKeysPerSubject records
             // in the window already (then its retries are charged again).
