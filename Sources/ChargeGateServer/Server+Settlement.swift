@@ -28,7 +28,7 @@ extension Server {
         }
         let source = socket.boundPath.map { "on \($0)" } ?? "on the socket systemd handed over (settle)"
         let qlen = Self.kernelDatagramQueue()
-        logger.info("settlement: receiving nginx's lines \(source); kernel queue \(qlen.map(String.init) ?? "unknown") datagrams")
+        logger.info("settlement: receiving nginx's lines \(source); net.unix.max_dgram_qlen is \(qlen.map(String.init) ?? "unknown")")
         if let qlen, qlen < Self.settleQueueWarnBelow, !socket.inherited {
             logger.warning(
                 "settlement: net.unix.max_dgram_qlen is \(qlen): nginx drops a settlement line whenever \(qlen) wait here; raise it to 512 or more before the start (docs/settlement.md, Transport)"
