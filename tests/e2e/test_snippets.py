@@ -31,7 +31,7 @@ def test_snippets_avoid_the_fastcgi_params_traps():
     texts = {p.name: p.read_text() for p in SNIPPETS.glob("charge-gate-*.conf")}
     assert set(texts) == {"charge-gate-http.conf", "charge-gate-server.conf", "charge-gate-protect.conf",
                           "charge-gate-usage.conf", "charge-gate-fetch.conf", "charge-gate-metrics.conf",
-                          "charge-gate-cache.conf"}
+                          "charge-gate-cache.conf", "charge-gate-settle.conf"}
     for name, text in texts.items():
         code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
         assert not re.search(r"include\s+\S*fastcgi", code), name
