@@ -3,7 +3,7 @@
 // fuzzer runtime. Build and run them with scripts/fuzz (see fuzz/README.md).
 import PackageDescription
 
-let fuzzers = ["fuzz-uri", "fuzz-query", "fuzz-config", "fuzz-tokens", "fuzz-params", "fuzz-nginx"]
+let fuzzers = ["fuzz-uri", "fuzz-query", "fuzz-config", "fuzz-tokens", "fuzz-params", "fuzz-nginx", "fuzz-settle"]
 
 let package = Package(
     name: "charge-gate-fuzz",

@@ -5,18 +5,22 @@
 //     <script type="module">
 //       import { chargeFetch } from "/charge-fetch.js";
 //       const res = await chargeFetch("/api/generate", { method: "POST", body }, {
-//         onOutOfCharge: (body, retry) => show(`Out of charges for ${body.poolId}. Recharges in ${retry}.`),
-//         onInsufficientCredits: (body) => show(`${body.availableBalance} credits left, ${body.required} needed.`),
+//         onOutOfCharge: (body, retry, upgradeUrl) => show(`Out of charges for ${body.poolId}. Recharges in ${retry}.`, upgradeUrl),
+//         onInsufficientCredits: (body, upgradeUrl) => show(`${body.availableBalance} credits left, ${body.required} needed.`, upgradeUrl),
 //       });
 //       if (res.ok) { ... }   // the Response is always returned, its body unread
 //     </script>
 //
 // The same behaviour as the next-charge library's `useChargeFetch` (client side), for the
 // answers of README "HTTP answers":
-// - 429 {"error":"out_of_charge","retryAfterMs":N,"poolId":"ID"}: onOutOfCharge(body, retry),
-//   retry being the human wait ("45m", "2h 15m"; see retryString);
+// - 429 {"error":"out_of_charge","retryAfterMs":N,"poolId":"ID"}: onOutOfCharge(body, retry,
+//   upgradeUrl), retry being the human wait ("45m", "2h 15m"; see retryString);
 // - 402 {"error":"insufficient_credits","poolId","availableBalance","required"}:
-//   onInsufficientCredits(body).
+//   onInsufficientCredits(body, upgradeUrl).
+// upgradeUrl is the body's "upgradeUrl" (docs/http.md, "Where to upgrade": a used-up period
+// pool's 429 and a 402 carry it when the config names one), a string to link an "Upgrade"
+// button to, or null: none in the body (a refilling pool's 429: waiting helps), or not a plain
+// "/path" or http(s) URL (so it is always safe as an href).
 // Anything else (other statuses, other errors, a body that is not JSON, such as nginx's own
 // HTML 429 of limit_req) calls nothing and throws nothing. The callbacks are called once, before
 // the Response is returned; an exception thrown by a callback is the caller's and propagates. A
@@ -24,9 +28,11 @@
 //
 // Plans and billing periods (README "Plans and periods"):
 // - chargeUsage() reads GET /api/usage as JSON: the subject's `plan` ({id, label, source}, or
-//   null without plans) and the pools, each with `period`, `periodStart`, `resetsAt` (null for
-//   a pool without a period) and `resets`, the human reset phrase ("resets Dec 1",
-//   "resets in 3h"; see resetString), as the usage page writes it.
+//   null without plans), `upgradeUrl` (where the subject upgrades, or null) and the pools, each
+//   with `period`, `periodStart`, `resetsAt` (null for a pool without a period), `resets`, the
+//   human reset phrase ("resets Dec 1", "resets in 3h"; see resetString), as the usage page
+//   writes it, and `upgradeUrl` (null unless the pool is used up and an upgrade would help: the
+//   pools the usage page shows an "Upgrade" link on).
 // - A period pool's denial is the ordinary 429 above; its retryAfterMs runs to the period's
 //   end, so a month can be "400h" as a retry string:
 //   `resetString(Date.now() + body.retryAfterMs)` reads "resets Dec 1" instead.
@@ -96,14 +102,29 @@ export class ChargeUsageError extends Error {
 
 const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
 
+// What the responder's config accepts as an upgradeUrl: a "/path" (not "//host") or an http(s)
+// URL with a host, URL characters only (no quotes, spaces, "<", ">" or "\", which a browser
+// reads as "/" in "/\host").
+const UPGRADE_URL = /^(?:\/(?!\/)|https?:\/\/(?=[A-Za-z0-9\-._~:[\]@!$&()*+,;=%]))[A-Za-z0-9\-._~:/?#[\]@!$&()*+,;=%]*$/;
+
+/**
+ * A body's or a pool's `upgradeUrl`, or null when it has none or it is not such a URL.
+ * @param {unknown} v
+ * @returns {string | null}
+ */
+const upgradeUrlOf = (v) => (typeof v === "string" && UPGRADE_URL.test(v) ? v : null);
+
 /**
  * GET the usage JSON (`/api/usage` unless `input` names another path) for a front end:
- * `{ ...the JSON, plan, pools }` where
+ * `{ ...the JSON, plan, upgradeUrl, pools }` where
  * - `plan` is `{id, label, source}` (source "stored" | "nginx" | "default"), or null when the
  *   gate has no plans;
+ * - `upgradeUrl` is where the subject upgrades (its plan's, else the config's), or null;
  * - `pools` are the JSON's STATE objects, each with `period` ("day" | "week" | "month"),
- *   `periodStart` and `resetsAt` (epoch ms) set to null for a pool without a period, and
- *   `resets`: resetString(resetsAt, now) (null without a period; given for a full pool too).
+ *   `periodStart` and `resetsAt` (epoch ms) set to null for a pool without a period,
+ *   `resets`: resetString(resetsAt, now) (null without a period; given for a full pool too),
+ *   and `upgradeUrl`: a used-up per-subject period or credits pool's, else null (show an
+ *   "Upgrade" link where it is not null).
  * `Accept: application/json` is sent unless `init.headers` names an Accept. Rejects with a
  * ChargeUsageError (`status`, `body`) on any other answer than a 200 with a JSON object (a
  * 503 while the store is down, a 401/403 on `?subject=` without the admin token), and as
@@ -111,7 +132,7 @@ const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
  * @param {RequestInfo | URL} [input]
  * @param {RequestInit} [init]
  * @param {{now?: () => number}} [options] the clock for `resets` (Date.now by default)
- * @returns {Promise<{plan: {id: string, label: string, source: string} | null, pools: object[]}>}
+ * @returns {Promise<{plan: {id: string, label: string, source: string} | null, upgradeUrl: string | null, pools: object[]}>}
  */
 export async function chargeUsage(input = "/api/usage", init = {}, { now = Date.now } = {}) {
   const headers = new Headers(init?.headers);
@@ -141,18 +162,20 @@ export async function chargeUsage(input = "/api/usage", init = {}, { now = Date.
       periodStart: period === null ? null : num(pool.periodStart),
       resetsAt,
       resets: resetString(resetsAt, at),
+      upgradeUrl: upgradeUrlOf(pool?.upgradeUrl),
     };
   });
-  return { ...body, plan, pools };
+  return { ...body, plan, upgradeUrl: upgradeUrlOf(body.upgradeUrl), pools };
 }
 
 /**
  * fetch(input, init), then the matching callback for a ChargeGate denial. Resolves to the
- * original Response, whose body is left unread (the JSON is read from a clone).
+ * original Response, whose body is left unread (the JSON is read from a clone). Each callback's
+ * last argument is the body's `upgradeUrl` (where to upgrade), or null when it has none.
  * @param {RequestInfo | URL} input
  * @param {RequestInit} [init]
- * @param {{onOutOfCharge?: (body: object, retry: string) => void,
- *          onInsufficientCredits?: (body: object) => void}} [handlers]
+ * @param {{onOutOfCharge?: (body: object, retry: string, upgradeUrl: string | null) => void,
+ *          onInsufficientCredits?: (body: object, upgradeUrl: string | null) => void}} [handlers]
  * @returns {Promise<Response>}
  */
 export async function chargeFetch(input, init, { onOutOfCharge, onInsufficientCredits } = {}) {
@@ -166,9 +189,9 @@ export async function chargeFetch(input, init, { onOutOfCharge, onInsufficientCr
   }
   if (body === null || typeof body !== "object" || Array.isArray(body)) return response;
   if (response.status === 429 && body.error === "out_of_charge") {
-    if (typeof onOutOfCharge === "function") onOutOfCharge(body, retryString(body.retryAfterMs));
+    if (typeof onOutOfCharge === "function") onOutOfCharge(body, retryString(body.retryAfterMs), upgradeUrlOf(body.upgradeUrl));
   } else if (response.status === 402 && body.error === "insufficient_credits") {
-    if (typeof onInsufficientCredits === "function") onInsufficientCredits(body);
+    if (typeof onInsufficientCredits === "function") onInsufficientCredits(body, upgradeUrlOf(body.upgradeUrl));
   }
   return response;
 }

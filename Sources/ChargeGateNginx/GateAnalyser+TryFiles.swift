@@ -22,7 +22,9 @@ extension GateAnalyser {
         }
     }
 
-    private func tryFilesFallback(
+    /// The traces of a request that `try_files` (`directive`, in `conf`) sends on by its last
+    /// parameter `fallback`.
+    func tryFilesFallback(
         _ fallback: String, _ directive: NginxDirective, _ state: NginxRequestState, conf: Int, _ server: Int, _ probe: GateProbe
     ) -> [Trace] {
         if fallback.hasPrefix("=") {

@@ -20,6 +20,13 @@ public struct GateAnalyser {
     /// Where the responder listens (the config's `listen`), compared with the auth location's
     /// `fastcgi_pass`; nil: not compared.
     let listen: ListenAddress?
+    /// The responder's settlement socket (the config's `settleSocketPath`), compared with the
+    /// settlement line's `syslog:server=unix:`; nil: any unix socket.
+    let settleSocket: String?
+    /// The variable the settlement line's last field must be (the config's `amountVariable`).
+    let amountVariable: String
+    /// `log_format charge_gate_settle` of the http block and its format (its strings joined).
+    let settleFormat: (directive: NginxDirective, format: String)?
     /// Every regex compiled once.
     let regexes = NginxRegexCache()
     /// nginx's location search.
@@ -50,11 +57,19 @@ public struct GateAnalyser {
     public static let maximumProbes = 96
 
     /// An analyser of `model` against the config's `routes`; `listen` is where the responder
-    /// listens (nil: the auth location's `fastcgi_pass` is not compared with it).
-    public init(model: NginxModel, routes: [RouteConfig], listen: ListenAddress? = nil) {
+    /// listens (nil: the auth location's `fastcgi_pass` is not compared with it),
+    /// `settleSocket` where it reads settlement lines (nil: not compared), `amountVariable` the
+    /// `$upstream_http_*` variable of the config's `amountHeader`.
+    public init(
+        model: NginxModel, routes: [RouteConfig], listen: ListenAddress? = nil, settleSocket: String? = nil,
+        amountVariable: String = GateConfig().amountVariable
+    ) {
         self.model = model
         self.routes = routes
         self.listen = listen
+        self.settleSocket = settleSocket
+        self.amountVariable = amountVariable
+        settleFormat = Self.settleFormat(in: model)
         router = Router(routes: routes)
         matcher = NginxLocationMatcher(model: model, regexes: regexes)
         rewriter = NginxRewriteSimulator(model: model, regexes: regexes)
@@ -100,6 +115,7 @@ public struct GateAnalyser {
         for server in servers where server.usesGate {
             for (index, route) in routes.enumerated() {
                 var results: [GateRouteResult.ProbeResult] = []
+                var settlement: GateFinding?
                 let candidates = probes(for: index, in: server.block)
                 var traced: [GateProbe: Trace] = [:]
                 for probe in candidates.prefix(Self.maximumProbes) {
@@ -111,10 +127,13 @@ public struct GateAnalyser {
                         gatedBackends[backend] = (server, conf)
                     }
                     noteChargedTarget(trace, probe, route: index)
+                    if settlement == nil { settlement = settlementFinding(trace, probe, in: server.block) }
                 }
                 if candidates.count > Self.maximumProbes { results.append(capReached(candidates[Self.maximumProbes], in: server)) }
                 results += unsampledRegexes(for: index, in: server.block)
-                lines.append(GateRouteResult(server: server, prefix: route.prefix, methods: methodList(route), probes: results))
+                lines.append(
+                    GateRouteResult(
+                        server: server, prefix: route.prefix, methods: methodList(route), probes: results, settlement: settlement))
             }
         }
         lines = addingSubrequestProbes(addingMappedProbes(lines, servers: servers), servers: servers)

@@ -1,5 +1,5 @@
-/// Why a request under a charged route is not charged, with the place in the configuration at
-/// fault.
+/// Why a request under a charged route is not charged (or, on a settled route, never settled),
+/// with the place in the configuration at fault.
 public struct GateFinding: Sendable, Equatable, CustomStringConvertible {
     /// The kinds of finding.
     public enum Kind: String, Sendable, CaseIterable {
@@ -26,6 +26,25 @@ public struct GateFinding: Sendable, Equatable, CustomStringConvertible {
         case subrequest
         /// The analysis cannot follow the configuration here (it does not guess).
         case undecidable
+        /// Charged on a route settled by nginx's line (`settle:`), where no settlement line is
+        /// in effect: another `access_log` replaced the inherited ones, or `access_log off`.
+        case settleLineMissing = "settle_line_missing"
+        /// The settlement line in effect there is not sent to the responder's settlement socket.
+        case settleLineSocket = "settle_line_socket"
+        /// The settlement line in effect there lacks `if=$charge_gate_hold`.
+        case settleLineCondition = "settle_line_condition"
+        /// `log_format charge_gate_settle` is not the line the responder parses (or logs
+        /// another amount header than the config's `amountHeader`).
+        case settleFormat = "settle_format"
+
+        /// Whether the finding is about settlement: the request is charged, but its hold is
+        /// never settled (it stays charged as held).
+        public var isSettlement: Bool {
+            switch self {
+            case .settleLineMissing, .settleLineSocket, .settleLineCondition, .settleFormat: true
+            default: false
+            }
+        }
     }
 
     /// The kind.

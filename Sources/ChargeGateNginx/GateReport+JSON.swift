@@ -2,9 +2,9 @@ import ChargeGateCore
 
 extension GateReport {
     /// The report as one JSON object (for CI): `ok`, `nginxConfig`, `summary`, `servers`,
-    /// `routes` (each with its `verdict`, `finding` and every probe), `warnings`. A probe's or
-    /// finding's `uri` is the request target to send (`GateProbe.target`: percent-encoded where a
-    /// byte cannot stand as it is).
+    /// `routes` (each with its `verdict`: `gated`, `not_gated`, `undecided` or `not_settled`; its
+    /// `finding` and every probe), `warnings`. A probe's or finding's `uri` is the request target
+    /// to send (`GateProbe.target`: percent-encoded where a byte cannot stand as it is).
     public func json() -> String {
         var out = "{"
         out +=
@@ -54,7 +54,7 @@ extension GateReport {
     private static func route(_ line: GateRouteResult) -> String {
         let verdict: String
         if let finding = line.finding {
-            verdict = finding.kind == .undecidable ? "undecided" : "not_gated"
+            verdict = finding.kind == .undecidable ? "undecided" : finding.kind.isSettlement ? "not_settled" : "not_gated"
         } else {
             verdict = "gated"
         }

@@ -32,13 +32,16 @@ public struct GateReport: Sendable, Equatable {
     /// The lines with a failure.
     public var failures: [GateRouteResult] { routes.filter { !$0.isGated } }
 
-    /// `3 routes in 1 gated server: 2 gated, 1 NOT GATED; 1 warning`.
+    /// `3 lines (route × server) in 1 gated server: 2 gated, 1 NOT GATED; 1 warning` (and
+    /// `N UNDECIDED`, `N NOT SETTLED` when there are).
     public var summary: String {
         let gatedServers = servers.filter(\.usesGate).count
-        let notGated = routes.filter { $0.finding.map { $0.kind != .undecidable } ?? false }.count
+        let notGated = routes.filter { $0.finding.map { $0.kind != .undecidable && !$0.kind.isSettlement } ?? false }.count
         let undecided = routes.filter { $0.finding?.kind == .undecidable }.count
-        var parts = ["\(routes.count - notGated - undecided) gated", "\(notGated) NOT GATED"]
+        let notSettled = routes.filter { $0.finding?.kind.isSettlement ?? false }.count
+        var parts = ["\(routes.count - notGated - undecided - notSettled) gated", "\(notGated) NOT GATED"]
         if undecided > 0 { parts.append("\(undecided) UNDECIDED") }
+        if notSettled > 0 { parts.append("\(notSettled) NOT SETTLED") }
         let routeWord = routes.count == 1 ? "line" : "lines"
         let serverWord = gatedServers == 1 ? "server" : "servers"
         let warningWord = warnings.count == 1 ? "warning" : "warnings"

@@ -14,8 +14,9 @@ struct CheckNginxCommand: ParsableCommand {
         discussion: """
             Reads nginx's whole configuration from `nginx -T` (with -c NGINX.CONF when given) or from a saved
             `nginx -T` output (--dump), and follows each route's requests through nginx's location search,
-            rewrite phase and access phase to the gate. Exit status: 0 every route is gated (warnings allowed,
-            unless --strict), 1 a route is not gated (or cannot be decided), 2 the configuration could not be read.
+            rewrite phase and access phase to the gate; on a settled route (settle:), to the settlement line
+            where the request ends. Exit status: 0 every route is gated (warnings allowed, unless --strict),
+            1 a route is not gated, not settled or cannot be decided, 2 the configuration could not be read.
             """
     )
 
@@ -53,6 +54,14 @@ struct CheckNginxCommand: ParsableCommand {
     @Option(help: "Where the responder listens, as `serve --listen` (default: the config's listen): the auth location must pass there.")
     var listen: String?
 
+    /// `--settle-listen`.
+    @Option(
+        name: .customLong("settle-listen"),
+        help:
+            "Where the responder reads settlement lines, as `serve --settle-listen` (default: the config's settleListen, else settle.sock beside a unix listen): the settlement line must go there."
+    )
+    var settleListen: String?
+
     /// `--strict`.
     @Flag(help: "Exit 1 on warnings too.")
     var strict = false
@@ -65,16 +74,24 @@ struct CheckNginxCommand: ParsableCommand {
         if let listen, ListenAddress(parsing: listen) == nil {
             throw ValidationError("--listen: expected a unix socket path, host:port, or inherit")
         }
+        if let settleListen, !settleListen.hasPrefix("/") {
+            throw ValidationError("--settle-listen: expected an absolute unix socket path")
+        }
     }
 
     /// Reads the routes and nginx's configuration, prints the report; exit 0, 1 or 2.
     func run() throws {
         let routes: [RouteConfig]
         var address = listen.flatMap(ListenAddress.init(parsing:))
+        let settleSocket: String?
+        let amountVariable: String
         switch ConfigLoader.load(path: config) {
-        case .success(let loaded):
+        case .success(var loaded):
             routes = loaded.routes
             address = address ?? loaded.listen
+            if let address { loaded.listen = address }
+            settleSocket = settleListen ?? loaded.settleSocketPath
+            amountVariable = loaded.amountVariable
         case .failure(let errors):
             for error in errors.errors { printError("\(error)") }
             throw ExitCode(2)
@@ -88,7 +105,9 @@ struct CheckNginxCommand: ParsableCommand {
             printError("check-nginx: cannot read nginx's configuration: \(error)")
             throw ExitCode(2)
         }
-        let report = GateAnalyser(model: model, routes: routes, listen: address).analyse()
+        let report = GateAnalyser(
+            model: model, routes: routes, listen: address, settleSocket: settleSocket, amountVariable: amountVariable
+        ).analyse()
         var out = StandardOutput()
         let text = format == .json ? report.json() : report.text()
         out.write(String(text.dropLast()))

@@ -85,6 +85,30 @@ enum NginxFixtures {
         return GateAnalyser(model: model, routes: try routes(), listen: listen).analyse()
     }
 
+    /// The config of Fixtures/`name`, with `extra` (more top-level keys) first.
+    static func config(_ name: String, extra: String = "") throws -> GateConfig {
+        switch ConfigLoader.parse(extra + (try text(name)), file: name) {
+        case .success(let config): return config
+        case .failure(let errors): throw errors
+        }
+    }
+
+    /// The report of `dump` against `config` (its routes, settlement socket and amount
+    /// variable; the responder at `listen`).
+    static func report(_ dump: NginxDump, config: GateConfig) throws -> GateReport {
+        let model = NginxModel(try NginxConfiguration(dump: dump))
+        return GateAnalyser(
+            model: model, routes: config.routes, listen: listen, settleSocket: config.settleSocketPath,
+            amountVariable: config.amountVariable
+        ).analyse()
+    }
+
+    /// The report of a settle/ fixture against Fixtures/settle/charge-gate.yaml (`extra`: more
+    /// top-level keys).
+    static func settleReport(_ fixture: String, extra: String = "") throws -> GateReport {
+        try report(try dump(fixture), config: try config("settle/charge-gate.yaml", extra: extra))
+    }
+
     /// The report of the shared main file with `site` as /etc/nginx/sites/site.conf.
     static func report(site: String) throws -> GateReport {
         var files = [NginxDump.File(path: "/etc/nginx/nginx.conf", bytes: Array(try text("nginx.conf").utf8))]

@@ -6,7 +6,10 @@ import Testing
 extension RedisTests {
     /// The idempotency record in the Lua script against its Swift twin (`IdempotencyRecord`,
     /// run by the memory store): the same requests give the same outcomes and the same spends,
-    /// on a real redis-server.
+    /// on a real redis-server. A repeat or a reused key spends nothing and records no event, a
+    /// denied request leaves no record, racing repeats spend once, and the records a subject
+    /// creates are bounded. Through the responder: `ResponderScenario.idempotency`
+    /// (ResponderScenarioTests.swift).
     @Suite("Idempotency in Redis")
     struct Idempotency {
         /// One step: which request (its fingerprint text) with which key.
@@ -113,34 +116,68 @@ extension RedisTests {
             #expect(try fixture.run("EXISTS", item.key).integer == 0)
         }
 
-        @Test("events written before the upgrade (prefix + events) are read with the new stream, in id order")
-        func legacyStreamIsMerged() throws {
+        @Test("an idempotent repeat is allowed without spending; a denied one is decided afresh")
+        func idempotencyRepeat() throws {
             let fixture = try RedisFixture()
             let store = fixture.store()
-            let keys = KeySpace(prefix: fixture.prefix)
-            let legacy = try #require(keys.legacyEvents(poolIds: ["p"]))
-            func add(_ stream: String, _ id: String, _ pool: String) throws {
-                _ = try fixture.run(
-                    "XADD", stream, id, "pool", pool, "subject", "s", "amount", "1", "route", "/r", "method", "GET", "uri", "/r", "idem",
-                    "", "time", String(id.split(separator: "-")[0]))
+            let item = SpendItem(poolId: "a", key: fixture.prefix + "a", max: 5, intervalMs: 3_600_000, cost: 1, expires: false)
+            let check = idempotency(fixture.prefix, key: "k1")
+            let idem = check.key
+            let request = SpendRequest(
+                items: [item], idempotency: check,
+                eventsKey: fixture.prefix + "events", eventsMaxLen: 1000, context: context(idem: "k1"))
+            guard case .allowed = try store.spend(request) else {
+                Issue.record("first spend should pass")
+                return
             }
-            try add(legacy, "100-0", "old1")
-            try add(legacy, "300-0", "old2")
-            try add(keys.events, "200-0", "new1")
-            try add(keys.events, "300-0", "new2")  // the same id in both streams
-            try add(keys.events, "400-0", "new3")
-            var seen: [String] = []
-            var query = EventQuery(limit: 2)
-            for _ in 0..<10 {
-                let page = try store.events(streams: [keys.events, legacy], query)
-                seen += page.events.map(\.pool)
-                guard let next = page.next else { break }
-                query.after = next
+            guard case .repeated = try store.spend(request) else {
+                Issue.record("the repeat should be .repeated")
+                return
             }
-            #expect(seen.count == 5)
-            #expect(Array(seen.prefix(2)) == ["old1", "new1"])
-            #expect(Set(seen[2...3]) == ["old2", "new2"])
-            #expect(seen.last == "new3")
+            #expect(try store.peek([item.key]).states.first??.current == 4)
+            #expect(try fixture.run("XLEN", fixture.prefix + "events").integer == 1, "a repeat recorded an event")
+            let ttl = try fixture.pttl(idem)
+            #expect(ttl > 55_000 && ttl <= 60_000)
+
+            // A denied request leaves no record: once the pool has charges it is charged.
+            let empty = SpendItem(poolId: "b", key: fixture.prefix + "b", max: 1, intervalMs: 3_600_000, cost: 1, expires: false)
+            try fixture.setState(empty.key, current: 0, lastUpdatedAt: try fixture.time())
+            let check2 = idempotency(fixture.prefix, key: "k2")
+            let idem2 = check2.key
+            let denied = SpendRequest(items: [empty], idempotency: check2, context: context(idem: "k2"))
+            guard case .outOfCharge = try store.spend(denied) else {
+                Issue.record("spend on an empty pool should be denied")
+                return
+            }
+            #expect(try fixture.run("EXISTS", idem2).integer == 0)
+            _ = try store.topOff(empty, amount: nil)
+            guard case .allowed(let results) = try store.spend(denied) else {
+                Issue.record("the retry after the top-off should be charged")
+                return
+            }
+            #expect(results.map(\.remaining) == [0])
+        }
+
+        @Test("20 threads racing one idempotency key with 19 repeats allowed: exactly one spend")
+        func idempotencyRace() throws {
+            let fixture = try RedisFixture()
+            let url = fixture.url
+            let prefix = fixture.prefix
+            let item = SpendItem(poolId: "a", key: prefix + "a", max: 100, intervalMs: 3_600_000, cost: 3, expires: false)
+            let request = SpendRequest(
+                items: [item], idempotency: idempotency(prefix, key: "race", maxRepeats: 19),
+                eventsKey: prefix + "events", eventsMaxLen: 1000, context: context(idem: "race"))
+            let results = Collector<Result<SpendOutcome, StoreError>>()
+            let stores = StoreBox(count: 20, url: url)
+            raceThreads(20, prepare: { index in stores.warm(index) }) { index in
+                results.append(stores.spend(index, request))
+            }
+            let outcomes = try results.all.map { try $0.get() }
+            #expect(outcomes.count == 20)
+            #expect(outcomes.filter { if case .allowed = $0 { return true } else { return false } }.count == 1)
+            #expect(outcomes.filter { if case .repeated = $0 { return true } else { return false } }.count == 19)
+            #expect(try fixture.store().peek([item.key]).states.first??.current == 97)
+            #expect(try fixture.run("XLEN", prefix + "events").integer == 1)
         }
     }
 }

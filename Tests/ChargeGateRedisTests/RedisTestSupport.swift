@@ -136,6 +136,31 @@ func raceThreads(_ count: Int, prepare: @escaping @Sendable (Int) -> Void = { _ 
     done.wait()
 }
 
+/// One RedisStore per racing thread, each touched only by its own thread.
+final class StoreBox: @unchecked Sendable {
+    // Each element is created, used and released by exactly one thread (index i by thread i),
+    // and the array itself is never resized after init.
+    private var stores: [RedisStore]
+
+    init(count: Int, url: RedisURL) {
+        stores = (0..<count).map { _ in RedisStore(url: url, timeoutMs: TestRedis.timeoutMs) }
+    }
+
+    /// Connects store `index` (a peek of nothing still runs the script).
+    func warm(_ index: Int) {
+        _ = try? stores[index].peek([])
+    }
+
+    /// Spends on store `index`.
+    func spend(_ index: Int, _ request: SpendRequest) -> Result<SpendOutcome, StoreError> {
+        do {
+            return .success(try stores[index].spend(request))
+        } catch {
+            return .failure(error)
+        }
+    }
+}
+
 /// Monotonic milliseconds, for measuring elapsed time in tests.
 func monotonicMs() -> Int64 {
     Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000)

@@ -82,14 +82,14 @@ afterEach(() => {
   globalThis.fetch = realFetch;
 });
 
-test("429 out_of_charge: onOutOfCharge(body, retry string); the Response is returned unread", async () => {
+test("429 out_of_charge: onOutOfCharge(body, retry string, null); the Response is returned unread", async () => {
   const body = { error: "out_of_charge", retryAfterMs: 2 * HOUR + 14 * MIN + 30_000, poolId: "generate-image" };
   stub(() => json(429, body, { "Retry-After": "8071" }));
   const { seen, handlers } = recorder();
   const init = { method: "POST", body: "{}" };
   const res = await chargeFetch("/api/generate", init, handlers);
   assert.deepEqual(calls, [{ input: "/api/generate", init }]);
-  assert.deepEqual(seen.outOfCharge, [[body, "2h 15m"]]);
+  assert.deepEqual(seen.outOfCharge, [[body, "2h 15m", null]]);
   assert.deepEqual(seen.insufficientCredits, []);
   assert.equal(res.status, 429);
   assert.equal(res.headers.get("Retry-After"), "8071");
@@ -107,12 +107,12 @@ for (const [ms, expected] of [[45 * MIN, "45m"], [HOUR, "1h"], [1, "1m"], [25 * 
   });
 }
 
-test("402 insufficient_credits: onInsufficientCredits(body); the Response is returned unread", async () => {
+test("402 insufficient_credits: onInsufficientCredits(body, null); the Response is returned unread", async () => {
   const body = { error: "insufficient_credits", poolId: "credits", availableBalance: 12, required: 20 };
   stub(() => json(402, body));
   const { seen, handlers } = recorder();
   const res = await chargeFetch("/v1/images", { method: "POST" }, handlers);
-  assert.deepEqual(seen.insufficientCredits, [[body]]);
+  assert.deepEqual(seen.insufficientCredits, [[body, null]]);
   assert.deepEqual(seen.outOfCharge, []);
   assert.equal(res.status, 402);
   assert.equal(await res.text(), JSON.stringify(body));
@@ -174,5 +174,58 @@ test("createChargeFetch binds the callbacks once", async () => {
   const res = await fetchCharged("/api/generate", { method: "POST" });
   assert.equal(res.status, 429);
   assert.deepEqual(calls[0], { input: "/api/generate", init: { method: "POST" } });
-  assert.deepEqual(seen.outOfCharge, [[{ error: "out_of_charge", retryAfterMs: 45 * MIN, poolId: "p" }, "45m"]]);
+  assert.deepEqual(seen.outOfCharge, [[{ error: "out_of_charge", retryAfterMs: 45 * MIN, poolId: "p" }, "45m", null]]);
 });
+
+// --------------------------------------------------------------------------------------------
+// upgradeUrl (docs/http.md, "Where to upgrade"): the callbacks' last argument
+
+test("a used-up period pool's 429 hands its upgradeUrl to onOutOfCharge", async () => {
+  const body = { error: "out_of_charge", retryAfterMs: 14 * HOUR, poolId: "generations", upgradeUrl: "/pricing#pro" };
+  stub(() => json(429, body));
+  const { seen, handlers } = recorder();
+  const res = await chargeFetch("/api/generate", { method: "POST" }, handlers);
+  assert.deepEqual(seen.outOfCharge, [[body, "14h", "/pricing#pro"]]);
+  assert.deepEqual(seen.insufficientCredits, []);
+  assert.equal(res.bodyUsed, false);
+});
+
+test("a 402 hands its upgradeUrl to onInsufficientCredits", async () => {
+  const body = {
+    error: "insufficient_credits", poolId: "credits", availableBalance: 0, required: 5,
+    upgradeUrl: "https://shop.example.com/pricing?from=gate&x=%2F#credits",
+  };
+  stub(() => json(402, body));
+  const { seen, handlers } = recorder();
+  await createChargeFetch(handlers)("/v1/images", { method: "POST" });
+  assert.deepEqual(seen.insufficientCredits, [[body, "https://shop.example.com/pricing?from=gate&x=%2F#credits"]]);
+});
+
+// What the responder's config would refuse is never handed on as a link (the body still is).
+const notLinks = [
+  "javascript:alert(1)", "//evil.example/pricing", "/\\evil.example", "https://", "https:///x", "HTTPS://x", "ftp://x/y",
+  "pricing", "", "/a b", '/a"b', "/a<b", "/é", 42, null, ["/pricing"], { href: "/pricing" },
+];
+
+for (const upgradeUrl of notLinks) {
+  test(`an upgradeUrl of ${JSON.stringify(upgradeUrl)} is handed on as null`, async () => {
+    const { seen, handlers } = recorder();
+    stub(() => json(429, { error: "out_of_charge", retryAfterMs: 1000, poolId: "p", upgradeUrl }));
+    await chargeFetch("/x", undefined, handlers);
+    stub(() => json(402, { error: "insufficient_credits", poolId: "c", availableBalance: 0, required: 1, upgradeUrl }));
+    await chargeFetch("/x", undefined, handlers);
+    assert.equal(seen.outOfCharge.length, 1);
+    assert.equal(seen.outOfCharge[0][2], null);
+    assert.deepEqual(seen.outOfCharge[0][0].upgradeUrl, upgradeUrl);
+    assert.deepEqual(seen.insufficientCredits.map((args) => args[1]), [null]);
+  });
+}
+
+for (const upgradeUrl of ["/", "/pricing", "/billing?plan=pro&from=gate#checkout", "https://shop.example.com", "http://[::1]:8080/p"]) {
+  test(`an upgradeUrl of ${JSON.stringify(upgradeUrl)} is handed on as it is`, async () => {
+    const { seen, handlers } = recorder();
+    stub(() => json(429, { error: "out_of_charge", retryAfterMs: 1000, poolId: "p", upgradeUrl }));
+    await chargeFetch("/x", undefined, handlers);
+    assert.equal(seen.outOfCharge[0][2], upgradeUrl);
+  });
+}

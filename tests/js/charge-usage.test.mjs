@@ -149,10 +149,11 @@ test("chargeUsage: the plan, and per pool period, periodStart, resetsAt and the 
   assert.equal(calls[0].input, "/api/usage");
   assert.equal(calls[0].init.headers.get("Accept"), "application/json");
   assert.deepEqual(usage.plan, { id: "pro", label: "Pro", source: "stored" });
+  assert.equal(usage.upgradeUrl, null);
   assert.deepEqual(usage.pools, [
-    { ...MONTH_POOL, resets: "resets in 3h" },
-    { ...DAY_METER, resets: "resets in 3h" },
-    { ...BUCKET, period: null, periodStart: null, resetsAt: null, resets: null },
+    { ...MONTH_POOL, resets: "resets in 3h", upgradeUrl: null },
+    { ...DAY_METER, resets: "resets in 3h", upgradeUrl: null },
+    { ...BUCKET, period: null, periodStart: null, resetsAt: null, resets: null, upgradeUrl: null },
   ]);
 });
 
@@ -183,7 +184,8 @@ test("chargeUsage without plans: plan is null, the pools as they are", async () 
   stub(() => json(200, { pools: [BUCKET] }));
   const usage = await chargeUsage("/api/usage", {}, { now: () => NOV14_NOON });
   assert.equal(usage.plan, null);
-  assert.deepEqual(usage.pools, [{ ...BUCKET, period: null, periodStart: null, resetsAt: null, resets: null }]);
+  assert.equal(usage.upgradeUrl, null);
+  assert.deepEqual(usage.pools, [{ ...BUCKET, period: null, periodStart: null, resetsAt: null, resets: null, upgradeUrl: null }]);
 });
 
 test("chargeUsage uses Date.now when no clock is given", async (t) => {
@@ -201,6 +203,29 @@ test("chargeUsage keeps the caller's path, init and Accept", async () => {
   assert.equal(calls[0].init.signal, signal);
   assert.equal(calls[0].init.headers.get("Authorization"), "Bearer t");
   assert.equal(calls[0].init.headers.get("Accept"), "application/json;q=1");
+});
+
+test("chargeUsage: where the subject upgrades, and upgradeUrl on the used-up pools that show an Upgrade link", async () => {
+  // Free: the monthly allowance used up (with Free's URL, as the responder writes it), a bucket
+  // that is empty too (no URL: it refills by itself).
+  const usedUp = { ...MONTH_POOL, current: 0, max: 5, availableBalance: 0, usedBalance: 5, balanceLimit: 5, upgradeUrl: "/pricing#pro" };
+  const empty = { ...BUCKET, current: 0, availableBalance: 0, usedBalance: 5, nextRechargeAt: DEC1, fullAt: DEC1 };
+  stub(() => json(200, { plan: { id: "free", label: "Free", source: "default" }, upgradeUrl: "/pricing#pro", pools: [usedUp, empty] }));
+  const usage = await chargeUsage("/api/usage", {}, { now: () => NOV30_EVENING });
+  assert.equal(usage.upgradeUrl, "/pricing#pro");
+  assert.deepEqual(
+    usage.pools.map((pool) => [pool.id, pool.upgradeUrl]),
+    [["generations", "/pricing#pro"], ["generate-image", null]],
+  );
+  assert.equal(usage.pools[0].resets, "resets in 3h");
+});
+
+test("chargeUsage: an upgradeUrl that is not a plain path or http(s) URL is null", async () => {
+  const pool = { ...MONTH_POOL, upgradeUrl: "javascript:alert(1)" };
+  stub(() => json(200, { plan: USAGE.plan, upgradeUrl: "//evil.example", pools: [pool, { ...BUCKET, upgradeUrl: 7 }] }));
+  const usage = await chargeUsage("/api/usage", {}, { now: () => NOV30_EVENING });
+  assert.equal(usage.upgradeUrl, null);
+  assert.deepEqual(usage.pools.map((p) => p.upgradeUrl), [null, null]);
 });
 
 const failures = [
@@ -243,7 +268,7 @@ test("a period pool's 429 calls onOutOfCharge; resetString(now + retryAfterMs) n
   const seen = [];
   const res = await chargeFetch("/api/generate", { method: "POST" }, { onOutOfCharge: (...args) => seen.push(args) });
   assert.equal(res.status, 429);
-  assert.deepEqual(seen, [[body, "396h"]]);
+  assert.deepEqual(seen, [[body, "396h", null]]);
   assert.equal(resetString(now + body.retryAfterMs, now), "resets Dec 1");
   assert.equal(resetString(NOV30_EVENING + (DEC1 - NOV30_EVENING), NOV30_EVENING), "resets in 3h");
 });

@@ -2,7 +2,7 @@ import Yams
 
 extension ConfigLoader.Reader {
     /// The keys of one plan.
-    static let planKeys = ["id", "label", "pools"]
+    static let planKeys = ["id", "label", "pools", "upgradeUrl"]
     /// The keys a plan may set on one pool.
     static let planPoolKeys = ["maxCharges", "rechargeIntervalHours"]
 
@@ -80,6 +80,11 @@ extension ConfigLoader.Reader {
             label = string(entry.value, "\(path).label")
         }
 
+        var upgradeUrl: String?
+        if let entry = keys["upgradeUrl"] {
+            upgradeUrl = upgradeURL(entry.value, "\(path).upgradeUrl")
+        }
+
         var overrides: [Int: PlanConfig.Override] = [:]
         if let entry = keys["pools"], !Self.isNull(entry.value) {
             if case .mapping(let poolMapping) = entry.value {
@@ -126,7 +131,7 @@ extension ConfigLoader.Reader {
         }
 
         guard errors.count == errorCount, let id else { return nil }
-        return PlanConfig(id: id, label: label, overrides: overrides)
+        return PlanConfig(id: id, label: label, overrides: overrides, upgradeUrl: upgradeUrl)
     }
 
     /// What a plan sets on `pool`: `maxCharges` and, for a pool that refills, `rechargeIntervalHours`.

@@ -4,7 +4,7 @@ extension ConfigLoader.Reader {
     /// The top-level keys.
     static let topKeys = [
         "listen", "workers", "redis", "redisTimeoutMs", "sentinelPassword", "redisMinReplicas", "redisReplicaWaitMs", "keyPrefix",
-        "devBypass", "adminToken",
+        "devBypass", "adminToken", "upgradeUrl",
         "idempotencyHeader", "idempotencyTtlSeconds", "idempotencyMaxRepeats", "idempotencyMaxKeysPerSubject",
         "eventsMaxLen", "memoryEventsMaxBytes", "edgeDenySeconds", "socketMode", "socketGroup",
         "mode", "defaultPlan", "plans", "pools", "routes", "settleWindowSeconds", "amountHeader", "settleListen",
@@ -137,6 +137,9 @@ extension ConfigLoader.Reader {
         }
         if let entry = keys["mode"], let mode = self.mode(entry.value, "mode") {
             config.mode = mode
+        }
+        if let entry = keys["upgradeUrl"] {
+            config.upgradeUrl = upgradeURL(entry.value, "upgradeUrl")
         }
         config.pools = readPools(keys["pools"], mappingLine: Self.line(root))
         config.routes = readRoutes(keys["routes"])

@@ -18,6 +18,10 @@ public struct GateConfig: Sendable, Equatable {
     public var devBypass: Bool = false
     /// Bearer token for the admin endpoints; nil means they answer 403.
     public var adminToken: String?
+    /// Where a subject whose per-subject period or credits pool is used up can upgrade (a path
+    /// starting with `/`, or an http(s) URL): in the 429/402 body and on the usage page. A
+    /// plan's own wins; nil: none.
+    public var upgradeUrl: String?
     /// The request header that carries an idempotency key.
     public var idempotencyHeader: String = "Idempotency-Key"
     /// How long an idempotency record is kept, in seconds.

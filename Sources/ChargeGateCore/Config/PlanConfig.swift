@@ -25,12 +25,15 @@ public struct PlanConfig: Sendable, Equatable {
     public var label: String
     /// The overrides, by index in `GateConfig.pools`.
     public var overrides: [Int: Override]
+    /// Where this plan's subjects upgrade (Free points at Pro); nil: the top-level `upgradeUrl`.
+    public var upgradeUrl: String?
 
     /// Creates a plan.
-    public init(id: String, label: String? = nil, overrides: [Int: Override] = [:]) {
+    public init(id: String, label: String? = nil, overrides: [Int: Override] = [:], upgradeUrl: String? = nil) {
         self.id = id
         self.label = label ?? id
         self.overrides = overrides
+        self.upgradeUrl = upgradeUrl
     }
 
     /// `pool` (at `index` in the config) as this plan sets it.

@@ -21,6 +21,10 @@
 ///   empty bucket refills by the hour, an allowance does not), beside the reset phrase;
 /// - an unlimited one (a meter) counts this period's use, `"7 used this month"` (`today`,
 ///   `this week`), and says when the count resets: `"unlimited · resets Dec 1"`.
+///
+/// A row with an `upgradeUrl` (the responder gives one to a used-up per-subject period or
+/// credits pool when the config names where to upgrade: `Gate.upgradeUrl(usage:available:plan:)`)
+/// ends with an "Upgrade" link to it, the URL HTML-escaped in the `href`.
 public enum UsagePage {
     /// One pool's row: its config (as the subject's plan sets it), its state brought forward
     /// to `now`, and whose bucket it is.
@@ -31,12 +35,15 @@ public enum UsagePage {
         public var reading: Bucket.Reading
         /// The subject for per-subject pools ("" for global ones).
         public var subject: String
+        /// Where to upgrade, shown as an "Upgrade" link; nil: no link.
+        public var upgradeUrl: String?
 
         /// Creates a row.
-        public init(pool: PoolConfig, reading: Bucket.Reading, subject: String) {
+        public init(pool: PoolConfig, reading: Bucket.Reading, subject: String, upgradeUrl: String? = nil) {
             self.pool = pool
             self.reading = reading
             self.subject = subject
+            self.upgradeUrl = upgradeUrl
         }
     }
 
@@ -176,7 +183,11 @@ public enum UsagePage {
                 when.append("+1 every \(intervalString(ms: interval))")
             }
         }
-        html += whenLine(when) + "</li>\n"
+        html += whenLine(when)
+        if let upgradeUrl = row.upgradeUrl {
+            html += "<p class=\"upgrade\"><a href=\"\(escape(upgradeUrl))\">Upgrade</a></p>\n"
+        }
+        html += "</li>\n"
     }
 
     /// The small line under the bar; each phrase kept on one line (a narrow card wraps between
@@ -210,10 +221,10 @@ public enum UsagePage {
     /// The page's style sheet: system fonts, a fluid grid of cards, light and dark schemes.
     static let css = """
         :root{color-scheme:light dark;--bg:#f5f6f8;--card:#fff;--fg:#1f2328;--muted:#59636e;\
-        --line:#d5dae0;--track:#e3e7ec;--ok:#1f883d;--warn:#9a6700;--warn-bar:#c98a00;--danger:#cf222e}\
+        --line:#d5dae0;--track:#e3e7ec;--ok:#1f883d;--warn:#9a6700;--warn-bar:#c98a00;--danger:#cf222e;--accent:#0969da}\
         @media (prefers-color-scheme:dark){:root{--bg:#0f1318;--card:#171c23;--fg:#e6edf3;\
         --muted:#9aa4af;--line:#2f3742;--track:#2b333d;--ok:#3fb950;--warn:#e3a21a;--warn-bar:#e3a21a;\
-        --danger:#f8514e}}\
+        --danger:#f8514e;--accent:#1f6feb}}\
         *{box-sizing:border-box}\
         body{margin:0;background:var(--bg);color:var(--fg);\
         font:16px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans","Helvetica Neue",Arial,sans-serif;\
@@ -244,6 +255,9 @@ public enum UsagePage {
         .bar>span{display:block;height:100%;border-radius:inherit;background:var(--ok)}\
         .warn .bar>span{background:var(--warn-bar)}.danger .bar>span{background:var(--danger)}\
         .when{margin:.5rem 0 0;font-size:.875rem;color:var(--muted)}.when>span{white-space:nowrap}\
+        .upgrade{margin:.625rem 0 0}.upgrade a{display:inline-block;padding:.25rem .875rem;border-radius:1rem;\
+        background:var(--accent);color:#fff;font-size:.875rem;font-weight:600;text-decoration:none}\
+        .upgrade a:hover{text-decoration:underline}.upgrade a:focus-visible{outline:2px solid var(--accent);outline-offset:2px}\
         .vh{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}\
         @media (forced-colors:active){.bar{border:1px solid CanvasText}.bar>span{background:CanvasText}}
         """

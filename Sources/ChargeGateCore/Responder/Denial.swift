@@ -4,11 +4,13 @@
 /// outcome label metrics count it under.
 public enum Denial: Sendable, Equatable {
     /// A recharging pool lacks charges: 429, `pool` the one with the longest wait, which is
-    /// `retryAfterMs` (never negative).
-    case outOfCharge(pool: String, retryAfterMs: Int64)
+    /// `retryAfterMs` (never negative). `upgradeUrl`: where to upgrade, when `pool` is a
+    /// per-subject period pool used up for the period (`Gate.upgradeUrl(denial:pool:period:plan:)`).
+    case outOfCharge(pool: String, retryAfterMs: Int64, upgradeUrl: String? = nil)
     /// A pool that never refills lacks charges: 402 (waiting would not help). `available` is
-    /// what it holds, `required` what the request costs.
-    case insufficientCredits(pool: String, available: Int64, required: Int64)
+    /// what it holds, `required` what the request costs, `upgradeUrl` where to upgrade (or buy
+    /// more) when `pool` is per subject.
+    case insufficientCredits(pool: String, available: Int64, required: Int64, upgradeUrl: String? = nil)
     /// The idempotency key was first used for another request: 422, nothing spent.
     case idempotencyKeyReused
     /// The store could not answer, or the request cannot be decided: 503, nothing spent.
@@ -36,19 +38,22 @@ public enum Denial: Sendable, Equatable {
     }
 
     /// The JSON body the client gets: `{"error":code}`, with the wait and the pool of a 429,
-    /// the pool, its balance and the cost of a 402.
+    /// the pool, its balance and the cost of a 402, and last the `upgradeUrl` of either when it
+    /// has one.
     public var body: String {
         var w = JSONWriter()
         w.beginObject()
         w.field("error", code)
         switch self {
-        case .outOfCharge(let pool, let wait):
+        case .outOfCharge(let pool, let wait, let upgradeUrl):
             w.field("retryAfterMs", wait)
             w.field("poolId", pool)
-        case .insufficientCredits(let pool, let available, let required):
+            if let upgradeUrl { w.field("upgradeUrl", upgradeUrl) }
+        case .insufficientCredits(let pool, let available, let required, let upgradeUrl):
             w.field("poolId", pool)
             w.field("availableBalance", available)
             w.field("required", required)
+            if let upgradeUrl { w.field("upgradeUrl", upgradeUrl) }
         case .idempotencyKeyReused, .serviceUnavailable:
             break
         }
@@ -59,7 +64,15 @@ public enum Denial: Sendable, Equatable {
     /// The pool it names (a 429's or a 402's); nil when it names none.
     public var pool: String? {
         switch self {
-        case .outOfCharge(let pool, _), .insufficientCredits(let pool, _, _): pool
+        case .outOfCharge(let pool, _, _), .insufficientCredits(let pool, _, _, _): pool
+        case .idempotencyKeyReused, .serviceUnavailable: nil
+        }
+    }
+
+    /// Where to upgrade, as its body says (a 429's or a 402's); nil when it says nothing.
+    public var upgradeUrl: String? {
+        switch self {
+        case .outOfCharge(_, _, let upgradeUrl), .insufficientCredits(_, _, _, let upgradeUrl): upgradeUrl
         case .idempotencyKeyReused, .serviceUnavailable: nil
         }
     }
@@ -85,14 +98,14 @@ public enum Denial: Sendable, Equatable {
         headers.append(edgeUntil.map { (Header.accelExpires, "@" + String($0)) } ?? Header.neverCached)
         headers.append((Header.body, body))
         switch self {
-        case .outOfCharge(let pool, let wait):
+        case .outOfCharge(let pool, let wait, _):
             let seconds = String(Gate.seconds(wait))
             headers.append((Header.retryAfter, seconds))
             if !policy.isEmpty {
                 headers.append((Header.rateLimitPolicy, policy))
                 headers.append((Header.rateLimit, "\"" + pool + "\";r=0;t=" + seconds))
             }
-        case .insufficientCredits(let pool, let available, _):
+        case .insufficientCredits(let pool, let available, _, _):
             if !policy.isEmpty {
                 headers.append((Header.rateLimitPolicy, policy))
                 headers.append((Header.rateLimit, "\"" + pool + "\";r=" + String(available)))

@@ -12,6 +12,7 @@ public final class DenyCache {
         var expires: Int64
         var poolId: String
         var policy: String
+        var upgradeUrl: String?
         var answered: Int
     }
 
@@ -32,20 +33,23 @@ public final class DenyCache {
         self.epoch = epoch
     }
 
-    /// The remembered denial for `key` at `now`: the pool, the wait left and the route's
-    /// `RateLimit-Policy` as it was answered; nil when none holds. Each answer given from memory
-    /// is counted for the next `remember`.
-    public func denial(for key: String, now: Int64) -> (poolId: String, retryAfterMs: Int64, policy: String)? {
+    /// The remembered denial for `key` at `now`: the pool, the wait left, the route's
+    /// `RateLimit-Policy` and the `upgradeUrl` as they were answered; nil when none holds. Each
+    /// answer given from memory is counted for the next `remember`.
+    public func denial(for key: String, now: Int64) -> (poolId: String, retryAfterMs: Int64, policy: String, upgradeUrl: String?)? {
         guard let entry = entries[key], now < entry.expires, now < entry.until else { return nil }
         entries[key]?.answered += 1
-        return (entry.poolId, entry.until - now, entry.policy)
+        return (entry.poolId, entry.until - now, entry.policy, entry.upgradeUrl)
     }
 
     /// Remembers that `key` is denied by `poolId` until `now + retryAfterMs` (held at
-    /// `Int64.max`: a wait from the store never overflows here); returns how many requests the
-    /// previous entry for `key` answered from memory (for the log line).
+    /// `Int64.max`: a wait from the store never overflows here), answered with `policy` and
+    /// `upgradeUrl`; returns how many requests the previous entry for `key` answered from memory
+    /// (for the log line).
     @discardableResult
-    public func remember(_ key: String, poolId: String, retryAfterMs: Int64, now: Int64, policy: String = "") -> Int {
+    public func remember(
+        _ key: String, poolId: String, retryAfterMs: Int64, now: Int64, policy: String = "", upgradeUrl: String? = nil
+    ) -> Int {
         let answered = entries[key]?.answered ?? 0
         guard retryAfterMs > 0 else {
             entries[key] = nil
@@ -56,7 +60,8 @@ public final class DenyCache {
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
         }
         entries[key] = Entry(
-            until: now.saturatingAdding(retryAfterMs), expires: now.saturatingAdding(maxAgeMs), poolId: poolId, policy: policy, answered: 0)
+            until: now.saturatingAdding(retryAfterMs), expires: now.saturatingAdding(maxAgeMs), poolId: poolId, policy: policy,
+            upgradeUrl: upgradeUrl, answered: 0)
         return answered
     }
 

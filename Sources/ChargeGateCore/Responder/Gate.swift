@@ -50,11 +50,12 @@ public final class Gate: Sendable {
             key: keys.hold(id: id), id: id, policy: policy, metered: route.metered, windowMs: Int64(config.settleWindowSeconds) * 1000)
     }
 
-    /// Whether `id` can name a hold: 1-64 of `[A-Za-z0-9_-]` (nginx's `$request_id` is 32 hex
-    /// digits).
+    /// Whether `id` can name a hold: 1-64 of `[A-Za-z0-9_-]`, starting with a letter or digit
+    /// (nginx's `$request_id` is 32 hex digits; nginx logs an empty variable as `-`).
     public static func isHoldID(_ id: some StringProtocol) -> Bool {
         let bytes = id.utf8
-        return !bytes.isEmpty && bytes.count <= 64
+        guard let first = bytes.first, first != UInt8(ascii: "-"), first != UInt8(ascii: "_") else { return false }
+        return bytes.count <= 64
             && bytes.allSatisfy {
                 (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0)
                     || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")

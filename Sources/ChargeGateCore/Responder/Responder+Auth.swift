@@ -55,7 +55,13 @@ extension Responder {
         let edgeCacheable = cacheable && gate.config.edgeDenySeconds > 0 && key.isEmpty
         // nginx's plan is part of the key (a denial under one plan never answers another); a
         // stored plan set here clears the cache (DenyCache.invalidateAll), one set elsewhere is
-        // seen within the cache's maxAgeMs.
+        // seen within the cache's maxAgeMs. A remembered denial is answered whole, as the store
+        // decided it: its pool, policy and `upgradeUrl` are those of the plan then in force (the
+        // stored one may differ from nginx's), never worked out again from nginx's plan here.
+        // nginx's own cache (edgeCacheable) keys on method, subject, nginx's plan and URI, and
+        // replays the responder's body byte for byte: no other subject and no request under
+        // another plan nginx names ever gets it; after a stored plan changes, the whole old
+        // denial (its URL with it) may be answered for up to edgeDenySeconds, as for a top-off.
         var cacheKey = ""
         if cacheable {
             cacheKey = route.denialKey(subject: subject)
@@ -66,7 +72,9 @@ extension Responder {
             // Not logged one by one: the next denial the store decides for this key reports
             // how many were answered from memory meanwhile.
             var decision = AuthDecision(
-                verdict: .denied(.outOfCharge(pool: cached.poolId, retryAfterMs: Swift.max(0, cached.retryAfterMs))), route: route,
+                verdict: .denied(
+                    .outOfCharge(pool: cached.poolId, retryAfterMs: Swift.max(0, cached.retryAfterMs), upgradeUrl: cached.upgradeUrl)),
+                route: route,
                 now: now, policy: cached.policy, fromMemory: true)
             if edgeCacheable { decision.edgeUntil = edgeUntil(wait: cached.retryAfterMs, now: now, gate: gate) }
             return decision
@@ -103,7 +111,7 @@ extension Responder {
         }
         let plan = result.plan?.index ?? nginx.index
         var answer = judge(
-            result.outcome, route: route, items: decided, plan: plan, now: result.now, subject: subject, clientKey: clientKey)
+            result.outcome, route: route, items: decided, plan: plan, now: result.now, subject: subject, clientKey: clientKey, gate: gate)
         if choice != nil, let note = gate.unknownPlanNote(result.plan, nginx: nginx, subject: subject) {
             if answer.note == nil { answer.note = note } else { answer.note?.fields += note.fields }
             answer.note?.isError = true
@@ -112,8 +120,10 @@ extension Responder {
         if case .outOfCharge(let item, let wait) = result.outcome, cacheable {
             // The store's wait counts from its answer, so from the clock read after it.
             let answered = clock.nowMs()
+            var upgradeUrl: String?
+            if case .denied(let denial) = answer.verdict { upgradeUrl = denial.upgradeUrl }
             let fromMemory = denials.remember(
-                cacheKey, poolId: decided[item].poolId, retryAfterMs: wait, now: answered, policy: answer.policy)
+                cacheKey, poolId: decided[item].poolId, retryAfterMs: wait, now: answered, policy: answer.policy, upgradeUrl: upgradeUrl)
             if fromMemory > 0 { answer.note?.fields.append((.deniedFromMemoryBefore, String(fromMemory))) }
             if edgeCacheable { edgeUntil = self.edgeUntil(wait: wait, now: answered, gate: gate) }
         }
@@ -131,9 +141,11 @@ extension Responder {
 
     /// What the store's `outcome` for `items` on `route` (as decided, under plan `plan`, at the
     /// store's `now`) comes to: the verdict, the policy the answer carries, and the log line of a
-    /// denial (in shadow mode, of a denial passed).
+    /// denial (in shadow mode, of a denial passed). A denial's `upgradeUrl` is plan `plan`'s:
+    /// the plan the store found in force for the subject.
     private func judge(
-        _ outcome: SpendOutcome, route: Gate.Route, items: [SpendItem], plan: Int, now: Int64, subject: String, clientKey: String
+        _ outcome: SpendOutcome, route: Gate.Route, items: [SpendItem], plan: Int, now: Int64, subject: String, clientKey: String,
+        gate: Gate
     ) -> (verdict: AuthDecision.Verdict, policy: String, note: Response.Note?) {
         let denial: Denial
         let fields: [(key: LogKey, value: String)]
@@ -149,12 +161,14 @@ extension Responder {
         case .outOfCharge(let item, let wait):
             let pool = items[item].poolId
             let wait = Swift.max(0, wait)
-            denial = .outOfCharge(pool: pool, retryAfterMs: wait)
+            let upgradeUrl = gate.upgradeUrl(denial: false, pool: route.charges[item].pool, period: items[item].period, plan: plan)
+            denial = .outOfCharge(pool: pool, retryAfterMs: wait, upgradeUrl: upgradeUrl)
             policy = self.policy(route, items: items, plan: plan, now: now)
             fields = [(.pool, pool), (.subject, subject), (.retryAfterMs, String(wait)), (.route, route.prefix)]
         case .insufficientCredits(let item, let available, let required):
             let pool = items[item].poolId
-            denial = .insufficientCredits(pool: pool, available: available, required: required)
+            let upgradeUrl = gate.upgradeUrl(denial: true, pool: route.charges[item].pool, period: items[item].period, plan: plan)
+            denial = .insufficientCredits(pool: pool, available: available, required: required, upgradeUrl: upgradeUrl)
             policy = self.policy(route, items: items, plan: plan, now: now)
             fields = [
                 (.pool, pool), (.subject, subject), (.available, String(available)), (.required, String(required)), (.route, route.prefix),

@@ -24,9 +24,14 @@ extension Responder {
         } catch {
             return Self.unavailable(error, what: "usage")
         }
+        // Under the subject's plan (0 without plans): where it upgrades, and the pools that show
+        // it (used up, where waiting does not help).
+        let planIndex = snapshot.plan?.index ?? 0
+        let upgrades = snapshot.pools.map { gate.upgradeUrl(usage: $0.config, available: $0.reading.available, plan: planIndex) }
         if Self.wantsHTML(request) {
-            let rows = snapshot.pools.map {
-                UsagePage.Row(pool: $0.config, reading: $0.reading, subject: $0.config.scope == .subject ? subject : "")
+            let rows = zip(snapshot.pools, upgrades).map { pool, upgradeUrl in
+                UsagePage.Row(
+                    pool: pool.config, reading: pool.reading, subject: pool.config.scope == .subject ? subject : "", upgradeUrl: upgradeUrl)
             }
             let plan = snapshot.plan.map { UsagePage.Plan(label: gate.config.plans[$0.index].label, source: $0.source) }
             return Response(
@@ -44,10 +49,11 @@ extension Responder {
             w.field("source", plan.source.rawValue)
             w.endObject()
         }
+        if let upgradeUrl = gate.upgradeUrl(plan: planIndex) { w.field("upgradeUrl", upgradeUrl) }
         w.key("pools")
         w.beginArray()
-        for pool in snapshot.pools {
-            Self.writeState(&w, pool: pool.config, reading: pool.reading, subject: subject)
+        for (pool, upgradeUrl) in zip(snapshot.pools, upgrades) {
+            Self.writeState(&w, pool: pool.config, reading: pool.reading, subject: subject, upgradeUrl: upgradeUrl)
         }
         w.endArray()
         w.endObject()
@@ -62,8 +68,8 @@ extension Responder {
     }
 
     /// Writes one pool's STATE object (docs/http.md, GET /api/usage): `pool` as the subject's
-    /// plan sets it, `reading` its state now.
-    static func writeState(_ w: inout JSONWriter, pool: PoolConfig, reading: Bucket.Reading, subject: String) {
+    /// plan sets it, `reading` its state now, and last `upgradeUrl` when the pool shows one.
+    static func writeState(_ w: inout JSONWriter, pool: PoolConfig, reading: Bucket.Reading, subject: String, upgradeUrl: String? = nil) {
         w.beginObject()
         w.field("id", pool.id)
         w.field("label", pool.label)
@@ -83,6 +89,7 @@ extension Responder {
             w.field("resetsAt", window.end)
         }
         if pool.scope == .subject { w.field("subject", subject) }
+        if let upgradeUrl { w.field("upgradeUrl", upgradeUrl) }
         w.endObject()
     }
 

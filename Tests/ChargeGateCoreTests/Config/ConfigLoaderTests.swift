@@ -215,7 +215,7 @@ private let onePool = """
     @Test func everyFixtureIsCovered() throws {
         let directory = try #require(Bundle.module.url(forResource: "config", withExtension: nil, subdirectory: "Fixtures"))
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".yaml") }
-        let covered = Set(Self.badConfigs.map(\.file))
+        let covered = Set((Self.badConfigs + UpgradeURLConfigTests.badConfigs).map(\.file))
         #expect(Set(files.filter { !$0.hasPrefix("good-") }) == covered)
     }
 

@@ -2,8 +2,8 @@ import ChargeGateTestSupport
 import Testing
 @testable import ChargeGateCore
 
-/// The auth subrequest: allow, deny with the exact body, routing, HEAD, credits, idempotent
-/// repeats, devBypass, a store that is down, unknown roles.
+/// The auth subrequest: allow, deny with the exact body, routing, HEAD, credits, devBypass, a
+/// store that is down, unknown roles. (Idempotent repeats: ResponderIdempotencyTests.)
 @Suite struct ResponderAuthTests: ResponderSuite {
     let fixture = ResponderFixture()
 
@@ -65,14 +65,6 @@ import Testing
             header(denied, "X-Charge-Body") == #"{"error":"insufficient_credits","poolId":"credits","availableBalance":0,"required":5}"#)
         #expect(header(denied, "X-Charge-Retry-After") == nil)
         #expect(responder.respond(to: FakeRequest.auth("/api/paid", subject: "bob"), gate: gate).status == 204)
-    }
-
-    @Test func idempotentRepeatIsNotChargedTwice() {
-        let request = FakeRequest.auth("/api/generate", headers: ["HTTP_IDEMPOTENCY_KEY": "order-1"])
-        for _ in 0..<5 { #expect(responder.respond(to: request, gate: gate).status == 204) }
-        #expect(responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate).status == 204)
-        #expect(responder.respond(to: FakeRequest.auth("/api/generate"), gate: gate).status == 403)
-        #expect(responder.respond(to: request, gate: gate).status == 204)
     }
 
     @Test func devBypassNeverDenies() {

@@ -2,31 +2,6 @@ import ChargeGateTestSupport
 import Testing
 @testable import ChargeGateCore
 
-/// A request made of a dictionary of params.
-struct FakeRequest: RequestParams {
-    var params: [String: String]
-    var bodyBytes: [UInt8] = []
-
-    func param(_ name: String) -> String? { params[name] }
-    func body(limit: Int) -> [UInt8]? { bodyBytes.count > limit ? nil : bodyBytes }
-
-    static func auth(_ uri: String, method: String = "POST", subject: String = "203.0.113.7", headers: [String: String] = [:])
-        -> FakeRequest
-    {
-        var params = ["CHARGE_GATE_ROLE": "auth", "CHARGE_GATE_URI": uri, "REQUEST_METHOD": method, "CHARGE_GATE_SUBJECT": subject]
-        params.merge(headers) { $1 }
-        return FakeRequest(params: params)
-    }
-
-    static func endpoint(
-        _ role: String, query: String = "", method: String = "GET", token: String? = nil, subject: String = "203.0.113.7", body: String = ""
-    ) -> FakeRequest {
-        var params = ["CHARGE_GATE_ROLE": role, "QUERY_STRING": query, "REQUEST_METHOD": method, "CHARGE_GATE_SUBJECT": subject]
-        if let token { params["HTTP_AUTHORIZATION"] = "Bearer " + token }
-        return FakeRequest(params: params, bodyBytes: Array(body.utf8))
-    }
-}
-
 /// A store that counts how often it is asked, over a memory store.
 final class CountingStore: ChargeStore {
     let inner: MemoryStore
@@ -85,29 +60,8 @@ extension ResponderSuite {
 struct ResponderFixture {
     static let hour: Int64 = 3_600_000
 
-    static func config(devBypass: Bool = false) -> GateConfig {
-        var config = GateConfig()
-        config.devBypass = devBypass
-        config.adminToken = "s3cret"
-        config.pools = [
-            PoolConfig(
-                id: "generate-image", capacity: .limited(2), recharge: .every(intervalMs: 2 * hour), rechargeIntervalHours: 2,
-                label: "Image generation", group: "AI"),
-            PoolConfig(
-                id: "api-calls", capacity: .limited(3), recharge: .every(intervalMs: 36_000), rechargeIntervalHours: 0.01, scope: .subject),
-            PoolConfig(id: "credits", capacity: .limited(10), recharge: .none, scope: .subject),
-            PoolConfig(id: "meter", capacity: .unlimited, recharge: .none, scope: .subject),
-        ]
-        config.routes = [
-            RouteConfig(prefix: "/api/generate", charges: [.init(poolIndex: 0, cost: 1)], methods: ["POST"], idempotent: true),
-            RouteConfig(
-                prefix: "/api/paid", charges: [.init(poolIndex: 1, cost: 1), .init(poolIndex: 2, cost: 5), .init(poolIndex: 3, cost: 1)],
-                idempotent: true),
-            RouteConfig(prefix: "/api/read", charges: [.init(poolIndex: 1, cost: 1)], methods: ["GET"], idempotent: true),
-            RouteConfig(prefix: "/api/read", charges: [.init(poolIndex: 0, cost: 1)], methods: ["PUT"]),
-        ]
-        return config
-    }
+    /// The responder suites' config (`GateConfig.responderFixture`, in the test support target).
+    static func config(devBypass: Bool = false) -> GateConfig { .responderFixture(devBypass: devBypass) }
 
     let clock = ManualClock()
     let gate = Gate(config: ResponderFixture.config())
@@ -119,5 +73,79 @@ struct ResponderFixture {
 
     func header(_ response: Response, _ name: String) -> String? {
         response.headers.first { $0.name == name }?.value
+    }
+}
+
+/// What the suites whose tests vary the config start from (no free pass, idempotency): a
+/// memory store on a manual clock, counted by a `CountingStore`, and a responder over it; each
+/// test makes its gate from `config(maxRepeats:maxKeys:)`.
+protocol CountingSuite {
+    /// The fixture of this test (each test gets a new suite value, so a new fixture).
+    var fixture: CountingFixture { get }
+}
+
+extension CountingSuite {
+    static var hour: Int64 { CountingFixture.hour }
+    static func config(maxRepeats: Int = 5, maxKeys: Int = 10_000) -> GateConfig {
+        CountingFixture.config(maxRepeats: maxRepeats, maxKeys: maxKeys)
+    }
+    var clock: ManualClock { fixture.clock }
+    var store: MemoryStore { fixture.store }
+    var counting: CountingStore { fixture.counting }
+    var responder: Responder { fixture.responder }
+    func status(_ response: Response) -> String? { fixture.status(response) }
+    func ask(_ gate: Gate, _ uri: String, method: String = "POST", subject: String = "alice", key: String? = nil) -> Response {
+        fixture.ask(gate, uri, method: method, subject: subject, key: key)
+    }
+}
+
+/// The state of one test of a `CountingSuite`.
+struct CountingFixture {
+    static let hour: Int64 = 3_600_000
+
+    /// `/api/dc`: POST spends `small` (1 charge), GET spends `big` (995); `/api/orders` is
+    /// idempotent on `small2`; `/api/plain` is not idempotent.
+    static func config(maxRepeats: Int = 5, maxKeys: Int = 10_000) -> GateConfig {
+        var config = GateConfig()
+        config.idempotencyMaxRepeats = maxRepeats
+        config.idempotencyMaxKeysPerSubject = maxKeys
+        config.pools = [
+            PoolConfig(id: "small", capacity: .limited(1), recharge: .every(intervalMs: 100 * hour), rechargeIntervalHours: 100),
+            PoolConfig(id: "big", capacity: .limited(995), recharge: .every(intervalMs: 100 * hour), rechargeIntervalHours: 100),
+            PoolConfig(
+                id: "small2", capacity: .limited(3), recharge: .every(intervalMs: 100 * hour), rechargeIntervalHours: 100, scope: .subject),
+            PoolConfig(id: "meter", capacity: .unlimited, recharge: .none, scope: .subject),
+        ]
+        config.routes = [
+            RouteConfig(prefix: "/api/dc", charges: [.init(poolIndex: 0, cost: 1)], methods: ["POST"], idempotent: true),
+            RouteConfig(prefix: "/api/dc", charges: [.init(poolIndex: 1, cost: 1)], methods: ["GET"], idempotent: true),
+            RouteConfig(prefix: "/api/orders", charges: [.init(poolIndex: 2, cost: 1)], idempotent: true),
+            RouteConfig(prefix: "/api/plain", charges: [.init(poolIndex: 2, cost: 1)]),
+            RouteConfig(prefix: "/api/meter", charges: [.init(poolIndex: 3, cost: 1)], idempotent: true),
+        ]
+        return config
+    }
+
+    let clock = ManualClock()
+    let store: MemoryStore
+    let counting: CountingStore
+    let responder: Responder
+
+    init() {
+        store = MemoryStore(clock: clock)
+        counting = CountingStore(store)
+        responder = Responder(store: counting, clock: clock, denials: DenyCache())
+    }
+
+    /// The answer's `X-Charge-Status`.
+    func status(_ response: Response) -> String? {
+        response.headers.first { $0.name == "X-Charge-Status" }?.value
+    }
+
+    /// Asks the auth role about `uri` under `gate`, with the idempotency key `key` if given.
+    func ask(_ gate: Gate, _ uri: String, method: String = "POST", subject: String = "alice", key: String? = nil) -> Response {
+        responder.respond(
+            to: FakeRequest.auth(uri, method: method, subject: subject, headers: key.map { ["HTTP_IDEMPOTENCY_KEY": $0] } ?? [:]),
+            gate: gate)
     }
 }

@@ -67,6 +67,23 @@ func checkSuccess(_ config: GateConfig, _ text: String) {
             }
         }
     }
+    // upgradeUrl (top level, each plan's): put into JSON, a header and an href as written.
+    for url in [config.upgradeUrl] + config.plans.map(\.upgradeUrl) {
+        guard let url else { continue }
+        let bytes = Array(url.utf8)
+        require((1...1024).contains(bytes.count), "an upgradeUrl is 1...1024 bytes", "\(bytes.count)")
+        let allowed = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&()*+,;=%".utf8)
+        require(bytes.allSatisfy(allowed.contains), "an upgradeUrl holds URL characters only (no quote, space, '<', '>', '\\')", show(url))
+        for (i, byte) in bytes.enumerated() where byte == UInt8(ascii: "%") {
+            let hex = Set("0123456789abcdefABCDEF".utf8)
+            require(i + 2 < bytes.count && hex.contains(bytes[i + 1]) && hex.contains(bytes[i + 2]), "a '%' starts a %XX escape", show(url))
+        }
+        let path = bytes.first == UInt8(ascii: "/") && (bytes.count == 1 || bytes[1] != UInt8(ascii: "/"))
+        let absolute = ["http://", "https://"].contains { scheme in
+            url.hasPrefix(scheme) && ![nil, "/", "?", "#"].contains(url.dropFirst(scheme.count).first)
+        }
+        require(path || absolute, "an upgradeUrl is a '/' path (not '//') or an http(s) URL with a host", show(url))
+    }
     var seen: [(prefix: String, methods: Set<String>?)] = []
     for route in config.routes {
         let prefix = route.prefix
