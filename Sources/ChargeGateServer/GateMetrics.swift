@@ -20,6 +20,44 @@ public final class GateMetrics: Sendable {
     private let redisReplicaAcksMissing: Counter
     /// Sentinel mode: the one `redis_master_info` series (replaced on a failover).
     private let redisMasterInfo = Mutex<Gauge?>(nil)
+    /// `settle_lines_total`, one series per result (every one made at start, at 0).
+    private let settleLines: [SettleLineResult: Counter]
+    /// `holds_total`, one series per outcome (every one made at start, at 0).
+    private let holds: [String: Counter]
+    private let settleQueueLength: Gauge
+
+    /// What became of one datagram on the settlement socket (`settle_lines_total`'s `result`).
+    public enum SettleLineResult: String, Sendable, CaseIterable {
+        /// Parsed and queued for the store.
+        case accepted
+        /// Longer than `SettleLine.maxBytes`.
+        case tooLong = "too_long"
+        /// Not a settlement line.
+        case malformed
+        /// A field that is not what nginx writes there.
+        case badField = "bad_field"
+        /// A line about the auth location itself.
+        case authLocation = "auth_location"
+        /// A valid line the store never got: the queue was full when it came, it was still
+        /// queued when the process stopped, or the store kept failing on it.
+        case dropped
+
+        /// The result of a line the parser refused.
+        public init(_ rejection: SettleLine.Rejection) {
+            switch rejection {
+            case .tooLong: self = .tooLong
+            case .malformed: self = .malformed
+            case .badField: self = .badField
+            case .authLocation: self = .authLocation
+            }
+        }
+    }
+
+    /// `holds_total`'s outcomes: `opened` (an allowed spend recorded a hold), then each
+    /// `SettleOutcome.label`.
+    public static let holdOutcomes = [
+        "opened", "refund", "amount", "overage", "stands", "bad_amount", "expired", "duplicate", "unknown", "ignored",
+    ]
 
     static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "charge_gate", metricName: metric, unitName: unit, helpText: help)
@@ -61,6 +99,36 @@ public final class GateMetrics: Sendable {
             descriptor: Self.name(
                 "redis_replica_acks_missing", "total",
                 "Spends answered 503 because fewer than redisMinReplicas replicas acknowledged them within redisReplicaWaitMs."))
+        let lines = Self.name("settle_lines", "total", "Datagrams on the settlement socket, by what became of them.")
+        var settleLines: [SettleLineResult: Counter] = [:]
+        for result in SettleLineResult.allCases {
+            settleLines[result] = registry.makeCounter(descriptor: lines, labels: [("result", result.rawValue)])
+        }
+        self.settleLines = settleLines
+        let held = Self.name("holds", "total", "Holds opened by allowed requests on settled routes, and what each settlement did.")
+        var holds: [String: Counter] = [:]
+        for outcome in Self.holdOutcomes {
+            holds[outcome] = registry.makeCounter(descriptor: held, labels: [("outcome", outcome)])
+        }
+        self.holds = holds
+        settleQueueLength = registry.makeGauge(
+            descriptor: Self.name("settle_queue", "lines", "Settlement lines received and not yet applied to the store."))
+    }
+
+    /// Counts `n` datagrams on the settlement socket under `result`.
+    public func settleLines(_ result: SettleLineResult, count n: Int = 1) {
+        guard n > 0 else { return }
+        settleLines[result]?.increment(by: Int64(n))
+    }
+
+    /// Counts what the store did with one settlement (`holds_total`, its `label`).
+    public func holdSettled(_ outcome: SettleOutcome) {
+        holds[outcome.label]?.increment()
+    }
+
+    /// The settlement queue's length now.
+    public func settleQueue(length: Int) {
+        settleQueueLength.set(Int64(length))
     }
 
     /// Sentinel mode: `master` (the name) is now at `address` (`redis_master_info`, value 1).
@@ -139,9 +207,10 @@ public final class GateMetrics: Sendable {
         /// Counts one decision; a shadow route's passed denial under the denial's shadow label.
         public func record(_ outcome: Response.Outcome, shadow: Bool = false) {
             switch outcome {
-            case .allowed(let pools):
+            case .allowed(let pools, let held):
                 let label = shadow ? "shadow_allowed" : "allowed"
                 for pool in pools { counter(Key(fromMemory: false, pool: pool, outcome: label)).increment() }
+                if held { metrics.holds["opened"]?.increment() }
             case .denied(let denial, let pools, let fromMemory):
                 let label = shadow ? denial.shadowMetricLabel : denial.metricLabel
                 for pool in pools {

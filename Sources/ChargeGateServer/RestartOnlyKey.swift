@@ -56,6 +56,8 @@ public struct RestartOnlyKey: Sendable {
         RestartOnlyKey("memoryEventsMaxBytes", \.memoryEventsMaxBytes, warns: false),
         RestartOnlyKey("socketMode", \.socketMode),
         RestartOnlyKey("socketGroup", \.socketGroup),
+        // The settlement socket is opened once, at start.
+        RestartOnlyKey("settleListen", \.settleListen),
     ]
 
     /// `loaded` with the running value of every restart-only key, and the keys whose value the

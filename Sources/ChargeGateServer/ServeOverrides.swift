@@ -11,13 +11,18 @@ public struct ServeOverrides: Sendable {
     public var memory: Bool
     /// `--log-subjects plain`: log subjects as they are (default: a keyed hash).
     public var plainSubjects: Bool
+    /// `--settle-listen`: the settlement socket's path.
+    public var settleListen: String?
 
     /// Creates overrides.
-    public init(listen: ListenAddress? = nil, redis: RedisURL? = nil, memory: Bool = false, plainSubjects: Bool = false) {
+    public init(
+        listen: ListenAddress? = nil, redis: RedisURL? = nil, memory: Bool = false, plainSubjects: Bool = false, settleListen: String? = nil
+    ) {
         self.listen = listen
         self.redis = redis
         self.memory = memory
         self.plainSubjects = plainSubjects
+        self.settleListen = settleListen
     }
 
     /// `config` with the overrides applied.
@@ -26,6 +31,7 @@ public struct ServeOverrides: Sendable {
         if let listen { config.listen = listen }
         if let redis { config.redis = redis.inheritingSentinelPassword(from: config.redis) }
         if memory { config.redis = nil }
+        if let settleListen { config.settleListen = settleListen }
         return config
     }
 }

@@ -17,7 +17,8 @@ public final class Server: Sendable {
     private let loadConfig: ConfigSource
     private let overrides: ServeOverrides
     let logger: Logger
-    private let box: GateBox
+    /// The gate in force (the settlement applier reads it per batch).
+    let box: GateBox
     private let stopping = Atomic<Bool>(false)
     private let running = Atomic<Int>(0)
     /// Set once the workers are done: the background loops end their rounds.
@@ -25,7 +26,9 @@ public final class Server: Sendable {
     /// Background loops whose thread has not ended yet.
     let loopsRunning = Atomic<Int>(0)
     private let denyEpoch = DenyEpoch()
-    private let metrics: GateMetrics
+    let metrics: GateMetrics
+    /// Whether the settlement transport runs (opened at start when a route settled).
+    let settling = Atomic<Bool>(false)
     /// Notes as log metadata, subjects hashed unless `--log-subjects plain`.
     private let noteMetadata: NoteMetadata
 
@@ -64,6 +67,20 @@ public final class Server: Sendable {
         } catch {
             logger.critical("\(error)")
             return 1
+        }
+        // nginx's settlement lines, when a route settles: their socket now, their loops with
+        // the others.
+        let settlement: SettleTransport?
+        do {
+            settlement = try openSettlement(config)
+        } catch {
+            logger.critical("settlement: \(error)")
+            return 1
+        }
+        var loops = loops
+        if let settlement {
+            loops += settlementLoops(settlement, makeStore: makeStore)
+            settling.store(true, ordering: .relaxed)
         }
 
         // After prepareSignals: the loops' threads inherit the blocked stop and reload signals.
@@ -104,7 +121,9 @@ public final class Server: Sendable {
         if running.load(ordering: .acquiring) == 0 {
             for thread in threads { thread.join() }
         }
+        if let settlement { drainSettlement(settlement) }
         stopLoops(loopThreads)
+        if let settlement { reportSettlementLeft(settlement) }
         logger.info("stopped")
         return 0
     }
@@ -212,6 +231,11 @@ public final class Server: Sendable {
             if !named.isEmpty {
                 logger.warning(
                     "reload: these take effect only after a restart, keeping the running values: \(named.joined(separator: ", "))")
+            }
+            if kept.settles && !settling.load(ordering: .relaxed) {
+                logger.warning(
+                    "reload: a route now settles, but the settlement socket is opened only at start: restart to receive nginx's lines (until then its holds stand as held)"
+                )
             }
             box.replace(with: Gate(config: kept))
             metrics.reloaded(ok: true)

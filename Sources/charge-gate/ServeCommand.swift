@@ -17,6 +17,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Override the config's listen: a unix socket path, host:port, or inherit (fd 0).")
     var listen: String?
 
+    @Option(help: "Override the config's settleListen: the unix datagram socket nginx's settlement lines arrive on (an absolute path).")
+    var settleListen: String?
+
     @Option(help: "Override the config's redis URL (redis://host:port/db, unix:///path?db=N or redis-sentinel://host:port,.../master).")
     var redis: String?
 
@@ -48,6 +51,12 @@ struct ServeCommand: ParsableCommand {
                 throw ValidationError("--listen: expected a unix socket path, host:port, or inherit")
             }
             overrides.listen = address
+        }
+        if let settleListen {
+            guard settleListen.hasPrefix("/"), settleListen.utf8.count <= 107, !settleListen.contains(where: { $0.isWhitespace }) else {
+                throw ValidationError("--settle-listen: expected an absolute unix socket path (at most 107 bytes, no spaces)")
+            }
+            overrides.settleListen = settleListen
         }
         overrides.redis = try redisURL(redis, default: nil)
         let path = config

@@ -62,6 +62,7 @@ private func restartWarnings(_ capture: LogCapture) -> [String] {
         ConfigChange("memoryEventsMaxBytes") { $0.memoryEventsMaxBytes = 1 << 30 },
         ConfigChange("socketMode") { $0.socketMode = 0o600 },
         ConfigChange("socketGroup") { $0.socketGroup = "nginx" },
+        ConfigChange("settleListen") { $0.settleListen = "/run/charge-gate/other-settle.sock" },
     ]
 
     @Test func everyRestartOnlyKeyIsExercised() {
@@ -121,6 +122,8 @@ private func restartWarnings(_ capture: LogCapture) -> [String] {
         ConfigChange("eventsMaxLen") { $0.eventsMaxLen = 0 },
         ConfigChange("edgeDenySeconds") { $0.edgeDenySeconds = 0 },
         ConfigChange("mode") { $0.mode = .shadow },
+        ConfigChange("settleWindowSeconds") { $0.settleWindowSeconds = 60 },
+        ConfigChange("amountHeader") { $0.amountHeader = "X-Tokens-Used" },
     ]
 
     @Test(arguments: reloadable)
@@ -149,6 +152,45 @@ private func restartWarnings(_ capture: LogCapture) -> [String] {
         #expect(server.config.listen == .tcp(host: "127.0.0.1", port: 9100))
         #expect(server.config.redis == nil)
         #expect(restartWarnings(capture).isEmpty)
+    }
+
+    @Test func theSettleListenOverrideWinsOverEveryReload() {
+        var file = runningConfig()
+        file.settleListen = "/run/charge-gate/from-file.sock"
+        let overrides = ServeOverrides(settleListen: "/run/charge-gate/from-flag.sock")
+        let capture = LogCapture()
+        let server = server(running: file, loaded: file, overrides: overrides, capture: capture)
+        #expect(server.config.settleListen == "/run/charge-gate/from-flag.sock")
+        #expect(server.config.settleSocketPath == "/run/charge-gate/from-flag.sock")
+        server.reload()
+        #expect(server.config.settleListen == "/run/charge-gate/from-flag.sock")
+        #expect(restartWarnings(capture).isEmpty)
+    }
+
+    /// The settlement socket is opened at start only: a reload that makes a route settle
+    /// without it says that a restart is needed (the route's holds stand meanwhile).
+    @Test func aReloadThatStartsSettlingWithoutTheSocketWarns() throws {
+        let running = runningConfig()
+        var loaded = running
+        let routes = try ConfigLoader.parse(
+            "pools: [{id: p, maxCharges: 10, recharge: none}]\nroutes: [{prefix: /api/x, pools: [p], settle: {}}]", file: "t.yaml"
+        ).get()
+        loaded.pools = routes.pools
+        loaded.routes = routes.routes
+        let capture = LogCapture()
+        let notSettling = server(running: running, loaded: loaded, capture: capture)
+        notSettling.reload()
+        #expect(notSettling.config.settles)
+        #expect(
+            restartWarnings(capture) == [
+                "reload: a route now settles, but the settlement socket is opened only at start: restart to receive nginx's lines (until then its holds stand as held)"
+            ])
+        // With the transport running, the same reload says nothing.
+        let quiet = LogCapture()
+        let settling = server(running: running, loaded: loaded, capture: quiet)
+        settling.settling.store(true, ordering: .relaxed)
+        settling.reload()
+        #expect(restartWarnings(quiet).isEmpty)
     }
 
     @Test func aFailedReloadKeepsTheRunningConfig() {

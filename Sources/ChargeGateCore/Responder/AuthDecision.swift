@@ -50,7 +50,7 @@ struct AuthDecision {
         case .unrouted:
             return nil
         case .allowed(let results):
-            return .allowed(pools: results == nil ? [] : items.map(\.poolId))
+            return .allowed(pools: results == nil ? [] : items.map(\.poolId), held: hold != nil)
         case .denied(let denial):
             let denied = Response.Outcome.denied(denial, pools: denial.pool.map { [$0] } ?? items.map(\.poolId), fromMemory: fromMemory)
             return shadow ? .shadow(denied) : denied

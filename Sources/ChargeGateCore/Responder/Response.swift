@@ -16,8 +16,9 @@ public struct Response: Sendable, Equatable {
 
     /// A gate decision as metrics count it.
     public enum Outcome: Sendable, Equatable {
-        /// Allowed: these pools were spent from (none for an idempotent repeat).
-        case allowed(pools: [String])
+        /// Allowed: these pools were spent from (none for an idempotent repeat); `held` when
+        /// the spend recorded a hold (a settled route).
+        case allowed(pools: [String], held: Bool = false)
         /// Denied: the denial and the pools it counts against (the one it names for a 429 or a
         /// 402, else the route's); `fromMemory` when the worker's deny cache answered a 429
         /// without asking the store.
