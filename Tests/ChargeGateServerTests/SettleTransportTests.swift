@@ -124,7 +124,9 @@ private struct Rig {
             ], to: rig.path)
         #expect(sent == 10)
         let settled = SettleTestSupport.wait {
+            // The gauge is set once the applier's batch is done, after its settlements count.
             ["refund", "amount", "overage", "bad_amount", "duplicate", "unknown"].allSatisfy { rig.holds($0) == 1 }
+                && rig.value("charge_gate_settle_queue_lines") == 0
         }
         #expect(settled)
         #expect(try rig.credits() == 96000 + 750 + 1000 - 500)
