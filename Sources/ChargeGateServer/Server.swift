@@ -171,6 +171,8 @@ public final class Server: Sendable {
             // Counted before nginx has the answer: a scrape that follows it (on another worker)
             // sees it. (finish() may wait for nginx to close; a count after it raced the scrape.)
             if let outcome = response.outcome { counters.record(outcome) }
+            // The app's settlement (`POST /api/usage/settle`) counts as nginx's lines do.
+            if let settlement = response.settlement { metrics.holdSettled(settlement) }
             request.write(response.serialized())
             request.finish(lingering: lingering)
             if let note = response.note { log(note, requestID: requestID, on: logger) }

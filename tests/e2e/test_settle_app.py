@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness import BIN, fetch_events, http_request
+from harness import scrape, BIN, fetch_events, http_request
 
 TOKEN = "settle-T0ken"
 ADMIN = {"Authorization": "Bearer " + TOKEN}
@@ -223,6 +223,15 @@ def test_the_app_settles_from_its_own_json_and_the_events_sum_to_what_was_charge
     r = settle(s, {"hold": "f" * 32, "amount": 1})
     assert r.status == 404 and r.json() == {"error": "unknown_hold", "hold": "f" * 32}, r
     assert usage(s, "alice")["credits"]["current"] == 93300
+
+    # /metrics counts the app's settlements as nginx's lines: 4 holds opened; 2 settled by an
+    # amount, 1 past the hold, 1 refund; the 2 second settlements; the 2 unknown holds (the
+    # probe of skip_unless_settling and the one above).
+    m = scrape(s)
+    holds = {k: m.get(f'charge_gate_holds_total{{outcome="{k}"}}') for k in
+             ("opened", "amount", "overage", "refund", "duplicate", "unknown", "ignored", "stands", "expired", "bad_amount")}
+    assert holds == {"opened": 4, "amount": 2, "overage": 1, "refund": 1, "duplicate": 2, "unknown": 2, "ignored": 0,
+                     "stands": 0, "expired": 0, "bad_amount": 0}, holds
 
     # The events: each spend, then its settlement, per pool; kind and hold, no status (the app's).
     evs = fetch_events(s, TOKEN)
