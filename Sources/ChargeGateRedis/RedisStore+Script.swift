@@ -11,7 +11,9 @@ extension RedisStore {
     // `op = "spend"`
     // - `KEYS`: the n bucket keys, in route order; then, when `idempotent` is `"1"`, the
     //   idempotency record and the subject's record counter; then, when the plan table has
-    //   lines (P > 0), the subject's plan record; then the events stream when `eventsMaxLen` > 0.
+    //   lines (P > 0), the subject's plan record; then the events stream when `eventsMaxLen` > 0;
+    //   then, when the spend records a hold (a settled route), the hold (`KeySpace.hold(id:)`),
+    //   whose arguments follow the items (`SpendLayout.HoldArgument`).
     // - With plans, the plan record (`PlanRecord`) picks the plan: a stored id the config
     //   knows, else the default when a record is there, else the fallback; the items take that
     //   plan's max and interval, and per-subject period pools the record's anchor.
@@ -20,6 +22,9 @@ extension RedisStore {
     //   (the TTL kept); otherwise the spend is decided afresh. A fresh key that is spent is
     //   recorded with 0 repeats when the counter (`INCR`, expiring with the first record of the
     //   window) is within the bound.
+    // - An allowed spend with a hold records it (`HoldRecord.opened`, JSON: docs/redis.md, "The
+    //   hold record") with `SET ... PX holdTtl NX`: a live hold under the same id is kept. The
+    //   spend's events then carry `hold`. A repeat or a denial records none.
     //
     // `op = "topoff"`: `KEYS[1]` the bucket; the item (max `""` counts as 0), then the amount
     // (`""`: fill). Returns `{now, current, lastUpdatedAt, max or nil}`.
@@ -81,13 +86,15 @@ extension RedisStore {
         return try Self.spendResult(reply, for: request)
     }
 
-    /// Appends the spend's keys (their count first), then its arguments and items in
+    /// Appends the spend's keys (their count first), then its arguments, items and hold in
     /// `SpendLayout`'s order.
     static func appendSpend(_ request: SpendRequest, to command: inout RESPCommand) throws(StoreError) {
         let idem = request.idempotency
         let plan = request.plan
         let stream = request.eventsMaxLen > 0 ? request.eventsKey : nil
-        command.append(request.items.count + (idem == nil ? 0 : 2) + (plan == nil ? 0 : 1) + (stream == nil ? 0 : 1))
+        let hold = request.hold
+        command.append(
+            request.items.count + (idem == nil ? 0 : 2) + (plan == nil ? 0 : 1) + (stream == nil ? 0 : 1) + (hold == nil ? 0 : 1))
         for item in request.items { command.append(item.key) }
         if let idem {
             command.append(idem.key)
@@ -95,6 +102,7 @@ extension RedisStore {
         }
         if let plan { command.append(plan.recordKey) }
         if let stream { command.append(stream) }
+        if let hold { command.append(hold.key) }
         if let plan, !plan.limits.allSatisfy({ $0.count == request.items.count }) {
             throw .protocolError("plan limits do not match the items")
         }
@@ -120,6 +128,21 @@ extension RedisStore {
             }
         }
         for item in request.items { try Self.appendItem(item, to: &command) }
+        guard let hold else { return }
+        for argument in SpendLayout.HoldArgument.allCases {
+            switch argument {
+            case .id: command.append(hold.id)
+            case .ttl: command.append(Self.clampExact(hold.keyTtlMs))
+            case .window: command.append(Self.clampExact(hold.windowMs))
+            case .policy: command.append(hold.policy.storedText)
+            case .metered: command.append(Self.meteredFlags(hold, items: request.items.count))
+            }
+        }
+    }
+
+    /// `SpendLayout.Argument.holdMetered`: per item `1` when the hold settles it to the amount.
+    static func meteredFlags(_ hold: HoldRequest, items: Int) -> [UInt8] {
+        (0..<items).map { $0 < hold.metered.count && hold.metered[$0] ? UInt8(ascii: "1") : UInt8(ascii: "0") }
     }
 
     /// The states at `keys` and Redis's clock, read by the script (same decoder as spend).
@@ -167,7 +190,7 @@ extension RedisStore {
     static let aheadRange: Range<Int64> = 0..<(2 * exactLimit)
 
     /// `value` as a number within `range`, else the reply `reply` is refused naming `what`.
-    private static func number(_ value: RedisValue, _ range: Range<Int64>, _ what: String, _ reply: String) throws(StoreError) -> Int64 {
+    static func number(_ value: RedisValue, _ range: Range<Int64>, _ what: String, _ reply: String) throws(StoreError) -> Int64 {
         guard let number = value.integer(in: range) else {
             throw .protocolError("\(reply) reply: \(what) is not a whole number from \(range.lowerBound) to \(range.upperBound - 1)")
         }
@@ -268,7 +291,7 @@ extension RedisStore {
     }
 
     /// A bucket state of a reply: `{current, lastUpdatedAt, max or nil}` (`SpendLayout.StateField`).
-    private static func state(_ parts: ArraySlice<RedisValue>, _ reply: String) throws(StoreError) -> BucketState {
+    static func state(_ parts: ArraySlice<RedisValue>, _ reply: String) throws(StoreError) -> BucketState {
         typealias Field = SpendLayout.StateField
         guard parts.count == Field.allCases.count, let first = parts.indices.first else {
             throw .protocolError("unexpected \(reply) reply")
@@ -336,6 +359,13 @@ extension RedisStore {
     /// run, so sending it again cannot double-spend). An error reply becomes `.protocolError`
     /// with Redis's text. The command is encoded into this store's reused buffer.
     func runScript(_ fill: (inout RESPCommand) throws(StoreError) -> Void) throws(StoreError) -> RedisValue {
+        try runScript(script, fill)
+    }
+
+    /// Runs `script` (`sha`, `source`) as `runScript(_:)` runs `ChargeScript`.
+    func runScript(
+        _ script: (sha: [UInt8], source: [UInt8]), _ fill: (inout RESPCommand) throws(StoreError) -> Void
+    ) throws(StoreError) -> RedisValue {
         scratch.removeAll()
         scratch.append(Self.evalshaName)
         scratch.append(script.sha)

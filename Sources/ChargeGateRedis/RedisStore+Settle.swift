@@ -1,11 +1,217 @@
 import ChargeGateCore
 
+/// Settlement on Redis: `SettleScript` (settle.lua) settles one hold, and the open holds are
+/// listed for `charge-gate status`. The keys and arguments are built here and nowhere else.
 extension RedisStore {
+    // MARK: Keys and arguments
+    //
+    // Where each argument and reply field sits is `SettleLayout` (docs/redis.md's tables are
+    // rendered from it). `KEYS`: the hold (`KeySpace.hold(id:)`), then the event stream when
+    // `eventsMaxLen` > 0. The pools' keys are the hold record's (written by the spend that
+    // opened it), so they are not in `KEYS`: one Redis node holds them all.
+    //
+    // The script reads the record (none: `unknown`; settled: `duplicate`; past `expiresAt`:
+    // `expired`), resolves the report under the record's policy (`Settlement.resolve`; nginx's
+    // line on a `by: app` route: `ignored`), marks the record settled (`SET ... KEEPTTL`: it
+    // stays as a marker until its key expires), applies each pool's difference
+    // (`Settlement.charges`, `Bucket.settle`) and appends one settle event per pool, all in one
+    // run. A settlement is not followed by `WAIT` (`redisMinReplicas` guards spends).
+
+    /// Settles one hold in one script run (keys and arguments above, `SettleLayout`).
     public func settle(_ request: SettleRequest) throws(StoreError) -> SettleOutcome {
-        throw .unavailable("settlement is not built for the Redis store yet")
+        let reply = try runScript(settleScript) { (command: inout RESPCommand) throws(StoreError) in
+            Self.appendSettle(request, to: &command)
+        }
+        return try Self.settleResult(reply)
     }
 
+    /// The token of `SettleLayout.Argument.amount` for an amount that is not one.
+    static let badAmount = Array("bad".utf8)
+    /// `SettleLayout.Argument.report` of nginx's line.
+    static let nginxReport = Array("nginx".utf8)
+    /// `SettleLayout.Argument.report` of the app's call.
+    static let appReport = Array("app".utf8)
+
+    /// Appends the settlement's keys (their count first), then its arguments in
+    /// `SettleLayout`'s order. Every number is sent within what the script's doubles hold
+    /// exactly: an amount past 2^53 is `bad`, bytes and times past 2^53 count as 2^53 (where
+    /// `Settlement.resolve` caps them too).
+    static func appendSettle(_ request: SettleRequest, to command: inout RESPCommand) {
+        let stream = request.eventsMaxLen > 0 ? request.eventsKey : nil
+        command.append(stream == nil ? 1 : 2)
+        command.append(request.key)
+        if let stream { command.append(stream) }
+        var facts: ResponseFacts?
+        var amount: Int64?
+        var bad = false
+        switch request.report {
+        case .nginx(let reported):
+            facts = reported
+            switch reported.amount {
+            case .missing: break
+            case .invalid: bad = true
+            case .value(let value): amount = value
+            }
+        case .app(let value):
+            amount = value
+        }
+        if let value = amount, !(0...Settlement.maxAmount).contains(value) {
+            amount = nil
+            bad = true
+        }
+        for argument in SettleLayout.Argument.allCases {
+            switch argument {
+            case .report: command.append(facts == nil ? appReport : nginxReport)
+            case .status: if let facts { command.append(facts.status) } else { command.append(empty) }
+            case .reached: command.append(facts?.upstreamReached == true ? one : zero)
+            case .answered: command.append(facts?.upstreamAnswered == true ? one : zero)
+            case .amount:
+                if bad {
+                    command.append(badAmount)
+                } else if let amount {
+                    command.append(amount)
+                } else {
+                    command.append(empty)
+                }
+            case .bytesSent: command.append(Swift.min(Settlement.maxAmount, Swift.max(0, facts?.bytesSent ?? 0)))
+            case .upstreamMs: command.append(Swift.min(Settlement.maxAmount, Swift.max(0, facts?.upstreamMs ?? 0)))
+            case .eventsMaxLen: command.append(stream == nil ? 0 : clampExact(Int64(request.eventsMaxLen)))
+            }
+        }
+    }
+
+    // MARK: Replies
+
+    /// A difference a settlement charges: the final charge (0 ... 2^53) less the held cost.
+    static let differenceRange: Range<Int64> = (-exactLimit)..<(exactLimit + 1)
+
+    /// The settle reply (`SettleLayout.Head`, then each pool's `PoolField`s), every number within
+    /// its range and the record decoded strictly; anything else is a `.protocolError`.
+    static func settleResult(_ reply: RedisValue) throws(StoreError) -> SettleOutcome {
+        typealias Head = SettleLayout.Head
+        guard let parts = reply.elements, parts.count > Head.now.index, let text = parts[Head.tag.index].text,
+            let tag = SettleLayout.Tag(rawValue: text)
+        else { throw .protocolError("unexpected settle reply") }
+        _ = try number(parts[Head.now.index], countRange, "now", "settle")
+        let short = parts.count == Head.now.index + 1
+        switch tag {
+        case .unknown where short: return .unknown
+        case .expired where short: return .expired
+        case .duplicate where short: return .duplicate
+        case .ignored where short: return .ignored
+        case .settled where parts.count >= SettleLayout.poolsBase: break
+        default: throw .protocolError("unexpected settle reply '\(text)'")
+        }
+        guard let recordText = parts[Head.record.index].text, let record = HoldRecord(stored: recordText) else {
+            throw .protocolError("settle reply: the hold record is not one the spend script writes")
+        }
+        let width = SettleLayout.PoolField.allCases.count
+        guard parts.count == SettleLayout.poolsBase + record.items.count * width else {
+            throw .protocolError("unexpected settle reply: \(parts.count) values for \(record.items.count) pools")
+        }
+        let detail = parts[Head.detail.index]
+        let resolution: Settlement.Resolution
+        switch parts[Head.resolution.index].text.flatMap(SettleLayout.Resolution.init(rawValue:)) {
+        case .refund?:
+            guard let reason = detail.text.flatMap(Settlement.RefundReason.init(rawValue:)) else {
+                throw .protocolError("settle reply: unknown refund reason")
+            }
+            resolution = .refund(reason)
+        case .amount?:
+            resolution = .amount(try number(detail, 0..<(Settlement.maxAmount + 1), "amount", "settle"))
+        case .stands?:
+            resolution = .stands
+        case .badAmount?:
+            resolution = .badAmount
+        case nil:
+            throw .protocolError("settle reply: unknown resolution")
+        }
+        var differences: [Int64] = []
+        var pools: [SettleOutcome.PoolState] = []
+        for (index, item) in record.items.enumerated() {
+            let at = SettleLayout.poolsBase + index * width
+            differences.append(
+                try number(parts[at + SettleLayout.PoolField.difference.rawValue - 1], differenceRange, "difference", "settle"))
+            let value = parts[at + SettleLayout.PoolField.state.rawValue - 1]
+            var state: BucketState?
+            if !value.isNull {
+                guard let triple = value.elements else { throw .protocolError("unexpected settle reply") }
+                state = try Self.state(triple[...], "settle")
+            }
+            pools.append(SettleOutcome.PoolState(poolId: item.poolId, item: item.spend, state: state))
+        }
+        return .settled(SettleOutcome.Settled(resolution: resolution, differences: differences, pools: pools))
+    }
+
+    // MARK: Open holds
+
+    /// Keys asked for per `SCAN` step, and the most steps one listing takes (a million keys):
+    /// the listing is bounded whatever the key space holds.
+    static let holdScanCount = 1000
+    static let holdScanSteps = 1000
+
+    /// Up to `limit` open holds (not settled, window not over) under `prefix`, oldest first,
+    /// among those `SCAN MATCH prefix*` finds within `holdScanSteps` steps, and Redis's clock.
+    /// A record that is not one the spend script writes is a `.protocolError` naming its key.
     public func openHolds(prefix: String, limit: Int) throws(StoreError) -> (now: Int64, holds: [HoldRecord]) {
-        throw .unavailable("settlement is not built for the Redis store yet")
+        let now = try time()
+        guard limit > 0 else { return (now, []) }
+        let pattern = Array((Self.globEscaped(prefix) + "*").utf8)
+        var cursor = Array("0".utf8)
+        var found: [HoldRecord] = []
+        var steps = 0
+        repeat {
+            let reply = try connection.command([
+                Array("SCAN".utf8), cursor, Array("MATCH".utf8), pattern, Array("COUNT".utf8), Array(String(Self.holdScanCount).utf8),
+            ])
+            if case .error(let message) = reply { throw .protocolError(message) }
+            guard let parts = reply.elements, parts.count == 2, case .string(let next) = parts[0], let entries = parts[1].elements else {
+                throw .protocolError("unexpected SCAN reply")
+            }
+            var keys: [[UInt8]] = []
+            for entry in entries {
+                guard case .string(let key) = entry else { throw .protocolError("unexpected SCAN reply") }
+                keys.append(key)
+            }
+            if !keys.isEmpty {
+                let values = try connection.command([Array("MGET".utf8)] + keys)
+                if case .error(let message) = values { throw .protocolError(message) }
+                guard let texts = values.elements, texts.count == keys.count else { throw .protocolError("unexpected MGET reply") }
+                for (key, value) in zip(keys, texts) where !value.isNull {
+                    guard let text = value.text, let record = HoldRecord(stored: text) else {
+                        throw .protocolError("corrupt hold record at key \(String(decoding: key, as: UTF8.self))")
+                    }
+                    if record.status == .open && record.expiresAt > now { found.append(record) }
+                }
+                if found.count - limit > limit {
+                    found.sort { $0.createdAt < $1.createdAt }
+                    found.removeLast(found.count - limit)
+                }
+            }
+            cursor = next
+            steps += 1
+        } while cursor != Array("0".utf8) && steps < Self.holdScanSteps
+        found.sort { $0.createdAt < $1.createdAt }
+        return (now, Array(found.prefix(limit)))
+    }
+
+    /// Redis's clock (`TIME`) in epoch ms, read strictly.
+    func time() throws(StoreError) -> Int64 {
+        let reply = try connection.command(["TIME"])
+        if case .error(let message) = reply { throw .protocolError(message) }
+        guard let parts = reply.elements, parts.count == 2,
+            let seconds = parts[0].integer(in: 0..<(Limits.exactInteger / 1000)), let micros = parts[1].integer(in: 0..<1_000_000)
+        else { throw .protocolError("unexpected TIME reply") }
+        return seconds * 1000 + micros / 1000
+    }
+
+    /// `text` with the characters `SCAN MATCH` reads as a pattern (`*?[]\`) escaped.
+    static func globEscaped(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            if "*?[]\\".contains(character) { out.append("\\") }
+            out.append(character)
+        }
+        return out
     }
 }

@@ -17,6 +17,9 @@ public final class RedisStore: ChargeStore {
     /// script never would (a reply out of range must be an error, never a trap).
     var script: (sha: [UInt8], source: [UInt8]) = (RedisStore.sha, RedisStore.source)
 
+    /// The settle script this store runs (`SettleScript`; a stand-in in the same tests).
+    var settleScript: (sha: [UInt8], source: [UInt8]) = (Array(SettleScript.sha1.utf8), Array(SettleScript.source.utf8))
+
     /// Arguments that never change, as bytes.
     static let evalshaName = Array("EVALSHA".utf8)
     static let sha = Array(ChargeScript.sha1.utf8)
@@ -134,9 +137,20 @@ public final class RedisStore: ChargeStore {
         else {
             throw .protocolError("malformed usage event \(id)")
         }
+        // Fields added with settlement: absent on a spend (and on every event written before).
+        var kind = UsageEvent.Kind.spend
+        if let text = fields["kind"] {
+            guard let known = UsageEvent.Kind(rawValue: text) else { throw .protocolError("malformed usage event \(id)") }
+            kind = known
+        }
+        var status: Int?
+        if let text = fields["status"] {
+            guard let value = Int(text) else { throw .protocolError("malformed usage event \(id)") }
+            status = value
+        }
         let context = EventContext(
             subject: fields["subject"] ?? "", route: fields["route"] ?? "", method: fields["method"] ?? "",
-            uri: fields["uri"] ?? "", idempotencyKey: fields["idem"] ?? "", plan: fields["plan"] ?? "")
-        return UsageEvent(id: id, time: time, pool: pool, amount: amount, context: context)
+            uri: fields["uri"] ?? "", idempotencyKey: fields["idem"] ?? "", plan: fields["plan"] ?? "", hold: fields["hold"] ?? "")
+        return UsageEvent(id: id, time: time, pool: pool, amount: amount, context: context, kind: kind, status: status)
     }
 }

@@ -1,15 +1,12 @@
 extension SpendLayout {
     /// The layout as Lua tables, put before the script (`ChargeScript.source`) so that it reads
     /// every argument by name: `ARG` (a spend's arguments), `ITEMS` (where its items start),
-    /// `ITEM` (an item's fields in order, each with its `Reading`), `TOPOFF` (where a top-off's
+    /// `ITEM` (an item's fields in order, each with its `Reading`), `HOLD` (the hold's
+    /// arguments, after the items), `TOPOFF` (where a top-off's
     /// item and amount are), `HEAD` (a spend reply's head) and `REPLY` (each tag's fields).
     static let lua: String = {
-        func table(_ pairs: [(String, Int)]) -> String {
-            "{" + pairs.map { "\($0.0) = \($0.1)" }.joined(separator: ", ") + "}"
-        }
-        let arguments = table(Argument.allCases.map { ($0.rawValue, $0.position) })
-        let fields = ItemField.allCases.map { "{'\($0.rawValue)', '\($0.reading.rawValue)'}" }.joined(separator: ", ")
-        let head = table(Head.allCases.map { ($0.name, $0.rawValue) })
+        let arguments = luaTable(Argument.allCases.map { ($0.rawValue, $0.position) })
+        let head = luaTable(Head.allCases.map { ($0.name, $0.rawValue) })
         let replies = Tag.allCases.map { tag in
             "\(tag.rawValue) = {" + tag.fields.map { "'\($0.rawValue)'" }.joined(separator: ", ") + "}"
         }.joined(separator: ", ")
@@ -18,16 +15,35 @@ extension SpendLayout {
             -- argument and reply field is, by name.
             local ARG = \(arguments)
             local ITEMS = \(itemsBase)
-            local ITEM = {\(fields)}
-            local TOPOFF = \(table([("item", topOffItemBase), ("amount", topOffAmount)]))
+            \(itemLua)
+            local HOLD = \(luaTable(HoldArgument.allCases.map { ($0.rawValue, $0.position) }))
+            local TOPOFF = \(luaTable([("item", topOffItemBase), ("amount", topOffAmount)]))
             local HEAD = \(head)
             local REPLY = {\(replies)}
             """
     }()
 
+    /// `ITEM`: an item's fields in order, each with its `Reading` (the spend's items, and the
+    /// fields of the items of a hold record, which settle.lua reads by the same names).
+    static let itemLua: String = {
+        let fields = ItemField.allCases.map { "{'\($0.rawValue)', '\($0.reading.rawValue)'}" }.joined(separator: ", ")
+        return "local ITEM = {\(fields)}"
+    }()
+
+    /// A Lua table constructor of `pairs` (`{name = position, ...}`).
+    static func luaTable(_ pairs: [(String, Int)]) -> String {
+        "{" + pairs.map { "\($0.0) = \($0.1)" }.joined(separator: ", ") + "}"
+    }
+
     /// docs/redis.md's table of the spend's arguments before the items.
     static var argumentsTable: String {
         markdown(["ARGV", "name", "what"], Argument.allCases.map { ["\($0.position)", "`\($0.rawValue)`", $0.meaning] })
+    }
+
+    /// docs/redis.md's table of the hold's arguments after the items.
+    static var holdTable: String {
+        markdown(
+            ["after the items", "name", "what"], HoldArgument.allCases.map { ["\($0.position)", "`\($0.rawValue)`", $0.meaning] })
     }
 
     /// docs/redis.md's table of an item's fields.

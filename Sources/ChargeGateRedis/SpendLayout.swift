@@ -1,5 +1,5 @@
 /// Where every argument and reply field of `ChargeScript` sits, declared once with its name:
-/// the spend's arguments, an item's fields, the top-off's, and the replies' fields. The
+/// the spend's arguments, an item's fields, a hold's, the top-off's, and the replies' fields. The
 /// encoder (`RedisStore+Script.swift`) appends in this order, the decoders read these
 /// positions, the script reads its arguments through the Lua tables rendered from here
 /// (`lua`, put before the script), and docs/redis.md's tables are `markdown` (a test checks
@@ -34,7 +34,7 @@ enum SpendLayout {
             case .idempotent:
                 "`1` when an idempotency record is checked (its record and the subject's record counter follow the buckets in `KEYS`), else `0`"
             case .idempotencyTtl: "the record's time to live in ms"
-            case .eventsMaxLen: "the events stream's `MAXLEN ~` (`0`: no event; else the stream is the last of `KEYS`)"
+            case .eventsMaxLen: "the events stream's `MAXLEN ~` (`0`: no event; else the stream is in `KEYS`, as above)"
             case .subject: "the event's subject"
             case .route: "the event's route"
             case .method: "the event's method"
@@ -117,6 +117,32 @@ enum SpendLayout {
 
     /// The spend's arguments before the first item.
     static let itemsBase = Argument.allCases.count
+
+    /// The hold's arguments, after the items and only when the spend records one (a settled
+    /// route): `ARGV[itemsBase + n × ItemField.count + position]`, and its key is the last of
+    /// `KEYS`. A spend without a hold sends none of them, so a route without `settle:` sends
+    /// exactly what it did before settlement. The raw value is the name.
+    enum HoldArgument: String, CaseIterable {
+        case id
+        case ttl
+        case window
+        case policy
+        case metered
+
+        /// Its place after the items (1-based): the order of declaration.
+        var position: Int { (Self.allCases.firstIndex(of: self) ?? 0) + 1 }
+
+        /// What the argument holds, for docs/redis.md.
+        var meaning: String {
+            switch self {
+            case .id: "the hold's id (nginx's `$request_id`)"
+            case .ttl: "the hold key's time to live in ms (two settlement windows)"
+            case .window: "the settlement window in ms: the record's `expiresAt` is the spend's clock plus it"
+            case .policy: "the route's `settle:` as JSON (the record's `policy`, stored as sent)"
+            case .metered: "one character per item: `1` when it is metered (settled to the amount), else `0`"
+            }
+        }
+    }
 
     /// The top-off's arguments: `op` (`topoff`) at `ARGV[1]`, then the item's fields, then
     /// the amount.

@@ -1,96 +1,10 @@
--- ChargeGate bucket script. Each function is the twin of the Swift named beside it (Bucket,
--- SpendItem, PlanChoice, PlanUse, PlanRecord, IdempotencyRecord), checked against it on a real
--- Redis; period_window (period.lua, before this file) is BillingPeriod.window's. The argument
--- and reply positions come from SpendLayout, rendered before period.lua as the tables ARG,
--- ITEMS, ITEM, TOPOFF, HEAD and REPLY; the keys of each operation are in
+-- ChargeGate's spend script (the spend, top-off and peek operations). Each function is the
+-- twin of the Swift named beside it (Bucket, SpendItem, PlanChoice, PlanUse, PlanRecord,
+-- IdempotencyRecord, HoldRecord), checked against it on a real Redis; bucket.lua (the bucket
+-- rules) and period.lua (period_window, BillingPeriod.window's twin) come before this file.
+-- The argument and reply positions come from SpendLayout, rendered before period.lua as the
+-- tables ARG, ITEMS, ITEM, HOLD, TOPOFF, HEAD and REPLY; the keys of each operation are in
 -- Sources/ChargeGateRedis/RedisStore+Script.swift. Local functions only: Redis forbids globals.
-if redis.replicate_commands then pcall(redis.replicate_commands) end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local LIMIT = 9007199254740992
-local UNLIMITED = -1
-
-local function int(x) return string.format('%d', x) end
-
-local function exact(x)
-  return type(x) == 'number' and x == math.floor(x) and x < LIMIT and x > -LIMIT
-end
-
-local function corrupt(key)
-  return redis.error_reply('CHARGEGATE corrupt bucket state at key ' .. key)
-end
-
--- A bucket state (BucketState): nil when missing; false when corrupt; else
--- {current, lastUpdatedAt, max or nil}
-local function load(key)
-  local raw = redis.call('GET', key)
-  if not raw then return nil end
-  local ok, v = pcall(cjson.decode, raw)
-  if not ok or type(v) ~= 'table' then return false end
-  local c, l, m = v['current'], v['lastUpdatedAt'], v['max']
-  if not exact(c) or not exact(l) then return false end
-  if m == nil then return {c, l, nil} end
-  if not exact(m) then return false end
-  return {c, l, m}
-end
-
--- Writes state s ({current, lastUpdatedAt, max or nil}) with a TTL in ms (nil: none)
-local function store(key, s, ttl)
-  local value = '{"current":' .. int(s[1]) .. ',"lastUpdatedAt":' .. int(s[2])
-  if s[3] ~= nil then value = value .. ',"max":' .. int(s[3]) end
-  value = value .. '}'
-  if ttl then
-    redis.call('SET', key, value, 'PX', int(ttl))
-  else
-    redis.call('SET', key, value)
-  end
-end
-
--- Bucket.span: count intervals in ms, at most 2^53
-local function span(count, interval)
-  local ms = count * interval
-  if ms > LIMIT then ms = LIMIT end
-  return ms
-end
-
--- Bucket.until: ms from now until ms after start, within 0 .. 2^53
-local function until_(ms, start)
-  local left = ms - (now - start)
-  if left < 0 then left = 0 end
-  if left > LIMIT then left = LIMIT end
-  return left
-end
-
--- Bucket.level(_:max:intervalMs:now:): available (below 0 when owed), lastUpdatedAt, isFull
-local function level(s, max, interval)
-  if s == nil then return max, now, true end
-  local avail, last = s[1], s[2]
-  if interval ~= nil and interval > 0 then
-    local elapsed = now - last
-    if elapsed < 0 then elapsed = 0 end
-    local earned = math.floor(elapsed / interval)
-    if earned > 0 then
-      avail = avail + earned
-      last = last + earned * interval
-    end
-  end
-  if avail >= max then return max, last, true end
-  return avail, last, false
-end
-
--- Bucket.level(_:max:window:): a state written before the window began is a full pool
-local function period_level(s, max, wstart)
-  if s == nil or s[2] < wstart then return max, wstart, true end
-  if s[1] >= max then return max, s[2], true end
-  return s[1], s[2], false
-end
-
--- Bucket.level(_:max:intervalMs:window:now:): in the item's window (item.wstart) when it has
--- one, else by its interval
-local function level_in(s, max, item)
-  if item.wstart ~= nil then return period_level(s, max, item.wstart) end
-  return level(s, max, item.interval)
-end
 
 -- Bucket.wait(for:level:max:intervalMs:now:): ms until cost charges are available; nil: never
 local function wait_for(cost, avail, last, max, interval)
@@ -112,54 +26,6 @@ end
 local function spend(cost, avail, last, full)
   if full then last = now end
   return avail - cost, last
-end
-
--- Bucket.used: what an unlimited pool counted (this period's, for a period pool)
-local function used(s, wstart)
-  if s == nil then return 0 end
-  if wstart ~= nil and s[2] < wstart then return 0 end
-  if s[1] < 0 then return 0 end
-  return s[1]
-end
-
--- Bucket.rebased: the state counted against the item's cap when it recorded another; what
--- was used (at most the largest cap) stays used: below 0 under a cap lower than that (owed)
-local function rebased(s, item)
-  if s == nil or not item.tracksLimit then return s end
-  local from = s[3]
-  if from == nil then from = item.baseMax or UNLIMITED end
-  local to = item.max or UNLIMITED
-  if from == to then return s end
-  local spent = s[1]
-  if from ~= UNLIMITED then spent = from - s[1] end
-  if item.largestMax ~= nil and spent > item.largestMax then spent = item.largestMax end
-  local cur
-  if to == UNLIMITED then
-    cur = spent
-    if cur < 0 then cur = 0 end
-  else
-    cur = to - spent
-  end
-  return {cur, s[2], to}
-end
-
--- SpendItem.limitToRecord: the cap a write records, or nil
-local function limit_to_record(item)
-  if not item.tracksLimit then return nil end
-  return item.max or UNLIMITED
-end
-
--- SpendItem.expiryIntervalMs: the interval a key's TTL counts in (the slowest of any plan)
-local function expiry_interval(item)
-  if item.interval == nil then return nil end
-  if item.slowestInterval ~= nil and item.slowestInterval > item.interval then return item.slowestInterval end
-  return item.interval
-end
-
--- SpendItem.window(at:): the item's current period: start, end (nil, nil for a bucket)
-local function window(item)
-  if item.period == nil then return nil, nil end
-  return period_window(item.period, item.anchor, now)
 end
 
 -- One item (SpendItem) from its fields at ARGV[o + 1 ...], named and read as ITEM says
@@ -359,21 +225,79 @@ local function record(idemKey, quotaKey)
   end
 end
 
--- One event per item (XADD ... MAXLEN ~), with the plan's id when a plan was chosen
-local function append_events(key, items, planId)
+-- HoldRecord.opened: the record of the hold whose arguments (HOLD) follow the items at
+-- ARGV[at + ...], for an allowed spend of items (as decided, under the plan planId: "" for
+-- none), as JSON: status first (the settle script
+-- rewrites it in place), every number an integer written with int (cjson's encoder keeps 14
+-- digits), each item's fields named as ITEM (those that are none left out), its key, whether
+-- it is metered and, for a period pool, the start of its period
+local function opened(items, planId, at)
+  local id, metered = ARGV[at + HOLD.id], ARGV[at + HOLD.metered]
+  local out = {
+    '{"status":"open","id":', cjson.encode(id), ',"createdAt":', int(now),
+    ',"expiresAt":', int(now + tonumber(ARGV[at + HOLD.window])), ',"policy":', ARGV[at + HOLD.policy],
+    ',"context":{"subject":', cjson.encode(ARGV[ARG.subject]), ',"route":', cjson.encode(ARGV[ARG.route]),
+    ',"method":', cjson.encode(ARGV[ARG.method]), ',"uri":', cjson.encode(ARGV[ARG.uri]),
+    ',"idem":', cjson.encode(ARGV[ARG.idempotencyKey]), ',"plan":', cjson.encode(planId),
+    ',"hold":', cjson.encode(id), '},"items":['
+  }
+  for i = 1, #items do
+    local item = items[i]
+    if i > 1 then out[#out + 1] = ',' end
+    out[#out + 1] = '{"key":' .. cjson.encode(KEYS[i])
+    for k = 1, #ITEM do
+      local name, reading = ITEM[k][1], ITEM[k][2]
+      local v = item[name]
+      if reading == 'flag' then
+        out[#out + 1] = ',"' .. name .. '":' .. tostring(v == true)
+      elseif v ~= nil then
+        if reading == 'number' then v = int(v) else v = cjson.encode(v) end
+        out[#out + 1] = ',"' .. name .. '":' .. v
+      end
+    end
+    out[#out + 1] = ',"metered":' .. tostring(string.sub(metered, i, i) == '1')
+    if item.wstart ~= nil then out[#out + 1] = ',"periodStart":' .. int(item.wstart) end
+    out[#out + 1] = '}'
+  end
+  out[#out + 1] = ']}'
+  return table.concat(out)
+end
+
+-- The hold of an allowed spend at key, its arguments at ARGV[at + HOLD...] (SET ... PX NX: a
+-- live hold under the same id is kept, and the later spend is final): the hold's id when
+-- recorded, else nil
+local function record_hold(key, items, planId, at)
+  local ttl = tonumber(ARGV[at + HOLD.ttl])
+  if ttl < 1 then ttl = 1 end
+  if redis.call('SET', key, opened(items, planId, at), 'PX', int(ttl), 'NX') then return ARGV[at + HOLD.id] end
+  return nil
+end
+
+-- One event per item (XADD ... MAXLEN ~), with the plan's id when a plan was chosen and the
+-- hold's when one was recorded
+local function append_events(key, items, planId, holdId)
   local maxLen = int(tonumber(ARGV[ARG.eventsMaxLen]))
   for i = 1, #items do
     local item = items[i]
-    if planId ~= nil then
-      redis.call('XADD', key, 'MAXLEN', '~', maxLen, '*',
-        'pool', item.pool, 'subject', ARGV[ARG.subject], 'amount', int(item.cost),
-        'route', ARGV[ARG.route], 'method', ARGV[ARG.method], 'uri', ARGV[ARG.uri],
-        'idem', ARGV[ARG.idempotencyKey], 'time', int(now), 'plan', planId)
-    else
+    if planId == nil and holdId == nil then
       redis.call('XADD', key, 'MAXLEN', '~', maxLen, '*',
         'pool', item.pool, 'subject', ARGV[ARG.subject], 'amount', int(item.cost),
         'route', ARGV[ARG.route], 'method', ARGV[ARG.method], 'uri', ARGV[ARG.uri],
         'idem', ARGV[ARG.idempotencyKey], 'time', int(now))
+    else
+      local more = {}
+      if planId ~= nil then
+        more[#more + 1] = 'plan'
+        more[#more + 1] = planId
+      end
+      if holdId ~= nil then
+        more[#more + 1] = 'hold'
+        more[#more + 1] = holdId
+      end
+      redis.call('XADD', key, 'MAXLEN', '~', maxLen, '*',
+        'pool', item.pool, 'subject', ARGV[ARG.subject], 'amount', int(item.cost),
+        'route', ARGV[ARG.route], 'method', ARGV[ARG.method], 'uri', ARGV[ARG.uri],
+        'idem', ARGV[ARG.idempotencyKey], 'time', int(now), unpack(more))
     end
   end
 end
@@ -428,11 +352,12 @@ local function top_off_op()
   return {now, after[1], after[2], after[3] or false}
 end
 
--- op 'spend': the plan, the idempotency record, every item or none, the record, the events
+-- op 'spend': the plan, the idempotency record, every item or none, the record, the hold,
+-- the events
 local function spend_op()
   local n = tonumber(ARGV[ARG.count])
   local rows = read_plan_table(ARGV[ARG.planTable])
-  local idemKey, quotaKey, planKey, eventsKey
+  local idemKey, quotaKey, planKey, eventsKey, holdKey
   local nextKey = n + 1
   if ARGV[ARG.idempotent] == '1' then
     idemKey, quotaKey = KEYS[nextKey], KEYS[nextKey + 1]
@@ -442,7 +367,13 @@ local function spend_op()
     planKey = KEYS[nextKey]
     nextKey = nextKey + 1
   end
-  if tonumber(ARGV[ARG.eventsMaxLen]) > 0 then eventsKey = KEYS[nextKey] end
+  if tonumber(ARGV[ARG.eventsMaxLen]) > 0 then
+    eventsKey = KEYS[nextKey]
+    nextKey = nextKey + 1
+  end
+  -- A hold's arguments follow the items, only when the spend records one.
+  local holdAt = ITEMS + n * #ITEM
+  if ARGV[holdAt + HOLD.id] ~= nil then holdKey = KEYS[nextKey] end
 
   local choice
   if planKey ~= nil then choice = resolve(rows, redis.call('GET', planKey)) end
@@ -475,11 +406,10 @@ local function spend_op()
   if tag ~= 'allowed' then return reply(tag, choice, fields) end
   for i = 1, n do store(KEYS[i], writes[i][1], writes[i][2]) end
   if fresh then record(idemKey, quotaKey) end
-  if eventsKey ~= nil then
-    local planId
-    if choice ~= nil then planId = rows[choice.plan + 1][1] end
-    append_events(eventsKey, items, planId)
-  end
+  local planId, holdId
+  if choice ~= nil then planId = rows[choice.plan + 1][1] end
+  if holdKey ~= nil then holdId = record_hold(holdKey, items, planId or '', holdAt) end
+  if eventsKey ~= nil then append_events(eventsKey, items, planId, holdId) end
   return reply('allowed', choice, fields)
 end
 

@@ -1,10 +1,10 @@
--- ChargeGate billing periods (`period: day | week | month`): the twin of BillingPeriod.window (Swift), prepended to
--- charge.lua so that its operations can call period_window. Times are epoch ms, UTC. Lua 5.1
--- numbers are doubles: only math.floor and + - * on integers below 2^53, so every value is
--- exact (floor(a / b) is exact for |a| < 2^53): now and anchor in 0 .. 2^53 - 1, results exact
--- while finish <= 2^53 (every now but the last period before 2^53 ms, in the year 287,396).
--- Calendar math after Howard Hinnant's days_from_civil / civil_from_days. Local functions
--- only: Redis forbids globals.
+-- ChargeGate billing periods (`period: day | week | month`): the twin of BillingPeriod.window
+-- (Swift), put before bucket.lua in both scripts (charge.lua, settle.lua) so that they can
+-- call period_window. Times are epoch ms, UTC. Lua 5.1 numbers are doubles: only math.floor
+-- and + - * on integers below 2^53, so every value is exact (floor(a / b) is exact for
+-- |a| < 2^53): now and anchor in 0 .. 2^53 - 1, results exact while finish <= 2^53 (every now
+-- but the last period before 2^53 ms, in the year 287,396). Calendar math after Howard
+-- Hinnant's days_from_civil / civil_from_days. Local functions only: Redis forbids globals.
 
 -- a / b rounded toward negative infinity (b > 0)
 local function period_fdiv(a, b) return math.floor(a / b) end

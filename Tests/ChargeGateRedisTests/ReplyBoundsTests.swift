@@ -110,6 +110,25 @@ extension RedisTests {
             let item = SpendItem(poolId: "p", key: fixture.prefix + "p", max: 5, intervalMs: 3_600_000, cost: 0, expires: false)
             #expect(throws: StoreError.self) { try store.topOff(item, amount: 1) }
         }
+
+        static let settles: [StandInReply] = [
+            StandInReply("{'unknown', -1}", "a negative clock"),
+            StandInReply("{'duplicate', '\(now)', 'x'}", "a short tag with more fields"),
+            StandInReply("{'settled', \(now), 'amount', 9223372036854775000, '{}'}", "an amount near Int64.max, a record that is none"),
+            StandInReply("{'settled', \(now), 'amount', 1, 'not json', -3, false}", "a record that is not JSON"),
+            StandInReply("{'sett1ed', \(now)}", "an unknown tag"),
+        ]
+
+        @Test(arguments: settles)
+        func aSettleReplyOutOfRangeIsAStoreError(_ reply: StandInReply) throws {
+            let fixture = try RedisFixture()
+            let store = fixture.store()
+            let source = Array("return \(reply.lua)".utf8)
+            store.settleScript = (Array(SHA1.hex(source).utf8), source)
+            #expect(throws: StoreError.self) {
+                try store.settle(SettleRequest(key: fixture.prefix + "#hold:h", id: "h", report: .app(amount: 1)))
+            }
+        }
     }
 }
 

@@ -162,4 +162,97 @@ struct DecodingCase: Sendable, CustomTestStringConvertible {
     func integerInRange(value: RedisValue, range: Range<Int64>, expected: Int64?) {
         #expect(value.integer(in: range) == expected)
     }
+
+    /// A record as the spend script writes it: two pools, the second a period pool.
+    static let record =
+        #"{"status":"settled","id":"h1","createdAt":1700000000000,"expiresAt":1700000060000,"#
+        + #""policy":{"refund":["5xx","429"],"amount":"header","by":"nginx"},"#
+        + #""context":{"subject":"s","route":"\/api","method":"POST","uri":"\/api\/x","idem":"","plan":"","hold":"h1"},"#
+        + #""items":[{"key":"k:a","pool":"a","max":10,"interval":1000,"cost":4,"expires":true,"tracksLimit":false,"metered":true},"#
+        + #"{"key":"k:b","pool":"b","max":5,"cost":1,"expires":false,"period":"day","tracksLimit":true,"baseMax":5,"metered":false,"periodStart":1699920000000}]}"#
+
+    static let items = [
+        SpendItem(poolId: "a", key: "k:a", max: 10, intervalMs: 1000, cost: 4, expires: true),
+        SpendItem(poolId: "b", key: "k:b", max: 5, intervalMs: nil, cost: 1, expires: false, period: .day, tracksLimit: true, baseMax: 5),
+    ]
+
+    static func settled(_ resolution: RedisValue, _ detail: RedisValue, _ pools: [RedisValue], record: String = record) -> RedisValue {
+        .array([text("settled"), int(now), resolution, detail, text(record)] + pools)
+    }
+
+    static let pools: [RedisValue] = [int(-3), .array([int(7), int(now), .null]), int(0), .null]
+
+    @Test func theRecordDecodesToWhatTheSpendHeld() throws {
+        let decoded = try #require(HoldRecord(stored: Self.record))
+        #expect(
+            decoded
+                == HoldRecord(
+                    id: "h1", createdAt: 1_700_000_000_000, expiresAt: 1_700_000_060_000,
+                    policy: SettlePolicy(refund: [.statusClass(5), .status(429)], amount: .header),
+                    context: EventContext(subject: "s", route: "/api", method: "POST", uri: "/api/x", idempotencyKey: "", hold: "h1"),
+                    items: [
+                        .init(spend: Self.items[0], held: 4, metered: true),
+                        .init(spend: Self.items[1], held: 1, metered: false, periodStart: 1_699_920_000_000),
+                    ], status: .settled))
+    }
+
+    @Test(
+        arguments: [
+            (
+                settled(text("amount"), int(1), pools),
+                SettleOutcome.settled(
+                    .init(
+                        resolution: .amount(1), differences: [-3, 0],
+                        pools: [
+                            .init(poolId: "a", item: items[0], state: BucketState(current: 7, lastUpdatedAt: now)),
+                            .init(poolId: "b", item: items[1], state: nil),
+                        ])), ""
+            ),
+            (settled(text("refund"), text("not_delivered"), pools), nil, ""),
+            (settled(text("stands"), text(""), pools), nil, ""),
+            (settled(text("bad_amount"), text(""), pools), nil, ""),
+            (RedisValue.array([text("unknown"), int(now)]), SettleOutcome.unknown, ""),
+            (RedisValue.array([text("expired"), int(now)]), SettleOutcome.expired, ""),
+            (RedisValue.array([text("duplicate"), int(now)]), SettleOutcome.duplicate, ""),
+            (RedisValue.array([text("ignored"), int(now)]), SettleOutcome.ignored, ""),
+            (RedisValue.array([text("unknown"), int(now), int(1)]), nil, "unexpected settle reply 'unknown'"),
+            (RedisValue.array([text("settled"), int(now)]), nil, "unexpected settle reply 'settled'"),
+            (RedisValue.array([text("refunded"), int(now)]), nil, "unexpected settle reply"),
+            (RedisValue.array([text("unknown"), int(-1)]), nil, "settle reply: now is not a whole number from 0 to 9007199254740991"),
+            (settled(text("amount"), int(limit + 1), pools), nil, "settle reply: amount is not a whole number from 0 to 9007199254740992"),
+            (settled(text("amount"), int(-1), pools), nil, "settle reply: amount is not a whole number from 0 to 9007199254740992"),
+            (settled(text("refund"), text("because"), pools), nil, "settle reply: unknown refund reason"),
+            (settled(text("given"), text(""), pools), nil, "settle reply: unknown resolution"),
+            (settled(text("amount"), int(1), Array(pools.prefix(2))), nil, "unexpected settle reply: 7 values for 2 pools"),
+            (
+                settled(text("amount"), int(1), [int(limit + 1)] + pools.dropFirst()), nil,
+                "settle reply: difference is not a whole number from -9007199254740992 to 9007199254740992"
+            ),
+            (
+                settled(text("amount"), int(1), [int(-3), .array([int(.max), int(now), .null]), int(0), .null]), nil,
+                "settle reply: current is not a whole number from -9007199254740991 to 9007199254740991"
+            ),
+            (settled(text("amount"), int(1), [int(-3), int(7), int(0), .null]), nil, "unexpected settle reply"),
+            (
+                settled(text("amount"), int(1), pools, record: record.replacingOccurrences(of: "1699920000000", with: "9007199254740992")),
+                nil,
+                "settle reply: the hold record is not one the spend script writes"
+            ),
+            (
+                settled(
+                    text("amount"), int(1), pools, record: record.replacingOccurrences(of: #""period":"day""#, with: #""period":"year""#)),
+                nil,
+                "settle reply: the hold record is not one the spend script writes"
+            ),
+        ] as [(RedisValue, SettleOutcome?, String)])
+    func settleReplies(reply: RedisValue, outcome: SettleOutcome?, message: String) {
+        let decoded = Result { () throws(StoreError) in try RedisStore.settleResult(reply) }
+        switch decoded {
+        case .success(let got):
+            #expect(message.isEmpty, "accepted a reply that should be refused: \(message)")
+            if let outcome { #expect(got == outcome) }
+        case .failure(let error):
+            #expect(error == .protocolError(message))
+        }
+    }
 }

@@ -5,10 +5,11 @@ import Testing
 
 @testable import ChargeGateRedis
 
-/// The script's argument and reply layout is `SpendLayout`, and only it: docs/redis.md's tables
-/// are its rendering, charge.lua reads every argument and writes every reply field through the
-/// names it renders (never a position of its own), and the encoder puts each value where its
-/// name says. (That the script and the decoders agree on a real server is every twin test.)
+/// The scripts' argument and reply layouts are `SpendLayout` and `SettleLayout`, and only they:
+/// docs/redis.md's tables are their rendering, charge.lua and settle.lua read every argument and
+/// write every reply field through the names they render (never a position of their own), and
+/// the encoders put each value where its name says. (That the scripts and the decoders agree on
+/// a real server is every twin test.)
 @Suite struct SpendLayoutTests {
     static let root = repositoryRoot()
 
@@ -39,7 +40,11 @@ import Testing
     @Test(arguments: [
         ("Spend arguments", SpendLayout.argumentsTable),
         ("Item fields", SpendLayout.itemTable),
+        ("Hold arguments", SpendLayout.holdTable),
         ("Spend reply", SpendLayout.replyTable),
+        ("Settle arguments", SettleLayout.argumentsTable),
+        ("Settle reply", SettleLayout.replyTable),
+        ("Settle tags", SettleLayout.tagTable),
     ])
     func theDocsTableIsTheLayout(heading: String, rendered: String) throws {
         let documented = Self.table(under: heading, in: try Self.file("docs/redis.md"))
@@ -51,6 +56,7 @@ import Testing
         let base = SpendLayout.itemsBase
         let count = SpendLayout.ItemField.count
         #expect(doc.contains("`ARGV[\(base) + \(count)i + field]`"))
+        #expect(doc.contains("`ARGV[\(base) + \(count)n + position]`"), "where the hold's arguments are")
     }
 
     /// Every `TABLE.name` charge.lua uses.
@@ -61,17 +67,48 @@ import Testing
 
     @Test func charge_luaReadsEveryArgumentByItsNameAndNoneByNumber() throws {
         let lua = try Self.file("Sources/ChargeGateRedis/charge.lua")
+        let bucket = try Self.file("Sources/ChargeGateRedis/bucket.lua")
         #expect(try Self.names("ARG", in: lua) == Set(SpendLayout.Argument.allCases.map(\.rawValue)))
         #expect(try Self.names("TOPOFF", in: lua) == ["item", "amount"])
         #expect(try Self.names("HEAD", in: lua) == Set(SpendLayout.Head.allCases.map(\.name)))
-        // Every item field is used by its name.
-        let itemFields = try Self.names("item", in: lua)
+        #expect(try Self.names("HOLD", in: lua) == Set(SpendLayout.HoldArgument.allCases.map(\.rawValue)))
+        #expect(lua.contains("local holdAt = ITEMS + n * #ITEM"), "the hold's arguments follow the items")
+        // Every item field is used by its name (the shared bucket rules read most of them).
+        let itemFields = try Self.names("item", in: lua + bucket)
         for field in SpendLayout.ItemField.allCases {
-            #expect(itemFields.contains(field.rawValue), "charge.lua never reads item.\(field.rawValue)")
+            #expect(itemFields.contains(field.rawValue), "charge.lua and bucket.lua never read item.\(field.rawValue)")
         }
         // No position of its own: ARGV is indexed through the layout only.
-        #expect(lua.matches(of: try Regex("ARGV\\[\\s*[0-9]")).isEmpty, "charge.lua indexes ARGV by a number")
+        for (name, text) in [("charge.lua", lua), ("bucket.lua", bucket)] {
+            #expect(text.matches(of: try Regex("ARGV\\[\\s*[0-9]")).isEmpty, "\(name) indexes ARGV by a number")
+        }
+        #expect(!bucket.contains("ARGV"), "the shared rules read no argument: each script reads its own")
         #expect(lua.contains("ARGV[o + k]"), "the item reader reads ITEM's fields in order")
+    }
+
+    @Test func settle_luaReadsEveryArgumentByItsNameAndNoneByNumber() throws {
+        let lua = try Self.file("Sources/ChargeGateRedis/settle.lua")
+        #expect(try Self.names("SETTLE", in: lua) == Set(SettleLayout.Argument.allCases.map(\.rawValue)))
+        #expect(try Self.names("SETTLED", in: lua) == Set(SettleLayout.Head.allCases.map(\.name)))
+        #expect(try Self.names("POOL", in: lua) == Set(SettleLayout.PoolField.allCases.map(\.name)))
+        #expect(lua.matches(of: try Regex("ARGV\\[\\s*[0-9]")).isEmpty, "settle.lua indexes ARGV by a number")
+        #expect(lua.contains("POOLS + (i - 1) * POOL_WIDTH"), "each pool's fields follow the head")
+        // The record's items are read by ITEM's names, as the spend wrote them.
+        #expect(lua.contains("for k = 1, #ITEM do"))
+    }
+
+    @Test func settle_luaAnswersEveryTagAndResolutionByItsName() throws {
+        let lua = try Self.file("Sources/ChargeGateRedis/settle.lua")
+        for tag in SettleLayout.Tag.allCases {
+            #expect(lua.contains("'\(tag.rawValue)'"), "settle.lua never answers \(tag.rawValue)")
+        }
+        for resolution in SettleLayout.Resolution.allCases {
+            #expect(lua.contains("'\(resolution.rawValue)'"), "settle.lua never resolves \(resolution.rawValue)")
+        }
+        for reason in SettleLayout.refundReasons {
+            #expect(Settlement.RefundReason(rawValue: reason) != nil)
+            #expect(lua.contains("'refund', '\(reason)'"), "settle.lua never refunds for \(reason)")
+        }
     }
 
     @Test func charge_luaAnswersEveryReplyFieldByItsName() throws {
@@ -90,6 +127,9 @@ import Testing
 
     @Test func theScriptStartsWithTheRenderedLayout() {
         #expect(ChargeScript.source.hasPrefix(SpendLayout.lua + "\n"))
+        #expect(SettleScript.source.hasPrefix(SettleLayout.lua + "\n"))
+        #expect(SettleLayout.lua.contains("local POOLS = \(SettleLayout.Head.allCases.count)\n"))
+        #expect(SettleLayout.lua.contains(SpendLayout.itemLua))
         #expect(SpendLayout.lua.contains("local ITEMS = \(SpendLayout.Argument.allCases.count)\n"))
         #expect(SpendLayout.lua.contains("{'pool', 'text'}, {'max', 'number'}"))
         #expect(SpendLayout.topOffAmount == 2 + SpendLayout.ItemField.count)
@@ -121,14 +161,26 @@ import Testing
             recordKey: "pk", ids: ["a", "b", "c"],
             limits: Array(repeating: Array(repeating: .init(max: 1, intervalMs: 2), count: 2), count: 3),
             fallback: 2, defaultPlan: 1)
+        let hold = HoldRequest(
+            key: "hk", id: "h1", policy: SettlePolicy(refund: [.statusClass(5), .status(429)], amount: .bytesSent(unit: 1024)),
+            metered: [false, true], windowMs: 501)
         let request = SpendRequest(
             items: items, idempotency: check, eventsKey: "ek", eventsMaxLen: 401,
-            context: EventContext(subject: "s", route: "/r", method: "M", uri: "/u", idempotencyKey: "key"), plan: choice)
+            context: EventContext(subject: "s", route: "/r", method: "M", uri: "/u", idempotencyKey: "key"), plan: choice, hold: hold)
         var command = RESPCommand()
         try RedisStore.appendSpend(request, to: &command)
         let sent = Self.arguments(&command)
-        #expect(sent.prefix(7) == ["6", "k0", "k1", "ik", "qk", "pk", "ek"])
-        let argv = Array(sent.dropFirst(7))
+        #expect(sent.prefix(8) == ["7", "k0", "k1", "ik", "qk", "pk", "ek", "hk"])
+        let argv = Array(sent.dropFirst(8))
+        let holdAt = SpendLayout.itemsBase + 2 * SpendLayout.ItemField.count
+        #expect(argv.count == holdAt + SpendLayout.HoldArgument.allCases.count)
+        let holdArguments: [SpendLayout.HoldArgument: String] = [
+            .id: "h1", .ttl: "1002", .window: "501", .policy: #"{"refund":["5xx","429"],"amount":"bytesSent","unit":1024,"by":"nginx"}"#,
+            .metered: "01",
+        ]
+        for argument in SpendLayout.HoldArgument.allCases {
+            #expect(argv[holdAt + argument.position - 1] == holdArguments[argument], "\(argument)")
+        }
         func arg(_ argument: SpendLayout.Argument) -> String { argv[argument.position - 1] }
         let expected: [SpendLayout.Argument: String] = [
             .op: "spend", .count: "2", .idempotent: "1", .idempotencyTtl: "301", .eventsMaxLen: "401", .subject: "s", .route: "/r",
@@ -136,7 +188,6 @@ import Testing
             .planTable: choice.table, .fallbackPlan: "2", .defaultPlan: "1",
         ]
         for argument in SpendLayout.Argument.allCases { #expect(arg(argument) == expected[argument], "\(argument)") }
-        #expect(argv.count == SpendLayout.itemsBase + 2 * SpendLayout.ItemField.count)
         func field(_ item: Int, _ field: SpendLayout.ItemField) -> String {
             argv[SpendLayout.itemsBase + item * SpendLayout.ItemField.count + field.position - 1]
         }
@@ -152,5 +203,55 @@ import Testing
             #expect(field(0, f) == first[f], "item 0 \(f)")
             #expect(field(1, f) == second[f], "item 1 \(f)")
         }
+    }
+
+    @Test func withoutAHoldTheSpendSendsWhatItSentBeforeSettlement() throws {
+        let item = SpendItem(poolId: "p0", key: "k0", max: 1, intervalMs: nil, cost: 1, expires: false)
+        let request = SpendRequest(
+            items: [item], context: EventContext(subject: "s", route: "/r", method: "M", uri: "/u", idempotencyKey: ""))
+        var command = RESPCommand()
+        try RedisStore.appendSpend(request, to: &command)
+        let sent = Self.arguments(&command)
+        #expect(sent.prefix(2) == ["1", "k0"])
+        #expect(sent.count == 2 + SpendLayout.itemsBase + SpendLayout.ItemField.count, "no hold argument")
+    }
+
+    @Test(arguments: [
+        (
+            SettleReport.nginx(
+                ResponseFacts(status: 502, upstreamReached: true, upstreamAnswered: false, amount: .value(7), bytesSent: 9, upstreamMs: 11)),
+            ["nginx", "502", "1", "0", "7", "9", "11", "300"]
+        ),
+        (
+            SettleReport.nginx(
+                ResponseFacts(
+                    status: 200, upstreamReached: false, upstreamAnswered: true, amount: .invalid, bytesSent: Int64.max, upstreamMs: -5)),
+            ["nginx", "200", "0", "1", "bad", "9007199254740992", "0", "300"]
+        ),
+        (
+            SettleReport.nginx(ResponseFacts(status: 204, upstreamReached: true, upstreamAnswered: true)),
+            ["nginx", "204", "1", "1", "", "0", "0", "300"]
+        ),
+        (SettleReport.app(amount: nil), ["app", "", "0", "0", "", "0", "0", "300"]),
+        (SettleReport.app(amount: 1 << 53), ["app", "", "0", "0", "9007199254740992", "0", "0", "300"]),
+        (SettleReport.app(amount: (1 << 53) + 1), ["app", "", "0", "0", "bad", "0", "0", "300"]),
+        (SettleReport.app(amount: -1), ["app", "", "0", "0", "bad", "0", "0", "300"]),
+    ])
+    func theSettleEncoderPutsEveryValueWhereItsNameSays(report: SettleReport, expected: [String]) {
+        var command = RESPCommand()
+        RedisStore.appendSettle(SettleRequest(key: "hk", id: "h1", report: report, eventsKey: "ek", eventsMaxLen: 300), to: &command)
+        let sent = Self.arguments(&command)
+        #expect(sent.prefix(3) == ["2", "hk", "ek"])
+        let argv = Array(sent.dropFirst(3))
+        #expect(argv.count == SettleLayout.Argument.allCases.count)
+        for argument in SettleLayout.Argument.allCases {
+            #expect(argv[argument.position - 1] == expected[argument.position - 1], "\(argument)")
+        }
+        // Without events: the hold alone, and MAXLEN 0.
+        var bare = RESPCommand()
+        RedisStore.appendSettle(SettleRequest(key: "hk", id: "h1", report: report), to: &bare)
+        let alone = Self.arguments(&bare)
+        #expect(alone.prefix(2) == ["1", "hk"])
+        #expect(alone.last == "0")
     }
 }

@@ -23,13 +23,13 @@ extension Bucket {
         let stored = rebased(state, for: item)
         let limit = item.limitToRecord
         guard let max = item.max else {
-            let used = Swift.min(exactLimit, Swift.max(0, Bucket.used(stored, window: window).saturatingAdding(difference)))
+            let used = Swift.min(exactLimit - 1, Swift.max(0, Bucket.used(stored, window: window).saturatingAdding(difference)))
             let ttl = item.expires ? window.map { Swift.max(1, $0.end - now) } : nil
             return Settle(state: BucketState(current: used, lastUpdatedAt: now, limit: limit), ttlMs: ttl, removesKey: false)
         }
         let level = Bucket.level(stored, max: max, intervalMs: item.intervalMs, window: window, now: now)
         var after: BucketState
-        let sum = Swift.max(-exactLimit, level.available.saturatingSubtracting(difference))
+        let sum = Swift.max(1 - exactLimit, level.available.saturatingSubtracting(difference))
         if sum >= max {
             after = BucketState(current: max, lastUpdatedAt: now, limit: limit)
         } else if window != nil || (difference > 0 && level.isFull) {

@@ -56,9 +56,11 @@ public enum Settlement {
         }
     }
 
-    /// `value / unit` rounded up (`value` ≥ 0, `unit` ≥ 1), at most `maxAmount`.
+    /// `value / unit` rounded up (`value` ≥ 0, `unit` ≥ 1), `value` counted as at most
+    /// `maxAmount` (which the Lua twin holds exactly), at most `maxAmount`.
     static func ceilDiv(_ value: Int64, _ unit: Int64) -> Int64 {
         guard value > 0, unit > 0 else { return 0 }
+        let value = Swift.min(value, maxAmount)
         return Swift.min(maxAmount, value / unit + (value % unit == 0 ? 0 : 1))
     }
 
