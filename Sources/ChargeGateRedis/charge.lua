@@ -121,9 +121,8 @@ local function top_off_item(item, s)
 end
 
 -- Bucket.topOff(_:amount:max:now:): current and lastUpdatedAt after adding amount (nil: fill)
--- to the level, capped at max; an owed balance counts as 0
+-- to the level, capped at max; an owed balance is paid back first
 local function top_off_level(avail, last, amount, max)
-  if avail < 0 then avail = 0 end
   if amount ~= nil and avail + amount < max then return avail + amount, last end
   return max, now
 end

@@ -59,7 +59,7 @@ struct SettleApplier: BackgroundLoop {
         }
         let gate = box.current
         let start = state.next
-        defer { metrics.settleQueue(length: transport.queue.finish(state.next - start)) }
+        defer { transport.queue.finish(state.next - start) { metrics.settleQueue(length: $0) } }
         while state.next < state.batch.count {
             let line = state.batch[state.next]
             let request = SettleRequest(

@@ -46,7 +46,9 @@ final class SettleQueue: Sendable {
 
     /// Appends `lines` in order until the queue is full; how many were queued (the rest were
     /// refused) and the length afterwards. Wakes the applier.
-    func push(_ lines: [SettleLine]) -> (queued: Int, length: Int) {
+    /// `observe` is told the length under the queue's lock, so that two threads reporting it
+    /// (the reader here, the applier in `finish`) never leave an older length last.
+    func push(_ lines: [SettleLine], observe: (Int) -> Void = { _ in }) -> (queued: Int, length: Int) {
         guard !lines.isEmpty else { return (0, count) }
         let (queued, length) = backlog.withLock { backlog in
             var queued = 0
@@ -54,6 +56,7 @@ final class SettleQueue: Sendable {
                 guard backlog.append(line) else { break }
                 queued += 1
             }
+            observe(backlog.count)
             return (queued, backlog.count)
         }
         if queued > 0, wakeSend >= 0 {
@@ -69,11 +72,13 @@ final class SettleQueue: Sendable {
         backlog.withLock { $0.take(max: max) }
     }
 
-    /// The applier is done with `n` lines it took; the length afterwards.
+    /// The applier is done with `n` lines it took; the length afterwards, also told to
+    /// `observe` under the queue's lock (see `push`).
     @discardableResult
-    func finish(_ n: Int) -> Int {
+    func finish(_ n: Int, observe: (Int) -> Void = { _ in }) -> Int {
         backlog.withLock { backlog in
             backlog.finish(n)
+            observe(backlog.count)
             return backlog.count
         }
     }

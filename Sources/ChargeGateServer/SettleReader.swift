@@ -114,9 +114,8 @@ struct SettleReader: BackgroundLoop {
         state.datagrams = datagrams
         for (result, n) in refused { metrics.settleLines(result, count: n) }
         if !lines.isEmpty {
-            let (queued, length) = transport.queue.push(lines)
+            let (queued, _) = transport.queue.push(lines) { metrics.settleQueue(length: $0) }
             metrics.settleLines(.accepted, count: queued)
-            metrics.settleQueue(length: length)
             if queued < lines.count { dropped(lines.count - queued, &state) }
         }
         if let failure {

@@ -91,11 +91,12 @@ public enum Bucket {
     }
 
     /// The state after a top-off: `amount` nil fills the pool; otherwise adds, capped at `max`,
-    /// to what is available (an owed balance counts as 0: a top-off counts in the cap the state
-    /// recorded, where nothing of ours is owed). The script's `top_off_level`.
+    /// to what is available. An owed balance (a settlement charged past the hold: a top-off
+    /// counts in the cap the state recorded, so a plan's lowered cap owes nothing here) is paid
+    /// back first: metered usage is never written off. The script's `top_off_level`.
     public static func topOff(_ level: Level, amount: Int64?, max: Int64, now: Int64) -> BucketState {
         guard let amount else { return BucketState(current: max, lastUpdatedAt: now) }
-        let sum = Swift.max(0, level.available).addingReportingOverflow(amount)
+        let sum = level.available.addingReportingOverflow(amount)
         if sum.overflow || sum.partialValue >= max { return BucketState(current: max, lastUpdatedAt: now) }
         return BucketState(current: sum.partialValue, lastUpdatedAt: level.lastUpdatedAt)
     }

@@ -77,8 +77,14 @@ import Testing
             state: .init(current: 3, lastUpdatedAt: t0 - 1000, limit: Bucket.unlimitedMark), amount: 1,
             expected: kept(3, t0 - 1000, limit: 5)),
         Case(
-            name: "an owed balance counts as 0", item: item(tracks: true, baseMax: 5),
-            state: .init(current: -3, lastUpdatedAt: t0 - 1000, limit: 5), amount: 2, expected: kept(2, t0 - 1000, limit: 5)),
+            name: "an owed balance is paid back first (an overage is never written off)", item: item(tracks: true, baseMax: 5),
+            state: .init(current: -3, lastUpdatedAt: t0 - 1000, limit: 5), amount: 2, expected: kept(-1, t0 - 1000, limit: 5)),
+        Case(
+            name: "then the pool holds what is left", item: item(tracks: true, baseMax: 5),
+            state: .init(current: -3, lastUpdatedAt: t0 - 1000, limit: 5), amount: 7, expected: kept(4, t0 - 1000, limit: 5)),
+        Case(
+            name: "a fill forgives what is owed", item: item(tracks: true, baseMax: 5),
+            state: .init(current: -3, lastUpdatedAt: t0 - 1000, limit: 5), amount: nil, expected: kept(5, t0, limit: 5)),
         Case(
             name: "an unlimited pool counts in a cap of 0", item: item(max: nil, interval: nil),
             state: .init(current: 7, lastUpdatedAt: t0 - 1000), amount: 2, expected: kept(0, t0)),
