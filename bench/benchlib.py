@@ -484,6 +484,8 @@ MAIN_DESCRIPTIONS = {
     "deny-noedge": "the same flood, nginx's cache off there: the responder's memory answers",
     "deny-many-uris": "the flood over 100,000 URIs: nginx's cache misses, the responder's memory answers",
     "per-subject": "per-subject pool, new X-Subject per request",
+    "allow-proxied": "allow's pool, the answer from a stand-in app behind proxy_pass (kept connections)",
+    "settled": "the same on a settled route (`settle: {amount: header}`): a hold, then nginx's settlement line",
 }
 
 
@@ -502,6 +504,7 @@ def report_main(meta, run_path):
         ("deny-noedge / static (req/s)", "deny-noedge", "static", "rps", "rps"),
         ("deny-many-uris / floor (req/s)", "deny-many-uris", "floor", "rps", "rps"),
         ("per-subject / floor (req/s)", "per-subject", "floor", "rps", "rps"),
+        ("settled / allow-proxied (req/s)", "settled", "allow-proxied", "rps", "rps"),
         ("floor / static (req/s)", "floor", "static", "rps", "rps"),
         ("limit_req / static (req/s)", "limit_req", "static", "rps", "rps"),
         ("p99(allow) / p99(floor)", "allow", "floor", "p99_ms", "p99"),
