@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from harness import (
     local_stack,
     pid_alive,
     port_open,
+    wait_until,
 )
 
 PIDS = ["nginx", "charge-gate", "redis"]
@@ -76,6 +78,16 @@ def test_up_memory_then_down(stack_dir):
     assert [p["id"] for p in r2.json()["pools"]][:2] == ["generate-image", "describe-image"]
     assert (stack_dir / "app-access.log").read_text().count("POST /api/generate 200") == 5
 
+    # The example config settles /api/generate ({}: 5xx given back): nginx's line after each of
+    # the 5 answers reaches the stack's responder, and each hold stands (the app answered 200).
+    def holds(outcome):
+        m = http_request(port, "GET", "/metrics")
+        assert m.status == 200, m
+        line = f'charge_gate_holds_total{{outcome="{outcome}"}} '
+        return next((float(x[len(line):]) for x in m.body.decode().splitlines() if x.startswith(line)), None)
+    wait_until(lambda: holds("stands") == 5, 10, what="the 5 holds settled through the local stack")
+    assert holds("opened") == 5 and holds("refund") == 0
+
     # up again in the same dir: one-line error, nothing changed
     again = local_stack("up", "--memory", "--port", str(free_port()), "--dir", str(stack_dir), timeout=30)
     assert again.returncode == 1, again
@@ -100,8 +112,14 @@ def test_up_with_redis(stack_dir):
     running = pids(stack_dir)
     assert set(running) == {"nginx", "charge-gate", "redis"}, running
     assert_allowed(http_request(port, "POST", "/api/generate"), "POST", "/api/generate")
-    raw = RedisClient(stack_dir / "redis.sock").get("charge:generate-image")
+    redis = RedisClient(stack_dir / "redis.sock")
+    raw = redis.get("charge:generate-image")
     assert raw is not None and raw.startswith('{"current":4,"lastUpdatedAt":'), raw
+    # Its hold, in Redis, settled by nginx's line through the stack's responder.
+    def hold_statuses():
+        cursor, keys = redis.command("SCAN", "0", "MATCH", "charge:#hold:*", "COUNT", "1000")
+        return [json.loads(redis.get(k))["status"] for k in keys]
+    wait_until(lambda: hold_statuses() == ["settled"], 10, what="the hold settled through the local stack")
     d = local_stack("down", "--dir", str(stack_dir))
     assert d.returncode == 0, d
     for pid in running.values():
