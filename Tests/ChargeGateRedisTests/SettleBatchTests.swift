@@ -22,7 +22,8 @@ extension RedisTests {
             return item
         }
 
-        /// A mixed batch: amounts, a refund-like 0, a duplicate of the first, an unknown hold.
+        /// A mixed batch: amounts (0 included), none (the app's refund), a duplicate of the
+        /// first, an unknown hold.
         static func requests(prefix: String) -> [SettleRequest] {
             let ids = ["h1", "h2", "h3", "h1", "nosuch", "h4", "h5"]
             let amounts: [Int64?] = [250, 0, nil, 10, 5, 100, 90]
@@ -121,6 +122,39 @@ extension RedisTests {
             #expect(again == ["duplicate", "duplicate", "duplicate", "duplicate", "unknown", "duplicate", "duplicate"])
             #expect(try store.peek([item.key]).states[0]?.current == after)
             #expect(try Self.settleEvents(fixture, store).count == 5)
+        }
+
+        @Test("a connection that dies mid-batch: the settlements it ran are applied once, the rest settle on the retry")
+        func connectionDiesMidBatch() throws {
+            let fixture = try RedisFixture()
+            let store = RedisStore(url: fixture.url, timeoutMs: 200)
+            let item = try Self.open(["h1", "h2", "h3", "h4", "h5"], on: store, prefix: fixture.prefix)
+            let requests = Self.requests(prefix: fixture.prefix)
+            // The batch's first two settlements, then a command that blocks past the timeout,
+            // then the third: the round trip ends after two replies and the connection is gone.
+            func evalsha(_ request: SettleRequest) -> RESPCommand {
+                var command = RESPCommand()
+                command.append(RedisStore.evalshaName)
+                command.append(Array(SettleScript.sha1.utf8))
+                RedisStore.appendSettle(request, to: &command)
+                return command
+            }
+            var commands = [
+                evalsha(requests[0]), evalsha(requests[1]),
+                RESPCommand([Array("BLPOP".utf8), Array((fixture.prefix + "never").utf8), Array("2".utf8)]),
+                evalsha(requests[2]),
+            ]
+            let cut = store.connection.pipeline(&commands)
+            #expect(cut.replies.count == 2 && cut.error == .timeout, "\(cut)")
+            // The whole batch again, as the applier retries it: the two that ran answer
+            // duplicate, the rest settle; the pool and the events show each settlement once.
+            let again = try store.settle(requests).map(Self.summary)
+            #expect(again[0] == "duplicate" && again[1] == "duplicate" && again[3] == "duplicate" && again[4] == "unknown", "\(again)")
+            #expect(again.filter { $0.hasPrefix("settled") }.count == 3, "\(again)")
+            let logged = try Self.settleEvents(fixture, store)
+            #expect(logged.sorted() == [-100, -100, -10, 0, 150], "\(logged)")
+            // 5 holds of 100 spent, then settled to 250, 0, refund, 100, 90.
+            #expect(try store.peek([item.key]).states[0]?.current == 100_000 - 250 - 0 - 0 - 100 - 90)
         }
 
         @Test("a pipeline cut short by a timeout returns the replies read before it; the connection serves again after")
