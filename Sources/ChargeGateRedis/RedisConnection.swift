@@ -132,6 +132,39 @@ public final class RedisConnection {
         }
     }
 
+    /// Sends `commands` in one round trip (written together, then their replies read in order)
+    /// and returns the replies of a prefix: all of them, or those read before a timeout or a
+    /// connection error, which is returned with them (`error` is nil exactly when every reply
+    /// was read). Error replies are `.error` values, as in `command`. The connection is made
+    /// ready (and reconnected) as for one command, before anything is written; nothing is sent
+    /// twice. `commands` are only read (`inout`: their buffers are reused).
+    public func pipeline(_ commands: inout [RESPCommand]) -> (replies: [RedisValue], error: StoreError?) {
+        guard !commands.isEmpty else { return ([], nil) }
+        do throws(StoreError) {
+            try ready()
+        } catch {
+            observer?.failed(error)
+            if let master { watch?.failed(on: master.address) }
+            return ([], error)
+        }
+        let start = MonotonicClock.nanoseconds()
+        let result = context.pipeline(&commands)
+        if let error = result.error {
+            observer?.failed(error)
+            if let master { watch?.failed(on: master.address) }
+            return result
+        }
+        observer?.roundTrip(nanoseconds: MonotonicClock.nanoseconds() &- start)
+        if watch != nil,
+            result.replies.contains(where: { if case .error(let message) = $0 { Self.meansNotMaster(message) } else { false } })
+        {
+            // The node is no master (any more): the next command asks the sentinels.
+            if let master { watch?.failed(on: master.address) }
+            drop()
+        }
+        return result
+    }
+
     /// Sends one command of binary-safe arguments.
     public func command(_ arguments: [[UInt8]]) throws(StoreError) -> RedisValue {
         var encoded = RESPCommand(arguments)

@@ -115,6 +115,51 @@ struct RedisContext: ~Copyable {
         throw error
     }
 
+    /// Writes every command of `commands` (one buffer, one write), then reads their replies in
+    /// order: one round trip. Each reply is converted to a `RedisValue` and freed as it is read,
+    /// as in `send`. On an I/O error (a timeout, the server gone) the context is closed and the
+    /// replies read so far are returned with the error: the commands past them may or may not
+    /// have run, and none is sent again here. `error` is nil exactly when every reply was read.
+    mutating func pipeline(_ commands: inout [RESPCommand]) -> (replies: [RedisValue], error: StoreError?) {
+        guard let context = pointer else { return ([], .unavailable("not connected to \(url)")) }
+        for index in commands.indices {
+            // hiredis copies the encoded bytes into its output buffer; nothing keeps a pointer.
+            let queued = commands[index].withEncoded { encoded in
+                redisAppendFormattedCommand(context, encoded.baseAddress?.assumingMemoryBound(to: CChar.self), encoded.count)
+            }
+            if queued != REDIS_OK {
+                // Nothing was written yet (hiredis writes on the first read).
+                let error = storeError(context, errno: errno, action: "command")
+                close()
+                return ([], error)
+            }
+        }
+        var replies: [RedisValue] = []
+        replies.reserveCapacity(commands.count)
+        while replies.count < commands.count {
+            errno = 0
+            var raw: UnsafeMutableRawPointer?
+            let status = redisGetReply(context, &raw)
+            let savedErrno = errno
+            if let raw {
+                // Ownership: as in `send`: copied into a Swift value at once, freed here once.
+                let value = RedisValue(reply: UnsafePointer(raw.assumingMemoryBound(to: redisReply.self)))
+                freeReplyObject(raw)
+                if status == REDIS_OK {
+                    replies.append(value)
+                    continue
+                }
+            }
+            let error =
+                context.pointee.err != 0
+                ? storeError(context, errno: savedErrno, action: "command")
+                : StoreError.unavailable("no reply from \(url)")
+            close()
+            return (replies, error)
+        }
+        return (replies, nil)
+    }
+
     /// Whether the idle socket has nothing to read and no hang-up or error pending: an idle
     /// connection is never readable, so a readable one was closed (or written to) by the server.
     func isQuiet() -> Bool {

@@ -25,6 +25,65 @@ extension RedisStore {
         return try Self.settleResult(reply)
     }
 
+    /// Settles a batch in one round trip (the contract of `ChargeStore.settle(_:)` for a batch):
+    /// one `EVALSHA` of settle.lua per request, pipelined on this store's connection, each reply
+    /// decoded as `settle(_:)` decodes it. Each script run is atomic on its own; the batch is
+    /// not (another client's commands may run between two settlements).
+    ///
+    /// When Redis answers `NOSCRIPT` (its script cache was flushed), those requests did not
+    /// run: they are sent again in a second round trip behind a `SCRIPT LOAD`. A timeout or a
+    /// lost connection leaves the requests whose replies were not read unanswered (`.failure`
+    /// of that error); when no reply was read at all, the error is thrown.
+    public func settle(_ requests: [SettleRequest]) throws(StoreError) -> [Result<SettleOutcome, StoreError>] {
+        guard !requests.isEmpty else { return [] }
+        let script = settleScript
+        var results: [Result<SettleOutcome, StoreError>?] = Array(repeating: nil, count: requests.count)
+        var commands = requests.map { request -> RESPCommand in
+            var command = RESPCommand(capacity: 256)
+            command.append(Self.evalshaName)
+            command.append(script.sha)
+            Self.appendSettle(request, to: &command)
+            return command
+        }
+        let first = connection.pipeline(&commands)
+        var missing: [Int] = []
+        for (index, reply) in first.replies.enumerated() {
+            if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
+                missing.append(index)
+            } else {
+                results[index] = Self.settleResult(answering: reply)
+            }
+        }
+        var failure = first.error
+        if !missing.isEmpty {
+            var again = [RESPCommand([Array("SCRIPT".utf8), Array("LOAD".utf8), script.source])]
+            again.append(contentsOf: missing.map { commands[$0] })
+            let second = connection.pipeline(&again)
+            if let loaded = second.replies.first, case .error(let message) = loaded {
+                for index in missing { results[index] = .failure(.protocolError(message)) }
+            } else {
+                for (index, reply) in zip(missing, second.replies.dropFirst()) {
+                    results[index] = Self.settleResult(answering: reply)
+                }
+            }
+            if failure == nil { failure = second.error }
+        }
+        if results.allSatisfy({ $0 == nil }) { throw failure ?? .unavailable("no reply") }
+        let unanswered = failure ?? .unavailable("no reply")
+        return results.map { $0 ?? .failure(unanswered) }
+    }
+
+    /// One request's result from its reply: an error reply (`NOSCRIPT` included: the script
+    /// was just loaded) or a reply `settleResult` refuses is that request's `.protocolError`.
+    static func settleResult(answering reply: RedisValue) -> Result<SettleOutcome, StoreError> {
+        if case .error(let message) = reply { return .failure(.protocolError(message)) }
+        do throws(StoreError) {
+            return .success(try settleResult(reply))
+        } catch {
+            return .failure(error)
+        }
+    }
+
     /// The token of `SettleLayout.Argument.amount` for an amount that is not one.
     static let badAmount = Array("bad".utf8)
     /// `SettleLayout.Argument.report` of nginx's line.

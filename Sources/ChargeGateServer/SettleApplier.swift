@@ -3,14 +3,19 @@ import Glibc
 import Logging
 
 /// The loop that settles the queued lines on a store of its own (a Redis connection, like each
-/// worker's; the memory store is shared): a batch at a time, each line as
-/// `SettleRequest(.nginx(facts))` under the gate in force (a reload's keys and event stream
-/// apply from the next batch), each outcome counted in `holds_total`.
+/// worker's; the memory store is shared): a batch of up to `SettleTransport.batch` lines at a
+/// time, settled with one `ChargeStore.settle(_:)` call for the batch (one round trip on
+/// Redis), each line as `SettleRequest(.nginx(facts))` under the gate in force (a reload's keys
+/// and event stream apply from the next batch), each line's first answer counted in
+/// `holds_total`, once.
 ///
-/// A store error keeps the line and tries it again after a pause (`SettleRetry`); the lines
-/// behind it wait in the queue. A line is never dropped without being counted (`dropped`) and
-/// logged: whatever is not applied leaves its hold standing as held, so the customer pays the
-/// hold, never less.
+/// The lines a store error left unanswered (a timeout, a lost connection) are kept and sent
+/// again after a pause (`SettleRetry`); the answered ones are done, so none is counted twice,
+/// and one that ran without its answer being read answers `duplicate` on the retry (applied
+/// once). A line whose own answer is a protocol error is retried with them and given up after
+/// `SettleRetry.maxProtocolAttempts`, alone. A line is never dropped without being counted
+/// (`dropped`) and logged: whatever is not applied leaves its hold standing as held, so the
+/// customer pays the hold, never less.
 struct SettleApplier: BackgroundLoop {
     let transport: SettleTransport
     let box: GateBox
@@ -27,16 +32,14 @@ struct SettleApplier: BackgroundLoop {
     /// How long a round waits for lines.
     static let waitMs = 200
 
-    /// The applier's store and the batch in hand.
+    /// The applier's store and the lines in hand.
     struct State {
         /// The store it settles on.
         var store: any ChargeStore
-        /// Lines taken from the queue, applied from `next` on.
+        /// Lines taken from the queue and not done yet, in order.
         var batch: [SettleLine] = []
-        /// The first line of `batch` not applied yet.
-        var next = 0
-        /// Failed attempts on `batch[next]`.
-        var attempts = 0
+        /// Failed attempts on each line of `batch`.
+        var attempts: [Int] = []
         /// Whether the store is failing (logged once when it starts, once when it recovers).
         var failing = false
     }
@@ -46,56 +49,73 @@ struct SettleApplier: BackgroundLoop {
         State(store: makeStore(box.current.config))
     }
 
-    /// Applies the batch in hand (a new one from the queue when it is done); after a store
-    /// error, pauses and returns with the failed line first in hand.
+    /// Settles the lines in hand (a new batch from the queue when none is) with one batch call;
+    /// the lines answered are done, the others stay in hand and the round pauses before the
+    /// next attempt.
     func round(_ state: inout State) {
-        if state.next >= state.batch.count {
+        if state.batch.isEmpty {
             state.batch = transport.queue.take(max: SettleTransport.batch)
-            state.next = 0
+            state.attempts = Array(repeating: 0, count: state.batch.count)
             if state.batch.isEmpty {
                 transport.queue.wait(timeoutMs: Self.waitMs)
                 return
             }
         }
         let gate = box.current
-        let start = state.next
-        defer { transport.queue.finish(state.next - start) { metrics.settleQueue(length: $0) } }
-        while state.next < state.batch.count {
-            let line = state.batch[state.next]
-            let request = SettleRequest(
+        let requests = state.batch.map { line in
+            SettleRequest(
                 key: gate.keys.hold(id: line.hold), id: line.hold, report: .nginx(line.facts), eventsKey: gate.eventsKey,
                 eventsMaxLen: gate.config.eventsMaxLen)
-            do throws(StoreError) {
-                let outcome = try state.store.settle(request)
+        }
+        let results: [Result<SettleOutcome, StoreError>]
+        do throws(StoreError) {
+            results = try state.store.settle(requests)
+        } catch {
+            results = Array(repeating: .failure(error), count: requests.count)
+        }
+        var kept: [SettleLine] = []
+        var keptAttempts: [Int] = []
+        var done = 0
+        var pause: (error: StoreError, afterMs: Int)?
+        for (index, line) in state.batch.enumerated() {
+            let result = index < results.count ? results[index] : .failure(.unavailable("no answer for the line"))
+            switch result {
+            case .success(let outcome):
                 metrics.holdSettled(outcome)
-                if state.failing {
-                    state.failing = false
-                    logger.info("settlement: the store answers again; settling the queued lines")
-                }
                 logger.debug("settlement: \(outcome.label)", metadata: ["hold": "\(line.hold)"])
-                state.next += 1
-                state.attempts = 0
-            } catch {
-                state.attempts += 1
-                switch retry.step(after: error, attempts: state.attempts) {
+                done += 1
+            case .failure(let error):
+                let attempts = state.attempts[index] + 1
+                switch retry.step(after: error, attempts: attempts) {
                 case .giveUp:
                     metrics.settleLines(.dropped)
                     logger.error(
-                        "settlement: gave the line up after \(state.attempts) attempts (\(error)); its hold stands as held",
+                        "settlement: gave the line up after \(attempts) attempts (\(error)); its hold stands as held",
                         metadata: ["hold": "\(line.hold)"])
-                    state.next += 1
-                    state.attempts = 0
+                    done += 1
                 case .retry(let afterMs):
-                    if !state.failing {
-                        state.failing = true
-                        logger.warning(
-                            "settlement: \(error); keeping the line and the \(transport.queue.count - 1) behind it, trying again (pauses up to \(retry.maxDelayMs) ms)"
-                        )
-                    }
-                    usleep(useconds_t(clamping: afterMs * 1000))  // a knock at the stop ends it early
-                    return
+                    kept.append(line)
+                    keptAttempts.append(attempts)
+                    if pause.map({ afterMs > $0.afterMs }) ?? true { pause = (error, afterMs) }
                 }
             }
         }
+        state.batch = kept
+        state.attempts = keptAttempts
+        transport.queue.finish(done) { metrics.settleQueue(length: $0) }
+        guard let pause else {
+            if state.failing {
+                state.failing = false
+                logger.info("settlement: the store answers again; settling the queued lines")
+            }
+            return
+        }
+        if !state.failing {
+            state.failing = true
+            logger.warning(
+                "settlement: \(pause.error); keeping \(kept.count) line(s) and the \(transport.queue.count - kept.count) behind, trying again (pauses up to \(retry.maxDelayMs) ms)"
+            )
+        }
+        usleep(useconds_t(clamping: pause.afterMs * 1000))  // a knock at the stop ends it early
     }
 }

@@ -140,3 +140,49 @@ final class FlakyStore: ChargeStore, Sendable {
         try inner.openHolds(prefix: prefix, limit: limit)
     }
 }
+
+/// A store that settles on an inner memory store and records the size of each batch the
+/// applier hands it; its first `failures` batches fail with a timeout (so lines queue up).
+final class BatchCountingStore: ChargeStore, Sendable {
+    let inner: MemoryStore
+    private let failuresLeft: Atomic<Int>
+    private let sizes = Mutex<[Int]>([])
+
+    init(inner: MemoryStore, failures: Int = 0) {
+        self.inner = inner
+        self.failuresLeft = Atomic(failures)
+    }
+
+    /// Lines settled one at a time, outside a batch.
+    let singles = Atomic<Int>(0)
+
+    /// The size of each batch call, in order (failed ones included).
+    var batchSizes: [Int] { sizes.withLock { $0 } }
+
+    func settle(_ requests: [SettleRequest]) throws(StoreError) -> [Result<SettleOutcome, StoreError>] {
+        sizes.withLock { $0.append(requests.count) }
+        if failuresLeft.load(ordering: .relaxed) > 0 {
+            failuresLeft.subtract(1, ordering: .relaxed)
+            throw .timeout
+        }
+        return try inner.settle(requests)
+    }
+
+    func settle(_ request: SettleRequest) throws(StoreError) -> SettleOutcome {
+        singles.add(1, ordering: .relaxed)
+        return try inner.settle(request)
+    }
+
+    func charge(_ request: SpendRequest) throws(StoreError) -> SpendResult { try inner.charge(request) }
+    func peek(_ keys: [String]) throws(StoreError) -> (now: Int64, states: [BucketState?]) { try inner.peek(keys) }
+    func topOff(_ item: SpendItem, amount: Int64?) throws(StoreError) -> (now: Int64, state: BucketState) {
+        try inner.topOff(item, amount: amount)
+    }
+    func events(stream: String, _ query: EventQuery) throws(StoreError) -> EventPage { try inner.events(stream: stream, query) }
+    func plan(at key: String) throws(StoreError) -> PlanRecord? { try inner.plan(at: key) }
+    func setPlan(_ record: PlanRecord, at key: String) throws(StoreError) { try inner.setPlan(record, at: key) }
+    func clearPlan(at key: String) throws(StoreError) -> Bool { try inner.clearPlan(at: key) }
+    func openHolds(prefix: String, limit: Int) throws(StoreError) -> (now: Int64, holds: [HoldRecord]) {
+        try inner.openHolds(prefix: prefix, limit: limit)
+    }
+}

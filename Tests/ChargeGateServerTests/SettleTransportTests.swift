@@ -161,6 +161,25 @@ private struct Rig {
         #expect(try rig.credits() == 100000)
     }
 
+    @Test func theApplierSettlesTheQueuedLinesInBatches() throws {
+        let rig = try Rig()
+        try rig.hold((1...40).map { "b\($0)" })
+        // The first batch times out: the lines sent meanwhile queue up and go in batches.
+        let counting = BatchCountingStore(inner: rig.store, failures: 1)
+        let (transport, threads) = try rig.start(store: counting, retry: SettleRetry(firstDelayMs: 200, maxDelayMs: 200))
+        #expect(SettleTestSupport.send((1...40).map { SettleTestSupport.line(hold: "b\($0)", status: 500) }, to: rig.path) == 40)
+        #expect(SettleTestSupport.wait { rig.holds("refund") == 40 && rig.value("charge_gate_settle_queue_lines") == 0 })
+        let sizes = counting.batchSizes
+        #expect(sizes.dropFirst().contains { $0 > 1 }, "batch sizes \(sizes)")
+        #expect(sizes.allSatisfy { $0 <= SettleTransport.batch })
+        #expect(counting.singles.load(ordering: .relaxed) == 0)
+        // Each line counted once: the failed first batch was sent again, not counted.
+        #expect(rig.holds("refund") == 40)
+        #expect(rig.holds("duplicate") == 0)
+        rig.stop(transport, threads)
+        #expect(try rig.credits() == 100000)
+    }
+
     @Test func aStoreThatIsAwayKeepsTheLineAndItsOrder() throws {
         let rig = try Rig()
         try rig.hold(["a", "b", "c"])
