@@ -13,7 +13,8 @@ extension AuthDecision {
                 guard let hold else { return noted(Self.allow) }
                 return noted(Response(status: 204, headers: Self.allow.headers + [(Header.hold, hold)]))
             }
-            var headers = [
+            // Typed as Response's: an array of unlabelled pairs would be cast element by element.
+            var headers: [(name: String, value: String)] = [
                 (Header.status, "204"), Header.neverCached, (Header.rateLimitPolicy, policy), (Header.rateLimit, state(results)),
             ]
             if let hold { headers.append((Header.hold, hold)) }
