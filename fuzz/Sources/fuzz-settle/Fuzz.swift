@@ -98,7 +98,10 @@ func build(_ recipe: inout Recipe) -> (bytes: [UInt8], expected: Expected) {
     case 4: hold = recipe.text(recipe.pick(64) + 1, from: holdLetters)
     default: hold = recipe.text(32, from: "0123456789abcdef")
     }
-    let holdValid = !hold.isEmpty && hold.utf8.count <= 64 && hold.utf8.allSatisfy { holdLetters.utf8.contains($0) }
+    // A letter or digit first (nginx logs an empty variable as `-`), then any of holdLetters.
+    let holdValid =
+        !hold.isEmpty && hold.utf8.count <= 64 && hold.utf8.allSatisfy { holdLetters.utf8.contains($0) }
+        && hold.utf8.first.map { $0 != UInt8(ascii: "-") && $0 != UInt8(ascii: "_") } ?? false
 
     // Whose line.
     let origin = ["main", "main", "main", "auth", "mai", "MAIN", "-", ""][recipe.pick(8)]

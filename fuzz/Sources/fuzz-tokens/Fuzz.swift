@@ -1,7 +1,7 @@
 // SafeToken, JSONWriter and EventFormat on arbitrary strings.
 //
 // Input: fields separated by NUL bytes (each decoded as UTF-8, invalid bytes as U+FFFD).
-// The first field is the main token; up to 9 fields fill a usage event for EventFormat, and
+// The first field is the main token; up to 10 fields fill a usage event for EventFormat, and
 // the first 7 give KeySpace a prefix, two (pool id, subject) pairs and two client keys.
 import ChargeGateCore
 import Foundation
@@ -276,13 +276,19 @@ func checkEventFormat(_ fields: [String]) {
     func field(_ n: Int) -> String { n < fields.count ? fields[n] : "" }
     let time = Int64(field(1).utf8.count) * 1_000_003
     let amount = Int64(field(4).utf8.count) + 1
+    // A settlement (signed amount, a status) when the id's length is odd, else a spend.
+    let settle = field(0).utf8.count % 2 == 1
+    let status: Int? = settle ? 100 + field(1).utf8.count % 500 : nil
     let event = UsageEvent(
-        id: field(0), time: time, pool: field(2), amount: amount,
+        id: field(0), time: time, pool: field(2), amount: settle ? -amount : amount,
         context: EventContext(
-            subject: field(3), route: field(5), method: field(6), uri: field(7), idempotencyKey: field(8), plan: field(9)))
+            subject: field(3), route: field(5), method: field(6), uri: field(7), idempotencyKey: field(8), plan: field(9),
+            hold: field(10)),
+        kind: settle ? .settle : .spend, status: status)
     let expected = [
-        event.id, String(time), event.pool, event.context.subject, String(amount), event.context.route,
+        event.id, String(time), event.pool, event.context.subject, String(event.amount), event.context.route,
         event.context.method, event.context.uri, event.context.idempotencyKey, event.context.plan,
+        event.kind.rawValue, event.context.hold, status.map(String.init) ?? "",
     ]
 
     let csv = EventFormat.csv.line(event)
@@ -290,9 +296,9 @@ func checkEventFormat(_ fields: [String]) {
         invariantFailed("an events CSV line is one well-formed RFC 4180 record", show(csv))
     }
     require(
-        record.count == 10 && zip(record, expected).allSatisfy { $0.elementsEqual($1.utf8) },
-        "an events CSV line reads back as the event's 10 fields", show(csv))
-    require(EventFormat.csvHeader.split(separator: ",").count == 10, "the CSV header names 10 fields")
+        record.count == 13 && zip(record, expected).allSatisfy { $0.elementsEqual($1.utf8) },
+        "an events CSV line reads back as the event's 13 fields", show(csv))
+    require(EventFormat.csvHeader.split(separator: ",").count == 13, "the CSV header names 13 fields")
 
     let jsonl = EventFormat.jsonl.line(event)
     checkJSONText(jsonl)
@@ -300,14 +306,19 @@ func checkEventFormat(_ fields: [String]) {
     for (name, value) in [
         ("id", event.id), ("pool", event.pool), ("subject", event.context.subject), ("route", event.context.route),
         ("method", event.context.method), ("uri", event.context.uri), ("idempotencyKey", event.context.idempotencyKey),
-        ("plan", event.context.plan),
+        ("plan", event.context.plan), ("kind", event.kind.rawValue),
     ] {
         require(
             (object[name] as? String).map { sameBytes($0, value) } ?? false, "an events JSONL line reads back", "\(name) in \(show(jsonl))")
     }
     require(
-        (object["time"] as? NSNumber)?.int64Value == time && (object["amount"] as? NSNumber)?.int64Value == amount,
+        (object["time"] as? NSNumber)?.int64Value == time && (object["amount"] as? NSNumber)?.int64Value == event.amount,
         "an events JSONL line keeps time and amount")
+    require(
+        event.context.hold.isEmpty
+            ? object["hold"] == nil : (object["hold"] as? String).map { sameBytes($0, event.context.hold) } ?? false,
+        "an events JSONL line has the hold when there is one", show(jsonl))
+    require((object["status"] as? NSNumber)?.intValue == status, "an events JSONL line has a settlement's status", show(jsonl))
 
     // parseTime never traps; whole non-negative numbers are taken as they are.
     let text = field(0)
@@ -320,7 +331,7 @@ func checkEventFormat(_ fields: [String]) {
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTest(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     fuzzOne(data, size) { bytes in
-        let fields = bytes.split(separator: 0, maxSplits: 9, omittingEmptySubsequences: false)
+        let fields = bytes.split(separator: 0, maxSplits: 10, omittingEmptySubsequences: false)
             .map { String(decoding: $0, as: UTF8.self) }
         let whole = String(decoding: bytes, as: UTF8.self)
         checkSafeToken(whole)
