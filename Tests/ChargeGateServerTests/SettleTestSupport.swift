@@ -1,4 +1,5 @@
 import ChargeGateCore
+import ChargeGateTestSupport
 import Glibc
 import Synchronization
 
@@ -96,7 +97,7 @@ enum SettleTestSupport {
 /// A store that settles on an inner memory store, but first fails as told: the first
 /// `failures` settlements with `error`, and every settlement of hold `poisoned` with a
 /// protocol error. Records the holds it settled, in order.
-final class FlakyStore: ChargeStore, Sendable {
+final class FlakyStore: ForwardingStore, Sendable {
     let inner: MemoryStore
     private let failuresLeft: Atomic<Int>
     private let error: StoreError
@@ -127,23 +128,11 @@ final class FlakyStore: ChargeStore, Sendable {
         return outcome
     }
 
-    func charge(_ request: SpendRequest) throws(StoreError) -> SpendResult { try inner.charge(request) }
-    func peek(_ keys: [String]) throws(StoreError) -> (now: Int64, states: [BucketState?]) { try inner.peek(keys) }
-    func topOff(_ item: SpendItem, amount: Int64?) throws(StoreError) -> (now: Int64, state: BucketState) {
-        try inner.topOff(item, amount: amount)
-    }
-    func events(stream: String, _ query: EventQuery) throws(StoreError) -> EventPage { try inner.events(stream: stream, query) }
-    func plan(at key: String) throws(StoreError) -> PlanRecord? { try inner.plan(at: key) }
-    func setPlan(_ record: PlanRecord, at key: String) throws(StoreError) { try inner.setPlan(record, at: key) }
-    func clearPlan(at key: String) throws(StoreError) -> Bool { try inner.clearPlan(at: key) }
-    func openHolds(prefix: String, limit: Int) throws(StoreError) -> (now: Int64, holds: [HoldRecord]) {
-        try inner.openHolds(prefix: prefix, limit: limit)
-    }
 }
 
 /// A store that settles on an inner memory store and records the size of each batch the
 /// applier hands it; its first `failures` batches fail with a timeout (so lines queue up).
-final class BatchCountingStore: ChargeStore, Sendable {
+final class BatchCountingStore: ForwardingStore, Sendable {
     let inner: MemoryStore
     private let failuresLeft: Atomic<Int>
     private let sizes = Mutex<[Int]>([])
@@ -173,16 +162,4 @@ final class BatchCountingStore: ChargeStore, Sendable {
         return try inner.settle(request)
     }
 
-    func charge(_ request: SpendRequest) throws(StoreError) -> SpendResult { try inner.charge(request) }
-    func peek(_ keys: [String]) throws(StoreError) -> (now: Int64, states: [BucketState?]) { try inner.peek(keys) }
-    func topOff(_ item: SpendItem, amount: Int64?) throws(StoreError) -> (now: Int64, state: BucketState) {
-        try inner.topOff(item, amount: amount)
-    }
-    func events(stream: String, _ query: EventQuery) throws(StoreError) -> EventPage { try inner.events(stream: stream, query) }
-    func plan(at key: String) throws(StoreError) -> PlanRecord? { try inner.plan(at: key) }
-    func setPlan(_ record: PlanRecord, at key: String) throws(StoreError) { try inner.setPlan(record, at: key) }
-    func clearPlan(at key: String) throws(StoreError) -> Bool { try inner.clearPlan(at: key) }
-    func openHolds(prefix: String, limit: Int) throws(StoreError) -> (now: Int64, holds: [HoldRecord]) {
-        try inner.openHolds(prefix: prefix, limit: limit)
-    }
 }

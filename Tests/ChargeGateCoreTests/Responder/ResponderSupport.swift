@@ -3,25 +3,13 @@ import Testing
 @testable import ChargeGateCore
 
 /// A store that counts how often it is asked, over a memory store.
-final class CountingStore: ChargeStore {
+final class CountingStore: ForwardingStore {
     let inner: MemoryStore
     var spends = 0
     init(_ inner: MemoryStore) { self.inner = inner }
     func charge(_ request: SpendRequest) throws(StoreError) -> SpendResult {
         spends += 1
         return try inner.charge(request)
-    }
-    func peek(_ keys: [String]) throws(StoreError) -> (now: Int64, states: [BucketState?]) { try inner.peek(keys) }
-    func topOff(_ item: SpendItem, amount: Int64?) throws(StoreError) -> (now: Int64, state: BucketState) {
-        try inner.topOff(item, amount: amount)
-    }
-    func events(stream: String, _ query: EventQuery) throws(StoreError) -> EventPage { try inner.events(stream: stream, query) }
-    func plan(at key: String) throws(StoreError) -> PlanRecord? { try inner.plan(at: key) }
-    func setPlan(_ record: PlanRecord, at key: String) throws(StoreError) { try inner.setPlan(record, at: key) }
-    func clearPlan(at key: String) throws(StoreError) -> Bool { try inner.clearPlan(at: key) }
-    func settle(_ request: SettleRequest) throws(StoreError) -> SettleOutcome { try inner.settle(request) }
-    func openHolds(prefix: String, limit: Int) throws(StoreError) -> (now: Int64, holds: [HoldRecord]) {
-        try inner.openHolds(prefix: prefix, limit: limit)
     }
 }
 
