@@ -56,7 +56,7 @@ extension RedisStore {
                     "spend not acknowledged by \(replicaWait.replicas) \(noun) within \(replicaWait.timeoutMs) ms (\(acknowledged) did)")
             }
             return result
-        case .keyReused, .outOfCharge, .insufficientCredits:
+        case .keyReused, .holdVoided, .outOfCharge, .insufficientCredits:
             return result  // nothing was written
         }
     }
@@ -239,6 +239,8 @@ extension RedisStore {
                 return SpendResult(.repeated, now: now, plan: use)
             case .reused:
                 return SpendResult(.keyReused, now: now, plan: use)
+            case .void:
+                return SpendResult(.holdVoided, now: now, plan: use)
             case .out:
                 let item = try number(body[.item], items, "item", "spend")
                 let wait = try number(body[.retryAfterMs], aheadRange, "retryAfterMs", "spend")

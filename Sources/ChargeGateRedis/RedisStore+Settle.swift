@@ -10,7 +10,9 @@ extension RedisStore {
     // `eventsMaxLen` > 0. The pools' keys are the hold record's (written by the spend that
     // opened it), so they are not in `KEYS`: one Redis node holds them all.
     //
-    // The script reads the record (none: `unknown`; settled: `duplicate`; past `expiresAt`:
+    // The script reads the record (none: `unknown`, or `voided` when nginx's line says nothing
+    // was delivered: `HOLD_VOID` is written, which charge.lua refuses to spend under; settled or
+    // voided: `duplicate`; past `expiresAt`:
     // `expired`), resolves the report under the record's policy (`Settlement.resolve`; nginx's
     // line on a `by: app` route: `ignored`), marks the record settled (`SET ... KEEPTTL`: it
     // stays as a marker until its key expires), applies each pool's difference
@@ -135,6 +137,7 @@ extension RedisStore {
             case .bytesSent: command.append(Swift.min(Settlement.maxAmount, Swift.max(0, facts?.bytesSent ?? 0)))
             case .upstreamMs: command.append(Swift.min(Settlement.maxAmount, Swift.max(0, facts?.upstreamMs ?? 0)))
             case .eventsMaxLen: command.append(stream == nil ? 0 : clampExact(Int64(request.eventsMaxLen)))
+            case .voidTtlMs: command.append(Swift.min(Swift.max(0, request.voidTtlMs), exactLimit - 1))
             }
         }
     }
@@ -155,6 +158,7 @@ extension RedisStore {
         let short = parts.count == Head.now.index + 1
         switch tag {
         case .unknown where short: return .unknown
+        case .voided where short: return .voided
         case .expired where short: return .expired
         case .duplicate where short: return .duplicate
         case .ignored where short: return .ignored
@@ -236,7 +240,7 @@ extension RedisStore {
                 let values = try connection.command([Array("MGET".utf8)] + keys)
                 if case .error(let message) = values { throw .protocolError(message) }
                 guard let texts = values.elements, texts.count == keys.count else { throw .protocolError("unexpected MGET reply") }
-                for (key, value) in zip(keys, texts) where !value.isNull {
+                for (key, value) in zip(keys, texts) where !value.isNull && value.text != SpendLayout.holdVoid {
                     guard let text = value.text, let record = HoldRecord(stored: text) else {
                         throw .protocolError("corrupt hold record at key \(String(decoding: key, as: UTF8.self))")
                     }

@@ -17,6 +17,7 @@ enum SettleLayout {
         case bytesSent
         case upstreamMs
         case eventsMaxLen
+        case voidTtlMs
 
         /// `ARGV[position]`: the order of declaration.
         var position: Int { (Self.allCases.firstIndex(of: self) ?? 0) + 1 }
@@ -33,6 +34,8 @@ enum SettleLayout {
             case .bytesSent: "body bytes sent to the client (`$body_bytes_sent`), at most 2⁵³"
             case .upstreamMs: "upstream time over every try, in ms, at most 2⁵³"
             case .eventsMaxLen: "the events stream's `MAXLEN ~` (`0`: no event; else the stream is `KEYS[2]`)"
+            case .voidTtlMs:
+                "how long, in ms, nginx's line voids a hold that does not exist when nothing was delivered (`HOLD_VOID` written; `0`: never, the app's call)"
             }
         }
     }
@@ -41,6 +44,7 @@ enum SettleLayout {
     enum Tag: String, CaseIterable {
         case settled
         case unknown
+        case voided
         case expired
         case duplicate
         case ignored
@@ -50,6 +54,8 @@ enum SettleLayout {
             switch self {
             case .settled: "settled (the hold may stand as held): the fields after `now` follow"
             case .unknown: "no such hold (never made, or its key expired)"
+            case .voided:
+                "no such hold yet, and nginx's line says nothing was delivered: the key now holds `HOLD_VOID`, so a spend under this id is refused"
             case .expired: "its window ended: it stays charged as held"
             case .duplicate: "already settled: nothing written"
             case .ignored: "nginx's line on a route the app settles (`by: app`): nothing written, the hold stays open"
@@ -94,7 +100,7 @@ enum SettleLayout {
         /// What the field holds, for docs/redis.md.
         var meaning: String {
             switch self {
-            case .tag: "`settled`, `unknown`, `expired`, `duplicate` or `ignored`"
+            case .tag: "`settled`, `unknown`, `voided`, `expired`, `duplicate` or `ignored`"
             case .now: "Redis's clock (`TIME`) in epoch ms"
             case .resolution: "when settled: `refund`, `amount`, `stands` or `bad_amount`"
             case .detail: "when settled: a refund's reason (`status`, `not_delivered`, `app`), the amount charged (0 to 2⁵³), else `\"\"`"
@@ -142,6 +148,7 @@ enum SettleLayout {
         local POOL = \(SpendLayout.luaTable(PoolField.allCases.map { ($0.name, $0.rawValue) }))
         local POOL_WIDTH = \(PoolField.allCases.count)
         \(SpendLayout.itemLua)
+        \(SpendLayout.holdVoidLua)
         """
     }()
 

@@ -16,6 +16,7 @@ extension SpendLayout {
             local ARG = \(arguments)
             local ITEMS = \(itemsBase)
             \(itemLua)
+            \(holdVoidLua)
             local HOLD = \(luaTable(HoldArgument.allCases.map { ($0.rawValue, $0.position) }))
             local TOPOFF = \(luaTable([("item", topOffItemBase), ("amount", topOffAmount)]))
             local HEAD = \(head)
@@ -29,6 +30,13 @@ extension SpendLayout {
         let fields = ItemField.allCases.map { "{'\($0.rawValue)', '\($0.reading.rawValue)'}" }.joined(separator: ", ")
         return "local ITEM = {\(fields)}"
     }()
+
+    /// What a voided hold id's key holds (`SettleOutcome.voided`): settle.lua writes it for
+    /// nginx's line that comes before the hold's spend, charge.lua refuses a spend under it.
+    static let holdVoid = #"{"status":"void"}"#
+
+    /// `HOLD_VOID`: `holdVoid`, for both scripts.
+    static let holdVoidLua = "local HOLD_VOID = '\(holdVoid)'"
 
     /// A Lua table constructor of `pairs` (`{name = position, ...}`).
     static func luaTable(_ pairs: [(String, Int)]) -> String {

@@ -175,7 +175,7 @@ enum SpendLayout {
         /// What the field holds, for docs/redis.md.
         var meaning: String {
             switch self {
-            case .tag: "`allowed`, `repeated`, `reused`, `out` or `credits`"
+            case .tag: "`allowed`, `repeated`, `reused`, `void`, `out` or `credits`"
             case .now: "Redis's clock (`TIME`) in epoch ms"
             case .plan:
                 "with P > 0 only: plan × 4 + stored × 2 + more: the plan used (0-based), whether it is the stored one, whether the next two fields follow"
@@ -190,6 +190,7 @@ enum SpendLayout {
         case allowed
         case repeated
         case reused
+        case void
         case out
         case credits
 
@@ -197,7 +198,7 @@ enum SpendLayout {
         var fields: [ReplyField] {
             switch self {
             case .allowed: [.remaining, .fullAt]
-            case .repeated, .reused: []
+            case .repeated, .reused, .void: []
             case .out: [.item, .retryAfterMs]
             case .credits: [.item, .available, .required]
             }

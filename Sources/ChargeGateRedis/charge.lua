@@ -351,8 +351,8 @@ local function top_off_op()
   return {now, after[1], after[2], after[3] or false}
 end
 
--- op 'spend': the plan, the idempotency record, every item or none, the record, the hold,
--- the events
+-- op 'spend': the plan, a voided hold (nothing spent), the idempotency record, every item or
+-- none, the record, the hold, the events
 local function spend_op()
   local n = tonumber(ARGV[ARG.count])
   local rows = read_plan_table(ARGV[ARG.planTable])
@@ -376,6 +376,9 @@ local function spend_op()
 
   local choice
   if planKey ~= nil then choice = resolve(rows, redis.call('GET', planKey)) end
+  -- nginx's line came before this spend and voided its hold (settle.lua): the client left
+  -- before the gate answered. Nothing is spent.
+  if holdKey ~= nil and redis.call('GET', holdKey) == HOLD_VOID then return reply('void', choice) end
 
   local fresh = false
   if idemKey ~= nil then

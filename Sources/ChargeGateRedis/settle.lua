@@ -230,14 +230,24 @@ local function state_reply(s)
   return {s[1], s[2], s[3] or false}
 end
 
--- MemoryStore.settle: the hold read (missing: unknown; settled: duplicate; past its window:
--- expired), the report resolved (nginx's line on a route the app settles: ignored), the hold
+-- MemoryStore.settle: the hold read (missing: unknown, or voided when nginx's line says nothing
+-- was delivered; settled or voided: duplicate; past its window: expired), the report resolved (nginx's line on a route the app settles: ignored), the hold
 -- marked settled (its TTL kept), each pool's difference applied, the events appended. The
 -- reply: SETTLED's head, and when settled each pool's POOL fields
 local function settle_op()
   local key = KEYS[1]
   local raw = redis.call('GET', key)
-  if not raw then return {'unknown', now} end
+  if not raw then
+    -- SettleRequest.voids: nginx's line for a client that left before the gate answered can
+    -- come before the spend that opens the hold; the void makes that spend refuse.
+    local ttl = tonumber(ARGV[SETTLE.voidTtlMs])
+    if ARGV[SETTLE.report] ~= 'nginx' or ttl < 1 or not nothing_delivered(tonumber(ARGV[SETTLE.status])) then
+      return {'unknown', now}
+    end
+    redis.call('SET', key, HOLD_VOID, 'PX', int(ttl))
+    return {'voided', now}
+  end
+  if raw == HOLD_VOID then return {'duplicate', now} end
   local hold = read_hold(raw)
   if hold == nil then return corrupt_hold(key) end
   if hold.status ~= 'open' then return {'duplicate', now} end

@@ -56,7 +56,7 @@ public final class GateMetrics: Sendable {
     /// `holds_total`'s outcomes: `opened` (an allowed spend recorded a hold), then each
     /// `SettleOutcome.label`.
     public static let holdOutcomes = [
-        "opened", "refund", "amount", "overage", "stands", "bad_amount", "expired", "duplicate", "unknown", "ignored",
+        "opened", "refund", "amount", "overage", "stands", "bad_amount", "expired", "duplicate", "unknown", "voided", "ignored",
     ]
 
     static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {

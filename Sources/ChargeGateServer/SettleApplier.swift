@@ -65,7 +65,7 @@ struct SettleApplier: BackgroundLoop {
         let requests = state.batch.map { line in
             SettleRequest(
                 key: gate.keys.hold(id: line.hold), id: line.hold, report: .nginx(line.facts), eventsKey: gate.eventsKey,
-                eventsMaxLen: gate.config.eventsMaxLen)
+                eventsMaxLen: gate.config.eventsMaxLen, voidTtlMs: gate.voidTtlMs)
         }
         let results: [Result<SettleOutcome, StoreError>]
         do throws(StoreError) {

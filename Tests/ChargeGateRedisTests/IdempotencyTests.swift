@@ -23,6 +23,7 @@ extension RedisTests {
             case .allowed(let results): return "allowed \(results.map(\.remaining))"
             case .repeated: return "repeated"
             case .keyReused: return "reused"
+            case .holdVoided: return "voided"
             case .outOfCharge: return "out"
             case .insufficientCredits: return "credits"
             }

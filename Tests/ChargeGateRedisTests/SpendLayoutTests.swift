@@ -220,22 +220,22 @@ import Testing
         (
             SettleReport.nginx(
                 ResponseFacts(status: 502, upstreamReached: true, upstreamAnswered: false, amount: .value(7), bytesSent: 9, upstreamMs: 11)),
-            ["nginx", "502", "1", "0", "7", "9", "11", "300"]
+            ["nginx", "502", "1", "0", "7", "9", "11", "300", "0"]
         ),
         (
             SettleReport.nginx(
                 ResponseFacts(
                     status: 200, upstreamReached: false, upstreamAnswered: true, amount: .invalid, bytesSent: Int64.max, upstreamMs: -5)),
-            ["nginx", "200", "0", "1", "bad", "9007199254740992", "0", "300"]
+            ["nginx", "200", "0", "1", "bad", "9007199254740992", "0", "300", "0"]
         ),
         (
             SettleReport.nginx(ResponseFacts(status: 204, upstreamReached: true, upstreamAnswered: true)),
-            ["nginx", "204", "1", "1", "", "0", "0", "300"]
+            ["nginx", "204", "1", "1", "", "0", "0", "300", "0"]
         ),
-        (SettleReport.app(amount: nil), ["app", "", "0", "0", "", "0", "0", "300"]),
-        (SettleReport.app(amount: 1 << 53), ["app", "", "0", "0", "9007199254740992", "0", "0", "300"]),
-        (SettleReport.app(amount: (1 << 53) + 1), ["app", "", "0", "0", "bad", "0", "0", "300"]),
-        (SettleReport.app(amount: -1), ["app", "", "0", "0", "bad", "0", "0", "300"]),
+        (SettleReport.app(amount: nil), ["app", "", "0", "0", "", "0", "0", "300", "0"]),
+        (SettleReport.app(amount: 1 << 53), ["app", "", "0", "0", "9007199254740992", "0", "0", "300", "0"]),
+        (SettleReport.app(amount: (1 << 53) + 1), ["app", "", "0", "0", "bad", "0", "0", "300", "0"]),
+        (SettleReport.app(amount: -1), ["app", "", "0", "0", "bad", "0", "0", "300", "0"]),
     ])
     func theSettleEncoderPutsEveryValueWhereItsNameSays(report: SettleReport, expected: [String]) {
         var command = RESPCommand()
@@ -252,6 +252,10 @@ import Testing
         RedisStore.appendSettle(SettleRequest(key: "hk", id: "h1", report: report), to: &bare)
         let alone = Self.arguments(&bare)
         #expect(alone.prefix(2) == ["1", "hk"])
-        #expect(alone.last == "0")
+        #expect(alone[2 + SettleLayout.Argument.eventsMaxLen.position - 1] == "0")
+        // A line that may void its hold: the void's TTL last.
+        var voiding = RESPCommand()
+        RedisStore.appendSettle(SettleRequest(key: "hk", id: "h1", report: report, voidTtlMs: 7_200_000), to: &voiding)
+        #expect(Self.arguments(&voiding).last == "7200000")
     }
 }

@@ -67,6 +67,8 @@ public enum SettleTables {
         /// A 429 on `item`: `retryAfterMs` plus the time since the pool's `lastUpdatedAt` is
         /// `fromStamp` (the wait counted from the state's own stamp, exactly).
         case outOfCharge(item: Int, fromStamp: Int64)
+        /// Refused: nginx's line voided the hold first. Nothing spent.
+        case voided
     }
 
     /// What a settlement comes to.
@@ -86,7 +88,7 @@ public enum SettleTables {
             Expect(label: label, resolution: resolution, differences: differences, pools: pools)
         }
 
-        /// An outcome without pools: `unknown`, `expired`, `duplicate`, `ignored`.
+        /// An outcome without pools: `unknown`, `voided`, `expired`, `duplicate`, `ignored`.
         public static func other(_ label: String) -> Expect {
             Expect(label: label, resolution: nil, differences: [], pools: [])
         }
@@ -490,6 +492,33 @@ public enum SettleTables {
             "no hold under the id: unknown",
             config: creditsAndCalls,
             steps: [.spend(hold: "h1", .allowed([90, 9])), .settle(hold: "h2", nginx(500), .other("unknown"))]),
+        Case(
+            "nginx's line before the spend (the client left during the auth request): voided; the spend is refused, nothing charged",
+            config: creditsAndCalls,
+            steps: [
+                .settle(hold: "h1", nginx(499, reached: false, answered: false), .other("voided")),
+                .spend(hold: "h1", .voided),
+                .peek([.missing, .missing]),
+                .settle(hold: "h1", nginx(499, reached: false, answered: false), .other("duplicate")),
+                .settle(hold: "h1", .app(amount: 1), .other("duplicate")),
+                .spend(hold: "h2", .allowed([90, 9])),
+            ],
+            events: [.spend("credits", 10, hold: "h2"), .spend("calls", 1, hold: "h2")]),
+        Case(
+            "a line for no hold that says the upstream answered voids nothing: unknown, and a later spend opens its hold",
+            config: creditsAndCalls,
+            steps: [
+                .settle(hold: "h1", nginx(499, reached: true, answered: true), .other("unknown")),
+                .settle(hold: "h1", nginx(200, amount: .value(3)), .other("unknown")),
+                .spend(hold: "h1", .allowed([90, 9])),
+                .settle(
+                    hold: "h1", nginx(499, reached: false, answered: false),
+                    .settled(.refund(.notDelivered), "refund", [-10, -1], [.state(100, .settle), .missing])),
+            ]),
+        Case(
+            "the app's call for no hold voids nothing: unknown",
+            config: creditsAndCalls,
+            steps: [.settle(hold: "h1", .app(amount: nil), .other("unknown")), .spend(hold: "h1", .allowed([90, 9]))]),
         Case(
             "a route without settle records no hold: unknown, and its events carry none",
             config: """

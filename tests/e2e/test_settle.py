@@ -11,7 +11,9 @@ change nothing and are counted; the events sum to what the pool was charged.
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import time
 
 from harness import SNIPPETS, fetch_events, scrape, wait_until
 from metering_support import ADMIN, TOKEN, topoff
@@ -84,7 +86,8 @@ def settle_stack(any_store):
 def holds(s) -> dict[str, float]:
     m = scrape(s)
     return {k: m.get(f'charge_gate_holds_total{{outcome="{k}"}}', 0) for k in
-            ("opened", "refund", "amount", "overage", "stands", "bad_amount", "expired", "duplicate", "unknown", "ignored")}
+            ("opened", "refund", "amount", "overage", "stands", "bad_amount", "expired", "duplicate", "unknown", "voided",
+             "ignored")}
 
 
 def lines(s) -> dict[str, float]:
@@ -147,7 +150,7 @@ def test_nginx_lines_settle_holds_exactly_and_forged_ones_change_nothing(any_sto
 
     h = holds(s)
     assert h == {"opened": 5, "refund": 1, "amount": 3, "overage": 1, "stands": 0, "bad_amount": 0, "expired": 0,
-                 "duplicate": 0, "unknown": 0, "ignored": 0}, h
+                 "duplicate": 0, "unknown": 0, "voided": 0, "ignored": 0}, h
     assert lines(s) == {"accepted": 5, "too_long": 0, "malformed": 0, "bad_field": 0, "auth_location": 0, "dropped": 0}
 
     # The events: each spend, then its settlement per pool; they sum to what was charged.
@@ -173,3 +176,42 @@ def test_nginx_lines_settle_holds_exactly_and_forged_ones_change_nothing(any_sto
     assert s.usage() == before
     assert lines(s) == {"accepted": 7, "too_long": 0, "malformed": 1, "bad_field": 0, "auth_location": 1, "dropped": 0}
     assert len(fetch_events(s, TOKEN)) == len(evs)
+
+
+def test_a_client_that_leaves_before_the_gate_answers_is_charged_nothing(any_store):
+    # The responder is stopped while the auth subrequest waits; the client leaves; nginx logs a
+    # 499 (or 000) under the request's id. When the responder runs again, its worker spends under that id
+    # and its reader takes the line, in either order: the hold is given back (opened, then
+    # refund) or the line voids the id first and the spend is refused. Either way nothing is
+    # charged, and the events sum to zero. Three times, so that both orders are likely seen.
+    s = settle_stack(any_store)
+
+    def levels():
+        return {pool: state["current"] for pool, state in s.usage().items()}
+    before = levels()
+    for _ in range(3):
+        s.responder.signal(signal.SIGSTOP)
+        try:
+            c = socket.create_connection(("127.0.0.1", s.port))
+            c.sendall(b"POST /api/chat/amount/5 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
+            time.sleep(0.3)
+            c.close()
+            time.sleep(0.2)  # nginx logs the 499
+        finally:
+            s.responder.signal(signal.SIGCONT)
+
+    def done():
+        h = holds(s)
+        return h["refund"] + h["voided"] == 3 and h["opened"] == h["refund"]
+    wait_until(done, 10, what="three holds given back or voided")
+    h = holds(s)
+    assert h["unknown"] == h["duplicate"] == h["amount"] == 0, h
+    assert levels() == before
+    evs = fetch_events(s, TOKEN)
+    assert sum(e["amount"] for e in evs) == 0, evs
+    assert {e["kind"] for e in evs} <= {"spend", "settle"}, evs
+    # 499, or 000 when nginx noticed the client gone only as the auth answer came.
+    assert all(e.get("status") in (None, 499, 0) for e in evs), evs
+    # A refused spend answered 503 to nobody, and says why in the responder's log.
+    if h["voided"]:
+        wait_until(lambda: "hold was voided" in s.responder.log_text(), 5, what="the refusal's log line")

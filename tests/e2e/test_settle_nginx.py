@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -107,6 +108,10 @@ EXTRA = f"""
         location /api/metered/redir/ {{
             include @SNIPPETS@/charge-gate-protect.conf;
             try_files /nonexistent /api/metered/after$uri;
+        }}
+        # Not protected: a client that leaves before the upstream answers writes no line.
+        location /open/ {{
+            fastcgi_pass charge_gate;
         }}
         # $charge_gate_origin in a subrequest's line and in its main request's (both to
         # origin.log; this auth_request is not the gate's).
@@ -340,7 +345,7 @@ def test_the_origin_of_a_subrequests_line_is_auth_and_of_its_main_requests_main(
     lines = wait_until(lambda: (lambda ls: ls if len(ls) >= 2 else None)(file_lines(stack.dir / "origin.log")), 2,
                        what="origin.log")
     assert [(line["origin"], line["status"]) for line in lines] == [("auth", "200"), ("main", "200")], lines
-    assert lines[0]["hold"] == lines[1]["hold"] == "-", lines  # no gate here, so no hold
+    assert lines[0]["hold"] == lines[1]["hold"] == "", lines  # no gate here, so no hold (an empty map value)
 
 
 def test_nginx_never_waits_for_a_missing_receiver(settle):
@@ -354,3 +359,36 @@ def test_nginx_never_waits_for_a_missing_receiver(settle):
     assert time.monotonic() - start < 5
     # Lost, and said so only in nginx's error log.
     wait_until(lambda: "connect() failed" in stack.error_log(), 2, what="nginx's alert")
+
+
+def leave_early(port: int, path: str, wait: float = 0.5) -> None:
+    """Sends a request and closes the connection after `wait` seconds, unanswered."""
+    c = socket.create_connection(("127.0.0.1", port))
+    try:
+        c.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        time.sleep(wait)
+    finally:
+        c.close()
+
+
+def test_a_client_that_leaves_before_the_gate_answers_writes_a_line_under_its_request_id(settle):
+    # The responder is stopped: the auth subrequest waits, the client leaves, nginx logs a 499
+    # (or 000) with no decision captured. The line names the request's $request_id (under which the
+    # responder will hold when it runs the spend after all) and says nothing was delivered. A
+    # client that leaves an unprotected location (same server, same access_log) writes none.
+    stack, receiver = settle
+    stack.responder.signal(signal.SIGSTOP)
+    try:
+        leave_early(stack.port, "/api/metered/a")
+        leave_early(stack.port, "/open/x")
+        lines = receiver.lines(1)
+    finally:
+        stack.responder.signal(signal.SIGCONT)
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert HOLD.match(line["hold"]) and line["origin"] == "main", line
+    # 499, or 000 when nginx notices the client gone only as the auth answer comes.
+    assert line["status"] in ("499", "000"), line
+    assert (line["upstream_status"], line["upstream_bytes_sent"], line["body_bytes_sent"]) == ("-", "-", "0"), line
+    # Whether that id is the one the responder held under is test_settle.py's: the hold given
+    # back, or the late spend refused.

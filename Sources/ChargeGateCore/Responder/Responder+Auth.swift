@@ -158,6 +158,15 @@ extension Responder {
         case .keyReused:
             denial = .idempotencyKeyReused
             fields = [(.subject, subject), (.idempotencyKey, clientKey), (.route, route.prefix)]
+        case .holdVoided:
+            // nginx's line came first: the client left before this answer, and nginx logged the
+            // request as one that received nothing. Nobody is waiting for the answer.
+            return (
+                .denied(.serviceUnavailable), "",
+                .init(
+                    isError: false, message: "refused: the request's hold was voided by its settlement line (the client left first)",
+                    fields: [(.subject, subject), (.route, route.prefix)])
+            )
         case .outOfCharge(let item, let wait):
             let pool = items[item].poolId
             let wait = Swift.max(0, wait)

@@ -43,12 +43,12 @@ extension Responder {
         case .duplicate:
             response = .error(409, "already_settled", [("hold", body.hold)])
             response.note = .init(isError: false, message: "second settlement of a hold: 409, ignored", fields: [(.hold, body.hold)])
-        case .ignored:
-            // `Settlement.resolve` never ignores the app's report: a store that says so answered
-            // something the gate cannot use.
+        case .ignored, .voided:
+            // `Settlement.resolve` never ignores the app's report, and the app's call never voids
+            // (`voidTtlMs` 0): a store that says so answered something the gate cannot use.
             response = Denial.serviceUnavailable.json
             response.note = .init(
-                isError: true, message: "the store ignored the app's settlement: answered 503",
+                isError: true, message: "the store \(outcome.label) the app's settlement: answered 503",
                 fields: [(.endpoint, "settle"), (.hold, body.hold)])
         }
         response.settlement = outcome

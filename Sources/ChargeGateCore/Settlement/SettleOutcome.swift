@@ -4,6 +4,10 @@ public enum SettleOutcome: Sendable, Equatable {
     case settled(Settled)
     /// No such hold: never made, or long gone.
     case unknown
+    /// No such hold yet, and nginx's line says nothing was delivered (the client left before
+    /// the gate answered): the id is voided, so a spend that comes later under it is refused
+    /// (`SpendOutcome.holdVoided`) and nothing is charged.
+    case voided
     /// The hold's window ended: it stays charged as held.
     case expired
     /// Already settled: ignored.
@@ -51,7 +55,7 @@ public enum SettleOutcome: Sendable, Equatable {
     }
 
     /// The metric label: `refund`, `amount`, `overage` (charged past the hold on a pool),
-    /// `stands`, `bad_amount`, `unknown`, `expired`, `duplicate`, `ignored`.
+    /// `stands`, `bad_amount`, `unknown`, `voided`, `expired`, `duplicate`, `ignored`.
     public var label: String {
         switch self {
         case .settled(let settled):
@@ -63,6 +67,7 @@ public enum SettleOutcome: Sendable, Equatable {
             case .ignored: return "ignored"
             }
         case .unknown: return "unknown"
+        case .voided: return "voided"
         case .expired: return "expired"
         case .duplicate: return "duplicate"
         case .ignored: return "ignored"

@@ -28,6 +28,9 @@ public final class MemoryStore: ChargeStore, Sendable {
         var streams: [String: Stream] = [:]
         var plans: [String: PlanRecord] = [:]
         var holds: [String: Expiring<HoldRecord>] = [:]
+        /// Hold keys voided by a settlement that came before its spend (`SettleOutcome.voided`),
+        /// to when.
+        var voids: [String: Int64] = [:]
         var lastEventTime: Int64 = 0
         var lastEventSeq: Int64 = 0
         var writesSinceSweep = 0
@@ -67,6 +70,7 @@ public final class MemoryStore: ChargeStore, Sendable {
 
     /// The spend itself, under the lock, with the plan applied to `items`.
     private func decide(_ s: inout State, _ request: SpendRequest, items: [SpendItem], context: EventContext, now: Int64) -> SpendOutcome {
+        if let hold = request.hold, let until = s.voids[hold.key], until > now { return .holdVoided }
         var decision = IdempotencyRecord.Decision.fresh
         if let check = request.idempotency {
             let live = s.idempotency[check.key].flatMap { $0.expiresAt > now ? $0.value : nil }
@@ -175,7 +179,12 @@ public final class MemoryStore: ChargeStore, Sendable {
     public func settle(_ request: SettleRequest) throws(StoreError) -> SettleOutcome {
         let now = clock.nowMs()
         return state.withLock { s in
-            guard let entry = s.holds[request.key], entry.expiresAt > now else { return .unknown }
+            guard let entry = s.holds[request.key], entry.expiresAt > now else {
+                if let until = s.voids[request.key], until > now { return .duplicate }
+                guard request.voids else { return .unknown }
+                s.voids[request.key] = now.saturatingAdding(request.voidTtlMs)
+                return .voided
+            }
             var hold = entry.value
             guard hold.status == .open else { return .duplicate }
             guard now < hold.expiresAt else { return .expired }
@@ -275,6 +284,7 @@ public final class MemoryStore: ChargeStore, Sendable {
         s.idempotency = s.idempotency.filter { $0.value.expiresAt > now }
         s.idempotencyQuota = s.idempotencyQuota.filter { $0.value.expiresAt > now }
         s.holds = s.holds.filter { $0.value.expiresAt > now }
+        s.voids = s.voids.filter { $0.value > now }
     }
 
     private static func firstIndex(in events: [UsageEvent], where predicate: (UsageEvent) -> Bool) -> Int {

@@ -106,6 +106,26 @@ import Testing
         #expect(state?.current == Int64(10 - 2 * 4))
     }
 
+    @Test func aRequestWhoseLineCameFirstIsRefusedAndChargesNothing() throws {
+        // The client left while the auth request waited: nginx's line (499, nothing sent
+        // upstream) reaches the store before the spend; the spend that follows is refused.
+        let line = SettleRequest(
+            key: gate.keys.hold(id: Self.requestID), id: Self.requestID,
+            report: .nginx(ResponseFacts(status: 499, upstreamReached: false, upstreamAnswered: false)), voidTtlMs: gate.voidTtlMs)
+        #expect(try store.settle(line) == .voided)
+        let refused = auth("/api/chat")
+        #expect(refused.status == 403)
+        #expect(header(refused, "X-Charge-Status") == "503")
+        #expect(header(refused, "X-Charge-Hold") == nil)
+        #expect(refused.note?.message.contains("voided") == true)
+        #expect(try openHolds().isEmpty)
+        #expect(try store.peek([gate.key(pool: 0, subject: "203.0.113.7")]).states[0] == nil)
+        // Another request of the subject is charged as usual; the void lasts as long as a hold.
+        #expect(auth("/api/chat", id: "other").status == 204)
+        clock.advance(gate.voidTtlMs)
+        #expect(auth("/api/chat").status == 204)
+    }
+
     @Test func theSameRequestAskedAgainKeepsItsFirstHold() throws {
         // An internal redirect re-runs auth_request with the same $request_id: the first
         // hold stays, the second spend is final.

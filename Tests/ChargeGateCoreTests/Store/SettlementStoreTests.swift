@@ -54,7 +54,7 @@ import Testing
                 if case .settle(_, _, let expect) = step { labels.insert(expect.label) }
             }
         }
-        #expect(labels == ["refund", "amount", "overage", "stands", "bad_amount", "unknown", "expired", "duplicate", "ignored"])
+        #expect(labels == ["refund", "amount", "overage", "stands", "bad_amount", "unknown", "voided", "expired", "duplicate", "ignored"])
     }
 
     @Test("open holds: oldest first, bounded, none settled or past its window, under the prefix only")
