@@ -24,7 +24,7 @@ extension RedisStore {
         let reply = try runScript(settleScript) { (command: inout RESPCommand) throws(StoreError) in
             Self.appendSettle(request, to: &command)
         }
-        return try Self.settleResult(reply)
+        return try Self.settleResult(reply, pools: request.reportsPools)
     }
 
     /// Settles a batch in one round trip (the contract of `ChargeStore.settle(_:)` for a batch):
@@ -53,7 +53,7 @@ extension RedisStore {
             if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
                 missing.append(index)
             } else {
-                results[index] = Self.settleResult(answering: reply)
+                results[index] = Self.settleResult(answering: reply, pools: requests[index].reportsPools)
             }
         }
         var failure = first.error
@@ -65,7 +65,7 @@ extension RedisStore {
                 for index in missing { results[index] = .failure(.protocolError(message)) }
             } else {
                 for (index, reply) in zip(missing, second.replies.dropFirst()) {
-                    results[index] = Self.settleResult(answering: reply)
+                    results[index] = Self.settleResult(answering: reply, pools: requests[index].reportsPools)
                 }
             }
             if failure == nil { failure = second.error }
@@ -77,10 +77,10 @@ extension RedisStore {
 
     /// One request's result from its reply: an error reply (`NOSCRIPT` included: the script
     /// was just loaded) or a reply `settleResult` refuses is that request's `.protocolError`.
-    static func settleResult(answering reply: RedisValue) -> Result<SettleOutcome, StoreError> {
+    static func settleResult(answering reply: RedisValue, pools: Bool = true) -> Result<SettleOutcome, StoreError> {
         if case .error(let message) = reply { return .failure(.protocolError(message)) }
         do throws(StoreError) {
-            return .success(try settleResult(reply))
+            return .success(try settleResult(reply, pools: pools))
         } catch {
             return .failure(error)
         }
@@ -148,8 +148,11 @@ extension RedisStore {
     static let differenceRange: Range<Int64> = (-exactLimit)..<(exactLimit + 1)
 
     /// The settle reply (`SettleLayout.Head`, then each pool's `PoolField`s), every number within
-    /// its range and the record decoded strictly; anything else is a `.protocolError`.
-    static func settleResult(_ reply: RedisValue) throws(StoreError) -> SettleOutcome {
+    /// its range and, with `pools`, the record decoded strictly (each pool's state needs its
+    /// item); anything else is a `.protocolError`. Without `pools` (nginx's lines, which are
+    /// only counted) the record is not decoded (JSON decoding was most of the applier's work) and
+    /// the outcome's `pools` is empty; the differences and states are still read and checked.
+    static func settleResult(_ reply: RedisValue, pools wanted: Bool = true) throws(StoreError) -> SettleOutcome {
         typealias Head = SettleLayout.Head
         guard let parts = reply.elements, parts.count > Head.now.index, let text = parts[Head.tag.index].text,
             let tag = SettleLayout.Tag(rawValue: text)
@@ -165,12 +168,24 @@ extension RedisStore {
         case .settled where parts.count >= SettleLayout.poolsBase: break
         default: throw .protocolError("unexpected settle reply '\(text)'")
         }
-        guard let recordText = parts[Head.record.index].text, let record = HoldRecord(stored: recordText) else {
+        let width = SettleLayout.PoolField.allCases.count
+        guard let recordText = parts[Head.record.index].text else {
             throw .protocolError("settle reply: the hold record is not one the spend script writes")
         }
-        let width = SettleLayout.PoolField.allCases.count
-        guard parts.count == SettleLayout.poolsBase + record.items.count * width else {
-            throw .protocolError("unexpected settle reply: \(parts.count) values for \(record.items.count) pools")
+        let items: [HoldRecord.Item]?
+        let count: Int
+        if wanted {
+            guard let record = HoldRecord(stored: recordText) else {
+                throw .protocolError("settle reply: the hold record is not one the spend script writes")
+            }
+            items = record.items
+            count = record.items.count
+        } else {
+            items = nil
+            count = (parts.count - SettleLayout.poolsBase) / width
+        }
+        guard count > 0, parts.count == SettleLayout.poolsBase + count * width else {
+            throw .protocolError("unexpected settle reply: \(parts.count) values for \(count) pools")
         }
         let detail = parts[Head.detail.index]
         let resolution: Settlement.Resolution
@@ -191,7 +206,7 @@ extension RedisStore {
         }
         var differences: [Int64] = []
         var pools: [SettleOutcome.PoolState] = []
-        for (index, item) in record.items.enumerated() {
+        for index in 0..<count {
             let at = SettleLayout.poolsBase + index * width
             differences.append(
                 try number(parts[at + SettleLayout.PoolField.difference.rawValue - 1], differenceRange, "difference", "settle"))
@@ -201,7 +216,7 @@ extension RedisStore {
                 guard let triple = value.elements else { throw .protocolError("unexpected settle reply") }
                 state = try Self.state(triple[...], "settle")
             }
-            pools.append(SettleOutcome.PoolState(poolId: item.poolId, item: item.spend, state: state))
+            if let item = items?[index] { pools.append(SettleOutcome.PoolState(poolId: item.poolId, item: item.spend, state: state)) }
         }
         return .settled(SettleOutcome.Settled(resolution: resolution, differences: differences, pools: pools))
     }

@@ -34,7 +34,7 @@ extension Server {
                 "settlement: net.unix.max_dgram_qlen is \(qlen): nginx drops a settlement line whenever \(qlen) wait here; raise it to 512 or more before the start (docs/settlement.md, Transport)"
             )
         }
-        return SettleTransport(socket: socket)
+        return SettleTransport(socket: socket, kernelQueue: qlen)
     }
 
     /// The loops that move `transport`'s lines: the reader, then the applier on a store from

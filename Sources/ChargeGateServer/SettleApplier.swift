@@ -31,6 +31,9 @@ struct SettleApplier: BackgroundLoop {
 
     /// How long a round waits for lines.
     static let waitMs = 200
+    /// How long a round waits before it takes a batch that is not full: settlement is a few
+    /// ms later, and the store sees a batch per round trip instead of a line or two.
+    static let lingerUs: useconds_t = 2000
 
     /// The applier's store and the lines in hand.
     struct State {
@@ -54,6 +57,10 @@ struct SettleApplier: BackgroundLoop {
     /// next attempt.
     func round(_ state: inout State) {
         if state.batch.isEmpty {
+            // A line comes per response: a moment's wait lets one round trip settle many.
+            if transport.queue.waiting < SettleTransport.batch && !transport.closing.load(ordering: .acquiring) {
+                usleep(Self.lingerUs)
+            }
             state.batch = transport.queue.take(max: SettleTransport.batch)
             state.attempts = Array(repeating: 0, count: state.batch.count)
             if state.batch.isEmpty {
@@ -65,7 +72,7 @@ struct SettleApplier: BackgroundLoop {
         let requests = state.batch.map { line in
             SettleRequest(
                 key: gate.keys.hold(id: line.hold), id: line.hold, report: .nginx(line.facts), eventsKey: gate.eventsKey,
-                eventsMaxLen: gate.config.eventsMaxLen, voidTtlMs: gate.voidTtlMs)
+                eventsMaxLen: gate.config.eventsMaxLen, voidTtlMs: gate.voidTtlMs, reportsPools: false)
         }
         let results: [Result<SettleOutcome, StoreError>]
         do throws(StoreError) {

@@ -44,6 +44,9 @@ final class SettleQueue: Sendable {
     /// Lines waiting or being applied.
     var count: Int { backlog.withLock { $0.count } }
 
+    /// Lines waiting (not taken by the applier).
+    var waiting: Int { backlog.withLock { $0.waiting } }
+
     /// Appends `lines` in order until the queue is full; how many were queued (the rest were
     /// refused) and the length afterwards. Wakes the applier.
     /// `observe` is told the length under the queue's lock, so that two threads reporting it

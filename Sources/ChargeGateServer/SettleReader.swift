@@ -71,6 +71,9 @@ struct SettleReader: BackgroundLoop {
             return
         }
         readWaiting(&state)
+        if transport.readerLingerUs > 0 && !transport.closing.load(ordering: .acquiring) {
+            usleep(transport.readerLingerUs)  // the next lines gather meanwhile (SettleTransport.readerLingerUs)
+        }
     }
 
     /// Reads every datagram waiting (`roundLimit` at most, as many as the buffer holds), then

@@ -1,4 +1,5 @@
 import ChargeGateCore
+import Glibc
 import Logging
 import Synchronization
 
@@ -16,11 +17,20 @@ final class SettleTransport: Sendable {
     let readerDone = Atomic<Bool>(false)
     /// Lines in a batch the applier takes at once.
     static let batch = 256
+    /// How long the reader pauses after emptying the socket, in µs (0: never), so that a busy
+    /// gate's lines are read a few at a time rather than with a wake-up each: 1 ms when the
+    /// kernel queues `lingerQueueAtLeast` datagrams or more (nginx would have to send that many
+    /// lines within the pause to lose one), none below.
+    let readerLingerUs: useconds_t
+    /// The kernel queue (`net.unix.max_dgram_qlen`) from which the reader pauses.
+    static let lingerQueueAtLeast = 256
 
-    /// Creates the transport for lines arriving on `socket`.
-    init(socket: SettleSocket, queue: SettleQueue = SettleQueue()) {
+    /// Creates the transport for lines arriving on `socket`, whose kernel queue holds
+    /// `kernelQueue` datagrams (nil: unknown, and the reader never pauses).
+    init(socket: SettleSocket, queue: SettleQueue = SettleQueue(), kernelQueue: Int? = nil) {
         self.socket = socket
         self.queue = queue
+        readerLingerUs = (kernelQueue ?? 0) >= Self.lingerQueueAtLeast ? 1000 : 0
     }
 
     /// The loop that drains the socket into the queue.

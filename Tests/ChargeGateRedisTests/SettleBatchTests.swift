@@ -45,6 +45,33 @@ extension RedisTests {
             try store.events(stream: fixture.prefix + "#events", EventQuery()).events.filter { $0.kind == .settle }.map(\.amount)
         }
 
+        @Test("nginx's lines ask for no pools: the record is not decoded, the outcome and differences are the same")
+        func linesAskForNoPools() throws {
+            let fixture = try RedisFixture()
+            let store = fixture.store()
+            let item = try Self.open(["h1", "h2"], on: store, prefix: fixture.prefix)
+            func request(_ id: String, pools: Bool) -> SettleRequest {
+                SettleRequest(
+                    key: fixture.prefix + "#hold:" + id, id: id,
+                    report: .nginx(ResponseFacts(status: 500, upstreamReached: true, upstreamAnswered: true)),
+                    reportsPools: pools)
+            }
+            guard case .settled(let full) = try store.settle(request("h1", pools: true)),
+                case .settled(let bare) = try store.settle([request("h2", pools: false)])[0].get()
+            else {
+                Issue.record("not settled")
+                return
+            }
+            #expect(full.pools.map(\.item.key) == [item.key])
+            #expect(bare.pools.isEmpty)
+            #expect(bare.resolution == full.resolution && bare.differences == full.differences && bare.differences == [-100])
+            // A reply whose pool fields do not add up is still refused without the record.
+            let short = RedisValue.array([
+                .string(Array("settled".utf8)), .integer(1), .string(Array("amount".utf8)), .integer(250), .string([]),
+            ])
+            #expect(throws: StoreError.self) { try RedisStore.settleResult(short, pools: false) }
+        }
+
         @Test("a batch answers, charges and logs as the same settlements one at a time (and as the memory store's batch)")
         func batchIsOneByOne() throws {
             let ids = ["h1", "h2", "h3", "h4", "h5"]

@@ -180,6 +180,29 @@ private struct Rig {
         #expect(try rig.credits() == 100000)
     }
 
+    @Test func linesThatArriveTogetherAreSettledTogether() throws {
+        // The applier waits a moment (SettleApplier.lingerUs) before it takes a batch that is not
+        // full: lines sent one after the other go to the store in one call, not one each.
+        let rig = try Rig()
+        try rig.hold((1...30).map { "t\($0)" })
+        let counting = BatchCountingStore(inner: rig.store, failures: 0)
+        let (transport, threads) = try rig.start(store: counting)
+        #expect(SettleTestSupport.send((1...30).map { SettleTestSupport.line(hold: "t\($0)", status: 500) }, to: rig.path) == 30)
+        #expect(SettleTestSupport.wait { rig.holds("refund") == 30 })
+        let sizes = counting.batchSizes
+        #expect(sizes.count < 10 && (sizes.max() ?? 0) >= 10, "batch sizes \(sizes)")
+        rig.stop(transport, threads)
+    }
+
+    @Test func theReaderPausesOnlyWhenTheKernelQueueIsLong() throws {
+        let dir = SettleTestSupport.temporaryDirectory()
+        defer { SettleTestSupport.remove(dir) }
+        for (queue, pause) in [(nil, 0), (10, 0), (255, 0), (256, 1000), (512, 1000)] as [(Int?, UInt32)] {
+            let socket = try SettleSocket.bind(path: dir + "/s\(queue ?? 0).sock", mode: 0o660, group: nil)
+            #expect(SettleTransport(socket: socket, kernelQueue: queue).readerLingerUs == pause)
+        }
+    }
+
     @Test func aStoreThatIsAwayKeepsTheLineAndItsOrder() throws {
         let rig = try Rig()
         try rig.hold(["a", "b", "c"])

@@ -22,7 +22,8 @@ public enum SettleOutcome: Sendable, Equatable {
         /// Per pool, the signed difference to the hold that was charged (0 where the hold
         /// stands): what the settle events record.
         public var differences: [Int64]
-        /// Each pool afterwards.
+        /// Each pool afterwards; empty when the request did not ask for them
+        /// (`SettleRequest.reportsPools`) and the store left them out.
         public var pools: [PoolState]
         /// The store's clock at the settlement (epoch ms), for reading `pools` as the usage
         /// answer does; nil when the store does not say (the reader then uses its own clock).

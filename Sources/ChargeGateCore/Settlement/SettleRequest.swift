@@ -16,10 +16,15 @@ public struct SettleRequest: Sendable, Equatable {
     /// under a voided id is refused (`SpendOutcome.holdVoided`). 0: never voided (the app's
     /// call, which names a hold it was given).
     public var voidTtlMs: Int64
+    /// Whether the outcome must carry each pool's state (`SettleOutcome.Settled.pools`): the
+    /// app's call answers them; nginx's lines are only counted, and a store may leave them out
+    /// (the Redis store then skips decoding the hold record).
+    public var reportsPools: Bool
 
     /// Creates a request.
     public init(
-        key: String, id: String, report: SettleReport, eventsKey: String? = nil, eventsMaxLen: Int = 0, voidTtlMs: Int64 = 0
+        key: String, id: String, report: SettleReport, eventsKey: String? = nil, eventsMaxLen: Int = 0, voidTtlMs: Int64 = 0,
+        reportsPools: Bool = true
     ) {
         self.key = key
         self.id = id
@@ -27,6 +32,7 @@ public struct SettleRequest: Sendable, Equatable {
         self.eventsKey = eventsKey
         self.eventsMaxLen = eventsMaxLen
         self.voidTtlMs = voidTtlMs
+        self.reportsPools = reportsPools
     }
 
     /// Whether this settlement voids its hold when the hold does not exist: nginx's line, with
