@@ -18,28 +18,7 @@ public struct SpendRequest: Sendable, Equatable {
     /// idempotent repeat records none (the first request's hold applies), and a hold already
     /// recorded under the same id (the same request asked again after an internal redirect)
     /// is kept: the later spend is then final.
-    public var hold: HoldRequest? {
-        get { held?.request }
-        set { held = newValue.map(Held.init) }
-    }
-
-    /// `hold`, boxed: a spend without one (every route without `settle:`) carries one nil
-    /// reference, not an optional `HoldRequest` copied and destroyed field by field each time
-    /// the request is passed on.
-    private var held: Held?
-
-    /// One hold, behind a reference (immutable: a copy of the request shares it).
-    private final class Held: Sendable, Equatable {
-        let request: HoldRequest
-
-        init(_ request: HoldRequest) {
-            self.request = request
-        }
-
-        static func == (a: Held, b: Held) -> Bool {
-            a.request == b.request
-        }
-    }
+    public var hold: HoldRequest?
 
     /// Creates a request.
     public init(
@@ -52,6 +31,6 @@ public struct SpendRequest: Sendable, Equatable {
         self.eventsMaxLen = eventsMaxLen
         self.context = context
         self.plan = plan
-        self.held = hold.map(Held.init)
+        self.hold = hold
     }
 }
