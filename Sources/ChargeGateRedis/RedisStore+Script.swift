@@ -133,7 +133,7 @@ extension RedisStore {
 
     /// Appends a hold's arguments (`SpendLayout.HoldArgument`), after the items. Kept out of
     /// line: only a settled route's spend runs it, and inlined it made every spend's encoder
-    /// larger (its number appends then went out of line: about 80 instructions per spend).
+    /// larger (two of its number appends then went out of line: about 170 instructions a spend).
     @inline(never)
     static func appendHold(_ hold: HoldRequest, items: Int, to command: inout RESPCommand) {
         for argument in SpendLayout.HoldArgument.allCases {
