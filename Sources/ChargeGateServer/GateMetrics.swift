@@ -204,20 +204,24 @@ public final class GateMetrics: Sendable {
             self.metrics = metrics
         }
 
-        /// Counts one decision; a shadow route's passed denial under the denial's shadow label.
-        public func record(_ outcome: Response.Outcome, shadow: Bool = false) {
+        /// Counts one decision (none for nil); a shadow route's passed denial under the
+        /// denial's shadow label. Takes the optional as a response holds it: matched in place,
+        /// never copied whole first.
+        public func record(_ outcome: Response.Outcome?, shadow: Bool = false) {
             switch outcome {
-            case .allowed(let pools, let held):
+            case nil:
+                return
+            case .allowed(let pools, let held)?:
                 let label = shadow ? "shadow_allowed" : "allowed"
                 for pool in pools { counter(Key(fromMemory: false, pool: pool, outcome: label)).increment() }
                 if held { metrics.holds["opened"]?.increment() }
-            case .denied(let denial, let pools, let fromMemory):
+            case .denied(let denial, let pools, let fromMemory)?:
                 let label = shadow ? denial.shadowMetricLabel : denial.metricLabel
                 for pool in pools {
                     counter(Key(fromMemory: false, pool: pool, outcome: label)).increment()
                     if fromMemory { counter(Key(fromMemory: true, pool: pool, outcome: "")).increment() }
                 }
-            case .shadow(let passed):
+            case .shadow(let passed)?:
                 record(passed, shadow: true)
             }
         }

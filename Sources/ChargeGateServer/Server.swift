@@ -170,7 +170,7 @@ public final class Server: Sendable {
             let requestID = response.note == nil ? nil : params.param(WireProtocol.Param.requestID)
             // Counted before nginx has the answer: a scrape that follows it (on another worker)
             // sees it. (finish() may wait for nginx to close; a count after it raced the scrape.)
-            if let outcome = response.outcome { counters.record(outcome) }
+            counters.record(response.outcome)
             // The app's settlement (`POST /api/usage/settle`) counts as nginx's lines do.
             if let settlement = response.settlement { metrics.holdSettled(settlement) }
             request.write(response.serialized())

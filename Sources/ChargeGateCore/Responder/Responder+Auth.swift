@@ -127,16 +127,20 @@ extension Responder {
             if fromMemory > 0 { answer.note?.fields.append((.deniedFromMemoryBefore, String(fromMemory))) }
             if edgeCacheable { edgeUntil = self.edgeUntil(wait: wait, now: answered, gate: gate) }
         }
-        var decision = AuthDecision(
-            verdict: answer.verdict, route: route, items: decided, plan: plan, now: result.now, policy: answer.policy, edgeUntil: edgeUntil,
-            note: answer.note)
-        if let hold, case .allowed = result.outcome { decision.hold = hold.id }
-        if route.settle != nil, hold == nil, case .allowed = result.outcome {
-            decision.note = .init(
-                isError: true, message: "a settled route's request came without a valid CHARGE_GATE_REQUEST_ID: charged as final",
-                fields: [(.route, route.prefix), (.subject, subject)])
+        // Built in one piece (a decision set field by field afterwards is copied whole).
+        var held: String?
+        if route.settle != nil, case .allowed = result.outcome {
+            if let hold {
+                held = hold.id
+            } else {
+                answer.note = .init(
+                    isError: true, message: "a settled route's request came without a valid CHARGE_GATE_REQUEST_ID: charged as final",
+                    fields: [(.route, route.prefix), (.subject, subject)])
+            }
         }
-        return decision
+        return AuthDecision(
+            verdict: answer.verdict, route: route, items: decided, plan: plan, now: result.now, policy: answer.policy, edgeUntil: edgeUntil,
+            note: answer.note, hold: held)
     }
 
     /// What the store's `outcome` for `items` on `route` (as decided, under plan `plan`, at the

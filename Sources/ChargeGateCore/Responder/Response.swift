@@ -21,10 +21,11 @@ public struct Response: Sendable, Equatable {
         case allowed(pools: [String], held: Bool = false)
         /// Denied: the denial and the pools it counts against (the one it names for a 429 or a
         /// 402, else the route's); `fromMemory` when the worker's deny cache answered a 429
-        /// without asking the store.
-        case denied(Denial, pools: [String], fromMemory: Bool)
-        /// A shadow route's would-be denial (or store outage), passed. (Only this case is
-        /// indirect: an indirect enum boxes every case on the heap, one malloc per decision.)
+        /// without asking the store. Boxed (indirect): unboxed, its payload (a `Denial` with an
+        /// `upgradeUrl`) made every outcome, an allow's too, copied through its value witness.
+        indirect case denied(Denial, pools: [String], fromMemory: Bool)
+        /// A shadow route's would-be denial (or store outage), passed. (The enum itself is not
+        /// indirect: that would box every case on the heap, an allow's too.)
         indirect case shadow(Outcome)
     }
 

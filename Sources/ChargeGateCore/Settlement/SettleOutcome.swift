@@ -1,7 +1,9 @@
 /// What the store did with one settlement.
 public enum SettleOutcome: Sendable, Equatable {
-    /// Settled (the hold may stand as held): see `Settled`.
-    case settled(Settled)
+    /// Settled (the hold may stand as held): see `Settled`. Boxed (indirect): a `Response`
+    /// carries an optional outcome on every answer, which stays one reference wide and is
+    /// copied and destroyed as cheaply as nil on the auth path.
+    indirect case settled(Settled)
     /// No such hold: never made, or long gone.
     case unknown
     /// No such hold yet, and nginx's line says nothing was delivered (the client left before
