@@ -27,6 +27,7 @@ public final class HoldRequest: Sendable, Equatable {
     /// an unknown one (counted as expired, not unknown): one more window.
     public var keyTtlMs: Int64 { windowMs.saturatingAdding(windowMs) }
 
+    /// Equal when every field is (a value's equality: two requests made alike are equal).
     public static func == (a: HoldRequest, b: HoldRequest) -> Bool {
         a.key == b.key && a.id == b.id && a.policy == b.policy && a.metered == b.metered && a.windowMs == b.windowMs
     }
