@@ -1,13 +1,14 @@
 import ChargeGateCore
 
-/// Settlement on Redis: `SettleScript` (settle.lua) settles one hold, and the open holds are
-/// listed for `charge-gate status`. The keys and arguments are built here and nowhere else.
+/// Settlement on Redis: `SettleScript` (settle.lua) settles holds, up to `SettleLayout.chunk` a
+/// run, and the open holds are listed for `charge-gate status`. The keys and arguments are built here and nowhere else.
 extension RedisStore {
     // MARK: Keys and arguments
     //
     // Where each argument and reply field sits is `SettleLayout` (docs/redis.md's tables are
-    // rendered from it). `KEYS`: the hold (`KeySpace.hold(id:)`), then the event stream when
-    // `eventsMaxLen` > 0. The pools' keys are the hold record's (written by the spend that
+    // rendered from it). `KEYS`: the holds of one run (`KeySpace.hold(id:)`, up to
+    // `SettleLayout.chunk`), then the event stream when `eventsMaxLen` > 0; each hold's arguments
+    // after the one before's. The pools' keys are the hold record's (written by the spend that
     // opened it), so they are not in `KEYS`: one Redis node holds them all.
     //
     // The script reads the record (none: `unknown`, or `voided` when nginx's line says nothing
@@ -22,30 +23,49 @@ extension RedisStore {
     /// Settles one hold in one script run (keys and arguments above, `SettleLayout`).
     public func settle(_ request: SettleRequest) throws(StoreError) -> SettleOutcome {
         let reply = try runScript(settleScript) { (command: inout RESPCommand) throws(StoreError) in
-            Self.appendSettle(request, to: &command)
+            Self.appendSettle([request][...], to: &command)
         }
-        return try Self.settleResult(reply, pools: request.reportsPools)
+        guard let replies = reply.elements, replies.count == 1 else { throw .protocolError("unexpected settle reply") }
+        if case .error(let message) = replies[0] { throw .protocolError(message) }
+        return try Self.settleResult(replies[0], pools: request.reportsPools)
     }
 
     /// Settles a batch in one round trip (the contract of `ChargeStore.settle(_:)` for a batch):
-    /// one `EVALSHA` of settle.lua per request, pipelined on this store's connection, each reply
-    /// decoded as `settle(_:)` decodes it. Each script run is atomic on its own; the batch is
-    /// not (another client's commands may run between two settlements).
+    /// runs of up to `SettleLayout.chunk` holds that share an event stream, one `EVALSHA` of
+    /// settle.lua each, pipelined on this store's connection; each hold's reply decoded as
+    /// `settle(_:)` decodes it. Each hold is settled atomically on its own; the batch is not
+    /// (another client's commands may run between two runs).
     ///
-    /// When Redis answers `NOSCRIPT` (its script cache was flushed), those requests did not
-    /// run: they are sent again in a second round trip behind a `SCRIPT LOAD`. A timeout or a
-    /// lost connection leaves the requests whose replies were not read unanswered (`.failure`
-    /// of that error); when no reply was read at all, the error is thrown.
+    /// When Redis answers `NOSCRIPT` (its script cache was flushed), those runs did not happen:
+    /// they are sent again in a second round trip behind a `SCRIPT LOAD`. A timeout or a lost
+    /// connection leaves the requests whose replies were not read unanswered (`.failure` of that
+    /// error); when no reply was read at all, the error is thrown.
     public func settle(_ requests: [SettleRequest]) throws(StoreError) -> [Result<SettleOutcome, StoreError>] {
         guard !requests.isEmpty else { return [] }
         let script = settleScript
+        let runs = Self.settleRuns(requests)
         var results: [Result<SettleOutcome, StoreError>?] = Array(repeating: nil, count: requests.count)
-        var commands = requests.map { request -> RESPCommand in
-            var command = RESPCommand(capacity: 256)
+        var commands = runs.map { run -> RESPCommand in
+            var command = RESPCommand(capacity: 256 * run.count)
             command.append(Self.evalshaName)
             command.append(script.sha)
-            Self.appendSettle(request, to: &command)
+            Self.appendSettle(requests[run], to: &command)
             return command
+        }
+        func answer(_ run: Range<Int>, _ reply: RedisValue) {
+            guard case .array(let replies) = reply, replies.count == run.count else {
+                let error: StoreError
+                if case .error(let message) = reply {
+                    error = .protocolError(message)
+                } else {
+                    error = .protocolError("unexpected settle reply")
+                }
+                for index in run { results[index] = .failure(error) }
+                return
+            }
+            for (index, element) in zip(run, replies) {
+                results[index] = Self.settleResult(answering: element, pools: requests[index].reportsPools)
+            }
         }
         let first = connection.pipeline(&commands)
         var missing: [Int] = []
@@ -53,7 +73,7 @@ extension RedisStore {
             if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
                 missing.append(index)
             } else {
-                results[index] = Self.settleResult(answering: reply, pools: requests[index].reportsPools)
+                answer(runs[index], reply)
             }
         }
         var failure = first.error
@@ -62,17 +82,35 @@ extension RedisStore {
             again.append(contentsOf: missing.map { commands[$0] })
             let second = connection.pipeline(&again)
             if let loaded = second.replies.first, case .error(let message) = loaded {
-                for index in missing { results[index] = .failure(.protocolError(message)) }
+                for index in missing.flatMap({ runs[$0] }) { results[index] = .failure(.protocolError(message)) }
             } else {
-                for (index, reply) in zip(missing, second.replies.dropFirst()) {
-                    results[index] = Self.settleResult(answering: reply, pools: requests[index].reportsPools)
-                }
+                for (index, reply) in zip(missing, second.replies.dropFirst()) { answer(runs[index], reply) }
             }
             if failure == nil { failure = second.error }
         }
         if results.allSatisfy({ $0 == nil }) { throw failure ?? .unavailable("no reply") }
         let unanswered = failure ?? .unavailable("no reply")
         return results.map { $0 ?? .failure(unanswered) }
+    }
+
+    /// `requests` cut into script runs: consecutive requests that share an event stream (or
+    /// none), `SettleLayout.chunk` at most each.
+    static func settleRuns(_ requests: [SettleRequest]) -> [Range<Int>] {
+        var runs: [Range<Int>] = []
+        var start = 0
+        for index in requests.indices.dropFirst() {
+            if index - start == SettleLayout.chunk || stream(of: requests[index]) != stream(of: requests[start]) {
+                runs.append(start..<index)
+                start = index
+            }
+        }
+        if !requests.isEmpty { runs.append(start..<requests.count) }
+        return runs
+    }
+
+    /// The event stream a settlement appends to; nil when it appends none.
+    static func stream(of request: SettleRequest) -> String? {
+        request.eventsMaxLen > 0 ? request.eventsKey : nil
     }
 
     /// One request's result from its reply: an error reply (`NOSCRIPT` included: the script
@@ -93,15 +131,22 @@ extension RedisStore {
     /// `SettleLayout.Argument.report` of the app's call.
     static let appReport = Array("app".utf8)
 
-    /// Appends the settlement's keys (their count first), then its arguments in
-    /// `SettleLayout`'s order. Every number is sent within what the script's doubles hold
-    /// exactly: an amount past 2^53 is `bad`, bytes and times past 2^53 count as 2^53 (where
-    /// `Settlement.resolve` caps them too).
-    static func appendSettle(_ request: SettleRequest, to command: inout RESPCommand) {
-        let stream = request.eventsMaxLen > 0 ? request.eventsKey : nil
-        command.append(stream == nil ? 1 : 2)
-        command.append(request.key)
+    /// Appends one script run's keys (their count first: the holds, then the stream of the
+    /// first request when it has one, which `settleRuns` makes every request's), then each
+    /// request's arguments in `SettleLayout`'s order. Every number is sent within what the
+    /// script's doubles hold exactly: an amount past 2^53 is `bad`, bytes and times past 2^53
+    /// count as 2^53 (where `Settlement.resolve` caps them too).
+    static func appendSettle(_ requests: ArraySlice<SettleRequest>, to command: inout RESPCommand) {
+        let stream = requests.first.flatMap(Self.stream(of:))
+        command.append(requests.count + (stream == nil ? 0 : 1))
+        for request in requests { command.append(request.key) }
         if let stream { command.append(stream) }
+        for request in requests { appendSettleArguments(request, hasStream: stream != nil, to: &command) }
+    }
+
+    /// Appends one request's arguments (`SettleLayout.Argument`); its `eventsMaxLen` is 0 when
+    /// the run has no stream.
+    private static func appendSettleArguments(_ request: SettleRequest, hasStream: Bool, to command: inout RESPCommand) {
         var facts: ResponseFacts?
         var amount: Int64?
         var bad = false
@@ -136,7 +181,7 @@ extension RedisStore {
                 }
             case .bytesSent: command.append(Swift.min(Settlement.maxAmount, Swift.max(0, facts?.bytesSent ?? 0)))
             case .upstreamMs: command.append(Swift.min(Settlement.maxAmount, Swift.max(0, facts?.upstreamMs ?? 0)))
-            case .eventsMaxLen: command.append(stream == nil ? 0 : clampExact(Int64(request.eventsMaxLen)))
+            case .eventsMaxLen: command.append(hasStream && request.eventsMaxLen > 0 ? clampExact(Int64(request.eventsMaxLen)) : 0)
             case .voidTtlMs: command.append(Swift.min(Swift.max(0, request.voidTtlMs), exactLimit - 1))
             }
         }

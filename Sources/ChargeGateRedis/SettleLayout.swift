@@ -4,8 +4,11 @@
 /// writes its reply through the Lua tables rendered from here (`lua`, put before the script),
 /// and docs/redis.md's tables are `markdown` (a test checks all three). Positions are 1-based.
 ///
-/// `KEYS`: the hold (`KeySpace.hold(id:)`), then the event stream when `eventsMaxLen` > 0. The
-/// pools' keys are the hold record's.
+/// One run settles up to `chunk` holds, each atomic on its own: `KEYS` are the holds
+/// (`KeySpace.hold(id:)`), then the event stream when some hold's `eventsMaxLen` > 0 (the holds
+/// of one run share it); hold k's arguments (1-based) are at `ARGV[(k - 1) × width + position]`;
+/// the reply has one element per hold, in order: its settle reply, or its error. The pools'
+/// keys are the hold record's.
 enum SettleLayout {
     /// The settlement's arguments, in order (`ARGV[position]`); the raw value is the name.
     enum Argument: String, CaseIterable {
@@ -33,7 +36,7 @@ enum SettleLayout {
                 "the amount, 0 to 2⁵³; `\"\"` when there is none (nginx: no header; the app: a refund); `bad` when it is not a non-negative integer (the app's: past 2⁵³)"
             case .bytesSent: "body bytes sent to the client (`$body_bytes_sent`), at most 2⁵³"
             case .upstreamMs: "upstream time over every try, in ms, at most 2⁵³"
-            case .eventsMaxLen: "the events stream's `MAXLEN ~` (`0`: no event; else the stream is `KEYS[2]`)"
+            case .eventsMaxLen: "the events stream's `MAXLEN ~` (`0`: no event; else the stream is the last of `KEYS`, after the holds)"
             case .voidTtlMs:
                 "how long, in ms, nginx's line voids a hold that does not exist when nothing was delivered (`HOLD_VOID` written; `0`: never, the app's call)"
             }
@@ -135,9 +138,18 @@ enum SettleLayout {
     /// The values before the first pool's fields.
     static let poolsBase = Head.allCases.count
 
-    /// The layout as Lua tables, put before settle.lua: `SETTLE` (the arguments), `SETTLED` (a
-    /// settled reply's head), `POOLS` (the values before the first pool), `POOL` and
-    /// `POOL_WIDTH` (a pool's fields), and `ITEM` (a hold item's fields, as the spend's).
+    /// The arguments of one hold.
+    static let width = Argument.allCases.count
+
+    /// The most holds one run settles: a run blocks Redis for its length (a hold is tens of µs),
+    /// and the script's set-up (its functions and tables, about 11 µs a run on this machine) is
+    /// paid once per run.
+    static let chunk = 16
+
+    /// The layout as Lua tables, put before settle.lua: `SETTLE` (a hold's arguments),
+    /// `SETTLED` (a settled reply's head), `POOLS` (the values before the first pool), `POOL` and
+    /// `POOL_WIDTH` (a pool's fields), `SETTLE_WIDTH` and `SETTLE_CHUNK` (a hold's arguments, the
+    /// most holds a run), `ITEM` (a hold item's fields, as the spend's) and `HOLD_VOID`.
     static let lua: String = {
         """
         -- Rendered from SettleLayout (Sources/ChargeGateRedis/SettleLayout.swift): where each
@@ -147,14 +159,18 @@ enum SettleLayout {
         local POOLS = \(poolsBase)
         local POOL = \(SpendLayout.luaTable(PoolField.allCases.map { ($0.name, $0.rawValue) }))
         local POOL_WIDTH = \(PoolField.allCases.count)
+        local SETTLE_WIDTH = \(width)
+        local SETTLE_CHUNK = \(chunk)
         \(SpendLayout.itemLua)
         \(SpendLayout.holdVoidLua)
         """
     }()
 
-    /// docs/redis.md's table of the settlement's arguments.
+    /// docs/redis.md's table of a hold's arguments (hold k's at `(k - 1) × width` + the position).
     static var argumentsTable: String {
-        SpendLayout.markdown(["ARGV", "name", "what"], Argument.allCases.map { ["\($0.position)", "`\($0.rawValue)`", $0.meaning] })
+        SpendLayout.markdown(
+            ["ARGV (hold k: (k − 1) × \(width) +)", "name", "what"],
+            Argument.allCases.map { ["\($0.position)", "`\($0.rawValue)`", $0.meaning] })
     }
 
     /// docs/redis.md's table of a settle reply: the head, then each pool's fields.

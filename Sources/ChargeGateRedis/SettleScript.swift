@@ -1,6 +1,6 @@
-/// The Lua script that settles one hold inside Redis, at most once and atomically across its
-/// pools: the twin of `MemoryStore.settle` (with `Settlement.resolve`, `Settlement.charges`
-/// and `Bucket.settle`), run by `RedisStore.settle`.
+/// The Lua script that settles holds inside Redis, each at most once and atomically across its
+/// pools, up to `SettleLayout.chunk` in one run: the twin of `MemoryStore.settle` (with
+/// `Settlement.resolve`, `Settlement.charges` and `Bucket.settle`), run by `RedisStore.settle`.
 ///
 /// Kept as its own file, `settle.lua`, after the argument layout rendered from `SettleLayout`,
 /// `period.lua` and `bucket.lua` (the bucket rules it shares with `ChargeScript`). A hold record

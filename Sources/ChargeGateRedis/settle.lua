@@ -4,9 +4,14 @@
 -- real Redis over the tables of Tests/Support/SettleTables.swift; bucket.lua (the bucket rules)
 -- and period.lua come before this file. The argument and reply positions come from
 -- SettleLayout, rendered before period.lua as SETTLE, SETTLED, POOLS, POOL, POOL_WIDTH and ITEM.
--- KEYS[1] is the hold (HoldRecord, written by charge.lua), KEYS[2] the event stream when
--- SETTLE.eventsMaxLen > 0; the pools' keys are the record's. Local functions only: Redis
--- forbids globals.
+-- One run settles up to SETTLE_CHUNK holds, one after the other, each atomic on its own and
+-- each answered in its own place of the reply: KEYS[k] is hold k (HoldRecord, written by
+-- charge.lua), KEYS[n + 1] the event stream when any hold's SETTLE.eventsMaxLen > 0; hold k's
+-- arguments are ARGV[(k - 1) * SETTLE_WIDTH + 1 ...], read through A. The pools' keys are the
+-- record's. Local functions only: Redis forbids globals.
+
+-- The arguments of the hold being settled (SettleLayout.Argument's positions)
+local A
 
 -- How a record starts while open, and once settled: settling rewrites the status in place
 local OPEN = '{"status":"open"'
@@ -107,7 +112,7 @@ end
 -- ResponseFacts.nothingDelivered: the upstream never got the request, or the client left
 -- before it answered (499 without an upstream status)
 local function nothing_delivered(status)
-  return ARGV[SETTLE.reached] ~= '1' or (status == 499 and ARGV[SETTLE.answered] ~= '1')
+  return A[SETTLE.reached] ~= '1' or (status == 499 and A[SETTLE.answered] ~= '1')
 end
 
 -- Settlement.ceilDiv: value / unit rounded up (value within 0 .. 2^53: the quotient of two
@@ -124,14 +129,14 @@ end
 -- Settlement.resolve: what the report in SETTLE comes to under policy: 'refund' with its
 -- reason, 'amount' with the amount, 'stands', 'bad_amount' (detail ''), or 'ignored'
 local function resolve(policy)
-  local amount = tonumber(ARGV[SETTLE.amount])
-  if ARGV[SETTLE.report] == 'app' then
-    if ARGV[SETTLE.amount] == '' then return 'refund', 'app' end
+  local amount = tonumber(A[SETTLE.amount])
+  if A[SETTLE.report] == 'app' then
+    if A[SETTLE.amount] == '' then return 'refund', 'app' end
     if amount == nil then return 'bad_amount', '' end
     return 'amount', amount
   end
   if policy.by == 'app' then return 'ignored', '' end
-  local status = tonumber(ARGV[SETTLE.status])
+  local status = tonumber(A[SETTLE.status])
   if refunds(policy, status) then return 'refund', 'status' end
   if nothing_delivered(status) then return 'refund', 'not_delivered' end
   if policy.amount == nil then return 'stands', '' end
@@ -139,8 +144,8 @@ local function resolve(policy)
     if amount == nil then return 'bad_amount', '' end
     return 'amount', amount
   end
-  if policy.amount == 'bytesSent' then return 'amount', ceil_div(tonumber(ARGV[SETTLE.bytesSent]), policy.unit) end
-  return 'amount', ceil_div(tonumber(ARGV[SETTLE.upstreamMs]), policy.unit)
+  if policy.amount == 'bytesSent' then return 'amount', ceil_div(tonumber(A[SETTLE.bytesSent]), policy.unit) end
+  return 'amount', ceil_div(tonumber(A[SETTLE.upstreamMs]), policy.unit)
 end
 
 -- Settlement.charges: what each item is charged in the end (nothing on a refund, the amount
@@ -202,7 +207,7 @@ end
 -- One settle event per item (XADD ... MAXLEN ~): the signed difference, kind settle, nginx's
 -- status (none for the app's call), the hold's context (its plan when it had one)
 local function append_settle_events(key, hold, differences)
-  local maxLen = int(tonumber(ARGV[SETTLE.eventsMaxLen]))
+  local maxLen = int(tonumber(A[SETTLE.eventsMaxLen]))
   local c = hold.context
   local more = {}
   if c.plan ~= '' then
@@ -211,9 +216,9 @@ local function append_settle_events(key, hold, differences)
   end
   more[#more + 1] = 'kind'
   more[#more + 1] = 'settle'
-  if ARGV[SETTLE.status] ~= '' then
+  if A[SETTLE.status] ~= '' then
     more[#more + 1] = 'status'
-    more[#more + 1] = ARGV[SETTLE.status]
+    more[#more + 1] = A[SETTLE.status]
   end
   more[#more + 1] = 'hold'
   more[#more + 1] = c.hold
@@ -230,18 +235,18 @@ local function state_reply(s)
   return {s[1], s[2], s[3] or false}
 end
 
--- MemoryStore.settle: the hold read (missing: unknown, or voided when nginx's line says nothing
--- was delivered; settled or voided: duplicate; past its window: expired), the report resolved (nginx's line on a route the app settles: ignored), the hold
--- marked settled (its TTL kept), each pool's difference applied, the events appended. The
--- reply: SETTLED's head, and when settled each pool's POOL fields
-local function settle_op()
-  local key = KEYS[1]
+-- MemoryStore.settle: the hold at key read (missing: unknown, or voided when nginx's line says
+-- nothing was delivered; settled or voided: duplicate; past its window: expired), the report
+-- resolved (nginx's line on a route the app settles: ignored), the hold marked settled (its TTL
+-- kept), each pool's difference applied, the events appended to stream. The reply: SETTLED's
+-- head, and when settled each pool's POOL fields
+local function settle_op(key, stream)
   local raw = redis.call('GET', key)
   if not raw then
     -- SettleRequest.voids: nginx's line for a client that left before the gate answered can
     -- come before the spend that opens the hold; the void makes that spend refuse.
-    local ttl = tonumber(ARGV[SETTLE.voidTtlMs])
-    if ARGV[SETTLE.report] ~= 'nginx' or ttl < 1 or not nothing_delivered(tonumber(ARGV[SETTLE.status])) then
+    local ttl = tonumber(A[SETTLE.voidTtlMs])
+    if A[SETTLE.report] ~= 'nginx' or ttl < 1 or not nothing_delivered(tonumber(A[SETTLE.status])) then
       return {'unknown', now}
     end
     redis.call('SET', key, HOLD_VOID, 'PX', int(ttl))
@@ -287,8 +292,18 @@ local function settle_op()
     local at = POOLS + (i - 1) * POOL_WIDTH
     out[at + POOL.difference], out[at + POOL.state] = difference, state_reply(s)
   end
-  if final ~= nil and tonumber(ARGV[SETTLE.eventsMaxLen]) > 0 then append_settle_events(KEYS[2], hold, differences) end
+  if final ~= nil and tonumber(A[SETTLE.eventsMaxLen]) > 0 then append_settle_events(stream, hold, differences) end
   return out
 end
 
-return settle_op()
+-- Each hold of the run in turn: its reply (or its error) at its place
+local n = math.floor(#ARGV / SETTLE_WIDTH)
+if n < 1 or n > SETTLE_CHUNK or n * SETTLE_WIDTH ~= #ARGV or (#KEYS ~= n and #KEYS ~= n + 1) then
+  return redis.error_reply('CHARGEGATE bad settle arguments')
+end
+local replies = {}
+for k = 1, n do
+  A = {unpack(ARGV, (k - 1) * SETTLE_WIDTH + 1, k * SETTLE_WIDTH)}
+  replies[k] = settle_op(KEYS[k], KEYS[n + 1])
+end
+return replies

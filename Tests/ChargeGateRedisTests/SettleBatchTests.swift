@@ -72,6 +72,46 @@ extension RedisTests {
             #expect(throws: StoreError.self) { try RedisStore.settleResult(short, pools: false) }
         }
 
+        @Test("a batch goes in script runs of up to SettleLayout.chunk holds sharing a stream")
+        func runsAreChunksOfOneStream() {
+            func request(_ stream: String?, _ maxLen: Int = 100) -> SettleRequest {
+                SettleRequest(key: "k", id: "h", report: .app(amount: 1), eventsKey: stream, eventsMaxLen: maxLen)
+            }
+            let chunk = SettleLayout.chunk
+            #expect(
+                RedisStore.settleRuns(Array(repeating: request("e"), count: 2 * chunk + 3)) == [
+                    0..<chunk, chunk..<(2 * chunk), (2 * chunk)..<(2 * chunk + 3),
+                ])
+            #expect(
+                RedisStore.settleRuns([request("e"), request("e"), request("f"), request(nil), request("e", 0), request("e")]) == [
+                    0..<2, 2..<3, 3..<5, 5..<6,
+                ])
+            #expect(RedisStore.settleRuns([request("e")]) == [0..<1])
+            #expect(RedisStore.settleRuns([]).isEmpty)
+        }
+
+        @Test("40 lines (three script runs): each hold settled as alone, one answer each in order")
+        func fortyLinesThreeRuns() throws {
+            let fixture = try RedisFixture()
+            let store = fixture.store()
+            let ids = (1...40).map { "r\($0)" }
+            let item = try Self.open(ids, on: store, prefix: fixture.prefix)
+            let requests = ids.enumerated().map { index, id in
+                SettleRequest(
+                    key: fixture.prefix + "#hold:" + id, id: id, report: .app(amount: index % 2 == 0 ? nil : 40),
+                    eventsKey: fixture.prefix + "#events",
+                    eventsMaxLen: 1000, reportsPools: false)
+            }
+            let got = try store.settle(requests).map(Self.summary)
+            #expect(
+                got
+                    == ids.indices.map {
+                        $0 % 2 == 0 ? "settled refund(ChargeGateCore.Settlement.RefundReason.app) [-100]" : "settled amount(40) [-60]"
+                    }, "\(got)")
+            #expect(try store.peek([item.key]).states[0]?.current == 100_000 - 20 * 40)
+            #expect(try Self.settleEvents(fixture, store).count == 40)
+        }
+
         @Test("a batch answers, charges and logs as the same settlements one at a time (and as the memory store's batch)")
         func batchIsOneByOne() throws {
             let ids = ["h1", "h2", "h3", "h4", "h5"]
@@ -163,7 +203,7 @@ extension RedisTests {
                 var command = RESPCommand()
                 command.append(RedisStore.evalshaName)
                 command.append(Array(SettleScript.sha1.utf8))
-                RedisStore.appendSettle(request, to: &command)
+                RedisStore.appendSettle([request][...], to: &command)
                 return command
             }
             var commands = [

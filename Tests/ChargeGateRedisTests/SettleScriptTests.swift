@@ -145,9 +145,10 @@ extension RedisTests {
                 let before = try store.peek(keys).states
                 let amount: Int64? = Int.random(in: 0..<5, using: &rng) == 0 ? nil : Int64.random(in: 0...8, using: &rng)
                 let request = SettleRequest(key: hold.key, id: id, report: .app(amount: amount))
-                let reply = try store.runScript(store.settleScript) { (command: inout RESPCommand) throws(StoreError) in
-                    RedisStore.appendSettle(request, to: &command)
+                let run = try store.runScript(store.settleScript) { (command: inout RESPCommand) throws(StoreError) in
+                    RedisStore.appendSettle([request][...], to: &command)
                 }
+                let reply = try #require(run.elements?.first)
                 let scriptNow = try #require(reply.elements?[SettleLayout.Head.now.index].integer)
                 guard case .settled(let settled) = try RedisStore.settleResult(reply) else {
                     Issue.record("case \(index): not settled")

@@ -239,7 +239,7 @@ import Testing
     ])
     func theSettleEncoderPutsEveryValueWhereItsNameSays(report: SettleReport, expected: [String]) {
         var command = RESPCommand()
-        RedisStore.appendSettle(SettleRequest(key: "hk", id: "h1", report: report, eventsKey: "ek", eventsMaxLen: 300), to: &command)
+        RedisStore.appendSettle([SettleRequest(key: "hk", id: "h1", report: report, eventsKey: "ek", eventsMaxLen: 300)][...], to: &command)
         let sent = Self.arguments(&command)
         #expect(sent.prefix(3) == ["2", "hk", "ek"])
         let argv = Array(sent.dropFirst(3))
@@ -249,13 +249,13 @@ import Testing
         }
         // Without events: the hold alone, and MAXLEN 0.
         var bare = RESPCommand()
-        RedisStore.appendSettle(SettleRequest(key: "hk", id: "h1", report: report), to: &bare)
+        RedisStore.appendSettle([SettleRequest(key: "hk", id: "h1", report: report)][...], to: &bare)
         let alone = Self.arguments(&bare)
         #expect(alone.prefix(2) == ["1", "hk"])
         #expect(alone[2 + SettleLayout.Argument.eventsMaxLen.position - 1] == "0")
         // A line that may void its hold: the void's TTL last.
         var voiding = RESPCommand()
-        RedisStore.appendSettle(SettleRequest(key: "hk", id: "h1", report: report, voidTtlMs: 7_200_000), to: &voiding)
+        RedisStore.appendSettle([SettleRequest(key: "hk", id: "h1", report: report, voidTtlMs: 7_200_000)][...], to: &voiding)
         #expect(Self.arguments(&voiding).last == "7200000")
     }
 }
