@@ -37,7 +37,9 @@ enum TestCluster {
 /// One test's view of the cluster: a random key prefix, direct connections to each node (for
 /// checking where keys are and for moving slots by hand), and the slot map as the nodes say.
 final class ClusterFixture {
+    /// This test's key prefix (random), so its keys are its own and removed at the end.
     let prefix: String
+    /// One direct connection per node, made when first used.
     private var admins: [RedisURL.HostPort: RedisConnection] = [:]
 
     init() throws {
