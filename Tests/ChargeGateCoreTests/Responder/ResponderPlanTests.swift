@@ -6,7 +6,7 @@ import Testing
 
 /// Plans, billing periods and shadow mode through the responder, on the memory store with a
 /// manual clock.
-@Suite struct ResponderPlanTests {
+@Suite struct ResponderPlanTests: ResponderHarness {
     /// 2025-11-30T10:00:00Z: the month ends in 14 h (Dec 1, 00:00 UTC).
     static let start: Int64 = 1_764_496_800_000
     static let dec1: Int64 = 1_764_547_200_000
@@ -45,7 +45,6 @@ import Testing
     let store: MemoryStore
     let denials = DenyCache()
     let gate: Gate
-    var responder: Responder { Responder(store: store, clock: clock, denials: denials) }
 
     init() { self.init(config: Self.config()) }
 
@@ -54,14 +53,7 @@ import Testing
         gate = Gate(config: config)
     }
 
-    func auth(_ uri: String, subject: String = "s1", plan: String? = nil) -> Response {
-        var request = FakeRequest.auth(uri, subject: subject)
-        if let plan { request.params["CHARGE_GATE_PLAN"] = plan }
-        return responder.respond(to: request, gate: gate)
-    }
-
     func status(_ response: Response) -> String? { header(response, "X-Charge-Status") }
-    func header(_ response: Response, _ name: String) -> String? { response.headers.first { $0.name == name }?.value }
 
     func planRequest(
         _ method: String, subject: String? = "s1", body: String = "", token: String? = ResponderPlanTests.token, plan: String? = nil

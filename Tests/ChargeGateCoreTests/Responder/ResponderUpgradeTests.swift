@@ -6,7 +6,7 @@ import Testing
 
 /// `upgradeUrl` in denials: which 429s and 402s carry it, whose URL (the plan in force), and
 /// that a denial answered from memory or by nginx's cache never shows another plan's URL.
-@Suite struct ResponderUpgradeTests {
+@Suite struct ResponderUpgradeTests: ResponderHarness {
     /// 2025-11-30T10:00:00Z: the month ends in 14 h.
     static let start: Int64 = 1_764_496_800_000
     static let token = "s3cret"
@@ -49,7 +49,6 @@ import Testing
     let store: MemoryStore
     let denials = DenyCache()
     let gate: Gate
-    var responder: Responder { Responder(store: store, clock: clock, denials: denials) }
 
     init() { self.init(config: Self.config()) }
 
@@ -57,14 +56,6 @@ import Testing
         store = MemoryStore(clock: clock)
         gate = Gate(config: config)
     }
-
-    func auth(_ uri: String, subject: String = "s1", plan: String? = nil) -> Response {
-        var request = FakeRequest.auth(uri, subject: subject)
-        if let plan { request.params["CHARGE_GATE_PLAN"] = plan }
-        return responder.respond(to: request, gate: gate)
-    }
-
-    func header(_ response: Response, _ name: String) -> String? { response.headers.first { $0.name == name }?.value }
 
     /// The denial's JSON body, as nginx returns it.
     func body(_ response: Response) throws -> [String: Any] {
