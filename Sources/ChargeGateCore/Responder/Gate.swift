@@ -52,10 +52,7 @@ public final class Gate: Sendable {
 
     /// How long nginx's line voids a hold id whose spend has not come (yet)
     /// (`SettleRequest.voidTtlMs`): as long as a hold's key lives (`HoldRequest.keyTtlMs`).
-    public var voidTtlMs: Int64 {
-        let windowMs = Int64(config.settleWindowSeconds) * 1000
-        return windowMs.saturatingAdding(windowMs)
-    }
+    public var voidTtlMs: Int64 { HoldRequest.keyTtlMs(windowMs: Int64(config.settleWindowSeconds) * 1000) }
 
     /// Whether `id` can name a hold: 1-64 of `[A-Za-z0-9_-]`, starting with a letter or digit
     /// (nginx's `$request_id` is 32 hex digits; nginx logs an empty variable as `-`).

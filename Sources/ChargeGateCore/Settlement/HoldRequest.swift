@@ -25,7 +25,10 @@ public final class HoldRequest: Sendable, Equatable {
 
     /// How long the record outlives its window, so that a late settlement is told apart from
     /// an unknown one (counted as expired, not unknown): one more window.
-    public var keyTtlMs: Int64 { windowMs.saturatingAdding(windowMs) }
+    public var keyTtlMs: Int64 { Self.keyTtlMs(windowMs: windowMs) }
+
+    /// How long a hold's key lives for a settlement window of `windowMs`: two windows.
+    public static func keyTtlMs(windowMs: Int64) -> Int64 { windowMs.saturatingAdding(windowMs) }
 
     /// Equal when every field is (a value's equality: two requests made alike are equal).
     public static func == (a: HoldRequest, b: HoldRequest) -> Bool {
