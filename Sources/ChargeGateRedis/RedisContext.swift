@@ -87,32 +87,8 @@ struct RedisContext: ~Copyable {
     /// command is never sent again here. `command` is only read (`inout`: its buffer is reused).
     mutating func send(_ command: inout RESPCommand) throws(StoreError) -> RedisValue {
         guard let context = pointer else { throw .unavailable("not connected to \(url)") }
-        // hiredis copies the encoded bytes into its output buffer; nothing keeps a pointer.
-        let queued = command.withEncoded { encoded in
-            redisAppendFormattedCommand(context, encoded.baseAddress?.assumingMemoryBound(to: CChar.self), encoded.count)
-        }
-        if queued != REDIS_OK {
-            let error = storeError(context, errno: errno, action: "command")
-            close()
-            throw error
-        }
-        errno = 0
-        var raw: UnsafeMutableRawPointer?
-        let status = redisGetReply(context, &raw)
-        let savedErrno = errno
-        if let raw {
-            // Ownership: redisGetReply hands us the reply tree; it is copied into a Swift value
-            // at once and freed here, exactly once. Nothing keeps a pointer.
-            let value = RedisValue(reply: UnsafePointer(raw.assumingMemoryBound(to: redisReply.self)))
-            freeReplyObject(raw)
-            if status == REDIS_OK { return value }
-        }
-        let error =
-            context.pointee.err != 0
-            ? storeError(context, errno: savedErrno, action: "command")
-            : StoreError.unavailable("no reply from \(url)")
-        close()
-        throw error
+        if let error = queue(&command, on: context) { throw error }
+        return try readReply(on: context).get()
     }
 
     /// Writes every command of `commands` (one buffer, one write), then reads their replies in
@@ -123,41 +99,52 @@ struct RedisContext: ~Copyable {
     mutating func pipeline(_ commands: inout [RESPCommand]) -> (replies: [RedisValue], error: StoreError?) {
         guard let context = pointer else { return ([], .unavailable("not connected to \(url)")) }
         for index in commands.indices {
-            // hiredis copies the encoded bytes into its output buffer; nothing keeps a pointer.
-            let queued = commands[index].withEncoded { encoded in
-                redisAppendFormattedCommand(context, encoded.baseAddress?.assumingMemoryBound(to: CChar.self), encoded.count)
-            }
-            if queued != REDIS_OK {
-                // Nothing was written yet (hiredis writes on the first read).
-                let error = storeError(context, errno: errno, action: "command")
-                close()
-                return ([], error)
-            }
+            // Nothing was written yet when one cannot be queued (hiredis writes on the first read).
+            if let error = queue(&commands[index], on: context) { return ([], error) }
         }
         var replies: [RedisValue] = []
         replies.reserveCapacity(commands.count)
         while replies.count < commands.count {
-            errno = 0
-            var raw: UnsafeMutableRawPointer?
-            let status = redisGetReply(context, &raw)
-            let savedErrno = errno
-            if let raw {
-                // Ownership: as in `send`: copied into a Swift value at once, freed here once.
-                let value = RedisValue(reply: UnsafePointer(raw.assumingMemoryBound(to: redisReply.self)))
-                freeReplyObject(raw)
-                if status == REDIS_OK {
-                    replies.append(value)
-                    continue
-                }
+            switch readReply(on: context) {
+            case .success(let value): replies.append(value)
+            case .failure(let error): return (replies, error)
             }
-            let error =
-                context.pointee.err != 0
-                ? storeError(context, errno: savedErrno, action: "command")
-                : StoreError.unavailable("no reply from \(url)")
-            close()
-            return (replies, error)
         }
         return (replies, nil)
+    }
+
+    /// Appends `command` to hiredis's output buffer; on failure the context is closed and the
+    /// error returned. hiredis copies the encoded bytes: nothing keeps a pointer.
+    private mutating func queue(_ command: inout RESPCommand, on context: UnsafeMutablePointer<redisContext>) -> StoreError? {
+        let queued = command.withEncoded { encoded in
+            redisAppendFormattedCommand(context, encoded.baseAddress?.assumingMemoryBound(to: CChar.self), encoded.count)
+        }
+        guard queued != REDIS_OK else { return nil }
+        let error = storeError(context, errno: errno, action: "command")
+        close()
+        return error
+    }
+
+    /// Reads the next reply (writing what is queued first). On an I/O error the context is
+    /// closed and the error returned.
+    private mutating func readReply(on context: UnsafeMutablePointer<redisContext>) -> Result<RedisValue, StoreError> {
+        errno = 0
+        var raw: UnsafeMutableRawPointer?
+        let status = redisGetReply(context, &raw)
+        let savedErrno = errno
+        if let raw {
+            // Ownership: redisGetReply hands us the reply tree; it is copied into a Swift value
+            // at once and freed here, exactly once. Nothing keeps a pointer.
+            let value = RedisValue(reply: UnsafePointer(raw.assumingMemoryBound(to: redisReply.self)))
+            freeReplyObject(raw)
+            if status == REDIS_OK { return .success(value) }
+        }
+        let error =
+            context.pointee.err != 0
+            ? storeError(context, errno: savedErrno, action: "command")
+            : StoreError.unavailable("no reply from \(url)")
+        close()
+        return .failure(error)
     }
 
     /// Whether the idle socket has nothing to read and no hang-up or error pending: an idle
