@@ -230,7 +230,7 @@ public struct GateAnalyser {
         }
         return GateServer(
             block: id, label: label, location: block.location ?? NginxSourceLocation(file: model.mainFile, line: 0),
-            usesGate: usesGate(id))
+            usesGate: usesGate(id), authLocations: authLocations(in: id))
     }
 
     private func usesGate(_ server: Int) -> Bool {
