@@ -156,7 +156,7 @@ public struct GateAnalyser {
             warnings.append(GateWarning(.noGatedServer, "no server uses the gate (no auth_request anywhere)", at: nil))
         }
         warnings += nextUpstreamWarnings()
-        warnings += authLocationWarnings() + listenWarnings() + ssiWarnings(servers)
+        warnings += authLocationWarnings() + listenWarnings() + ssiWarnings(servers) + profileWarnings(servers)
         return GateReport(
             nginxConfig: model.mainFile, servers: servers, routes: lines, warnings: warnings, gateMissing: gateMissing && !routes.isEmpty)
     }

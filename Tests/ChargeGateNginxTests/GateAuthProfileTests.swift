@@ -6,7 +6,8 @@ import Testing
 
 /// The two auth profiles in check-nginx (issue 24): each server's profile, as nginx merges the
 /// auth location's settings; every fixture of the no-free-pass checks run over both server
-/// snippets with the same outcome.
+/// snippets with the same outcome; and the warnings for a keepalive profile that keeps no
+/// connection and for an auth location that mixes the two.
 @Suite struct GateAuthProfileTests {
     static let site = GateAnalyserTests.site
     static let protect = GateAnalyserTests.protect
@@ -212,5 +213,85 @@ import Testing
             ))
         let missing = try NginxFixtures.report("traps/auth-location-missing.conf").text()
         #expect(missing.contains("\nprofile: 127.0.0.1:8080 localhost: no auth location (none passes CHARGE_GATE_ROLE auth to FastCGI)\n"))
+    }
+
+    // MARK: warnings
+
+    /// The keepalive profile with an upstream that keeps no connection: a warning at the
+    /// upstream, once however many servers include the snippet.
+    @Test func theKeepaliveProfileWithoutUpstreamKeepaliveIsAWarning() throws {
+        let place = try Self.authLocation("charge-gate-server-keepalive.conf")
+        for fixture in ["good/protect-all.conf", "good/second-server-gated.conf"] {
+            let dump = try NginxFixtures.dump(fixture, profile: .keepalive, upstreamKeepalive: false)
+            let report = try NginxFixtures.report(dump: dump)
+            #expect(report.isGated)
+            #expect(report.warnings.map(\.kind) == [.serverWithoutGate, .keepaliveUnused], "\(fixture)")
+            #expect(
+                report.warnings.last?.description
+                    == "/etc/nginx/nginx.conf:20: the gate's auth location = /_charge_gate/auth (\(place)) uses the keepalive profile, "
+                    + "but upstream charge_gate (/etc/nginx/nginx.conf:20) has no keepalive: nginx closes every FastCGI connection "
+                    + "after its answer, and the profile gains nothing (add keepalive 32; to the upstream, or use "
+                    + "charge-gate-server.conf)")
+        }
+        // The edge profile needs none.
+        let edge = try NginxFixtures.report(dump: try NginxFixtures.dump("good/protect-all.conf", profile: .edge))
+        #expect(edge.warnings.map(\.kind) == [.serverWithoutGate])
+    }
+
+    /// The keepalive profile passing to an address, not an upstream: a warning at the pass.
+    @Test func theKeepaliveProfileWithoutAnUpstreamIsAWarning() throws {
+        let text = """
+            server {
+                listen 127.0.0.1:8080;
+                location = /_charge_gate/auth {
+                    internal;
+                    fastcgi_pass unix:/srv/gate/charge.sock;
+                    fastcgi_next_upstream off;
+                    fastcgi_keep_conn on;
+                    fastcgi_store /dev/null/charge-gate-never-stores;
+                    fastcgi_param CHARGE_GATE_ROLE auth;
+                    fastcgi_param CHARGE_GATE_URI $charge_gate_uri;
+                }
+                location /api/ { \(Self.protect) proxy_pass http://app; }
+            }
+            """
+        let report = try NginxFixtures.report(site: text)
+        #expect(NginxFixtures.lines(report) == ["/api/generate: gated", "/api/describe: gated"])
+        #expect(
+            report.warnings.map(\.description) == [
+                "/etc/nginx/nginx.conf:29: server unix:/srv/gate/app.sock does not use the gate (no auth_request): nothing it serves "
+                    + "is charged",
+                "\(Self.site):5: the gate's auth location = /_charge_gate/auth (\(Self.site):3) uses the keepalive profile, but passes "
+                    + "to unix:/srv/gate/charge.sock (\(Self.site):5), not to an upstream with keepalive: nginx closes every FastCGI "
+                    + "connection after its answer, and the profile gains nothing (pass to an upstream with keepalive 32;, or use "
+                    + "charge-gate-server.conf)",
+            ])
+        #expect(report.warnings.last?.kind == .keepaliveUnused)
+    }
+
+    /// The edge snippet in a server (or http block) with `fastcgi_keep_conn on`: the auth
+    /// location mixes the profiles, a warning at the keep_conn; still gated.
+    @Test func anAuthLocationThatMixesTheProfilesIsAWarning() throws {
+        let text = """
+            server {
+                listen 127.0.0.1:8080;
+                fastcgi_keep_conn on;
+                \(NginxFixtures.edgeInclude)
+                location /api/ { \(Self.protect) proxy_pass http://app; }
+            }
+            """
+        let report = try NginxFixtures.report(site: text)
+        #expect(NginxFixtures.lines(report) == ["/api/generate: gated", "/api/describe: gated"])
+        let place = try Self.authLocation("charge-gate-server.conf")
+        let cache = try NginxFixtures.snippetLine("charge-gate-server.conf", startingWith: "fastcgi_cache charge_gate_deny;")
+        #expect(report.warnings.map(\.kind) == [.serverWithoutGate, .authProfileMixed])
+        #expect(
+            report.warnings.last?.description
+                == "\(Self.site):3: the gate's auth location = /_charge_gate/auth (\(place)) mixes the two auth profiles: "
+                + "fastcgi_keep_conn on (\(Self.site):3) with fastcgi_cache charge_gate_deny (\(cache)); nginx reads an answer to its "
+                + "end, and keeps the connection, only when it may cache it, so every other answer (each allow: X-Accel-Expires: 0) "
+                + "closes its connection (use one profile: charge-gate-server.conf without fastcgi_keep_conn on, or "
+                + "charge-gate-server-keepalive.conf)")
+        #expect(report.text().contains("\nprofile: 127.0.0.1:8080: mixed, location = /_charge_gate/auth (\(place))\n"))
     }
 }
