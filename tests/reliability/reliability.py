@@ -161,13 +161,28 @@ REL_EXTRA = """\
 REL_LOG_FORMAT = "    log_format rel_edge '$request_method $request_uri $status $rel_responder';\n"
 
 
+def responder_metrics_locations(sockets: list[Path]) -> str:
+    """`GET /rel-metrics/<i>`: responder i's own /metrics (its socket, not the upstream: one
+    connection per scrape, never one of the upstream's kept ones)."""
+    return "".join(f"""
+        location = /rel-metrics/{i} {{
+            fastcgi_pass unix:{sock};
+            fastcgi_pass_request_body off;
+            fastcgi_pass_request_headers off;
+            fastcgi_param CHARGE_GATE_ROLE metrics;
+            fastcgi_param REQUEST_METHOD   $request_method;
+            fastcgi_param REQUEST_URI      /metrics;
+        }}
+""" for i, sock in enumerate(sockets))
+
+
 class MultiNginx(Nginx):
     """harness.Nginx whose `upstream charge_gate` lists several responder sockets, on the auth
     `profile` (default: the run's; keepalive: the rendered upstream's `keepalive` line is kept)."""
 
     def __init__(self, dir: Path, port: int, sockets: list[Path], extra: str = REL_EXTRA,
                  profile: str | None = None):
-        super().__init__(dir, port, extra, profile=profile)
+        super().__init__(dir, port, extra + responder_metrics_locations(sockets), profile=profile)
         self.sockets = sockets
 
     def render(self) -> str:
@@ -352,6 +367,25 @@ class Cluster:
             rid = int(m.group(1))
             seen[rid] = seen.get(rid, 0) + 1
         return seen
+
+    def responder_metrics(self, i: int) -> dict[str, float]:
+        """Responder i's /metrics (through the first nginx): {sample with its labels: value}."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.nginxes[0].port, timeout=10)
+        try:
+            conn.request("GET", f"/rel-metrics/{i}")
+            r = conn.getresponse()
+            body = r.read().decode()
+        finally:
+            conn.close()
+        assert r.status == 200, (r.status, body[:200])
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in body.splitlines() if line and not line.startswith("#")}
+
+    def fastcgi_connections(self) -> int:
+        """FastCGI connections every responder's current process has accepted (their scrapes'
+        own included: one each)."""
+        return sum(int(self.responder_metrics(i)["charge_gate_fastcgi_connections_total"])
+                   for i in range(len(self.responders)))
 
     def state(self, key: str, prefix: str = "charge:"):
         raw = self.rc.get(prefix + key)
