@@ -98,6 +98,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The FastCGI layer: the event loop's peek at a connection (@testable: internal).
+        .testTarget(
+            name: "ChargeGateFastCGITests",
+            dependencies: ["ChargeGateFastCGI", "ChargeGateTestSupport"]
+        ),
         // One saved `nginx -T` output per trap (Fixtures/), the shipped snippets appended.
         .testTarget(
             name: "ChargeGateNginxTests",
