@@ -12,6 +12,9 @@ test that runs longer than CHARGE_GATE_E2E_TEST_TIMEOUT seconds (default 120) fa
 
 CHARGE_GATE_BIN: the binary (default .build/debug/charge-gate).
 CHARGE_GATE_E2E_KEEP=1: keep the temp dirs (logs) of failed tests.
+CHARGE_GATE_E2E_PROFILE: the auth profile every stack is rendered with, unless a test names its
+  own: edge or keepalive (README, "Auth profiles"); default deploy/render-nginx-conf's
+  (`--default-profile`). deploy/local-stack is started with it too.
 """
 
 from __future__ import annotations
@@ -53,6 +56,31 @@ def _binary() -> Path:
 
 
 BIN = _binary()
+
+PROFILES = ("edge", "keepalive")
+
+
+def _profile() -> str:
+    raw = os.environ.get("CHARGE_GATE_E2E_PROFILE", "")
+    if not raw:
+        r = subprocess.run([str(RENDER_NGINX_CONF), "--default-profile"], capture_output=True, text=True, timeout=20)
+        raw = r.stdout.strip()
+    if raw not in PROFILES:
+        raise SystemExit(f"CHARGE_GATE_E2E_PROFILE must be one of {', '.join(PROFILES)}, got {raw!r}")
+    return raw
+
+
+# The auth profile of this run (Stack's default).
+PROFILE = _profile()
+
+
+def edge_profile_only():
+    """pytest mark for a test about nginx's edge deny cache (the fastcgi_cache of the edge
+    profile's charge-gate-server.conf): skipped when the run's profile has none."""
+    import pytest
+
+    return pytest.mark.skipif(PROFILE != "edge", reason=f"about nginx's edge deny cache, which the {PROFILE} "
+                              "profile does not have (CHARGE_GATE_E2E_PROFILE)")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -246,8 +274,11 @@ def raw_request(port: int, data: bytes, timeout: float = 10.0) -> bytes:
 
 
 def local_stack(*args, timeout=60, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Runs deploy/local-stack ARGS with this binary (CHARGE_GATE_BIN), output captured."""
+    """Runs deploy/local-stack ARGS with this binary (CHARGE_GATE_BIN), output captured; `up`
+    on this run's auth profile (PROFILE) unless ARGS name one."""
     env = dict(os.environ, CHARGE_GATE_BIN=str(BIN), **(env or {}))
+    if args[:1] == ("up",) and not any(a == "--profile" or a.startswith("--profile=") for a in args):
+        args = (*args, "--profile", PROFILE)
     return subprocess.run([str(LOCAL_STACK), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=timeout, env=env)
 
@@ -479,10 +510,12 @@ TEST_EXTRA = """\
 """
 
 
-def render_nginx_conf(dir: Path, port: int, extra: str = "", http_extra: str = "") -> str:
-    """Renders deploy/nginx-stack.conf.in exactly as deploy/local-stack does. `http_extra`:
-    text for the template's http-block slot (maps, zones), written to DIR/http-extra.conf."""
-    args = [str(RENDER_NGINX_CONF), "--dir", str(dir), "--port", str(port), "--extra", "-"]
+def render_nginx_conf(dir: Path, port: int, extra: str = "", http_extra: str = "", profile: str | None = None) -> str:
+    """Renders deploy/nginx-stack.conf.in exactly as deploy/local-stack does, on the auth
+    `profile` (default: this run's, PROFILE). `http_extra`: text for the template's http-block
+    slot (maps, zones), written to DIR/http-extra.conf."""
+    args = [str(RENDER_NGINX_CONF), "--dir", str(dir), "--port", str(port), "--profile", profile or PROFILE,
+            "--extra", "-"]
     if http_extra:
         http_extra_file = Path(dir) / "http-extra.conf"
         http_extra_file.write_text(http_extra)
@@ -494,16 +527,17 @@ def render_nginx_conf(dir: Path, port: int, extra: str = "", http_extra: str = "
 
 
 class Nginx:
-    def __init__(self, dir: Path, port: int, extra: str, http_extra: str = ""):
+    def __init__(self, dir: Path, port: int, extra: str, http_extra: str = "", profile: str | None = None):
         self.dir = dir
         self.port = port
         self.extra = extra
         self.http_extra = http_extra
+        self.profile = profile or PROFILE
         self.conf = dir / "nginx.conf"
 
     def start(self):
         (self.dir / "tmp").mkdir(exist_ok=True)
-        self.conf.write_text(render_nginx_conf(self.dir, self.port, self.extra, self.http_extra))
+        self.conf.write_text(render_nginx_conf(self.dir, self.port, self.extra, self.http_extra, self.profile))
         r = subprocess.run([NGINX, "-p", f"{self.dir}/", "-c", str(self.conf), "-e", str(self.dir / "error.log")],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
         if r.returncode != 0:
@@ -584,17 +618,20 @@ class Responder:
 
 
 class Stack:
-    """redis-server + charge-gate + nginx in one temp dir."""
+    """redis-server + charge-gate + nginx in one temp dir; nginx on the auth `profile` (edge or
+    keepalive; default this run's, PROFILE)."""
 
     def __init__(self, config_body: str = DEFAULT_POOLS, *, redis: bool = True, settings: str = "",
-                 extra: str = TEST_EXTRA, start_responder: bool = True, http_extra: str = ""):
+                 extra: str = TEST_EXTRA, start_responder: bool = True, http_extra: str = "",
+                 profile: str | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix="s", dir=_BASE))
         self.port = free_port()
         self.redis = RedisServer(self.dir) if redis else None
         self.config = self.dir / "charge-gate.yaml"
         self.config_body = config_body
         self.settings = settings
-        self.nginx = Nginx(self.dir, self.port, extra, http_extra)
+        self.nginx = Nginx(self.dir, self.port, extra, http_extra, profile)
+        self.profile = self.nginx.profile
         self.responder = Responder(self.dir, self.config)
         self.start_responder = start_responder
         _ALL_STACKS.append(self)
@@ -696,7 +733,7 @@ class Stack:
             return ""
 
     def diagnostics(self) -> str:
-        parts = [f"--- stack dir {self.dir} port {self.port}"]
+        parts = [f"--- stack dir {self.dir} port {self.port} profile {self.profile}"]
         parts.append("--- charge-gate.log (tail)\n" + self.responder.log_tail(40))
         parts.append("--- nginx error.log (tail)\n" + "\n".join(self.error_log().splitlines()[-20:]))
         if self.redis is not None:

