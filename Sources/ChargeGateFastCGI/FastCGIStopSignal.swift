@@ -1,8 +1,9 @@
 import CFastCGI
 import Glibc
 
-/// Tells every worker's event loop to stop: an eventfd in each loop's epoll set that becomes
-/// readable once, for all of them. The single owner of the descriptor (closed in deinit, after
+/// Tells the event loop to stop: an eventfd in its epoll set that becomes readable once (the
+/// worker that sees it sets the loop's stop deadline; the others see that within
+/// `FastCGIEventLoop.waitSliceMs`). The single owner of the descriptor (closed in deinit, after
 /// the workers have ended).
 public final class FastCGIStopSignal: Sendable {
     /// The eventfd the loops watch.
@@ -19,7 +20,7 @@ public final class FastCGIStopSignal: Sendable {
         close(descriptor)
     }
 
-    /// Makes the descriptor readable: every loop stops accepting, answers what comes on its
+    /// Makes the descriptor readable: the loop stops accepting, answers what comes on its
     /// connections for `FastCGIEventLoop.stopGraceMs` (closing each after its answer) and ends.
     public func fire() {
         var one: UInt64 = 1

@@ -4,8 +4,8 @@ import Glibc
 import Logging
 import Synchronization
 
-/// The responder process: N worker threads, each with its own FastCGI event loop (the
-/// connections it accepted, kept or not) and its own store connection, answering until SIGTERM or SIGINT; SIGHUP reloads the config. It owns the
+/// The responder process: N worker threads serving every FastCGI connection from one event
+/// loop (any idle worker takes the next ready request), each with its own store connection, answering until SIGTERM or SIGINT; SIGHUP reloads the config. It owns the
 /// process: the signals, the config in force and its reload rules (`RestartOnlyKey`), and every
 /// background loop (`BackgroundLoop`, see `Server+BackgroundLoops`).
 public final class Server: Sendable {
@@ -85,16 +85,19 @@ public final class Server: Sendable {
         // After prepareSignals: the loops' threads inherit the blocked stop and reload signals.
         let loopThreads = startLoops(loops)
         let workers = config.workers ?? max(2, 2 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        // Every worker accepts from the listening socket in its own epoll set: non-blocking, so
-        // that a worker woken for a connection another took goes back to waiting.
+        // The workers share one epoll set over the listening socket and every connection:
+        // non-blocking, so that a worker woken for a connection another took goes back to waiting.
         guard FastCGIEventLoop.setNonBlocking(listenFD) else {
             logger.critical("cannot make the listening socket non-blocking: \(String(cString: strerror(errno)))")
             stopLoops(loopThreads)
             return 1
         }
         // Readable once the workers are to stop (each worker's epoll set watches it).
-        guard let stop = FastCGIStopSignal() else {
-            logger.critical("cannot make an eventfd: \(String(cString: strerror(errno)))")
+        guard let stop = FastCGIStopSignal(),
+            let loop = FastCGIEventLoop(
+                listenFD: listenFD, stop: stop, lingering: !FastCGIListener.isUnixSocket(listenFD), observer: metrics.connectionObserver)
+        else {
+            logger.critical("cannot make the event loop (eventfd, epoll): \(String(cString: strerror(errno)))")
             stopLoops(loopThreads)
             return 1
         }
@@ -103,7 +106,7 @@ public final class Server: Sendable {
             // Counted before the thread runs: the stop waits for this worker too.
             running.add(1, ordering: .relaxed)
             guard
-                let thread = NativeThread.start({ [self] in self.work(index: index, listenFD: listenFD, stop: stop, makeStore: makeStore) })
+                let thread = NativeThread.start({ [self] in self.work(index: index, loop: loop, makeStore: makeStore) })
             else {
                 running.subtract(1, ordering: .relaxed)
                 logger.critical("cannot start worker thread \(index)")
@@ -147,9 +150,9 @@ public final class Server: Sendable {
         }
     }
 
-    /// Tells every worker to stop (each stops accepting, answers what comes on its kept
+    /// Tells the workers to stop (they stop accepting, answer what comes on the kept
     /// connections for a grace of `FastCGIEventLoop.stopGraceMs`, closing each after its
-    /// answer, then closes the rest and ends) and waits for them, at most 10 s: nginx's own
+    /// answer, then close the rest and end) and waits for them, at most 10 s: nginx's own
     /// timeouts end a request stuck on the store.
     private func stopWorkers(_ threads: [NativeThread], stop: FastCGIStopSignal) {
         stop.fire()
@@ -167,24 +170,17 @@ public final class Server: Sendable {
 
     /// One worker: its own store connection and responder, answering the requests that
     /// arrive on the FastCGI connections its event loop accepted.
-    private func work(index: Int, listenFD: Int32, stop: FastCGIStopSignal, makeStore: StoreFactory) {
+    private func work(index: Int, loop: FastCGIEventLoop, makeStore: StoreFactory) {
         defer { running.subtract(1, ordering: .releasing) }
         let metrics = self.metrics
-        guard
-            let loop = FastCGIEventLoop(
-                listenFD: listenFD, stop: stop, lingering: !FastCGIListener.isUnixSocket(listenFD),
-                observer: metrics.connectionObserver)
-        else {
-            logger.critical("worker \(index): cannot make an epoll set: \(String(cString: strerror(errno)))")
-            return
-        }
+        let worker = loop.worker()
         let responder = Responder(
             store: makeStore(box.current.config), clock: SystemClock(), denials: DenyCache(epoch: denyEpoch),
             exposition: { String(decoding: metrics.exposition(), as: UTF8.self) })
         let counters = metrics.workerCounters()
         var logger = self.logger
         logger[metadataKey: LogKey.worker.rawValue] = "\(index)"
-        while let request = loop.next() {
+        while let request = worker.next() {
             let params = FastCGIParams(request: request)
             let response = responder.respond(to: params, gate: box.current)
             // Read before finish(): libfcgi frees the request's params there.
@@ -195,7 +191,7 @@ public final class Server: Sendable {
             // The app's settlement (`POST /api/usage/settle`) counts as nginx's lines do.
             if let settlement = response.settlement { metrics.holdSettled(settlement) }
             request.write(response.serialized())
-            loop.finish(request)
+            worker.finish(request)
             if let note = response.note { log(note, requestID: requestID, on: logger) }
         }
     }

@@ -22,8 +22,6 @@ final class LoopCounters: Sendable {
     let ready = Atomic<Int>(0)
     /// Loops whose `next()` returned nil (their thread is ending).
     let ended = Atomic<Int>(0)
-    /// Loops the system refused (no epoll set).
-    let refused = Atomic<Int>(0)
     /// A worker is waiting inside a request sent with the `HOLD` param.
     let holding = Atomic<Bool>(false)
     /// Lets a held worker answer.
@@ -94,6 +92,8 @@ final class LoopHarness {
     /// What the loops and workers did.
     let counters = LoopCounters()
     private var threads: [NativeThread] = []
+    /// The loop every worker thread serves from (made by the first `start(loops:)`).
+    private var loop: FastCGIEventLoop?
     private var stopped = false
     private var closed = false
 
@@ -135,23 +135,22 @@ final class LoopHarness {
         self.stop = stop
     }
 
-    /// Starts `loops` more loop threads and waits until each has its epoll set.
+    /// Starts `loops` more worker threads on the loop (made the first time) and waits until
+    /// each is running.
     func start(loops: Int = 1) throws(HarnessError) {
-        let (listenFD, stop, counters) = (self.listenFD, self.stop, self.counters)
+        let counters = self.counters
+        if loop == nil {
+            loop = FastCGIEventLoop(listenFD: listenFD, stop: stop, lingering: false, observer: counters.observer)
+        }
+        guard let loop else { throw HarnessError(description: "no epoll set: \(String(cString: strerror(errno)))") }
         let target = threads.count + loops
         for _ in 0..<loops {
             let thread = NativeThread.start {
-                guard
-                    let loop = FastCGIEventLoop(listenFD: listenFD, stop: stop, lingering: false, observer: counters.observer)
-                else {
-                    counters.refused.add(1, ordering: .sequentiallyConsistent)
-                    counters.ended.add(1, ordering: .sequentiallyConsistent)
-                    return
-                }
+                let worker = loop.worker()
                 counters.ready.add(1, ordering: .sequentiallyConsistent)
-                while let request = loop.next() {
+                while let request = worker.next() {
                     EchoWorker.answer(request, counters: counters)
-                    loop.finish(request)
+                    worker.finish(request)
                     counters.finished.add(1, ordering: .sequentiallyConsistent)
                 }
                 counters.ended.add(1, ordering: .sequentiallyConsistent)
