@@ -95,11 +95,3 @@ public enum FastCGIListener {
         return result == 0
     }
 }
-
-extension FastCGIListener {
-    /// Tells libfcgi to stop accepting: an accept that is woken (by a signal) returns instead of
-    /// retrying.
-    public static func requestShutdown() {
-        FCGX_ShutdownPending()
-    }
-}

@@ -1,4 +1,5 @@
 import ChargeGateCore
+import ChargeGateFastCGI
 import Prometheus
 import Synchronization
 
@@ -25,6 +26,8 @@ public final class GateMetrics: Sendable {
     /// `holds_total`, one series per outcome (every one made at start, at 0).
     private let holds: [String: Counter]
     private let settleQueueLength: Gauge
+    private let connectionsAccepted: Counter
+    private let connectionsOpen: Gauge
 
     /// What became of one datagram on the settlement socket (`settle_lines_total`'s `result`).
     public enum SettleLineResult: String, Sendable, CaseIterable {
@@ -111,6 +114,10 @@ public final class GateMetrics: Sendable {
             holds[outcome] = registry.makeCounter(descriptor: held, labels: [("outcome", outcome)])
         }
         self.holds = holds
+        connectionsAccepted = registry.makeCounter(
+            descriptor: Self.name("fastcgi_connections", "total", "FastCGI connections accepted from nginx (kept ones count once)."))
+        connectionsOpen = registry.makeGauge(
+            descriptor: Self.name("fastcgi_connections_open", "", "FastCGI connections from nginx open now, idle kept ones included."))
         settleQueueLength = registry.makeGauge(
             descriptor: Self.name("settle_queue", "lines", "Settlement lines received and not yet applied to the store."))
     }
@@ -156,6 +163,16 @@ public final class GateMetrics: Sendable {
     /// Counts a spend not acknowledged by enough replicas.
     public func redisReplicasMissing() {
         redisReplicaAcksMissing.increment()
+    }
+
+    /// What the workers' event loops report: connections accepted and open.
+    public var connectionObserver: FastCGIEventLoop.Observer {
+        FastCGIEventLoop.Observer(
+            opened: { [connectionsAccepted, connectionsOpen] in
+                connectionsAccepted.increment()
+                connectionsOpen.increment()
+            },
+            closed: { [connectionsOpen] in connectionsOpen.decrement() })
     }
 
     /// The text exposition of every metric.

@@ -4,8 +4,8 @@ import Glibc
 import Logging
 import Synchronization
 
-/// The responder process: N worker threads, each with its own FastCGI request and its own
-/// store connection, answering until SIGTERM or SIGINT; SIGHUP reloads the config. It owns the
+/// The responder process: N worker threads, each with its own FastCGI event loop (the
+/// connections it accepted, kept or not) and its own store connection, answering until SIGTERM or SIGINT; SIGHUP reloads the config. It owns the
 /// process: the signals, the config in force and its reload rules (`RestartOnlyKey`), and every
 /// background loop (`BackgroundLoop`, see `Server+BackgroundLoops`).
 public final class Server: Sendable {
@@ -19,7 +19,6 @@ public final class Server: Sendable {
     let logger: Logger
     /// The gate in force (the settlement applier reads it per batch).
     let box: GateBox
-    private let stopping = Atomic<Bool>(false)
     private let running = Atomic<Int>(0)
     /// Set once the workers are done: the background loops end their rounds.
     let loopsStopping = Atomic<Bool>(false)
@@ -86,14 +85,29 @@ public final class Server: Sendable {
         // After prepareSignals: the loops' threads inherit the blocked stop and reload signals.
         let loopThreads = startLoops(loops)
         let workers = config.workers ?? max(2, 2 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        // Every worker accepts from the listening socket in its own epoll set: non-blocking, so
+        // that a worker woken for a connection another took goes back to waiting.
+        guard FastCGIEventLoop.setNonBlocking(listenFD) else {
+            logger.critical("cannot make the listening socket non-blocking: \(String(cString: strerror(errno)))")
+            stopLoops(loopThreads)
+            return 1
+        }
+        // Readable once the workers are to stop (each worker's epoll set watches it).
+        guard let stop = FastCGIStopSignal() else {
+            logger.critical("cannot make an eventfd: \(String(cString: strerror(errno)))")
+            stopLoops(loopThreads)
+            return 1
+        }
         var threads: [NativeThread] = []
         for index in 0..<workers {
-            // Counted before the thread runs: a stop signal right after start must still wait
-            // for (and wake) this worker.
+            // Counted before the thread runs: the stop waits for this worker too.
             running.add(1, ordering: .relaxed)
-            guard let thread = NativeThread.start({ [self] in self.work(index: index, listenFD: listenFD, makeStore: makeStore) }) else {
+            guard
+                let thread = NativeThread.start({ [self] in self.work(index: index, listenFD: listenFD, stop: stop, makeStore: makeStore) })
+            else {
                 running.subtract(1, ordering: .relaxed)
                 logger.critical("cannot start worker thread \(index)")
+                stopWorkers(threads, stop: stop)
                 stopLoops(loopThreads)
                 return 1
             }
@@ -108,19 +122,7 @@ public final class Server: Sendable {
 
         logger.info("stopping: answering what nginx already queued, then the requests in flight")
         drain(listenFD, config.listen)
-        stopping.store(true, ordering: .releasing)
-        FastCGIListener.requestShutdown()
-        // A signal that lands just before a worker enters accept() is lost, so keep knocking
-        // until every worker is out (bounded: nginx's own timeouts end stuck requests).
-        var waitedMs = 0
-        while running.load(ordering: .acquiring) > 0 && waitedMs < 10_000 {
-            for thread in threads { thread.signal(SIGUSR2) }
-            usleep(20_000)
-            waitedMs += 20
-        }
-        if running.load(ordering: .acquiring) == 0 {
-            for thread in threads { thread.join() }
-        }
+        stopWorkers(threads, stop: stop)
         if let settlement { drainSettlement(settlement) }
         stopLoops(loopThreads)
         if let settlement { reportSettlementLeft(settlement) }
@@ -145,36 +147,54 @@ public final class Server: Sendable {
         }
     }
 
+    /// Tells every worker to stop (they answer the requests that already arrived on their
+    /// connections, close them all and end) and waits for them, at most 10 s: nginx's own
+    /// timeouts end a request stuck on the store.
+    private func stopWorkers(_ threads: [NativeThread], stop: FastCGIStopSignal) {
+        stop.fire()
+        var waitedMs = 0
+        while running.load(ordering: .acquiring) > 0 && waitedMs < 10_000 {
+            usleep(10_000)
+            waitedMs += 10
+        }
+        if running.load(ordering: .acquiring) == 0 {
+            for thread in threads { thread.join() }
+        }
+    }
+
     // MARK: Workers
 
-    private func work(index: Int, listenFD: Int32, makeStore: StoreFactory) {
+    /// One worker: its own store connection and responder, answering the requests that
+    /// arrive on the FastCGI connections its event loop accepted.
+    private func work(index: Int, listenFD: Int32, stop: FastCGIStopSignal, makeStore: StoreFactory) {
         defer { running.subtract(1, ordering: .releasing) }
-        let lingering = !FastCGIListener.isUnixSocket(listenFD)
-        let request = FastCGIRequest(listenFD: listenFD)
         let metrics = self.metrics
+        guard
+            let loop = FastCGIEventLoop(
+                listenFD: listenFD, stop: stop, lingering: !FastCGIListener.isUnixSocket(listenFD),
+                observer: metrics.connectionObserver)
+        else {
+            logger.critical("worker \(index): cannot make an epoll set: \(String(cString: strerror(errno)))")
+            return
+        }
         let responder = Responder(
             store: makeStore(box.current.config), clock: SystemClock(), denials: DenyCache(epoch: denyEpoch),
             exposition: { String(decoding: metrics.exposition(), as: UTF8.self) })
         let counters = metrics.workerCounters()
         var logger = self.logger
         logger[metadataKey: LogKey.worker.rawValue] = "\(index)"
-        while !stopping.load(ordering: .acquiring) {
-            guard request.accept() else {
-                if stopping.load(ordering: .acquiring) { break }
-                usleep(1000)  // a failed accept (EMFILE...) must not spin
-                continue
-            }
+        while let request = loop.next() {
             let params = FastCGIParams(request: request)
             let response = responder.respond(to: params, gate: box.current)
             // Read before finish(): libfcgi frees the request's params there.
             let requestID = response.note == nil ? nil : params.param(WireProtocol.Param.requestID)
             // Counted before nginx has the answer: a scrape that follows it (on another worker)
-            // sees it. (finish() may wait for nginx to close; a count after it raced the scrape.)
+            // sees it.
             counters.record(response.outcome)
             // The app's settlement (`POST /api/usage/settle`) counts as nginx's lines do.
             if let settlement = response.settlement { metrics.holdSettled(settlement) }
             request.write(response.serialized())
-            request.finish(lingering: lingering)
+            loop.finish(request)
             if let note = response.note { log(note, requestID: requestID, on: logger) }
         }
     }
@@ -189,8 +209,8 @@ public final class Server: Sendable {
 
     static func prepareSignals() {
         signal(SIGPIPE, SIG_IGN)
-        // SIGUSR2 only interrupts a blocking call (no SA_RESTART): a worker's accept, a background
-        // loop's pause. It does nothing else.
+        // SIGUSR2 only interrupts a blocking call (no SA_RESTART): a background loop's pause. It
+        // does nothing else.
         var wake = sigaction()
         wake.__sigaction_handler.sa_handler = { _ in }
         wake.sa_flags = 0

@@ -31,14 +31,15 @@ def test_snippets_avoid_the_fastcgi_params_traps():
     texts = {p.name: p.read_text() for p in SNIPPETS.glob("charge-gate-*.conf")}
     assert set(texts) == {"charge-gate-http.conf", "charge-gate-server.conf", "charge-gate-protect.conf",
                           "charge-gate-usage.conf", "charge-gate-fetch.conf", "charge-gate-metrics.conf",
-                          "charge-gate-cache.conf", "charge-gate-settle.conf"}
+                          "charge-gate-cache.conf", "charge-gate-settle.conf", "charge-gate-server-keepalive.conf"}
     for name, text in texts.items():
         code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
         assert not re.search(r"include\s+\S*fastcgi", code), name
         assert not re.search(r"^\s*upstream\s", code, re.M), name  # the operator defines it
-    server = texts["charge-gate-server.conf"]
-    assert "CONTENT_LENGTH" not in "\n".join(line.split("#", 1)[0] for line in server.splitlines())
-    assert "fastcgi_pass_request_body off;" in server
+    for profile in ("charge-gate-server.conf", "charge-gate-server-keepalive.conf"):
+        server = texts[profile]
+        assert "CONTENT_LENGTH" not in "\n".join(line.split("#", 1)[0] for line in server.splitlines()), profile
+        assert "fastcgi_pass_request_body off;" in server, profile
     usage = texts["charge-gate-usage.conf"]
     # CONTENT_LENGTH exactly once in each location that passes a body (top-off, plan, settle),
     # never in the others.
