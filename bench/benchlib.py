@@ -149,6 +149,25 @@ def count_error_lines(path, offset):
     return sum(1 for line in text.splitlines() if any(level in line for level in ERROR_LEVELS))
 
 
+def fastcgi_connections(url):
+    """The responder's charge_gate_fastcgi_connections_total (FastCGI connections it accepted;
+    a kept one counts once), scraped from `url`; None when it has no such metric (a responder
+    from before the event-loop worker) or no url (the peer)."""
+    if not url:
+        return None
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            text = reply.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "charge_gate_fastcgi_connections_total":
+            return float(parts[1])
+    return None
+
+
 def sample(stack):
     s = {"t": time.monotonic()}
     responder = stack["pids"].get("responder")
@@ -161,6 +180,7 @@ def sample(stack):
     s["nginx"] = proc_cpu_seconds(stack["pids"]["nginx_worker"])
     s["redis"], s["calls"] = redis_sample(stack["redis_socket"])
     s["error_log"] = log_size(stack.get("error_log"))
+    s["fastcgi_connections"] = fastcgi_connections(stack.get("metrics_url"))
     return s
 
 
@@ -411,6 +431,11 @@ def measure(argv):
                 "stack": case.get("stack", "edge"),
                 "connections": case.get("connections", spec["connections"]),
                 "nginx_errors": count_error_lines(stack.get("error_log"), before["error_log"]),
+                # FastCGI connections the responder accepted per request (1 without keepalive;
+                # the scrape after the run opens one of its own, not counted).
+                "fastcgi_connections": (max(after["fastcgi_connections"] - before["fastcgi_connections"] - 1, 0) / n
+                                        if before["fastcgi_connections"] is not None and after["fastcgi_connections"] is not None
+                                        else float("nan")),
                 "responder_sys_share": (after["responder_sys"] - before["responder_sys"]) / dcpu if dcpu > 0 else float("nan"),
                 "responder_cs": (after["responder_cs"] - before["responder_cs"]) / n,
                 "case": case["name"],
@@ -472,6 +497,7 @@ def summarize(runs):
             "redis": med([r["cpu_us"]["redis"] for r in rs]),
             "wrk": med([r["cpu_us"]["wrk"] for r in rs]),
             "cmds": med([r["redis_cmds"] for r in rs]),
+            "fcgi_conns": med([r.get("fastcgi_connections", float("nan")) for r in rs]),
             "evalsha": med([r["evalsha"] for r in rs]),
             "non2xx": sum(r["non2xx"] for r in rs),
             "requests": sum(r["requests"] for r in rs),
@@ -506,8 +532,8 @@ def socket_detail(socket):
 
 def case_table(summary, descriptions):
     lines = [
-        "| case | req/s (median) | req/s min–max | p50 ms | p99 ms | responder µs/req | responder sys share | responder ctx switches/req | nginx µs/req | redis µs/req | wrk µs/req | redis cmds/req | EVALSHA/req | answers |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| case | req/s (median) | req/s min–max | p50 ms | p99 ms | responder µs/req | responder sys share | responder ctx switches/req | FastCGI connections/req | nginx µs/req | redis µs/req | wrk µs/req | redis cmds/req | EVALSHA/req | answers |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, s in summary.items():
         if s["expect"] == "non2xx":
@@ -522,7 +548,7 @@ def case_table(summary, descriptions):
             f"| {name} | {fmt(s['rps'], 0)} | {fmt(s['rps_min'], 0)}–{fmt(s['rps_max'], 0)} "
             f"| {fmt(s['p50'], 2)} | {fmt(s['p99'], 2)} | {fmt(s['responder'])} "
             f"| {pct(s['responder_sys'])} "
-            f"| {fmt(s['responder_cs'], 2)} | {fmt(s['nginx'])} | {fmt(s['redis'])} "
+            f"| {fmt(s['responder_cs'], 2)} | {fmt(s.get('fcgi_conns', float('nan')), 3)} | {fmt(s['nginx'])} | {fmt(s['redis'])} "
             f"| {fmt(s['wrk'])} | {fmt(s['cmds'], 3)} | {fmt(s['evalsha'], 3)} | {answers} |")
     lines.append("")
     lines += [f"- **{name}**: {descriptions[name]}" for name in summary if name in descriptions]
@@ -715,11 +741,12 @@ def profile_lines(meta, runs, summary, high_runs):
             rows.append(f"| no timeouts or errors under wrk -c{c} | (not run) | | |")
     lines += ["### Targets (issue 24; informational)", "",
               "| target | measured (ratio of medians) | per-round range | |", "|---|---|---:|---|"] + rows + [""]
-    for profile, allow, deny in (("edge", "allow", "deny"), ("keepalive", "allow-keepalive", "deny-keepalive")):
-        if allow in met and deny in met:
-            lines.append(f"- {profile} against the peer: allow target {'met' if met[allow] else 'not met'}, "
-                         f"deny target {'met' if met[deny] else 'not met'}.")
-    lines += [""]
+    verdicts = [f"- {profile} against the peer: allow target {'met' if met[allow] else 'not met'}, "
+                f"deny target {'met' if met[deny] else 'not met'}."
+                for profile, allow, deny in (("edge", "allow", "deny"), ("keepalive", "allow-keepalive", "deny-keepalive"))
+                if allow in met and deny in met]
+    if verdicts:
+        lines += verdicts + [""]
 
     if high_runs is not None:
         lines += high_lines(meta, high_runs)
@@ -733,14 +760,14 @@ def high_lines(meta, high_runs):
              f"a {p['warmup']} s warm-up before each)", ""]
     if not high_runs:
         return lines + ["Not run (none of its cases selected, or HIGH_CONNECTIONS=0).", ""]
-    lines += ["| round | case | req/s | p50 ms | p99 ms | requests | non-2xx | socket errors: connect / read / write / timeout | nginx error-log lines | |",
-              "|---:|---|---:|---:|---:|---:|---:|---|---:|---|"]
+    lines += ["| round | case | req/s | p50 ms | p99 ms | requests | FastCGI connections/req | non-2xx | socket errors: connect / read / write / timeout | nginx error-log lines | |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---|"]
     for r in high_runs:
         sock = r.get("socket", {})
         s = " / ".join(str(sock.get(k, 0)) for k in ("connect", "read", "write", "timeout"))
         verdict = "clean" if run_clean(r) else "**" + ", ".join(run_problems(r)) + "**"
         lines.append(f"| {r['round']} | {r['case']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['requests']} "
-                     f"| {r['non2xx']} | {s} | {r.get('nginx_errors', 0)} | {verdict} |")
+                     f"| {fmt(r.get('fastcgi_connections', float('nan')), 3)} | {r['non2xx']} | {s} | {r.get('nginx_errors', 0)} | {verdict} |")
     bad = sorted({r["case"] for r in high_runs if not run_clean(r)})
     lines += [""]
     if bad:
@@ -897,6 +924,10 @@ NOTES_MAIN = [
     "  the commands the bucket script runs inside Redis (TIME, GET, SET, XADD), not only EVALSHA.",
     "- \"responder sys share\": the part of the responder's CPU spent in the kernel (syscalls,",
     "  scheduling); \"ctx switches/req\": voluntary + involuntary, summed over its threads.",
+    "- \"FastCGI connections/req\": connections the responder accepted per request (its",
+    "  charge_gate_fastcgi_connections_total, scraped through the edge nginx before and after",
+    "  each run): 1 when each auth subrequest opens its own, near 0 when nginx keeps them; n/a",
+    "  for the peer and for a responder without the metric.",
     "- per-subject sends its header from a wrk Lua script, so wrk spends more CPU per request",
     "  there than in the other cases (see the wrk column).",
     "- The peer (peer-* cases) is ../shared/peer/run-peer.sh: its own nginx (1 worker, access_log",
