@@ -98,6 +98,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The FastCGI event loop at the socket level: a unix socket in a temporary directory,
+        // loops on their own threads (NativeThread, from ChargeGateServer), the FastCGI client of
+        // the test support target as nginx; no nginx.
+        .testTarget(
+            name: "ChargeGateFastCGITests",
+            dependencies: ["ChargeGateFastCGI", "ChargeGateServer", "ChargeGateTestSupport"]
+        ),
         // One saved `nginx -T` output per trap (Fixtures/), the shipped snippets appended.
         .testTarget(
             name: "ChargeGateNginxTests",

@@ -52,9 +52,16 @@ public final class FastCGIEventLoop {
     private static let eventCapacity: Int32 = 64
     private var readyCount = 0
     private var readyIndex = 0
-    /// Set once the stop descriptor is readable: the requests already there are answered,
-    /// then every connection is closed and `next()` returns nil.
-    private var stopping = false
+    /// When the loop stops (monotonic ms), set once the stop descriptor is readable: until then
+    /// it answers what comes on its connections, closing each after its answer, and accepts no
+    /// more; then it closes the rest and `next()` returns nil.
+    private var stopDeadlineMs: Int64?
+    /// How long a stopping loop goes on answering on its kept connections. nginx picks a kept
+    /// connection for its next request without asking whether it is still open, so one closed
+    /// while idle can be the one a request was just sent on (that request is lost: nginx
+    /// answers it 502, our 503); closed after an answer, it never is. Under traffic nginx
+    /// sends on each kept connection within this time.
+    public static let stopGraceMs: Int64 = 1000
     private let peekBuffer: UnsafeMutableRawBufferPointer
     /// How long a blocking read or write on a connection may wait (libfcgi's reads of a body,
     /// its writes of an answer) before the connection is dropped.
@@ -99,30 +106,31 @@ public final class FastCGIEventLoop {
     }
 
     /// The next request whose params have been read, on any of this thread's connections;
-    /// nil once the loop has stopped (after answering what had already arrived). Answer it,
-    /// then call `finish(_:)`.
+    /// nil once the loop has stopped (`stopGraceMs` after the stop signal, or sooner when every
+    /// connection is closed). Answer it, then call `finish(_:)`.
     public func next() -> FastCGIRequest? {
         while true {
             while readyIndex < readyCount {
                 let fd = events[readyIndex].data.fd
                 readyIndex += 1
                 if fd == listenFD {
-                    if let request = acceptOne() { return request }
+                    if stopDeadlineMs == nil, let request = acceptOne() { return request }
                 } else if fd == stopFD {
-                    stopping = true
+                    beginStopping()
                 } else if let request = connections[fd]?.request, let ready = take(request) {
                     return ready
                 }
             }
-            if stopping {
-                // What already arrived is answered; nothing new is waited for.
-                for (_, connection) in connections {
-                    if let ready = take(connection.request) { return ready }
+            var timeoutMs: Int32 = -1
+            if let deadline = stopDeadlineMs {
+                let left = deadline - Self.monotonicMs()
+                guard left > 0, !connections.isEmpty else {
+                    closeAll()
+                    return nil
                 }
-                closeAll()
-                return nil
+                timeoutMs = Int32(clamping: left)
             }
-            let count = epoll_wait(epoll, events, Self.eventCapacity, -1)
+            let count = epoll_wait(epoll, events, Self.eventCapacity, timeoutMs)
             readyIndex = 0
             readyCount = count > 0 ? Int(count) : 0
         }
@@ -132,7 +140,7 @@ public final class FastCGIEventLoop {
     /// nginx asked for it, closed otherwise (and always once the loop is stopping).
     public func finish(_ request: FastCGIRequest) {
         let fd = request.descriptor
-        if request.finish() && !stopping {
+        if request.finish() && stopDeadlineMs == nil {
             if connections[fd]?.watched == false {
                 guard Self.watch(epoll, fd, EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue) else {
                     drop(fd)
@@ -146,6 +154,21 @@ public final class FastCGIEventLoop {
     }
 
     // MARK: - Connections
+
+    /// Stops accepting (the listening socket and the stop descriptor leave the epoll set: both
+    /// stay readable) and starts the grace.
+    private func beginStopping() {
+        guard stopDeadlineMs == nil else { return }
+        stopDeadlineMs = Self.monotonicMs() + Self.stopGraceMs
+        epoll_ctl(epoll, EPOLL_CTL_DEL, listenFD, nil)
+        epoll_ctl(epoll, EPOLL_CTL_DEL, stopFD, nil)
+    }
+
+    private static func monotonicMs() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
 
     /// Accepts one connection (another worker takes the next) and, when its first request is
     /// already there, reads it.

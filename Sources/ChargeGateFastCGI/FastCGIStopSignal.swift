@@ -19,7 +19,8 @@ public final class FastCGIStopSignal: Sendable {
         close(descriptor)
     }
 
-    /// Makes the descriptor readable: every loop answers what already arrived and ends.
+    /// Makes the descriptor readable: every loop stops accepting, answers what comes on its
+    /// connections for `FastCGIEventLoop.stopGraceMs` (closing each after its answer) and ends.
     public func fire() {
         var one: UInt64 = 1
         _ = write(descriptor, &one, MemoryLayout<UInt64>.size)

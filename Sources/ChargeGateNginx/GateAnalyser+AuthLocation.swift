@@ -139,8 +139,9 @@ extension GateAnalyser {
     /// NOT GATED when nginx can answer the auth subrequest 2xx in the gate's auth location
     /// (`conf`, after inheritance) beside the responder: an error page that turns a denial (with
     /// `fastcgi_intercept_errors on`) or a failure into a 2xx, or a cache that stores the
-    /// responder's allow (a validity for 204 while X-Accel-Expires, by which the responder
-    /// forbids it, is ignored); UNDECIDED when an error page takes its target's status (`=`) and
+    /// responder's allow (a cache in effect after nginx's merge, which a `fastcgi_store` turns
+    /// off; a validity for 204 while X-Accel-Expires, by which the responder forbids it, is
+    /// ignored); UNDECIDED when an error page takes its target's status (`=`) and
     /// the target cannot be followed.
     func answeredBesideResponder(_ conf: Int, _ probe: GateProbe) -> GateVerdict? {
         var block = conf
@@ -171,8 +172,7 @@ extension GateAnalyser {
     }
 
     private func cachedAllow(_ conf: Int, title: String, place: NginxSourceLocation) -> (String, NginxSourceLocation)? {
-        guard let cache = model.inherited("fastcgi_cache", from: conf), cache.values.first != "off",
-            let ignore = model.inherited("fastcgi_ignore_headers", from: conf),
+        guard let cache = cacheInEffect(conf), let ignore = model.inherited("fastcgi_ignore_headers", from: conf),
             ignore.values.contains(where: { $0.lowercased() == "x-accel-expires" })
         else { return nil }
         let valid = model.inheritedList(["fastcgi_cache_valid"], from: conf).first { directive in

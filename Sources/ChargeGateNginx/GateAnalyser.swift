@@ -156,7 +156,7 @@ public struct GateAnalyser {
             warnings.append(GateWarning(.noGatedServer, "no server uses the gate (no auth_request anywhere)", at: nil))
         }
         warnings += nextUpstreamWarnings()
-        warnings += authLocationWarnings() + listenWarnings() + ssiWarnings(servers)
+        warnings += authLocationWarnings() + listenWarnings() + ssiWarnings(servers) + profileWarnings(servers)
         return GateReport(
             nginxConfig: model.mainFile, servers: servers, routes: lines, warnings: warnings, gateMissing: gateMissing && !routes.isEmpty)
     }
@@ -230,7 +230,7 @@ public struct GateAnalyser {
         }
         return GateServer(
             block: id, label: label, location: block.location ?? NginxSourceLocation(file: model.mainFile, line: 0),
-            usesGate: usesGate(id))
+            usesGate: usesGate(id), authLocations: authLocations(in: id))
     }
 
     private func usesGate(_ server: Int) -> Bool {

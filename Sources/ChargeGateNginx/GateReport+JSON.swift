@@ -1,7 +1,8 @@
 import ChargeGateCore
 
 extension GateReport {
-    /// The report as one JSON object (for CI): `ok`, `nginxConfig`, `summary`, `servers`,
+    /// The report as one JSON object (for CI): `ok`, `nginxConfig`, `summary`, `servers` (each
+    /// with its `authLocations`: `location`, `profile`, `file`, `line`),
     /// `routes` (each with its `verdict`: `gated`, `not_gated`, `undecided` or `not_settled`; its
     /// `finding` and every probe), `warnings`. A probe's or finding's `uri` is the request target
     /// to send (`GateProbe.target`: percent-encoded where a byte cannot stand as it is).
@@ -21,7 +22,12 @@ extension GateReport {
     }
 
     private static func server(_ server: GateServer) -> String {
-        "{\"server\":\(quoted(server.label)),\(place(server.location)),\"usesGate\":\(server.usesGate)}"
+        "{\"server\":\(quoted(server.label)),\(place(server.location)),\"usesGate\":\(server.usesGate),"
+            + "\"authLocations\":[" + server.authLocations.map(authLocation).joined(separator: ",") + "]}"
+    }
+
+    private static func authLocation(_ auth: GateAuthLocation) -> String {
+        "{\"location\":\(quoted(auth.title)),\"profile\":\(quoted(auth.profile.rawValue)),\(place(auth.location))}"
     }
 
     private static func finding(_ finding: GateFinding?) -> String {

@@ -8,12 +8,15 @@ public struct GateServer: Sendable, Equatable {
     public var location: NginxSourceLocation
     /// Whether it uses the gate at all (an `auth_request`, or the gate's auth location).
     public var usesGate: Bool
+    /// The gate's auth locations in it, in config order, each with its auth profile.
+    public var authLocations: [GateAuthLocation]
 
     /// Creates a server description.
-    public init(block: Int, label: String, location: NginxSourceLocation, usesGate: Bool) {
+    public init(block: Int, label: String, location: NginxSourceLocation, usesGate: Bool, authLocations: [GateAuthLocation] = []) {
         self.block = block
         self.label = label
         self.location = location
         self.usesGate = usesGate
+        self.authLocations = authLocations
     }
 }

@@ -18,6 +18,12 @@ public struct GateWarning: Sendable, Equatable, CustomStringConvertible {
         /// An `error_page` in effect in the auth location makes nginx answer the auth
         /// subrequest (with the responder's status kept, or an error).
         case authErrorPage = "auth_error_page"
+        /// The keepalive profile where nginx keeps no connection: the upstream has no
+        /// `keepalive` (or the auth location passes to an address directly).
+        case keepaliveUnused = "keepalive_unused"
+        /// An auth location with a `fastcgi_cache` (the edge profile) and `fastcgi_keep_conn on`
+        /// (the keepalive profile's) both in effect.
+        case authProfileMixed = "auth_profile_mixed"
     }
 
     /// The kind.

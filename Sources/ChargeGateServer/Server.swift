@@ -147,8 +147,9 @@ public final class Server: Sendable {
         }
     }
 
-    /// Tells every worker to stop (they answer the requests that already arrived on their
-    /// connections, close them all and end) and waits for them, at most 10 s: nginx's own
+    /// Tells every worker to stop (each stops accepting, answers what comes on its kept
+    /// connections for a grace of `FastCGIEventLoop.stopGraceMs`, closing each after its
+    /// answer, then closes the rest and ends) and waits for them, at most 10 s: nginx's own
     /// timeouts end a request stuck on the store.
     private func stopWorkers(_ threads: [NativeThread], stop: FastCGIStopSignal) {
         stop.fire()

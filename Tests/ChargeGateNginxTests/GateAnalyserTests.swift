@@ -444,14 +444,17 @@ import Testing
 
     // MARK: output
 
-    /// The text table, byte for byte.
+    /// The text table, byte for byte: the lines, each gated server's auth profile, the
+    /// warnings, the summary.
     @Test func theTextTableHasALinePerServerAndRoute() throws {
         let text = try NginxFixtures.report("traps/missing-protect.conf").text()
+        let auth = try NginxFixtures.snippetLine("charge-gate-server.conf", startingWith: "location = /_charge_gate/auth")
         #expect(
             text == """
                 SERVER                    ROUTE          METHODS  VERDICT
                 127.0.0.1:8080 localhost  /api/generate  POST     gated
                 127.0.0.1:8080 localhost  /api/describe  any      NOT GATED: GET /api/describe: location / (\(Self.site):10) has no auth_request
+                profile: 127.0.0.1:8080 localhost: edge, location = /_charge_gate/auth (\(auth))
                 warning: /etc/nginx/nginx.conf:29: server unix:/srv/gate/app.sock does not use the gate (no auth_request): nothing it serves is charged
                 FAILED: 2 lines (route × server) in 1 gated server: 1 gated, 1 NOT GATED; 1 warning
 
@@ -475,6 +478,10 @@ import Testing
         let probes = try #require(routes[0]["probes"] as? [[String: Any]])
         #expect(probes.first?["verdict"] as? String == "gated")
         #expect(probes.first?["chargedURI"] as? String == "/api/generate")
+        let servers = try #require(object["servers"] as? [[String: Any]])
+        let auth = try #require((servers.last?["authLocations"] as? [[String: Any]])?.first)
+        #expect(auth["profile"] as? String == "edge")
+        #expect(auth["location"] as? String == "location = /_charge_gate/auth")
         let warnings = try #require(object["warnings"] as? [[String: Any]])
         #expect(warnings.map { $0["kind"] as? String } == ["server_without_gate"])
     }

@@ -67,6 +67,60 @@ enum NginxFixtures {
         return NginxDump(files: files)
     }
 
+    /// The include of the edge profile's server snippet, as the fixtures write it.
+    static let edgeInclude = "include /usr/local/share/charge-gate/nginx/charge-gate-server.conf;"
+    /// The include of the keepalive profile's server snippet.
+    static let keepaliveInclude = "include /usr/local/share/charge-gate/nginx/charge-gate-server-keepalive.conf;"
+
+    /// The whole dump of a fixture in an auth profile: for `.keepalive`, each include of
+    /// charge-gate-server.conf includes charge-gate-server-keepalive.conf instead, and (with
+    /// `upstreamKeepalive`) the shared main file's `upstream charge_gate` keeps connections
+    /// (`keepalive 32;` on its server's line). Every line stays where it was.
+    static func dump(_ fixture: String, profile: GateAuthProfile, upstreamKeepalive: Bool = true) throws -> NginxDump {
+        let files = try dump(fixture).files
+        guard profile == .keepalive else { return NginxDump(files: files) }
+        return NginxDump(
+            files: files.map { file in
+                var text = String(decoding: file.bytes, as: UTF8.self).replacingOccurrences(of: edgeInclude, with: keepaliveInclude)
+                if file.path == "/etc/nginx/nginx.conf" && upstreamKeepalive {
+                    text = text.replacingOccurrences(
+                        of: "server unix:/srv/gate/charge.sock;", with: "server unix:/srv/gate/charge.sock; keepalive 32;")
+                }
+                return NginxDump.File(path: file.path, bytes: Array(text.utf8))
+            })
+    }
+
+    /// The report of `dump` against the fixtures' routes, the responder at `listen`.
+    static func report(dump: NginxDump) throws -> GateReport {
+        let model = NginxModel(try NginxConfiguration(dump: dump))
+        return GateAnalyser(model: model, routes: try routes(), listen: listen).analyse()
+    }
+
+    /// `text` with each `charge-gate-server-keepalive.conf:LINE` named as the line of
+    /// charge-gate-server.conf with the same text, where exactly one has it (the two files are
+    /// the same outside their profile blocks and header comments): a keepalive report's words
+    /// as the edge report has them.
+    static func asEdge(_ text: String) throws -> String {
+        let snippets = try snippetFiles()
+        func lines(_ name: String) -> [Substring] {
+            (snippets.first { $0.name == name }?.text ?? "").split(separator: "\n", omittingEmptySubsequences: false)
+        }
+        let edge = lines("charge-gate-server.conf")
+        let keepalive = lines("charge-gate-server-keepalive.conf")
+        var out = text
+        let name = "charge-gate-server-keepalive.conf:"
+        while let found = out.range(of: name) {
+            let digits = out[found.upperBound...].prefix { $0.isNumber }
+            var replacement = "charge-gate-server.conf:" + digits
+            if let line = Int(digits), line >= 1, line <= keepalive.count {
+                let same = edge.indices.filter { edge[$0] == keepalive[line - 1] }
+                if same.count == 1 { replacement = "charge-gate-server.conf:\(same[0] + 1)" } else { replacement += "(unmapped)" }
+            }
+            out.replaceSubrange(found.lowerBound..<out.index(found.upperBound, offsetBy: digits.count), with: replacement)
+        }
+        return out
+    }
+
     /// The fixtures' routes (Fixtures/charge-gate.yaml).
     static func routes() throws -> [RouteConfig] {
         switch ConfigLoader.parse(try text("charge-gate.yaml"), file: "charge-gate.yaml") {

@@ -315,6 +315,41 @@ import Testing
         ])
     }
 
+    /// `fastcgi_store` beside `fastcgi_cache` in one block (neither `off`) is refused as nginx -t
+    /// refuses it (`"fastcgi_cache" directive is incompatible with "fastcgi_store"`, said of the
+    /// second), and so is a second `fastcgi_keep_conn`, `fastcgi_store` or `fastcgi_cache`; with
+    /// one of the two `off`, or in different blocks, nginx takes them.
+    @Test func aStoreBesideACacheIsRefusedAsNginxRefusesIt() throws {
+        func refusal(_ location: String) -> NginxParseError? {
+            do {
+                _ = try Self.configuration([("/etc/nginx/nginx.conf", "http { server { location / {\n" + location + "\n} } }")])
+                return nil
+            } catch {
+                return error
+            }
+        }
+        let at = NginxSourceLocation(file: "/etc/nginx/nginx.conf", line: 3)
+        let refused = " directive is incompatible with "
+        #expect(
+            refusal("fastcgi_store /dev/null/x;\nfastcgi_cache zone;")
+                == NginxParseError(
+                    "\"fastcgi_cache\"\(refused)\"fastcgi_store\": nginx refuses this configuration (nginx -t fails)", at: at))
+        #expect(
+            refusal("fastcgi_cache zone;\nfastcgi_store on;")
+                == NginxParseError(
+                    "\"fastcgi_store\"\(refused)\"fastcgi_cache\": nginx refuses this configuration (nginx -t fails)", at: at))
+        #expect(
+            refusal("fastcgi_keep_conn on;\nfastcgi_keep_conn off;")
+                == NginxParseError(
+                    "\"fastcgi_keep_conn\" directive is duplicate: nginx refuses this configuration (nginx -t fails)", at: at))
+        #expect(refusal("fastcgi_store on;\nfastcgi_store off;") != nil)
+        #expect(refusal("fastcgi_cache a;\nfastcgi_cache b;") != nil)
+        #expect(refusal("fastcgi_cache off;\nfastcgi_store /dev/null/x;") == nil)
+        #expect(refusal("fastcgi_store /dev/null/x;\nfastcgi_cache off;") == nil)
+        #expect(refusal("fastcgi_store off;\nfastcgi_cache zone;") == nil)
+        #expect(refusal("fastcgi_cache zone;\nlocation /a { fastcgi_store on; }") == nil)
+    }
+
     /// Include patterns match like glob(3).
     @Test(arguments: [
         ("/etc/nginx/conf.d/*.conf", "/etc/nginx/conf.d/a.conf", true),
