@@ -7,7 +7,13 @@ processes and passes their ids in a JSON spec).
     benchlib.py many-routes OUT.yaml --base BASE.yaml --routes 5000 --pools 1000
     benchlib.py prefill --key-prefix K --subject-prefix P --count N --current C --px MS
     benchlib.py measure SPEC.json OUT.json
-    benchlib.py report main|scale META.json RUNS.json [RUNS.json...]
+    benchlib.py keepalive-conf KA.conf --edge EDGE.conf --dir KA_DIR --shared-dir DIR --snippets SNIPPETS
+    benchlib.py report main META.json RUNS.json [HIGH_RUNS.json]
+    benchlib.py report scale META.json RUNS.json [RUNS.json...]
+
+A spec's "stacks" name what a case runs against (its "stack", default "edge"): the URL, the
+processes whose CPU is sampled, the Redis whose counters are read and the nginx error log
+whose new lines are counted. The peer has no responder (its CPU columns are n/a).
 """
 
 import json
@@ -106,13 +112,75 @@ def redis_sample(sock_path):
     return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]), calls
 
 
-def sample(spec):
+def stack_of(spec, case):
+    """What `case` runs against: its stack from spec["stacks"], or (specs without stacks: the
+    --scale phases) the spec's own url_base, pids, redis_socket."""
+    stacks = spec.get("stacks")
+    if stacks:
+        name = case.get("stack", "edge")
+        if name not in stacks:
+            raise RuntimeError(f"{case['name']}: no stack {name!r} in the spec")
+        return stacks[name]
+    return {"url_base": spec["url_base"], "pids": spec["pids"], "redis_socket": spec["redis_socket"],
+            "error_log": spec.get("error_log")}
+
+
+ERROR_LEVELS = ("[error]", "[crit]", "[alert]", "[emerg]")
+
+
+def log_size(path):
+    try:
+        return os.path.getsize(path) if path else 0
+    except OSError:
+        return 0
+
+
+def count_error_lines(path, offset):
+    """nginx error-log lines at level error or worse written after `offset` (upstream timeouts,
+    refused or reset FastCGI connections, the peer's Redis errors)."""
+    if not path:
+        return 0
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return 0
+    return sum(1 for line in text.splitlines() if any(level in line for level in ERROR_LEVELS))
+
+
+def fastcgi_connections(url):
+    """The responder's charge_gate_fastcgi_connections_total (FastCGI connections it accepted;
+    a kept one counts once), scraped from `url`; None when it has no such metric (a responder
+    from before the event-loop worker) or no url (the peer)."""
+    if not url:
+        return None
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            text = reply.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "charge_gate_fastcgi_connections_total":
+            return float(parts[1])
+    return None
+
+
+def sample(stack):
     s = {"t": time.monotonic()}
-    s["responder_user"], s["responder_sys"] = proc_cpu_split(spec["pids"]["responder"])
-    s["responder"] = s["responder_user"] + s["responder_sys"]
-    s["responder_cs"] = proc_ctx_switches(spec["pids"]["responder"])
-    s["nginx"] = proc_cpu_seconds(spec["pids"]["nginx_worker"])
-    s["redis"], s["calls"] = redis_sample(spec["redis_socket"])
+    responder = stack["pids"].get("responder")
+    if responder:
+        s["responder_user"], s["responder_sys"] = proc_cpu_split(responder)
+        s["responder"] = s["responder_user"] + s["responder_sys"]
+        s["responder_cs"] = proc_ctx_switches(responder)
+    else:  # the peer: no responder
+        s["responder_user"] = s["responder_sys"] = s["responder"] = s["responder_cs"] = float("nan")
+    s["nginx"] = proc_cpu_seconds(stack["pids"]["nginx_worker"])
+    s["redis"], s["calls"] = redis_sample(stack["redis_socket"])
+    s["error_log"] = log_size(stack.get("error_log"))
+    s["fastcgi_connections"] = fastcgi_connections(stack.get("metrics_url"))
     return s
 
 
@@ -153,7 +221,9 @@ def parse_wrk(out):
     m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     r["non2xx"] = int(m.group(1)) if m else 0
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    r["socket_errors"] = sum(int(x) for x in m.groups()) if m else 0
+    r["socket"] = dict(zip(("connect", "read", "write", "timeout"), (int(x) for x in m.groups()))) if m else \
+        {"connect": 0, "read": 0, "write": 0, "timeout": 0}
+    r["socket_errors"] = sum(r["socket"].values())
     return r
 
 
@@ -218,6 +288,55 @@ def prefill(argv):
     out.flush()
 
 
+def keepalive_conf(argv):
+    """The keepalive profile's nginx.conf from a second render of the stack's template (its own
+    DIR: pid, logs, caches, the stand-in apps' sockets): the auth location from
+    charge-gate-server-keepalive.conf instead of charge-gate-server.conf, `keepalive 32;` in
+    `upstream charge_gate`, and the responder's socket and the static file those of the edge
+    stack. Checked line by line against the edge profile's config: with the two DIRs taken as
+    one, those are the only differences."""
+    import argparse
+    import difflib
+    p = argparse.ArgumentParser(prog="keepalive-conf")
+    p.add_argument("conf")
+    p.add_argument("--edge", required=True)
+    p.add_argument("--dir", required=True)
+    p.add_argument("--shared-dir", required=True)
+    p.add_argument("--snippets", required=True)
+    p.add_argument("--keepalive", type=int, default=32)
+    a = p.parse_args(argv)
+    with open(a.conf) as f:
+        text = f.read()
+    with open(a.edge) as f:
+        edge = f.read()
+    own, shared = a.dir.rstrip("/"), a.shared_dir.rstrip("/")
+    text = text.replace(f"{own}/charge.sock", f"{shared}/charge.sock").replace(f"{own}/www/", f"{shared}/www/")
+    old_include = f"include {a.snippets}/charge-gate-server.conf;"
+    new_include = f"include {a.snippets}/charge-gate-server-keepalive.conf;"
+    if text.count(old_include) != 1:
+        die(f"keepalive-conf: expected one '{old_include}' in {a.conf}, found {text.count(old_include)}")
+    text = text.replace(old_include, new_include)
+    m = re.search(r"(\n( *)upstream charge_gate \{\n( *)server unix:" + re.escape(shared) + r"/charge\.sock;\n)", text)
+    if not m:
+        die(f"keepalive-conf: no 'upstream charge_gate {{ server unix:{shared}/charge.sock; }}' in {a.conf}")
+    text = text.replace(m.group(1), m.group(1) + f"{m.group(3)}keepalive {a.keepalive};\n", 1)
+    # The check: with the two DIRs and the two ports taken as one, only the include and the
+    # keepalive line differ from the edge config.
+    def same_port(t):
+        return re.sub(r"listen 127\.0\.0\.1:\d+;", "listen 127.0.0.1:PORT;", t)
+    diff = [line for line in difflib.unified_diff(same_port(edge).splitlines(), same_port(text.replace(own, shared)).splitlines(),
+                                                  lineterm="", n=0)
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    expected = [f"-{line}" for line in edge.splitlines() if line.strip() == old_include]
+    expected += [f"+{line.replace(old_include, new_include)}" for line in edge.splitlines() if line.strip() == old_include]
+    expected += [f"+{m.group(3)}keepalive {a.keepalive};"]
+    if sorted(diff) != sorted(expected):
+        die("keepalive-conf: the keepalive profile's nginx.conf differs from the edge one in more than the "
+            "server snippet and the upstream's keepalive:\n" + "\n".join(diff))
+    with open(a.conf, "w") as f:
+        f.write(text)
+
+
 # --- measuring ------------------------------------------------------------------------------
 
 def reload_config(spec, source):
@@ -249,12 +368,13 @@ def reload_config(spec, source):
 
 
 def run_wrk(spec, case, seconds, latency=True):
-    cmd = ["wrk", f"-t{spec['threads']}", f"-c{spec['connections']}", f"-d{seconds}s", "--timeout", "5s"]
+    cmd = ["wrk", f"-t{spec['threads']}", f"-c{case.get('connections', spec['connections'])}", f"-d{seconds}s",
+           "--timeout", "5s"]
     if latency:
         cmd.append("--latency")
     if case.get("script"):
         cmd += ["-s", case["script"]]
-    cmd.append(spec["url_base"] + case["path"])
+    cmd.append(stack_of(spec, case)["url_base"] + case["path"])
     env = dict(os.environ)
     env.update({k: str(v) for k, v in case.get("env", {}).items()})
     env["WRK_THREADS"] = str(spec["threads"])
@@ -292,11 +412,12 @@ def measure(argv):
                 loaded = reload_config(spec, case["config"])
                 active_config = case["config"]
                 print(f"  [reload] {os.path.basename(case['config'])}: {loaded}", file=sys.stderr)
+            stack = stack_of(spec, case)
             if spec["warmup"] > 0:
                 run_wrk(spec, case, spec["warmup"], latency=False)
-            before = sample(spec)
+            before = sample(stack)
             out, wrk_cpu, cmd = run_wrk(spec, case, spec["duration"])
-            after = sample(spec)
+            after = sample(stack)
             try:
                 r = parse_wrk(out)
             except ValueError as e:
@@ -307,6 +428,14 @@ def measure(argv):
             dcpu = after["responder"] - before["responder"]
             r.update({
                 "round": rnd + 1,
+                "stack": case.get("stack", "edge"),
+                "connections": case.get("connections", spec["connections"]),
+                "nginx_errors": count_error_lines(stack.get("error_log"), before["error_log"]),
+                # FastCGI connections the responder accepted per request (1 without keepalive;
+                # the scrape after the run opens one of its own, not counted).
+                "fastcgi_connections": (max(after["fastcgi_connections"] - before["fastcgi_connections"] - 1, 0) / n
+                                        if before["fastcgi_connections"] is not None and after["fastcgi_connections"] is not None
+                                        else float("nan")),
                 "responder_sys_share": (after["responder_sys"] - before["responder_sys"]) / dcpu if dcpu > 0 else float("nan"),
                 "responder_cs": (after["responder_cs"] - before["responder_cs"]) / n,
                 "case": case["name"],
@@ -330,10 +459,13 @@ def measure(argv):
             if r["expect"] == "non2xx" and r["non2xx"] != r["requests"]:
                 bad = f"  !! {r['requests'] - r['non2xx']} answers were 2xx (expected every one denied)"
             if r["socket_errors"]:
-                bad += f"  !! {r['socket_errors']} socket errors"
-            print(f"  [{done}/{total}] round {rnd + 1} {case['name']:<22} {r['rps']:>10.0f} req/s  "
-                  f"p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  "
-                  f"responder {r['cpu_us']['responder']:.1f} µs/req{bad}", file=sys.stderr)
+                bad += f"  !! {r['socket_errors']} socket errors ({', '.join(f'{k} {v}' for k, v in r['socket'].items() if v)})"
+            if r["nginx_errors"]:
+                bad += f"  !! {r['nginx_errors']} error lines in nginx's log"
+            responder = "" if r["cpu_us"]["responder"] != r["cpu_us"]["responder"] else \
+                f"  responder {r['cpu_us']['responder']:.1f} µs/req"
+            print(f"  [{done}/{total}] round {rnd + 1} {case['name']:<26} {r['rps']:>10.0f} req/s  "
+                  f"p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms{responder}{bad}", file=sys.stderr)
             runs.append(r)
     with open(out_path, "w") as f:
         json.dump({"spec": spec, "runs": runs}, f, indent=1)
@@ -365,10 +497,14 @@ def summarize(runs):
             "redis": med([r["cpu_us"]["redis"] for r in rs]),
             "wrk": med([r["cpu_us"]["wrk"] for r in rs]),
             "cmds": med([r["redis_cmds"] for r in rs]),
+            "fcgi_conns": med([r.get("fastcgi_connections", float("nan")) for r in rs]),
             "evalsha": med([r["evalsha"] for r in rs]),
             "non2xx": sum(r["non2xx"] for r in rs),
             "requests": sum(r["requests"] for r in rs),
             "socket_errors": sum(r["socket_errors"] for r in rs),
+            "socket": {k: sum(r.get("socket", {}).get(k, 0) for r in rs) for k in ("connect", "read", "write", "timeout")},
+            "nginx_errors": sum(r.get("nginx_errors", 0) for r in rs),
+            "connections": rs[0].get("connections"),
             "expect": rs[0].get("expect", "2xx"),
             "calls_by_command": {},
         }
@@ -390,10 +526,14 @@ def pct(x):
     return "n/a" if x != x else f"{x * 100:.0f}%"
 
 
+def socket_detail(socket):
+    return ", ".join(f"{k} {v}" for k, v in socket.items() if v) or "none"
+
+
 def case_table(summary, descriptions):
     lines = [
-        "| case | req/s (median) | req/s min–max | p50 ms | p99 ms | responder µs/req | responder sys share | responder ctx switches/req | nginx µs/req | redis µs/req | wrk µs/req | redis cmds/req | EVALSHA/req | answers |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| case | req/s (median) | req/s min–max | p50 ms | p99 ms | responder µs/req | responder sys share | responder ctx switches/req | FastCGI connections/req | nginx µs/req | redis µs/req | wrk µs/req | redis cmds/req | EVALSHA/req | answers |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, s in summary.items():
         if s["expect"] == "non2xx":
@@ -401,12 +541,14 @@ def case_table(summary, descriptions):
         else:
             answers = "all 2xx" if s["non2xx"] == 0 else f"**{s['non2xx']} non-2xx!**"
         if s["socket_errors"]:
-            answers += f", **{s['socket_errors']} socket errors**"
+            answers += f", **{s['socket_errors']} socket errors** ({socket_detail(s['socket'])})"
+        if s.get("nginx_errors"):
+            answers += f", **{s['nginx_errors']} error lines in nginx's log**"
         lines.append(
             f"| {name} | {fmt(s['rps'], 0)} | {fmt(s['rps_min'], 0)}–{fmt(s['rps_max'], 0)} "
             f"| {fmt(s['p50'], 2)} | {fmt(s['p99'], 2)} | {fmt(s['responder'])} "
             f"| {pct(s['responder_sys'])} "
-            f"| {fmt(s['responder_cs'], 2)} | {fmt(s['nginx'])} | {fmt(s['redis'])} "
+            f"| {fmt(s['responder_cs'], 2)} | {fmt(s.get('fcgi_conns', float('nan')), 3)} | {fmt(s['nginx'])} | {fmt(s['redis'])} "
             f"| {fmt(s['wrk'])} | {fmt(s['cmds'], 3)} | {fmt(s['evalsha'], 3)} | {answers} |")
     lines.append("")
     lines += [f"- **{name}**: {descriptions[name]}" for name in summary if name in descriptions]
@@ -471,7 +613,7 @@ def report(argv):
     with open(meta_path) as f:
         meta = json.load(f)
     if mode == "main":
-        return report_main(meta, run_paths[0])
+        return report_main(meta, run_paths[0], run_paths[1] if len(run_paths) > 1 else None)
     return report_scale(meta, run_paths)
 
 
@@ -486,14 +628,167 @@ MAIN_DESCRIPTIONS = {
     "per-subject": "per-subject pool, new X-Subject per request",
     "allow-proxied": "allow's pool, the answer from a stand-in app behind proxy_pass (kept connections)",
     "settled": "the same on a settled route (`settle: {amount: header}`): a hold, then nginx's settlement line",
+    "floor-keepalive": "floor through the keepalive profile (kept FastCGI connections, no nginx deny cache)",
+    "allow-keepalive": "allow through the keepalive profile",
+    "per-subject-keepalive": "per-subject through the keepalive profile",
+    "deny-keepalive": "the flood through the keepalive profile: the responder's memory answers every denial",
+    "deny-many-uris-keepalive": "the flood over 100,000 URIs through the keepalive profile",
+    "peer-static": "the peer's nginx (Lua module loaded): the same tiny file, no gate",
+    "peer-allow": "the peer: ngx_lua in the access phase, one EVALSHA per request over a pooled cosocket",
+    "peer-deny": "the peer's flood: an empty pool, every denial asks Redis (429)",
 }
 
+# The side-by-side table of issue 24: a row per case, the case's name in each stack (None: the
+# stack has no such case).
+PROFILE_ROWS = [
+    ("static (no gate)", "static", None, "peer-static"),
+    ("floor", "floor", "floor-keepalive", None),
+    ("allow", "allow", "allow-keepalive", "peer-allow"),
+    ("per-subject", "per-subject", "per-subject-keepalive", None),
+    ("deny", "deny", "deny-keepalive", "peer-deny"),
+    ("deny-many-uris", "deny-many-uris", "deny-many-uris-keepalive", None),
+]
 
-def report_main(meta, run_path):
+
+def run_clean(r):
+    """A run without errors: every answer what the case expects (2xx, or for a denial case
+    every one denied), no socket error or timeout in wrk, no error line in nginx's log."""
+    if r.get("expect", "2xx") == "non2xx":
+        answers_ok = r["non2xx"] == r["requests"]
+    else:
+        answers_ok = r["non2xx"] == 0
+    return answers_ok and not r["socket_errors"] and not r.get("nginx_errors", 0)
+
+
+def run_problems(r):
+    out = []
+    if r.get("expect", "2xx") == "non2xx":
+        if r["non2xx"] != r["requests"]:
+            out.append(f"{r['requests'] - r['non2xx']} allowed")
+    elif r["non2xx"]:
+        out.append(f"{r['non2xx']} non-2xx")
+    sock = r.get("socket", {})
+    if sock.get("timeout"):
+        out.append(f"{sock['timeout']} timeouts")
+    others = {k: v for k, v in sock.items() if v and k != "timeout"}
+    if others:
+        out.append("socket errors " + ", ".join(f"{k} {v}" for k, v in others.items()))
+    elif r["socket_errors"] and not sock:
+        out.append(f"{r['socket_errors']} socket errors")
+    if r.get("nginx_errors"):
+        out.append(f"{r['nginx_errors']} error lines in nginx's log")
+    return out
+
+
+def profile_lines(meta, runs, summary, high_runs):
+    """Issue 24: the edge and keepalive profiles and the peer side by side, the target ratios
+    from the same run, and the pass at HIGH_CONNECTIONS."""
+    if not any(name in summary for row in PROFILE_ROWS for name in row[1:] if name) and not high_runs:
+        return []
+    p = meta["params"]
+
+    def cell(name, key, digits):
+        if not name:
+            return "–"
+        if name not in summary:
+            return "(not run)"
+        return fmt(summary[name][key], digits)
+
+    lines = ["## Auth profiles and the peer, side by side (issue 24)", "",
+             f"Medians over rounds at wrk -c{p['connections']}; every column from this run. **edge**: "
+             "charge-gate-server.conf (nginx's deny cache, a FastCGI connection per auth subrequest); "
+             "**keepalive**: charge-gate-server-keepalive.conf with `keepalive 32;` in the upstream "
+             "(kept FastCGI connections); **peer**: ../shared/peer/run-peer.sh (ngx_lua + Redis per "
+             "request, the same token bucket, no usage event), its own nginx and Redis.", "",
+             "| case | edge req/s | edge p99 ms | keepalive req/s | keepalive p99 ms | peer req/s | peer p99 ms |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for label, edge, keep, peer in PROFILE_ROWS:
+        lines.append(f"| {label} | {cell(edge, 'rps', 0)} | {cell(edge, 'p99', 2)} | {cell(keep, 'rps', 0)} "
+                     f"| {cell(keep, 'p99', 2)} | {cell(peer, 'rps', 0)} | {cell(peer, 'p99', 2)} |")
+    lines += ["", "The peer has no floor (no route that skips Redis), no per-subject pool and no deny cache: "
+              "its denial does not depend on the URI, so it has no deny-many-uris case either.", ""]
+
+    def mark(ok):
+        return "met" if ok else "**not met**"
+
+    targets = [
+        ("keepalive floor ≥ 1.4 × edge floor", "floor-keepalive", "floor", 1.4),
+        ("edge allow ≥ 0.8 × peer allow", "allow", "peer-allow", 0.8),
+        ("keepalive allow ≥ 0.8 × peer allow", "allow-keepalive", "peer-allow", 0.8),
+        ("edge deny ≥ 1.0 × peer deny", "deny", "peer-deny", 1.0),
+        ("keepalive deny ≥ 1.0 × peer deny", "deny-keepalive", "peer-deny", 1.0),
+    ]
+    rows = []
+    met = {}
+    for label, num, den, bar in targets:
+        if num not in summary or den not in summary or not summary[den]["rps"]:
+            rows.append(f"| {label} | (not run) | | |")
+            continue
+        v = summary[num]["rps"] / summary[den]["rps"]
+        per = round_ratios(runs, num, den, "rps")
+        rng = f"{min(per):.3f}–{max(per):.3f}" if per else "n/a"
+        met[num] = v >= bar
+        rows.append(f"| {label} | {v:.3f} ({fmt(summary[num]['rps'], 0)} / {fmt(summary[den]['rps'], 0)}) | {rng} | {mark(v >= bar)} |")
+    if high_runs is not None:
+        bad = [r for r in high_runs if not run_clean(r)]
+        hc = sorted({r.get("connections") for r in high_runs if r.get("connections")})
+        c = "/".join(str(x) for x in hc) or "?"
+        if high_runs:
+            detail = "every case clean" if not bad else "; ".join(
+                f"{r['case']} (round {r['round']}): {', '.join(run_problems(r))}" for r in bad)
+            rows.append(f"| no timeouts or errors under wrk -c{c} | {len(high_runs) - len(bad)} of {len(high_runs)} runs clean: {detail} | | {mark(not bad)} |")
+        else:
+            rows.append(f"| no timeouts or errors under wrk -c{c} | (not run) | | |")
+    lines += ["### Targets (issue 24; informational)", "",
+              "| target | measured (ratio of medians) | per-round range | |", "|---|---|---:|---|"] + rows + [""]
+    verdicts = [f"- {profile} against the peer: allow target {'met' if met[allow] else 'not met'}, "
+                f"deny target {'met' if met[deny] else 'not met'}."
+                for profile, allow, deny in (("edge", "allow", "deny"), ("keepalive", "allow-keepalive", "deny-keepalive"))
+                if allow in met and deny in met]
+    if verdicts:
+        lines += verdicts + [""]
+
+    if high_runs is not None:
+        lines += high_lines(meta, high_runs)
+    return lines
+
+
+def high_lines(meta, high_runs):
+    p = meta["params"]
+    hc = p.get("high_connections", "?")
+    lines = [f"### Under wrk -c{hc} ({p.get('high_duration', '?')} s per case, {p.get('high_rounds', 1)} round(s), "
+             f"a {p['warmup']} s warm-up before each)", ""]
+    if not high_runs:
+        return lines + ["Not run (none of its cases selected, or HIGH_CONNECTIONS=0).", ""]
+    lines += ["| round | case | req/s | p50 ms | p99 ms | requests | FastCGI connections/req | non-2xx | socket errors: connect / read / write / timeout | nginx error-log lines | |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---|"]
+    for r in high_runs:
+        sock = r.get("socket", {})
+        s = " / ".join(str(sock.get(k, 0)) for k in ("connect", "read", "write", "timeout"))
+        verdict = "clean" if run_clean(r) else "**" + ", ".join(run_problems(r)) + "**"
+        lines.append(f"| {r['round']} | {r['case']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['requests']} "
+                     f"| {fmt(r.get('fastcgi_connections', float('nan')), 3)} | {r['non2xx']} | {s} | {r.get('nginx_errors', 0)} | {verdict} |")
+    bad = sorted({r["case"] for r in high_runs if not run_clean(r)})
+    lines += [""]
+    if bad:
+        lines.append(f"**Errors or timeouts at -c{hc} in {len(bad)} case(s): {', '.join(bad)}.**")
+    else:
+        lines.append(f"No case had errors or timeouts at -c{hc}.")
+    lines += ["(A denial case's answers are all expected to be non-2xx: 2xx answers are its errors; a 502, 503 or "
+              "504 among its 429s shows as nginx's error-log lines, which every case counts.)", ""]
+    return lines
+
+
+def report_main(meta, run_path, high_path=None):
     with open(run_path) as f:
         runs = json.load(f)["runs"]
+    high_runs = None
+    if high_path:
+        with open(high_path) as f:
+            high_runs = json.load(f)["runs"]
     summary = summarize(runs)
     lines = header_lines(meta, "ChargeGate benchmark")
+    lines += profile_lines(meta, runs, summary, high_runs)
     lines += ["## Cases (medians over rounds; CPU is per request)", ""]
     lines += case_table(summary, MAIN_DESCRIPTIONS)
     lines += [""]
@@ -510,6 +805,17 @@ def report_main(meta, run_path):
         ("p99(allow) / p99(floor)", "allow", "floor", "p99_ms", "p99"),
         ("p99(deny) / p99(floor)", "deny", "floor", "p99_ms", "p99"),
         ("p99(per-subject) / p99(floor)", "per-subject", "floor", "p99_ms", "p99"),
+        ("floor-keepalive / floor (req/s)", "floor-keepalive", "floor", "rps", "rps"),
+        ("allow-keepalive / floor-keepalive (req/s)", "allow-keepalive", "floor-keepalive", "rps", "rps"),
+        ("per-subject-keepalive / floor-keepalive (req/s)", "per-subject-keepalive", "floor-keepalive", "rps", "rps"),
+        ("deny-keepalive / floor-keepalive (req/s)", "deny-keepalive", "floor-keepalive", "rps", "rps"),
+        ("deny-many-uris-keepalive / floor-keepalive (req/s)", "deny-many-uris-keepalive", "floor-keepalive", "rps", "rps"),
+        ("allow-keepalive / allow (req/s)", "allow-keepalive", "allow", "rps", "rps"),
+        ("deny-keepalive / deny (req/s)", "deny-keepalive", "deny", "rps", "rps"),
+        ("p99(allow-keepalive) / p99(floor-keepalive)", "allow-keepalive", "floor-keepalive", "p99_ms", "p99"),
+        ("peer-allow / peer-static (req/s)", "peer-allow", "peer-static", "rps", "rps"),
+        ("peer-deny / peer-static (req/s)", "peer-deny", "peer-static", "rps", "rps"),
+        ("static / peer-static (req/s): the two nginx setups", "static", "peer-static", "rps", "rps"),
     ]
     rows, values = ratio_rows(runs, summary, ratios)
     lines += ["## Ratios (same run)", ""] + rows + [""]
@@ -550,12 +856,13 @@ def report_main(meta, run_path):
         lines.append(f"| {name} | {parts} |")
     lines += [""]
 
-    lines += ["## Every run", "", "| round | case | req/s | p50 ms | p99 ms | responder µs | nginx µs | redis µs | wrk µs | redis cmds/req | non-2xx |",
-              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["## Every run", "", "| round | case | req/s | p50 ms | p99 ms | responder µs | nginx µs | redis µs | wrk µs | redis cmds/req | non-2xx | errors |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in runs:
         c = r["cpu_us"]
-        lines.append(f"| {r['round']} | {r['case']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {c['responder']:.1f} "
-                     f"| {c['nginx']:.1f} | {c['redis']:.1f} | {c['wrk']:.1f} | {r['redis_cmds']:.3f} | {r['non2xx']} |")
+        lines.append(f"| {r['round']} | {r['case']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {fmt(c['responder'])} "
+                     f"| {c['nginx']:.1f} | {c['redis']:.1f} | {c['wrk']:.1f} | {r['redis_cmds']:.3f} | {r['non2xx']} "
+                     f"| {', '.join(run_problems(r)) or '–'} |")
     lines += [""]
     lines += machine_lines(meta)
     lines += NOTES_MAIN
@@ -617,11 +924,21 @@ NOTES_MAIN = [
     "  the commands the bucket script runs inside Redis (TIME, GET, SET, XADD), not only EVALSHA.",
     "- \"responder sys share\": the part of the responder's CPU spent in the kernel (syscalls,",
     "  scheduling); \"ctx switches/req\": voluntary + involuntary, summed over its threads.",
+    "- \"FastCGI connections/req\": connections the responder accepted per request (its",
+    "  charge_gate_fastcgi_connections_total, scraped through the edge nginx before and after",
+    "  each run): 1 when each auth subrequest opens its own, near 0 when nginx keeps them; n/a",
+    "  for the peer and for a responder without the metric.",
     "- per-subject sends its header from a wrk Lua script, so wrk spends more CPU per request",
     "  there than in the other cases (see the wrk column).",
-    "- Not run: the OpenResty-style peer of FIELD-NOTES (the bucket script from nginx's Lua",
-    "  module). Its module is not installable here without pulling in nginx-extras; FIELD-NOTES",
-    "  measured it on this machine kind at ~44.5k req/s allow and ~52k deny (static ~110k).",
+    "- The peer (peer-* cases) is ../shared/peer/run-peer.sh: its own nginx (1 worker, access_log",
+    "  off, the Lua module) and its own Redis, the same bucket script run with ngx_lua from the",
+    "  access phase. Its columns are its nginx worker and its Redis; it has no responder. Its allow",
+    "  runs TIME, GET and SET in the script (4 commands), no usage event; ChargeGate's also XADDs.",
+    "  Its deny asks Redis every time (no deny cache).",
+    "- keepalive cases: a second nginx, rendered from the same template with its own directory and",
+    "  port, differing from the first only in the server snippet (charge-gate-server-keepalive.conf)",
+    "  and `keepalive 32;` in `upstream charge_gate` (bench/run checks the two configs line by",
+    "  line); the same responder and Redis.",
     "- FIELD-NOTES reference for the FastCGI prototype on this machine kind: static ~112k,",
     "  floor ~39k, allow ~23.5k req/s (±15% between runs).",
     "",
@@ -702,7 +1019,7 @@ def on_term(signum, frame):
 def main():
     signal.signal(signal.SIGTERM, on_term)
     if len(sys.argv) < 2:
-        die("usage: benchlib.py freeport|many-routes|prefill|measure|report ...")
+        die("usage: benchlib.py freeport|many-routes|prefill|keepalive-conf|measure|report ...")
     cmd, argv = sys.argv[1], sys.argv[2:]
     try:
         if cmd == "freeport":
@@ -711,6 +1028,8 @@ def main():
             many_routes(argv)
         elif cmd == "prefill":
             prefill(argv)
+        elif cmd == "keepalive-conf":
+            keepalive_conf(argv)
         elif cmd == "measure":
             measure(argv)
         elif cmd == "report":
