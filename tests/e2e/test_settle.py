@@ -221,3 +221,31 @@ def test_a_client_that_leaves_before_the_gate_answers_is_charged_nothing(any_sto
     # A refused spend answered 503 to nobody, and says why in the responder's log.
     if h["voided"]:
         wait_until(lambda: "hold was voided" in s.responder.log_text(), 5, what="the refusal's log line")
+
+
+def test_a_request_nginx_gave_up_on_at_the_gate_timeout_is_charged_nothing(any_store):
+    # The responder hangs past fastcgi_read_timeout (3 s) while the client waits: nginx answers
+    # the 503 JSON (upstream status 504, no decision captured) and writes the line under the
+    # request's id. When the responder runs again its worker spends under that id, too late:
+    # the hold is given back, or the line voided the id first and the spend is refused. Without
+    # the line the late spend's hold would stand: a 503 charged.
+    s = settle_stack(any_store)
+
+    def levels():
+        return {pool: state["current"] for pool, state in s.usage().items()}
+    before = levels()
+    s.responder.signal(signal.SIGSTOP)
+    try:
+        r = s.post("/api/chat/amount/5", body=b"", timeout=10)
+    finally:
+        s.responder.signal(signal.SIGCONT)
+    assert r.status == 503 and r.json() == {"error": "service_unavailable"}, r
+
+    def done():
+        h = holds(s)
+        return h["refund"] + h["voided"] == 1 and h["opened"] == h["refund"]
+    wait_until(done, 10, what="the hold given back or the id voided")
+    h = holds(s)
+    assert h["amount"] == h["unknown"] == h["stands"] == 0, h
+    assert levels() == before
+    assert sum(e["amount"] for e in fetch_events(s, TOKEN) if e["pool"] == "credits") == 0
