@@ -190,7 +190,13 @@ public final class FastCGIEventLoop: Sendable {
         var first: Connection?
         for _ in 0..<Self.acceptBatch {
             let fd = accept4(listenFD, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
-            guard fd >= 0 else { break }  // EAGAIN: none left (or another worker took it); EMFILE...: retried on the next event
+            guard fd >= 0 else {
+                // EAGAIN: none left, or another worker took it. Out of descriptors or memory: the
+                // connection stays queued and the listening socket readable, so pause before the
+                // next try rather than spin on it.
+                if errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM { usleep(1000) }
+                break
+            }
             var timeout = timeval(tv_sec: Self.ioTimeoutSeconds, tv_usec: 0)
             let size = socklen_t(MemoryLayout<timeval>.size)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, size)
