@@ -57,6 +57,8 @@ struct RedisContext: ~Copyable {
             made = redisConnectWithTimeout(host, Int32(clamping: port), timeout)
         case .sentinel:
             throw .unavailable("a sentinel URL names no node")
+        case .cluster:
+            throw .unavailable("a cluster URL names no one node")
         }
         guard let made else { throw .unavailable("cannot allocate a Redis context") }
         if made.pointee.err != 0 {

@@ -11,9 +11,15 @@ public protocol RedisObserver: Sendable {
     func connected(reconnect: Bool)
     /// A spend was answered 503 because fewer than `wanted` replicas acknowledged it in time.
     func replicasMissing(acknowledged: Int, wanted: Int)
+    /// Cluster mode: an earlier slot's charges of a multi-slot spend were given back after a
+    /// later slot said no (or failed); `failed` when the give-back itself failed (that charge
+    /// stays spent until its hold lapses).
+    func clusterGiveBack(failed: Bool)
 }
 
 extension RedisObserver {
     /// Default: not counted.
     public func replicasMissing(acknowledged: Int, wanted: Int) {}
+    /// Default: not counted.
+    public func clusterGiveBack(failed: Bool) {}
 }

@@ -62,7 +62,7 @@ extension RedisStore {
     }
 
     /// Appends one item's fields, in `SpendLayout.ItemField`'s order.
-    private static func appendItem(_ item: SpendItem, to command: inout RESPCommand) throws(StoreError) {
+    static func appendItem(_ item: SpendItem, to command: inout RESPCommand) throws(StoreError) {
         for field in SpendLayout.ItemField.allCases {
             switch field {
             case .pool: command.append(item.poolId)
@@ -88,7 +88,7 @@ extension RedisStore {
 
     /// Appends the spend's keys (their count first), then its arguments, items and hold in
     /// `SpendLayout`'s order.
-    static func appendSpend(_ request: SpendRequest, to command: inout RESPCommand) throws(StoreError) {
+    static func appendSpend(_ request: SpendRequest, to command: inout RESPCommand, probe: Bool = false) throws(StoreError) {
         let idem = request.idempotency
         let plan = request.plan
         let stream = request.eventsMaxLen > 0 ? request.eventsKey : nil
@@ -109,7 +109,7 @@ extension RedisStore {
         let context = request.context
         for argument in SpendLayout.Argument.allCases {
             switch argument {
-            case .op: command.append(Self.spendOp)
+            case .op: command.append(probe ? Self.probeOp : Self.spendOp)
             case .count: command.append(request.items.count)
             case .idempotent: command.append(idem == nil ? Self.zero : Self.one)
             case .idempotencyTtl: command.append(Self.clampExact(idem?.ttlMs ?? 1))
@@ -248,6 +248,8 @@ extension RedisStore {
                 return SpendResult(.keyReused, now: now, plan: use)
             case .void:
                 return SpendResult(.holdVoided, now: now, plan: use)
+            case .fresh:
+                throw .protocolError("unexpected spend reply 'fresh' (a probe's)")
             case .out:
                 let item = try number(body[.item], items, "item", "spend")
                 let wait = try number(body[.retryAfterMs], aheadRange, "retryAfterMs", "spend")

@@ -27,6 +27,7 @@ public final class RedisStore: ChargeStore {
     static let source = Array(ChargeScript.source.utf8)
     static let spendOp = Array("spend".utf8)
     static let peekOp = Array("peek".utf8)
+    static let probeOp = Array("probe".utf8)
     static let topOffOp = Array("topoff".utf8)
     static let one = Array("1".utf8)
     static let zero = Array("0".utf8)
@@ -75,6 +76,14 @@ public final class RedisStore: ChargeStore {
     /// One page of the stream at `stream`: `XRANGE` in batches, filtering pool and subject here,
     /// until `limit` events match or the range ends; `after` is exclusive.
     public func events(stream: String, _ query: EventQuery) throws(StoreError) -> EventPage {
+        try Self.events(stream: stream, query) { (arguments: [String]) throws(StoreError) in try connection.command(arguments) }
+    }
+
+    /// One page of the stream at `stream` as `events(stream:_:)` reads it, each `XRANGE` sent
+    /// with `send` (the cluster store routes it to the stream's slot).
+    static func events(
+        stream: String, _ query: EventQuery, send: ([String]) throws(StoreError) -> RedisValue
+    ) throws(StoreError) -> EventPage {
         guard query.limit > 0 else { return EventPage(events: [], next: nil) }
         // Lower bound: just past `after` (exclusive), else `since` (ms), else the start.
         var start = "-"
@@ -89,7 +98,7 @@ public final class RedisStore: ChargeStore {
         while true {
             let wanted = query.limit - page.count  // one more than that shows whether more follow
             let batch = wanted >= 1000 ? 1000 : Swift.max(16, wanted + 1)
-            let reply = try connection.command(["XRANGE", stream, start, "+", "COUNT", String(batch)])
+            let reply = try send(["XRANGE", stream, start, "+", "COUNT", String(batch)])
             if case .error(let message) = reply { throw .protocolError(message) }
             guard let entries = reply.elements else { throw .protocolError("unexpected XRANGE reply") }
             for entry in entries {

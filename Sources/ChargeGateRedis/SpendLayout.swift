@@ -29,7 +29,7 @@ enum SpendLayout {
         /// What the argument holds, for docs/redis.md.
         var meaning: String {
             switch self {
-            case .op: "`spend`"
+            case .op: "`spend` (`probe`: the plan and the idempotency decision alone, for a cluster spend across slots)"
             case .count: "n, the number of items (the first n `KEYS` are their buckets)"
             case .idempotent:
                 "`1` when an idempotency record is checked (its record and the subject's record counter follow the buckets in `KEYS`), else `0`"
@@ -175,7 +175,7 @@ enum SpendLayout {
         /// What the field holds, for docs/redis.md.
         var meaning: String {
             switch self {
-            case .tag: "`allowed`, `repeated`, `reused`, `void`, `out` or `credits`"
+            case .tag: "`allowed`, `repeated`, `reused`, `void`, `out` or `credits` (`fresh`: a probe's key to decide afresh)"
             case .now: "Redis's clock (`TIME`) in epoch ms"
             case .plan:
                 "with P > 0 only: plan × 4 + stored × 2 + more: the plan used (0-based), whether it is the stored one, whether the next two fields follow"
@@ -193,12 +193,15 @@ enum SpendLayout {
         case void
         case out
         case credits
+        /// A probe's answer (op `probe`): the idempotency key is to be decided afresh; nothing
+        /// was written.
+        case fresh
 
         /// The fields after the head, in order.
         var fields: [ReplyField] {
             switch self {
             case .allowed: [.remaining, .fullAt]
-            case .repeated, .reused, .void: []
+            case .repeated, .reused, .void, .fresh: []
             case .out: [.item, .retryAfterMs]
             case .credits: [.item, .available, .required]
             }

@@ -352,8 +352,10 @@ local function top_off_op()
 end
 
 -- op 'spend': the plan, a voided hold (nothing spent), the idempotency record, every item or
--- none, the record, the hold, the events
-local function spend_op()
+-- none, the record, the hold, the events. op 'probe' (a cluster spend across slots, before
+-- its other slots spend): the plan and the idempotency decision alone; a key to decide afresh
+-- answers 'fresh' with nothing written
+local function spend_op(probe)
   local n = tonumber(ARGV[ARG.count])
   local rows = read_plan_table(ARGV[ARG.planTable])
   local idemKey, quotaKey, planKey, eventsKey, holdKey
@@ -393,6 +395,7 @@ local function spend_op()
     end
     fresh = decision == 'fresh'
   end
+  if probe then return reply('fresh', choice) end
 
   local items = {}
   for i = 1, n do
@@ -416,7 +419,8 @@ local function spend_op()
 end
 
 local op = ARGV[ARG.op]
-if op == 'spend' then return spend_op() end
+if op == 'spend' then return spend_op(false) end
+if op == 'probe' then return spend_op(true) end
 if op == 'peek' then return peek_op() end
 if op == 'topoff' then return top_off_op() end
 return redis.error_reply('CHARGEGATE unknown op')

@@ -19,6 +19,8 @@ public final class GateMetrics: Sendable {
     private let redisFailovers: Counter
     private let redisDiscoveryErrors: Counter
     private let redisReplicaAcksMissing: Counter
+    private let clusterGivenBack: Counter
+    private let clusterGiveBackFailed: Counter
     /// Sentinel mode: the one `redis_master_info` series (replaced on a failover).
     private let redisMasterInfo = Mutex<Gauge?>(nil)
     /// `settle_lines_total`, one series per result (every one made at start, at 0).
@@ -102,6 +104,12 @@ public final class GateMetrics: Sendable {
             descriptor: Self.name(
                 "redis_replica_acks_missing", "total",
                 "Spends answered 503 because fewer than redisMinReplicas replicas acknowledged them within redisReplicaWaitMs."))
+        let giveBacks = Self.name(
+            "cluster_give_backs", "total",
+            "Cluster mode: an earlier slot's charges of a multi-slot spend given back after a later slot said no or failed, by result (failed: they stay spent until their hold lapses)."
+        )
+        clusterGivenBack = registry.makeCounter(descriptor: giveBacks, labels: [("result", "given_back")])
+        clusterGiveBackFailed = registry.makeCounter(descriptor: giveBacks, labels: [("result", "failed")])
         let lines = Self.name("settle_lines", "total", "Datagrams on the settlement socket, by what became of them.")
         var settleLines: [SettleLineResult: Counter] = [:]
         for result in SettleLineResult.allCases {
@@ -158,6 +166,11 @@ public final class GateMetrics: Sendable {
     /// Counts a discovery round that found no master.
     public func redisDiscoveryFailed() {
         redisDiscoveryErrors.increment()
+    }
+
+    /// Counts a cluster give-back (`failed`: it did not happen).
+    public func clusterGaveBack(failed: Bool) {
+        (failed ? clusterGiveBackFailed : clusterGivenBack).increment()
     }
 
     /// Counts a spend not acknowledged by enough replicas.

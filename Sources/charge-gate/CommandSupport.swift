@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChargeGateCore
+import ChargeGateRedis
 import Glibc
 
 // Helpers every subcommand shares.
@@ -24,6 +25,15 @@ func redisURL(_ override: String?, default configured: RedisURL?) throws -> Redi
     } catch {
         throw ValidationError("--redis: \(error.text)")
     }
+}
+
+/// The store an admin command reads and writes at `url` (a `ClusterStore` for a
+/// `redis-cluster://` one), for `config`'s keys, serving whatever eviction policy Redis has.
+func adminStore(url: RedisURL, config: GateConfig, timeoutMs: Int) -> any ChargeStore {
+    if url.isCluster {
+        return ClusterStore(url: url, keys: KeySpace(prefix: config.keyPrefix, cluster: true), timeoutMs: timeoutMs, allowEviction: true)
+    }
+    return RedisStore(url: url, timeoutMs: timeoutMs, allowEviction: true)
 }
 
 /// The key form of the subject `text` names: as nginx passes it, or, with `keyForm`, a key form

@@ -16,4 +16,5 @@ extension GateMetrics: RedisObserver {
     public func failed(_ error: StoreError) { redisFailed(error) }
     public func connected(reconnect: Bool) { redisConnected(reconnect: reconnect) }
     public func replicasMissing(acknowledged: Int, wanted: Int) { redisReplicasMissing() }
+    public func clusterGiveBack(failed: Bool) { self.clusterGaveBack(failed: failed) }
 }

@@ -54,7 +54,7 @@ struct EventsCommand: ParsableCommand {
         query.pool = pool
         query.subject = try adminSubjectKey(subject, keyForm: keyForm, option: "--subject")
 
-        let loaded = try loadConfig(config)
+        var loaded = try loadConfig(config)
         guard let url = try redisURL(redis, default: loaded.redis) else {
             printError("events: the config names no redis; the memory store keeps events inside the responder (GET /api/usage/events)")
             throw ExitCode(1)
@@ -63,7 +63,8 @@ struct EventsCommand: ParsableCommand {
             printError("events: eventsMaxLen is 0 in the config: no event log is kept")
             throw ExitCode(1)
         }
-        let store = RedisStore(url: url, timeoutMs: max(loaded.redisTimeoutMs, 5000), allowEviction: true)
+        loaded.redis = url  // the stream's key follows the store read (a cluster has one per slot)
+        let store = adminStore(url: url, config: loaded, timeoutMs: max(loaded.redisTimeoutMs, 5000))
         let streams = Gate(config: loaded).eventStreams
         var out = StandardOutput()
         var totals = EventTotals()

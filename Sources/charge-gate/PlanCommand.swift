@@ -43,16 +43,24 @@ struct PlanStoreOptions: ParsableArguments {
         return try adminSubjectKey(subject, keyForm: keyForm, option: "<subject>") ?? SafeToken.anonymous
     }
 
+    /// The config, its `redis` replaced by `--redis` when given (the keys follow the store:
+    /// a cluster's carry hash tags).
+    func loadedConfig() throws -> GateConfig {
+        var loaded = try loadConfig(config)
+        if redis != nil { loaded.redis = try redisURL(redis, default: loaded.redis) }
+        return loaded
+    }
+
     /// The store named by `--redis` or the config; exits 1 when the config uses the memory store,
     /// which lives inside the responder: `method` is the admin API's verb for the same action.
-    func store(_ loaded: GateConfig, method: String) throws -> RedisStore {
+    func store(_ loaded: GateConfig, method: String) throws -> any ChargeStore {
         guard let url = try redisURL(redis, default: loaded.redis) else {
             printError(
                 "plan: the config names no redis; the memory store lives inside the responder:"
                     + " use the admin API instead (\(method) http://127.0.0.1/api/usage/plan?subject=S with the adminToken)")
             throw ExitCode(1)
         }
-        return RedisStore(url: url, timeoutMs: max(loaded.redisTimeoutMs, 2000), allowEviction: true)
+        return adminStore(url: url, config: loaded, timeoutMs: max(loaded.redisTimeoutMs, 2000))
     }
 
     /// Runs one store call; a store error becomes one line on stderr and exit 1.
@@ -111,7 +119,7 @@ struct SetPlanCommand: ParsableCommand {
     /// Checks the plan against the config, stores the record and prints the answer.
     func run() throws {
         let periodAnchor = try anchorMs()
-        let loaded = try loadConfig(target.config)
+        let loaded = try target.loadedConfig()
         let gate = Gate(config: loaded)
         guard !loaded.plans.isEmpty else {
             printError("plan: no plans are configured in \(target.config) (add plans and defaultPlan first)")
@@ -151,7 +159,7 @@ struct GetPlanCommand: ParsableCommand {
 
     /// Reads the record and prints the subject's plan.
     func run() throws {
-        let loaded = try loadConfig(target.config)
+        let loaded = try target.loadedConfig()
         let gate = Gate(config: loaded)
         let store = try target.store(loaded, method: "GET")
         let subject = try target.subjectKey(self.subject)
@@ -182,7 +190,7 @@ struct ClearPlanCommand: ParsableCommand {
 
     /// Removes the record and prints the subject's plan without it.
     func run() throws {
-        let loaded = try loadConfig(target.config)
+        let loaded = try target.loadedConfig()
         let gate = Gate(config: loaded)
         let store = try target.store(loaded, method: "DELETE")
         let subject = try target.subjectKey(self.subject)

@@ -61,6 +61,9 @@ struct ServeCommand: ParsableCommand {
         overrides.redis = try redisURL(redis, default: nil)
         let path = config
         let loaded = try loadConfig(path)
+        if let url = overrides.redis, url.isCluster, loaded.keyPrefix.contains(where: { $0 == "{" || $0 == "}" }) {
+            throw ValidationError("--redis: a redis-cluster:// store needs a keyPrefix without { or } (its keys take hash tags)")
+        }
 
         let allowEviction = allowEviction
         let level = logLevel
@@ -88,6 +91,11 @@ struct ServeCommand: ParsableCommand {
         let status = server.run(
             makeStore: { [watch] config in
                 guard let url = config.redis else { return memoryStore }
+                if url.isCluster {
+                    return ClusterStore(
+                        url: url, keys: KeySpace(prefix: config.keyPrefix, cluster: true), timeoutMs: config.redisTimeoutMs,
+                        observer: metrics, allowEviction: allowEviction, replicaWait: replicaWait)
+                }
                 return RedisStore(
                     url: url, timeoutMs: config.redisTimeoutMs, observer: metrics, allowEviction: allowEviction, watch: watch,
                     replicaWait: replicaWait)

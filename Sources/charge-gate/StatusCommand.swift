@@ -25,14 +25,15 @@ struct StatusCommand: ParsableCommand {
     var holds: Int = 5
 
     func run() throws {
-        let loaded = try loadConfig(config)
+        var loaded = try loadConfig(config)
         guard let url = try redisURL(redis, default: loaded.redis) else {
             printError("status: the config names no redis; the memory store lives inside the responder: curl http://127.0.0.1/api/usage")
             throw ExitCode(1)
         }
+        loaded.redis = url  // the keys follow the store read (a cluster's carry hash tags)
         let gate = Gate(config: loaded)
         let subjectKey = try adminSubjectKey(subject, keyForm: keyForm, option: "--subject") ?? SafeToken.anonymous
-        let store = RedisStore(url: url, timeoutMs: max(loaded.redisTimeoutMs, 2000), allowEviction: true)
+        let store = adminStore(url: url, config: loaded, timeoutMs: max(loaded.redisTimeoutMs, 2000))
         let snapshot: UsageSnapshot
         do {
             snapshot = try store.usage(gate: gate, subject: subjectKey, nginxPlan: nil)

@@ -36,10 +36,15 @@ public struct ResponderScenario: Sendable, CustomStringConvertible {
     /// Runs the table against a responder over the store `makeStore` builds (given the manual
     /// clock the responder's deny cache reads, which a memory store should read too), under
     /// key prefix `keyPrefix`; returns every answer, masked, and what did not match the table.
-    public func run(keyPrefix: String, store makeStore: (ManualClock) throws -> any ChargeStore) rethrows -> ResponderRun {
+    /// `redis`, when given, is the config's store URL (a `redis-cluster://` one lays the keys
+    /// out for a cluster).
+    public func run(
+        keyPrefix: String, redis: RedisURL? = nil, store makeStore: (ManualClock) throws -> any ChargeStore
+    ) rethrows -> ResponderRun {
         let clock = ManualClock()
         var config = config
         config.keyPrefix = keyPrefix
+        if let redis { config.redis = redis }
         let gate = Gate(config: config)
         let responder = Responder(store: try makeStore(clock), clock: clock, denials: DenyCache())
         var run = ResponderRun()

@@ -62,6 +62,11 @@ extension ConfigLoader.Reader {
                 fail(entry.value, "keyPrefix: must be at most 128 bytes, got \(text.utf8.count)")
             } else if text.unicodeScalars.contains(where: Self.isSpaceOrControl) {
                 fail(entry.value, "keyPrefix: must not contain spaces or control characters, got \(Self.quote(text))")
+            } else if config.redis?.isCluster == true, text.contains("{") || text.contains("}") {
+                // A brace would become (or break) the hash tag that keeps a subject's keys in one slot.
+                fail(
+                    entry.value,
+                    "keyPrefix: must not contain { or } with a redis-cluster:// store (keys take hash tags), got \(Self.quote(text))")
             } else {
                 config.keyPrefix = text
             }

@@ -1,4 +1,4 @@
-/// A parsed `redis://`, `unix://` or `redis-sentinel://` URL.
+/// A parsed `redis://`, `unix://`, `redis-sentinel://` or `redis-cluster://` URL.
 public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
     /// Where the server is.
     public enum Endpoint: Sendable, Equatable {
@@ -9,6 +9,9 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
         /// Whichever node the sentinels name as the master of `master`, asked in order
         /// (docs/config.md, `redis`; docs/redis.md, "Failover with Sentinel").
         case sentinel(sentinels: [HostPort], master: String)
+        /// A Redis Cluster, its slot map first read from these seed nodes (SPEC §12;
+        /// docs/redis.md, "Redis Cluster"). Database 0 only.
+        case cluster(seeds: [HostPort])
     }
 
     /// A TCP address: a host name or IP address and a port.
@@ -60,6 +63,12 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
         return false
     }
 
+    /// Whether the store is a Redis Cluster (keys laid out by hash tag: `KeySpace`).
+    public var isCluster: Bool {
+        if case .cluster = endpoint { return true }
+        return false
+    }
+
     /// This URL, carrying `other`'s sentinel password when it is a sentinel URL without one
     /// (a `--redis` override keeps the config's `sentinelPassword`).
     public func inheritingSentinelPassword(from other: RedisURL?) -> RedisURL {
@@ -76,6 +85,10 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
     /// parameter given twice, a `%` not followed by two hex digits and a user name or password
     /// that is not UTF-8 once decoded are refused.
     public init(parsing text: String) throws(ConfigMessage) {
+        if text.hasPrefix("redis-cluster://") {
+            self = try Self.cluster(parsing: Substring(text.dropFirst("redis-cluster://".count)))
+            return
+        }
         if text.hasPrefix("redis-sentinel://") {
             self = try Self.sentinel(parsing: Substring(text.dropFirst("redis-sentinel://".count)))
             return
@@ -102,7 +115,8 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
         }
         guard text.hasPrefix("redis://") else {
             throw ConfigMessage(
-                "redis: expected redis://host:port/db, unix:///path/to/redis.sock or redis-sentinel://host:port,host:port/master")
+                "redis: expected redis://host:port/db, unix:///path/to/redis.sock, redis-sentinel://host:port,host:port/master "
+                    + "or redis-cluster://host:port,host:port")
         }
         var rest = Substring(text.dropFirst("redis://".count))
         var password: String?
@@ -203,6 +217,42 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
         return RedisURL(endpoint: .sentinel(sentinels: sentinels, master: String(master)), db: db, password: password)
     }
 
+    /// The part of a `redis-cluster://` URL after the scheme: `[:password@]host:port[,host:port...]`
+    /// (the seed nodes, each port given: a cluster has no default one worth guessing), nothing
+    /// after them (a cluster has only database 0).
+    private static func cluster(parsing text: Substring) throws(ConfigMessage) -> RedisURL {
+        let example = "as redis-cluster://127.0.0.1:7000,127.0.0.1:7001"
+        var rest = text
+        var password: String?
+        var username: String?
+        if let at = rest.lastIndex(of: "@") {
+            let userinfo = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            guard let colon = userinfo.firstIndex(of: ":") else {
+                throw ConfigMessage("redis: redis-cluster:// takes :PASSWORD@ or USER:PASSWORD@ before the nodes")
+            }
+            let user = userinfo[..<colon]
+            username = user.isEmpty ? nil : try Self.decoded(user, "the user name")
+            let decoded = try Self.decoded(userinfo[userinfo.index(after: colon)...], "the password")
+            guard !decoded.isEmpty else { throw ConfigMessage("redis: empty password (leave out :@ for none)") }
+            password = decoded
+        }
+        guard !rest.contains("/"), !rest.contains("?") else {
+            throw ConfigMessage("redis: redis-cluster:// takes only the seed nodes (a cluster has database 0 alone), \(example)")
+        }
+        var seeds: [HostPort] = []
+        for item in rest.split(separator: ",", omittingEmptySubsequences: false) {
+            guard !item.isEmpty else { throw ConfigMessage("redis: empty node address in the list, \(example)") }
+            guard item.last.map({ $0 != "]" }) ?? false, item.contains(":") else {
+                throw ConfigMessage("redis: every cluster node needs its port, \(example)")
+            }
+            let address = try hostPort(item, defaultPort: 6379)
+            guard !seeds.contains(address) else { throw ConfigMessage("redis: cluster node \(address) is listed twice") }
+            seeds.append(address)
+        }
+        return RedisURL(endpoint: .cluster(seeds: seeds), password: password, username: username)
+    }
+
     /// The `name=value` pairs of the query `text` of a `scheme` URL (empty pairs skipped; a
     /// name without `=` has the value `""`): each a name of `known`, each at most once. The
     /// messages name a known parameter, or an unknown one by its place (`unknown` says what it
@@ -272,6 +322,8 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
         case .sentinel(let sentinels, let master):
             let list = sentinels.map(\.description).joined(separator: ",")
             return "redis-sentinel://\(password == nil ? "" : ":***@")\(list)/\(master)?db=\(db)"
+        case .cluster(let seeds):
+            return "redis-cluster://\(auth)\(seeds.map(\.description).joined(separator: ","))"
         }
     }
 }

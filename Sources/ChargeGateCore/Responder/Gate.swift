@@ -30,7 +30,7 @@ public final class Gate: Sendable {
     public init(config: GateConfig) {
         self.config = config
         self.router = Router(routes: config.routes)
-        let keys = KeySpace(prefix: config.keyPrefix)
+        let keys = KeySpace(prefix: config.keyPrefix, cluster: config.redis?.isCluster ?? false)
         self.keys = keys
         let pools = config.pools.indices.map { Pool(index: $0, config: config, keys: keys) }
         self.pools = pools

@@ -94,7 +94,6 @@ extension Responder {
 
     /// The subject (key form) of a per-subject item: its key after `prefix + poolId + ":"`.
     static func subject(of item: SpendItem, gate: Gate) -> String {
-        let head = gate.keys.bucket(pool: item.poolId, subject: "")
-        return item.key.hasPrefix(head) ? String(item.key.dropFirst(head.count)) : ""
+        gate.keys.subject(ofBucket: item.key, pool: item.poolId)
     }
 }

@@ -11,29 +11,62 @@
 ///   internal key, whatever the pool is called (`events`, `idem`, `plan` ...).
 ///
 /// Subjects arrive in key form (`SafeToken.key(for:)`): `[A-Za-z0-9._:@-]{1,64}`, never `#`.
+///
+/// **Cluster layout** (a `redis-cluster://` store, SPEC §12; docs/redis.md, "Redis Cluster"):
+/// one spend runs as one script in one slot, so keys carry hash tags. Every key of one subject
+/// (its per-subject buckets, idempotency record and counter, plan record) has the tag
+/// `{SUBJECT}` (`{-}` for the empty subject); a global pool's bucket has its own, `{POOL}`. Pool
+/// ids and subjects hold no brace and `keyPrefix` may hold none (check-config), so the tag is
+/// always the one meant. The kinds stay apart as above: a global bucket starts with `{`, which no
+/// pool id does. The event stream and the holds, which one spend writes beside whichever slot
+/// it runs in, are placed by the cluster store (`events` and `hold(id:)` are their bases).
+/// next-charge's key format holds only outside cluster mode.
 public struct KeySpace: Sendable, Equatable {
     /// The config's `keyPrefix`.
     public let prefix: String
+    /// Whether keys are laid out for a Redis Cluster (hash tags).
+    public let cluster: Bool
     /// `prefix + "#plan:"`, joined once (it starts a key on every spend with plans).
     private let planPrefix: String
 
-    /// Creates the key space under `prefix`.
-    public init(prefix: String) {
+    /// Creates the key space under `prefix`, laid out for a Redis Cluster when `cluster`.
+    public init(prefix: String, cluster: Bool = false) {
         self.prefix = prefix
+        self.cluster = cluster
         self.planPrefix = prefix + "#plan:"
+    }
+
+    /// The hash tag of `subject`'s keys in cluster mode: `{SUBJECT}`, `{-}` for the empty one
+    /// (an empty tag would hash the whole key).
+    public static func tag(subject: String) -> String {
+        "{" + (subject.isEmpty ? "-" : subject) + "}"
     }
 
     /// The first byte after the prefix of every internal key.
     public static let internalMark = "#"
 
     /// The bucket of a global pool: next-charge's `prefix + poolId`.
+    /// In cluster mode `prefix + "{" + poolId + "}"`: the pool's own slot.
     public func bucket(pool id: String) -> String {
-        prefix + id
+        cluster ? prefix + "{" + id + "}" : prefix + id
     }
 
-    /// The bucket of a per-subject pool for `subject` (in key form).
+    /// The bucket of a per-subject pool for `subject` (in key form); in cluster mode the
+    /// subject in its tag, `prefix + poolId + ":{" + subject + "}"`.
     public func bucket(pool id: String, subject: String) -> String {
-        prefix + id + ":" + subject
+        cluster ? prefix + id + ":" + Self.tag(subject: subject) : prefix + id + ":" + subject
+    }
+
+    /// The subject (key form) of a per-subject bucket `key` of pool `id`; `""` when `key` is
+    /// no such bucket.
+    public func subject(ofBucket key: String, pool id: String) -> String {
+        let head = prefix + id + ":"
+        guard key.hasPrefix(head) else { return "" }
+        let rest = key.dropFirst(head.count)
+        guard cluster else { return String(rest) }
+        guard rest.hasPrefix("{"), rest.hasSuffix("}"), rest.count >= 2 else { return "" }
+        let inner = rest.dropFirst().dropLast()
+        return inner == "-" ? "" : String(inner)
     }
 
     /// The usage-event stream.
@@ -43,24 +76,25 @@ public struct KeySpace: Sendable, Equatable {
     /// that events recorded before an upgrade stay exportable. nil when a global pool is named
     /// `events` (that key is then its bucket, not a stream).
     public func legacyEvents(poolIds: [String]) -> String? {
-        poolIds.contains("events") ? nil : prefix + "events"
+        cluster || poolIds.contains("events") ? nil : prefix + "events"
     }
 
     /// The idempotency record of one client key for one subject (both in key form). The
     /// record itself holds the request it belongs to; a 32-hex digest keeps the key short
     /// whatever the client sent.
     public func idempotency(subject: String, clientKey: String) -> String {
-        prefix + "#idem:" + SHA256.hex(subject + "\n" + clientKey).prefix(32)
+        let digest = SHA256.hex(subject + "\n" + clientKey).prefix(32)
+        return cluster ? prefix + "#idem:" + Self.tag(subject: subject) + ":" + digest : prefix + "#idem:" + digest
     }
 
     /// The plan record of `subject` (in key form): `PlanRecord`, no expiry.
     public func plan(subject: String) -> String {
-        planPrefix + subject
+        planPrefix + (cluster ? Self.tag(subject: subject) : subject)
     }
 
     /// The counter of idempotency records one subject created in the current TTL window.
     public func idempotencyQuota(subject: String) -> String {
-        prefix + "#idemq:" + subject
+        prefix + "#idemq:" + (cluster ? Self.tag(subject: subject) : subject)
     }
 
     /// The hold of one settled request (`HoldRecord`), by its id (nginx's `$request_id`,
@@ -71,4 +105,37 @@ public struct KeySpace: Sendable, Equatable {
 
     /// What every hold key starts with (`charge-gate status` lists the open ones).
     public var holdPrefix: String { prefix + "#hold:" }
+
+    // MARK: Cluster placement
+    //
+    // A spend writes its event and its hold beside whichever slot it runs in. The cluster store
+    // places them there from the bases above with a slot's tag (`ClusterSlot.tag(forSlot:)`).
+
+    /// The event stream `base` (`events`) of the slot whose tag is `tag`: `base + ":{TAG}"`.
+    public static func events(_ base: String, tag: String) -> String {
+        base + ":{" + tag + "}"
+    }
+
+    /// The hold `base` (`hold(id:)`, ending in `id`) in the slot whose tag is `tag`:
+    /// `prefix#hold:{TAG}:ID`.
+    public static func hold(_ base: String, id: String, tag: String) -> String {
+        String(base.dropLast(id.count)) + "{" + tag + "}:" + id
+    }
+
+    /// Where a settled spend on a cluster claims hold id `id` (for hold `base`) before it spends,
+    /// naming the slots its holds are in, and where nginx's line for a request that never got
+    /// its answer voids the id: `prefix#holdref:{ID}`, in the id's own slot (a line carries the
+    /// id alone).
+    public static func holdClaim(_ base: String, id: String) -> String {
+        let tail = "#hold:" + id
+        guard base.hasSuffix(tail) else { return base + ":claim" }
+        return String(base.dropLast(tail.count)) + "#holdref:{" + id + "}"
+    }
+
+    /// The hold a cluster spend records in one slot of a route that does not settle, so that
+    /// a later slot's denial can give that slot's charges back: `prefix#step:{TAG}:ID`. Not
+    /// under `holdPrefix`: `charge-gate status` lists only the holds of settled requests.
+    public func stepHold(id: String, tag: String) -> String {
+        prefix + "#step:{" + tag + "}:" + id
+    }
 }

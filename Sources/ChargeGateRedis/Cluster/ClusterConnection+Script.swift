@@ -13,13 +13,20 @@ extension ClusterConnection {
         sha: String, source: [UInt8], keys: [[UInt8]], arguments: [[UInt8]]
     ) throws(StoreError) -> Reply {
         let slot = try Self.slot(of: keys)
-        let startMs = MonotonicClock.milliseconds()
         var command = RESPCommand()
         command.append("EVALSHA")
         command.append(sha)
         command.append(keys.count)
         for key in keys { command.append(key) }
         for argument in arguments { command.append(argument) }
+        return try runScript(&command, sha: sha, source: source, slot: slot)
+    }
+
+    /// Runs `command`, an `EVALSHA sha ...` whose keys all live in `slot` (the caller checked
+    /// them), as `runScript(sha:source:keys:arguments:)` does. `command` is only read (`inout`:
+    /// its buffer is reused).
+    public func runScript(_ command: inout RESPCommand, sha: String, source: [UInt8], slot: Int) throws(StoreError) -> Reply {
+        let startMs = MonotonicClock.milliseconds()
         var reply = try route(&command, slot: slot, startMs: startMs)
         var loadedOn = Set<RedisURL.HostPort>()
         while case .error(let message) = reply.value, message.hasPrefix("NOSCRIPT"), loadedOn.insert(reply.node).inserted {
@@ -27,6 +34,18 @@ extension ClusterConnection {
             reply = try route(&command, slot: slot, startMs: startMs)
         }
         return reply
+    }
+
+    /// Runs `command` (whose keys all live in `slot`: the caller checked them) on the slot's
+    /// primary, as `command(_:keys:)` does.
+    public func command(_ command: inout RESPCommand, slot: Int) throws(StoreError) -> Reply {
+        try route(&command, slot: slot, startMs: MonotonicClock.milliseconds())
+    }
+
+    /// Sends `arguments` to `node` alone, not routed (`SCAN`, `TIME`: commands about one node);
+    /// an error reply is a `.error` value.
+    public func command(_ arguments: [String], on node: RedisURL.HostPort) throws(StoreError) -> RedisValue {
+        try connection(to: node).command(arguments)
     }
 
     /// `SCRIPT LOAD source` on `node`'s connection; `.protocolError` unless it answers `sha`.

@@ -98,6 +98,10 @@ private let onePool = """
         BadConfigCase("bad-listen.yaml", "1: listen: expected a unix socket path, host:port or 'inherit', got 'localhost'"),
         BadConfigCase("bad-redis-url.yaml", "1: redis: port must be 1-65535"),
         BadConfigCase(
+            "cluster-key-prefix-brace.yaml",
+            "2: keyPrefix: must not contain { or } with a redis-cluster:// store (keys take hash tags), got 'gate:{shared}:'"),
+        BadConfigCase("cluster-sentinel-password.yaml", "2: sentinelPassword: only used with a redis-sentinel:// URL in redis"),
+        BadConfigCase(
             "redis-url-unknown-parameter.yaml",
             "1: redis: unix:// URL: parameter 1 is neither db nor password (its text is not shown: it may be a secret)"),
         BadConfigCase("redis-url-duplicate-parameter.yaml", "1: redis: unix:// URL: db is given twice; give it once"),

@@ -24,6 +24,14 @@ private func hp(_ host: String, _ port: Int) -> RedisURL.HostPort {
 @Suite struct RedisURLTests {
     static let good: [GoodRedisURL] = [
         GoodRedisURL(
+            text: "redis-cluster://127.0.0.1:7000,127.0.0.1:7001,[::1]:7002",
+            url: RedisURL(endpoint: .cluster(seeds: [hp("127.0.0.1", 7000), hp("127.0.0.1", 7001), hp("::1", 7002)]))),
+        GoodRedisURL(
+            text: "redis-cluster://:s3cret@h:7000", url: RedisURL(endpoint: .cluster(seeds: [hp("h", 7000)]), password: "s3cret")),
+        GoodRedisURL(
+            text: "redis-cluster://gate:s3cret@h:7000",
+            url: RedisURL(endpoint: .cluster(seeds: [hp("h", 7000)]), password: "s3cret", username: "gate")),
+        GoodRedisURL(
             text: "redis-sentinel://127.0.0.1:26379/mymaster",
             url: RedisURL(endpoint: .sentinel(sentinels: [hp("127.0.0.1", 26379)], master: "mymaster"))),
         GoodRedisURL(
@@ -91,8 +99,33 @@ private func hp(_ host: String, _ port: Int) -> RedisURL.HostPort {
             text: "redis-sentinel://a:1/" + String(repeating: "m", count: 129),
             message: "redis: master name must be 1-128 of A-Z a-z 0-9 . _ -"),
         BadRedisURL(
+            text: "redis-cluster://h:7000/0",
+            message:
+                "redis: redis-cluster:// takes only the seed nodes (a cluster has database 0 alone), as redis-cluster://127.0.0.1:7000,127.0.0.1:7001"
+        ),
+        BadRedisURL(
+            text: "redis-cluster://h:7000?db=1",
+            message:
+                "redis: redis-cluster:// takes only the seed nodes (a cluster has database 0 alone), as redis-cluster://127.0.0.1:7000,127.0.0.1:7001"
+        ),
+        BadRedisURL(
+            text: "redis-cluster://h", message: "redis: every cluster node needs its port, as redis-cluster://127.0.0.1:7000,127.0.0.1:7001"
+        ),
+        BadRedisURL(
+            text: "redis-cluster://[::1]",
+            message: "redis: every cluster node needs its port, as redis-cluster://127.0.0.1:7000,127.0.0.1:7001"),
+        BadRedisURL(
+            text: "redis-cluster://h:1,,h:2",
+            message: "redis: empty node address in the list, as redis-cluster://127.0.0.1:7000,127.0.0.1:7001"),
+        BadRedisURL(text: "redis-cluster://h:1,h:1", message: "redis: cluster node h:1 is listed twice"),
+        BadRedisURL(text: "redis-cluster://h:0", message: "redis: port must be 1-65535"),
+        BadRedisURL(
+            text: "redis-cluster://s3cret@h:1", message: "redis: redis-cluster:// takes :PASSWORD@ or USER:PASSWORD@ before the nodes"),
+        BadRedisURL(text: "redis-cluster://:@h:1", message: "redis: empty password (leave out :@ for none)"),
+        BadRedisURL(
             text: "sentinel://a:1/m",
-            message: "redis: expected redis://host:port/db, unix:///path/to/redis.sock or redis-sentinel://host:port,host:port/master"),
+            message: "redis: expected redis://host:port/db, unix:///path/to/redis.sock, redis-sentinel://host:port,host:port/master "
+                + "or redis-cluster://host:port,host:port"),
     ]
 
     /// Parameters and %-escapes: a parameter given twice, an unknown one, an invalid escape or
