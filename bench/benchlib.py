@@ -100,16 +100,28 @@ def redis_info(sock_path, section):
 
 
 def redis_sample(sock_path):
+    """One Redis node's CPU (used_cpu_sys + used_cpu_user, seconds), and per command its calls
+    and the µs spent inside it (INFO commandstats calls= and usec=)."""
     cpu = redis_info(sock_path, "cpu")
     stats = redis_info(sock_path, "commandstats")
-    calls = {}
+    calls, usec = {}, {}
     for key, value in stats.items():
         if not key.startswith("cmdstat_"):
             continue
+        name = key[len("cmdstat_"):]
         m = re.search(r"(?:^|,)calls=(\d+)", value)
         if m:
-            calls[key[len("cmdstat_"):]] = int(m.group(1))
-    return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]), calls
+            calls[name] = int(m.group(1))
+        m = re.search(r"(?:^|,)usec=(\d+)", value)
+        if m:
+            usec[name] = int(m.group(1))
+    return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]), calls, usec
+
+
+def redis_nodes_of(stack):
+    """The Redis nodes whose counters a stack's runs read: its "redis_nodes" (a cluster's
+    primaries, each {"name", "socket"}), else its one Redis, named "redis"."""
+    return stack.get("redis_nodes") or [{"name": "redis", "socket": stack["redis_socket"]}]
 
 
 def stack_of(spec, case):
@@ -178,7 +190,15 @@ def sample(stack):
     else:  # the peer: no responder
         s["responder_user"] = s["responder_sys"] = s["responder"] = s["responder_cs"] = float("nan")
     s["nginx"] = proc_cpu_seconds(stack["pids"]["nginx_worker"])
-    s["redis"], s["calls"] = redis_sample(stack["redis_socket"])
+    # Every node of the stack's Redis (one, or a cluster's primaries): summed for the redis
+    # columns, kept apart for the per-node table (Redis CPU per spend).
+    s["redis"], s["calls"], s["nodes"] = 0.0, {}, {}
+    for node in redis_nodes_of(stack):
+        cpu, calls, usec = redis_sample(node["socket"])
+        s["nodes"][node["name"]] = {"cpu": cpu, "calls": calls, "usec": usec}
+        s["redis"] += cpu
+        for k, v in calls.items():
+            s["calls"][k] = s["calls"].get(k, 0) + v
     s["error_log"] = log_size(stack.get("error_log"))
     s["fastcgi_connections"] = fastcgi_connections(stack.get("metrics_url"))
     return s
@@ -425,6 +445,21 @@ def measure(argv):
             n = max(r["requests"], 1)
             calls = {k: after["calls"].get(k, 0) - before["calls"].get(k, 0) for k in after["calls"]}
             calls = {k: v for k, v in calls.items() if v and k != "info"}  # our own INFO calls
+            # Per Redis node (a cluster's primaries apart): its CPU, its EVALSHAs (each one spend
+            # on the allowed path: one script per spend in one slot) and the µs inside them.
+            nodes = []
+            for name, b in before["nodes"].items():
+                a = after["nodes"][name]
+                nodes.append({
+                    "name": name,
+                    "cpu_s": a["cpu"] - b["cpu"],
+                    "evalsha": a["calls"].get("evalsha", 0) - b["calls"].get("evalsha", 0),
+                    "evalsha_usec": a["usec"].get("evalsha", 0) - b["usec"].get("evalsha", 0),
+                    "cmds": sum(a["calls"].get(k, 0) - b["calls"].get(k, 0) for k in a["calls"] if k != "info"),
+                    # Per command: calls and µs inside it (the script's own commands included).
+                    "by_command": {k: [a["calls"][k] - b["calls"].get(k, 0), a["usec"].get(k, 0) - b["usec"].get(k, 0)]
+                                   for k in a["calls"] if k != "info" and a["calls"][k] != b["calls"].get(k, 0)},
+                })
             dcpu = after["responder"] - before["responder"]
             r.update({
                 "round": rnd + 1,
@@ -447,6 +482,7 @@ def measure(argv):
                     "wrk": wrk_cpu * 1e6 / n,
                 },
                 "redis_cmds": sum(calls.values()) / n,
+                "redis_nodes": nodes,
                 "evalsha": calls.get("evalsha", 0) / n,
                 "eval": calls.get("eval", 0) / n,
                 "calls_by_command": {k: v / n for k, v in sorted(calls.items())},
@@ -587,8 +623,8 @@ def machine_lines(meta):
         f"- wrk: {m['wrk']}",
         f"- load average before / after: {m['load_before']} / {m.get('load_after', '?')}",
         f"- charge-gate: {m['binary']} (source tree {m['git']})",
-        "",
     ]
+    lines.append("")
     return lines
 
 
@@ -848,6 +884,7 @@ def report_main(meta, run_path, high_path=None):
     lines += ["## Targets (issues 5 and 16; informational)", "", "| target | measured | |", "|---|---|---|"] + t + [""]
 
     lines += ceiling_lines(summary, int(meta["machine"].get("nproc", "0") or 0))
+    lines += spend_cpu_lines(runs, summary)
 
     lines += ["## Redis commands per request, by command (medians)", "",
               "| case | commands (inside the script included) |", "|---|---|"]
@@ -912,6 +949,80 @@ def ceiling_lines(summary, cores):
               f"Responder CPU against nginx's per allowed request, a share comparable across machines: "
               f"{a['responder']:.1f} / {a['nginx']:.1f} µs = {a['responder'] / a['nginx']:.2f} "
               "(the FIELD-NOTES prototype: ~24 / ~30 µs = 0.80).", ""]
+    return lines
+
+
+def spend_cpu_lines(runs, summary, projections=(1, 3, 6)):
+    """Redis CPU per spend, node by node: for each case that spends (an EVALSHA per request, at
+    least half of the time), each Redis node's share of the EVALSHAs, its CPU per EVALSHA
+    (used_cpu_sys + used_cpu_user, before and after the run) and the µs inside the script
+    (commandstats usec / calls); then the ceiling those figures give: a node, single-threaded,
+    serves at most 1 s / (its CPU per spend) spends a second, so a cluster whose node i takes
+    share_i of the spends serves at most min_i 1 s / (µs_i × share_i); with N primaries, one
+    core each, an even spread and the measured CPU per spend: N × 1 s / µs."""
+    # One EVALSHA per request: the allowed paths (settled's second script, the settlement, and
+    # the denials' none are left out).
+    spending = [name for name, s in summary.items() if 0.5 <= s["evalsha"] <= 1.5]
+    if not spending:
+        return []
+    lines = ["## Redis CPU per spend, node by node (medians over rounds)", "",
+             "Each allowed request is one spend: one EVALSHA on the node that owns its keys' slot. Per node: its share "
+             "of the run's EVALSHAs, its CPU (INFO cpu: used_cpu_sys + used_cpu_user, before and after the run) "
+             "per EVALSHA it ran, the part of that inside the script (INFO commandstats: EVALSHA's usec / calls; the "
+             "rest is reading, parsing, replying, the event loop and the kernel), and how much of one core it used. "
+             "A node runs on one core at most, so it can serve 1 s / (its CPU per spend) spends a second.", "",
+             "| case | node | share of spends | EVALSHA per request | spends/s on it | Redis CPU µs per spend | inside EVALSHA µs | core used | one core's ceiling, spends/s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    ceilings = []
+    for name in spending:
+        rs = [r for r in runs if r["case"] == name and r.get("redis_nodes")]
+        if not rs:
+            continue
+        names = [n["name"] for n in rs[0]["redis_nodes"]]
+        per_node = {}
+        for node in names:
+            share, us, inside, core, per_req, rate = [], [], [], [], [], []
+            for r in rs:
+                total = sum(n["evalsha"] for n in r["redis_nodes"])
+                n = next((x for x in r["redis_nodes"] if x["name"] == node), None)
+                if n is None or not total:
+                    continue
+                share.append(n["evalsha"] / total)
+                per_req.append(n["evalsha"] / max(r["requests"], 1))
+                core.append(n["cpu_s"] / r["wall_seconds"] if r.get("wall_seconds") else float("nan"))
+                rate.append(n["evalsha"] / r["wall_seconds"] if r.get("wall_seconds") else float("nan"))
+                if n["evalsha"]:
+                    us.append(n["cpu_s"] * 1e6 / n["evalsha"])
+                    inside.append(n["evalsha_usec"] / n["evalsha"])
+            per_node[node] = {"share": med(share), "us": med(us), "inside": med(inside), "core": med(core), "per_req": med(per_req),
+                              "rate": med(rate)}
+        for node in names:
+            v = per_node[node]
+            ceiling = 1e6 / v["us"] if v["us"] == v["us"] and v["us"] > 0 else float("nan")
+            lines.append(f"| {name} | {node} | {pct(v['share'])} | {fmt(v['per_req'], 3)} | {fmt(v['rate'], 0)} | {fmt(v['us'])} | {fmt(v['inside'])} "
+                         f"| {pct(v['core'])} | {fmt(ceiling, 0)} |")
+        # The whole: every node's CPU over every node's EVALSHAs, per round, then the median.
+        whole = med([sum(n["cpu_s"] for n in r["redis_nodes"]) * 1e6 / sum(n["evalsha"] for n in r["redis_nodes"])
+                     for r in rs if sum(n["evalsha"] for n in r["redis_nodes"])])
+        measured = min((1e6 / (v["us"] * v["share"]) for v in per_node.values()
+                        if v["us"] == v["us"] and v["share"] == v["share"] and v["us"] > 0 and v["share"] > 0),
+                       default=float("nan"))
+        ceilings.append((name, len(names), whole, measured))
+    lines += ["", "### What those figures allow (on paper)", "",
+              "The ceiling Redis alone puts on spends, from the CPU per spend measured above: with the spread measured, "
+              "min over nodes of 1 s / (µs per spend × share); with N primaries, each on a core of its own and "
+              "the slots (so the spends) spread evenly, N × 1 s / µs per spend (all nodes together). On this "
+              "machine every process shares the same cores, so none of these is reached here; the figures "
+              "say how the store scales, not what this box does. A node's CPU per spend grows as its spend rate "
+              "falls (fewer spends per wake-up, colder caches on shared cores: see spends/s above and "
+              "BENCHMARKS.md), so a figure from a lightly loaded node gives a low ceiling.", "",
+              "| case | Redis nodes | Redis CPU µs per spend (all nodes) | ceiling with the measured spread, spends/s | "
+              + " | ".join(f"N = {n}: N × 1e6 / µs" for n in projections) + " |",
+              "|---|---:|---:|---:|" + "---:|" * len(projections)]
+    for name, count, whole, measured in ceilings:
+        lines.append(f"| {name} | {count} | {fmt(whole)} | {fmt(measured, 0)} | "
+                     + " | ".join(fmt(n * 1e6 / whole, 0) if whole == whole and whole > 0 else "n/a" for n in projections) + " |")
+    lines += [""]
     return lines
 
 
