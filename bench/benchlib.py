@@ -624,6 +624,8 @@ def machine_lines(meta):
         f"- load average before / after: {m['load_before']} / {m.get('load_after', '?')}",
         f"- charge-gate: {m['binary']} (source tree {m['git']})",
     ]
+    if m.get("cluster"):
+        lines.append(f"- Redis Cluster (allow-cluster): {m['cluster']}")
     lines.append("")
     return lines
 
@@ -667,6 +669,10 @@ MAIN_DESCRIPTIONS = {
     "floor-keepalive": "floor through the keepalive profile (kept FastCGI connections, no nginx deny cache)",
     "allow-keepalive": "allow through the keepalive profile",
     "per-subject-keepalive": "per-subject through the keepalive profile",
+    "allow-cluster": "per-subject's pool and subjects on a Redis Cluster (its own nginx, edge profile, and responder): "
+                     "each spend one EVALSHA on the primary of its subject's slot",
+    "allow-cluster-global": "allow's global pool on the Redis Cluster: every spend in the pool's one slot, on one primary "
+                            "(run only when ONLY names it)",
     "deny-keepalive": "the flood through the keepalive profile: the responder's memory answers every denial",
     "deny-many-uris-keepalive": "the flood over 100,000 URIs through the keepalive profile",
     "peer-static": "the peer's nginx (Lua module loaded): the same tiny file, no gate",
@@ -841,6 +847,10 @@ def report_main(meta, run_path, high_path=None):
         ("p99(allow) / p99(floor)", "allow", "floor", "p99_ms", "p99"),
         ("p99(deny) / p99(floor)", "deny", "floor", "p99_ms", "p99"),
         ("p99(per-subject) / p99(floor)", "per-subject", "floor", "p99_ms", "p99"),
+        ("allow-cluster / per-subject (req/s): a cluster against one node", "allow-cluster", "per-subject", "rps", "rps"),
+        ("allow-cluster / allow (req/s)", "allow-cluster", "allow", "rps", "rps"),
+        ("allow-cluster-global / allow (req/s)", "allow-cluster-global", "allow", "rps", "rps"),
+        ("p99(allow-cluster) / p99(per-subject)", "allow-cluster", "per-subject", "p99_ms", "p99"),
         ("floor-keepalive / floor (req/s)", "floor-keepalive", "floor", "rps", "rps"),
         ("allow-keepalive / floor-keepalive (req/s)", "allow-keepalive", "floor-keepalive", "rps", "rps"),
         ("per-subject-keepalive / floor-keepalive (req/s)", "per-subject-keepalive", "floor-keepalive", "rps", "rps"),
