@@ -9,6 +9,7 @@ processes and passes their ids in a JSON spec).
     benchlib.py measure SPEC.json OUT.json
     benchlib.py keepalive-conf KA.conf --edge EDGE.conf --dir KA_DIR --shared-dir DIR --snippets SNIPPETS
     benchlib.py report main META.json RUNS.json [HIGH_RUNS.json]
+    benchlib.py callgrind-compare BASE_NAME BASE.out BASE_REQUESTS CASE_NAME CASE.out CASE_REQUESTS
     benchlib.py report scale META.json RUNS.json [RUNS.json...]
 
 A spec's "stacks" name what a case runs against (its "stack", default "edge"): the URL, the
@@ -1133,6 +1134,91 @@ def report_scale(meta, run_paths):
     print("\n".join(lines))
 
 
+# The store's call tree on the allowed path, single node against cluster: rows of (what, the
+# function on one Redis, the function on a cluster), names as `swift demangle --simplified`
+# prints them ("specialized " dropped); None: the store has no such step.
+CLUSTER_ROWS = [
+    ("the store's spend, all of it (`charge`)", "RedisStore.charge(_:)", "ClusterStore.charge(_:)"),
+    ("  the slot of each key, the steps by slot (`ClusterSpendPlan.init`)", None, "ClusterSpendPlan.init(_:slot:)"),
+    ("  the event stream and hold placed in the slot (`ClusterStore.placed`: the slot's tag in the key)", None,
+     "ClusterStore.placed(_:slot:)"),
+    ("  the script's command built, sent and its reply read (`runScript` / `run`)", "RedisStore.runScript(_:_:)",
+     "ClusterStore.run(sha:source:slot:_:)"),
+    ("    the round trip (`RedisConnection.command` / `ClusterConnection.route`: the routing state machine, "
+     "the node's connection looked up, `attempt`)", "RedisConnection.command(_:)", "ClusterConnection.route(_:slot:startMs:)"),
+    ("      of which the node's connection looked up (`ClusterConnection.connection(to:)`)", None,
+     "ClusterConnection.connection(to:)"),
+    ("  the rest of `charge` (the reply read into a result, the request's copies)", "=rest", "=rest"),
+    ("the route's items and their keys (`Gate.items`: a subject's keys carry its hash tag on a cluster)",
+     "Gate.items(_:subject:plan:)", "Gate.items(_:subject:plan:)"),
+]
+
+
+def callgrind_functions(path, inclusive):
+    """Instructions per function (demangled, simplified) of a callgrind output file, from
+    callgrind_annotate; inclusive or self."""
+    text = subprocess.run(["callgrind_annotate", "--threshold=100", f"--inclusive={'yes' if inclusive else 'no'}", path],
+                          capture_output=True, text=True, check=True).stdout
+    raw = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)$", line)
+        if not m or "PROGRAM TOTALS" in line:
+            continue
+        mm = re.match(r"(.*?):(.*) \[(.*)\]$", m.group(2))
+        name = mm.group(2) if mm else m.group(2)
+        raw[name] = raw.get(name, 0) + int(m.group(1).replace(",", ""))
+    names = list(raw)
+    try:
+        shown = subprocess.run(["swift", "demangle", "--simplified"], input="\n".join(names), capture_output=True,
+                               text=True, check=True).stdout.split("\n")[:len(names)]
+    except (OSError, subprocess.CalledProcessError):
+        shown = names
+    out = {}
+    for name, text in zip(names, shown):
+        text = text.removeprefix("specialized ")
+        out[text] = out.get(text, 0) + raw[name]
+    return out
+
+
+def callgrind_compare(argv):
+    """Where a cluster case's instructions differ from its single-node twin's: the store's call
+    tree (CLUSTER_ROWS, inclusive, per request) and the functions whose own instructions per
+    request moved most. argv: BASE_NAME BASE_FILE BASE_REQUESTS CASE_NAME CASE_FILE CASE_REQUESTS."""
+    base_name, base_file, base_n, case_name, case_file, case_n = argv
+    base_n, case_n = int(base_n), int(case_n)
+    bi, ci = callgrind_functions(base_file, True), callgrind_functions(case_file, True)
+    lines = [f"| per request | {base_name} (one Redis) | {case_name} (cluster) | difference |", "|---|---:|---:|---:|"]
+
+    def per(table, name, n):
+        return table.get(name, 0) / n if name else 0.0
+
+    rest = {}
+    for which, table, n, col in (("base", bi, base_n, 1), ("case", ci, case_n, 2)):
+        whole = per(table, CLUSTER_ROWS[0][col], n)
+        parts = [r[col] for r in CLUSTER_ROWS[1:] if r[col] and not r[col].startswith("=") and not r[0].startswith("    ")
+                 and r[0].startswith("  ")]
+        rest[which] = whole - sum(per(table, p, n) for p in parts)
+    for label, b, c in CLUSTER_ROWS:
+        vb = rest["base"] if b == "=rest" else per(bi, b, base_n)
+        vc = rest["case"] if c == "=rest" else per(ci, c, case_n)
+        cell_b = f"{vb:,.0f}" if b else "–"
+        lines.append(f"| {label} | {cell_b} | {vc:,.0f} | {vc - vb:+,.0f} |")
+    bs, cs = callgrind_functions(base_file, False), callgrind_functions(case_file, False)
+    # Left out: the worker thread's own frames, which callgrind_annotate charges with the whole
+    # collected count (the loop is what --toggle-collect names).
+    whole_base = max(bs.values(), default=0) / base_n
+    whole_case = max(cs.values(), default=0) / case_n
+    moved = sorted(((cs.get(k, 0) / case_n - bs.get(k, 0) / base_n, k) for k in set(bs) | set(cs)
+                    if bs.get(k, 0) / base_n < 0.5 * whole_base and cs.get(k, 0) / case_n < 0.5 * whole_case),
+                   key=lambda x: -abs(x[0]))
+    lines += ["", f"The functions whose own instructions per request moved most ({case_name} against {base_name}):", "",
+              "| function | " + base_name + " | " + case_name + " | difference |", "|---|---:|---:|---:|"]
+    for delta, k in moved[:12]:
+        shown = k if len(k) <= 90 else k[:87] + "..."
+        lines.append(f"| `{shown}` | {bs.get(k, 0) / base_n:,.0f} | {cs.get(k, 0) / case_n:,.0f} | {delta:+,.0f} |")
+    print("\n".join(lines))
+
+
 def on_term(signum, frame):
     raise KeyboardInterrupt
 
@@ -1153,11 +1239,13 @@ def main():
             keepalive_conf(argv)
         elif cmd == "measure":
             measure(argv)
+        elif cmd == "callgrind-compare":
+            callgrind_compare(argv)
         elif cmd == "report":
             report(argv)
         else:
             die(f"unknown command {cmd}")
-    except (RuntimeError, OSError, ValueError, KeyError) as e:
+    except (RuntimeError, OSError, ValueError, KeyError, subprocess.CalledProcessError) as e:
         die(f"{cmd}: {e}")
     except KeyboardInterrupt:
         sys.exit(130)
