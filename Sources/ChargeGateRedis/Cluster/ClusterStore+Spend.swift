@@ -18,7 +18,7 @@ extension ClusterStore {
     /// - With `replicaWait`, once every step is allowed, `WAIT` on each primary written on.
     public func charge(_ request: SpendRequest) throws(StoreError) -> SpendResult {
         let plan = ClusterSpendPlan(request)
-        if let hold = request.hold, let voided = try claim(hold, slots: plan.steps.map(\.slot)) {
+        if let hold = request.hold, let voided = try claim(hold, claim: Self.claimText(request, plan)) {
             return voided
         }
         var nodes: [RedisURL.HostPort] = []
@@ -93,12 +93,20 @@ extension ClusterStore {
         return try RedisStore.spendResult(reply, for: part)
     }
 
-    /// Claims hold id `hold.id` for a spend whose holds go in `slots`; nil when the spend may
-    /// go on (claimed now, or by the same request before), else the `holdVoided` answer.
-    private func claim(_ hold: HoldRequest, slots: [Int]) throws(StoreError) -> SpendResult? {
+    /// What a claim holds: each item's slot in route order, then `/` and the home slot
+    /// (`S,S,.../H`): where the holds are, and how to put the pools of their settlements back
+    /// in route order.
+    static func claimText(_ request: SpendRequest, _ plan: ClusterSpendPlan) -> String {
+        var slots = [Int](repeating: plan.home.slot, count: request.items.count)
+        for step in plan.steps { for place in step.items where slots.indices.contains(place) { slots[place] = step.slot } }
+        return slots.map(String.init).joined(separator: ",") + "/" + String(plan.home.slot)
+    }
+
+    /// Claims hold id `hold.id` with `claim` (`claimText`); nil when the spend may go on
+    /// (claimed now, or by the same request before), else the `holdVoided` answer.
+    private func claim(_ hold: HoldRequest, claim text: String) throws(StoreError) -> SpendResult? {
         let key = KeySpace.holdClaim(hold.key, id: hold.id)
-        let list = slots.map(String.init).joined(separator: ",")
-        let reply = try connection.command(["SET", key, list, "NX", "PX", String(Swift.max(1, hold.keyTtlMs)), "GET"], keys: [key])
+        let reply = try connection.command(["SET", key, text, "NX", "PX", String(Swift.max(1, hold.keyTtlMs)), "GET"], keys: [key])
         if case .error(let message) = reply.value { throw .protocolError(message) }
         guard reply.value.text == Self.voidClaim else { return nil }
         return SpendResult(.holdVoided, now: try time(on: reply.node))
