@@ -77,19 +77,20 @@ extension ClusterStore {
     /// Asks the home slot whether `request`'s idempotency key answers a repeat (op `probe`:
     /// nothing written unless it does, a repeat then counted as the spend would count it); nil
     /// when the key is to be decided afresh, else the answer (`repeated` or `keyReused`).
-    private func probe(_ request: SpendRequest, home: Int) throws(StoreError) -> SpendResult? {
+    private func probe(_ request: SpendRequest, home: Int, nodes: inout [RedisURL.HostPort]) throws(StoreError) -> SpendResult? {
         var part = SpendRequest(items: [], idempotency: request.idempotency, context: request.context)
         if let choice = request.plan {
             part.plan = PlanChoice(
                 recordKey: choice.recordKey, ids: choice.ids, limits: choice.limits.map { _ in [] }, fallback: choice.fallback,
                 defaultPlan: choice.defaultPlan)
         }
-        let (reply, _) = try spend(part, slot: home, probe: true)
+        let (reply, node) = try spend(part, slot: home, probe: true)
         if let parts = reply.elements, parts.count > SpendLayout.Head.tag.index,
             parts[SpendLayout.Head.tag.index].text == SpendLayout.Tag.fresh.rawValue
         {
             return nil
         }
+        nodes.append(node)  // a repeat was counted there: WAIT covers it
         return try RedisStore.spendResult(reply, for: part)
     }
 
@@ -123,7 +124,7 @@ extension ClusterStore {
         // resolves it; the home step resolves it again from the same record, in its script.
         // A repeat is answered before any slot spends (the memory store checks the key first too);
         // a key decided afresh is decided again, atomically, by the home step.
-        if request.idempotency != nil, let answer = try probe(request, home: plan.home.slot) {
+        if request.idempotency != nil, let answer = try probe(request, home: plan.home.slot, nodes: &nodes) {
             return answer
         }
         var planned = request.items
