@@ -230,11 +230,6 @@ extension ClusterStore {
 
     /// Redis's clock on `node` (`TIME`) in epoch ms.
     func time(on node: RedisURL.HostPort) throws(StoreError) -> Int64 {
-        let reply = try connection.command(["TIME"], on: node)
-        if case .error(let message) = reply { throw .protocolError(message) }
-        guard let parts = reply.elements, parts.count == 2,
-            let seconds = parts[0].integer(in: 0..<(Limits.exactInteger / 1000)), let micros = parts[1].integer(in: 0..<1_000_000)
-        else { throw .protocolError("unexpected TIME reply") }
-        return seconds * 1000 + micros / 1000
+        try RedisStore.clock(try connection.command(["TIME"], on: node))
     }
 }
