@@ -96,9 +96,10 @@ final class ClusterGateFixture {
     let gate: Gate
     let config: GateConfig
 
-    init(_ yaml: String) throws {
+    init(_ yaml: String, timeoutMs: Int = TestCluster.timeoutMs) throws {
         fixture = try ClusterFixture()
-        store = ClusterTests.ClusterStoreTests.store(fixture)
+        store = ClusterStore(
+            url: ClusterTests.ClusterStoreTests.url, keys: KeySpace(prefix: fixture.prefix, cluster: true), timeoutMs: timeoutMs)
         let head =
             "redis: \"redis-cluster://\(TestCluster.seeds.map(\.description).joined(separator: ","))\"\n"
             + "keyPrefix: \"\(fixture.prefix)\"\neventsMaxLen: 1000\n"
@@ -189,6 +190,28 @@ extension ClusterTests.ClusterStoreTests {
             return
         }
         #expect(bob.map(\.remaining) == [8, 0])
+    }
+
+    @Test("a later slot that does not answer: the request fails, and the earlier slot's charge is given back")
+    func laterSlotFailureGivesBack() throws {
+        let f = try ClusterGateFixture(Self.mixed, timeoutMs: 300)
+        let map = try f.fixture.slotMap()
+        let sharedPrimary = try #require(map.primary(forSlot: ClusterSlot.slot(forKey: "shared"))?.address)
+        let subject = try #require(
+            (0..<1000).lazy.map { "u\($0)" }.first { map.primary(forSlot: ClusterSlot.slot(forKey: $0))?.address != sharedPrimary })
+        let home = try #require(map.primary(forSlot: ClusterSlot.slot(forKey: subject))?.address)
+        #expect(try f.store.charge(try f.request("/api/x", subject: subject)).outcome.isAllowed)
+        #expect(try f.current("shared") == 9)
+        let pidText = try #require(f.fixture.info(home, ["INFO", "server"], field: "process_id"))
+        let pid = try #require(pid_t(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
+        // Stopped (well within cluster-node-timeout: no failover), the home primary answers
+        // nothing: the shared slot has spent, the home step times out.
+        #expect(kill(pid, SIGSTOP) == 0)
+        let resume = Background(afterMs: 600) { _ = kill(pid, SIGCONT) }
+        #expect(throws: StoreError.self) { try f.store.charge(try f.request("/api/x", subject: subject)) }
+        resume.join()
+        #expect(f.store.counts.givenBack == 1)
+        #expect(try f.current("shared") == 9, "the failed request's charge on the shared pool was given back")
     }
 
     @Test("an idempotent repeat across slots is answered without a second charge, and a key whose spend was denied is decided afresh")
