@@ -320,7 +320,11 @@ extension RedisStore {
 
     /// Redis's clock (`TIME`) in epoch ms, read strictly.
     func time() throws(StoreError) -> Int64 {
-        let reply = try connection.command(["TIME"])
+        try Self.clock(try connection.command(["TIME"]))
+    }
+
+    /// A `TIME` reply in epoch ms, read strictly.
+    static func clock(_ reply: RedisValue) throws(StoreError) -> Int64 {
         if case .error(let message) = reply { throw .protocolError(message) }
         guard let parts = reply.elements, parts.count == 2,
             let seconds = parts[0].integer(in: 0..<(Limits.exactInteger / 1000)), let micros = parts[1].integer(in: 0..<1_000_000)

@@ -10,9 +10,16 @@ import Testing
 // each, on loopback) and exports its nodes as `CHARGE_GATE_TEST_REDIS_CLUSTER`
 // (`127.0.0.1:PORT,...`, primaries first):
 //
-//     scripts/with-redis-cluster swift test --skip-build --filter ClusterDriverTests
+//     scripts/with-redis-cluster swift test --skip-build --filter ClusterTests
 //
 // Without it the suite is skipped (scripts/test runs it as a step of its own).
+
+/// Every suite against the test cluster, one test at a time across all of them: some move
+/// slots or kill a primary, which another suite running beside them would see.
+@Suite(
+    "Redis Cluster", .serialized,
+    .enabled(if: TestCluster.isConfigured, "needs CHARGE_GATE_TEST_REDIS_CLUSTER (scripts/with-redis-cluster)"))
+enum ClusterTests {}
 
 /// The cluster named by the environment.
 enum TestCluster {

@@ -1,5 +1,12 @@
 import ChargeGateCore
 
+extension SettleTables.Driver {
+    /// None.
+    public var configHead: String { "" }
+    /// One clock: none.
+    public var spendStampSlackMs: Int64 { 0 }
+}
+
 extension SettleTables {
     /// What a store under test gives the runner besides `ChargeStore`: its clock, and the
     /// moves each store makes in its own way.
@@ -19,6 +26,13 @@ extension SettleTables {
         /// Whether `key` expires as `expected`; a failure's message, else nil. Called after the
         /// last step (the memory store may move its clock to see).
         func check(_ expected: ExpiryAt, key: String) throws -> String?
+        /// Config lines put before each row's (a cluster store's `redis:` URL, which lays the
+        /// keys out for it); none by default.
+        var configHead: String { get }
+        /// How much earlier than the spend's answer (`SpendResult.now`) a pool may be stamped: 0
+        /// on one clock; a cluster spend across slots reads each slot's clock in turn, the
+        /// answer's being the last (the home slot's).
+        var spendStampSlackMs: Int64 { get }
     }
 
     /// An expiry as an absolute time.
@@ -38,7 +52,7 @@ extension SettleTables {
     /// Runs `row` on `driver`'s store; the failures, each one line (empty: it passed).
     public static func run(_ row: Case, on driver: some Driver) throws -> [String] {
         var failures: [String] = []
-        let yaml = "keyPrefix: \"\(driver.prefix)\"\neventsMaxLen: 1000\n" + row.config
+        let yaml = driver.configHead + "keyPrefix: \"\(driver.prefix)\"\neventsMaxLen: 1000\n" + row.config
         let config: GateConfig
         switch ConfigLoader.parse(yaml, file: "settle-table.yaml") {
         case .success(let parsed): config = parsed
@@ -66,7 +80,9 @@ extension SettleTables {
             let stampOK: Bool
             switch expected.stamp {
             case .settle: stampOK = settled.contains(state.lastUpdatedAt)
-            case .spend(let k): stampOK = k < spendStamps.count && spendStamps[k] == state.lastUpdatedAt
+            case .spend(let k):
+                stampOK =
+                    k < spendStamps.count && ((spendStamps[k] - driver.spendStampSlackMs)...spendStamps[k]).contains(state.lastUpdatedAt)
             case .topOff(let k): stampOK = k < topOffStamps.count && topOffStamps[k] == state.lastUpdatedAt
             }
             if state.current != current || state.limit != expected.limit || !stampOK {

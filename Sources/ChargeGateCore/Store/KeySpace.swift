@@ -15,7 +15,7 @@
 /// **Cluster layout** (a `redis-cluster://` store, SPEC §12; docs/redis.md, "Redis Cluster"):
 /// one spend runs as one script in one slot, so keys carry hash tags. Every key of one subject
 /// (its per-subject buckets, idempotency record and counter, plan record) has the tag
-/// `{SUBJECT}` (`{-}` for the empty subject); a global pool's bucket has its own, `{POOL}`. Pool
+/// `{SUBJECT}` (`{#}` for the empty subject); a global pool's bucket has its own, `{POOL}`. Pool
 /// ids and subjects hold no brace and `keyPrefix` may hold none (check-config), so the tag is
 /// always the one meant. The kinds stay apart as above: a global bucket starts with `{`, which no
 /// pool id does. The event stream and the holds, which one spend writes beside whichever slot
@@ -36,10 +36,10 @@ public struct KeySpace: Sendable, Equatable {
         self.planPrefix = prefix + "#plan:"
     }
 
-    /// The hash tag of `subject`'s keys in cluster mode: `{SUBJECT}`, `{-}` for the empty one
-    /// (an empty tag would hash the whole key).
+    /// The hash tag of `subject`'s keys in cluster mode: `{SUBJECT}`, `{#}` for the empty one
+    /// (an empty tag would hash the whole key; `#` is in no subject's key form).
     public static func tag(subject: String) -> String {
-        "{" + (subject.isEmpty ? "-" : subject) + "}"
+        "{" + (subject.isEmpty ? "#" : subject) + "}"
     }
 
     /// The first byte after the prefix of every internal key.
@@ -66,7 +66,7 @@ public struct KeySpace: Sendable, Equatable {
         guard cluster else { return String(rest) }
         guard rest.hasPrefix("{"), rest.hasSuffix("}"), rest.count >= 2 else { return "" }
         let inner = rest.dropFirst().dropLast()
-        return inner == "-" ? "" : String(inner)
+        return inner == "#" ? "" : String(inner)
     }
 
     /// The usage-event stream.

@@ -41,8 +41,16 @@ public struct ClusterSpendPlan: Sendable, Equatable {
         } else {
             home = 0
         }
+        // The common case, every bucket in the home slot: one step, no table.
+        var slots: [Int] = []
+        slots.reserveCapacity(request.items.count)
+        for item in request.items { slots.append(slot(item.key)) }
+        if slots.allSatisfy({ $0 == home }) {
+            self.steps = [Step(slot: home, items: Array(slots.indices))]
+            return
+        }
         var bySlot: [Int: [Int]] = [:]
-        for (index, item) in request.items.enumerated() { bySlot[slot(item.key), default: []].append(index) }
+        for (index, itemSlot) in slots.enumerated() { bySlot[itemSlot, default: []].append(index) }
         var steps = bySlot.keys.filter { $0 != home }.sorted().map { Step(slot: $0, items: bySlot[$0] ?? []) }
         steps.append(Step(slot: home, items: bySlot[home] ?? []))
         self.steps = steps

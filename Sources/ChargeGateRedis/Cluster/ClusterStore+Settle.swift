@@ -23,18 +23,25 @@ extension ClusterStore {
             claimed = try command(["GET", claimKey], key: claimKey)
             if claimed.isNull { return .unknown }
         }
-        guard let list = claimed.text else { throw .protocolError("unexpected hold claim at key \(claimKey)") }
-        if list == Self.voidClaim { return .duplicate }
-        let slots = try Self.slots(list, key: claimKey)
-        var outcomes: [SettleOutcome] = []
-        for slot in slots {
+        guard let text = claimed.text else { throw .protocolError("unexpected hold claim at key \(claimKey)") }
+        if text == Self.voidClaim { return .duplicate }
+        let claim = try Self.claim(text, key: claimKey)
+        var outcomes: [Int: SettleOutcome] = [:]
+        for slot in claim.slots {
             let tag = ClusterSlot.tag(forSlot: slot)
             var placed = request
             placed.key = KeySpace.hold(request.key, id: request.id, tag: tag)
             placed.eventsKey = request.eventsKey.map { KeySpace.events($0, tag: tag) }
-            outcomes.append(try settleOne(placed, slot: slot))
+            outcomes[slot] = try settleOne(placed, slot: slot)
         }
-        return Self.merged(outcomes)
+        return Self.merged(outcomes, claim: claim)
+    }
+
+    /// A claim read back: each item's slot in route order, and the slots to settle (each once:
+    /// the items' in route order, then the home slot).
+    struct Claim: Equatable {
+        var items: [Int]
+        var slots: [Int]
     }
 
     /// Settles one hold whose keys (hold, stream) are placed in `slot`: one run of settle.lua.
@@ -47,33 +54,46 @@ extension ClusterStore {
         return try RedisStore.settleResult(replies[0], pools: request.reportsPools)
     }
 
-    /// The slots a claim names (`S,S,...`, each 0 ..< 16384, at most one per pool and the home).
-    static func slots(_ list: String, key: String) throws(StoreError) -> [Int] {
-        var slots: [Int] = []
-        for part in list.split(separator: ",", omittingEmptySubsequences: false) {
-            guard let slot = Int(part), ClusterSlot.all.contains(slot), !slots.contains(slot), slots.count < 256 else {
-                throw .protocolError("corrupt hold claim at key \(key)")
-            }
-            slots.append(slot)
+    /// The claim `text` (`S,S,.../H`: `ClusterStore.claimText`), each slot 0 ..< 16384, at
+    /// most 256 items; anything else is a `.protocolError` naming `key`.
+    static func claim(_ text: String, key: String) throws(StoreError) -> Claim {
+        let halves = text.split(separator: "/", omittingEmptySubsequences: false)
+        func slot(_ part: Substring) throws(StoreError) -> Int {
+            guard let slot = Int(part), ClusterSlot.all.contains(slot) else { throw .protocolError("corrupt hold claim at key \(key)") }
+            return slot
         }
-        return slots
+        guard halves.count == 2 else { throw .protocolError("corrupt hold claim at key \(key)") }
+        let home = try slot(halves[1])
+        var items: [Int] = []
+        if !halves[0].isEmpty {
+            for part in halves[0].split(separator: ",", omittingEmptySubsequences: false) {
+                guard items.count < 256 else { throw .protocolError("corrupt hold claim at key \(key)") }
+                items.append(try slot(part))
+            }
+        }
+        var slots: [Int] = []
+        for slot in items + [home] where !slots.contains(slot) { slots.append(slot) }
+        return Claim(items: items, slots: slots)
     }
 
-    /// Several slots' outcomes as one (see `settle(_:)`).
-    static func merged(_ outcomes: [SettleOutcome]) -> SettleOutcome {
-        var merged: SettleOutcome.Settled?
-        for outcome in outcomes {
-            guard case .settled(let settled) = outcome else { continue }
-            guard var sum = merged else {
-                merged = settled
-                continue
-            }
-            sum.differences += settled.differences
-            sum.pools += settled.pools
-            if let now = settled.now { sum.now = Swift.max(sum.now ?? now, now) }
-            merged = sum
+    /// Each slot's outcome as one (see `settle(_:)`): the settled slots' differences and pools
+    /// put back in route order (each slot's hold lists its items in route order).
+    static func merged(_ outcomes: [Int: SettleOutcome], claim: Claim) -> SettleOutcome {
+        var settled: [Int: SettleOutcome.Settled] = [:]
+        for (slot, outcome) in outcomes { if case .settled(let one) = outcome { settled[slot] = one } }
+        guard let first = claim.slots.lazy.compactMap({ settled[$0] }).first else {
+            return claim.slots.first.flatMap { outcomes[$0] } ?? .unknown
         }
-        if let merged { return .settled(merged) }
-        return outcomes.first ?? .unknown
+        var merged = SettleOutcome.Settled(resolution: first.resolution, differences: [], pools: [], now: first.now)
+        var taken: [Int: Int] = [:]
+        for slot in claim.items {
+            guard let one = settled[slot] else { continue }
+            let index = taken[slot, default: 0]
+            taken[slot] = index + 1
+            if one.differences.indices.contains(index) { merged.differences.append(one.differences[index]) }
+            if one.pools.indices.contains(index) { merged.pools.append(one.pools[index]) }
+            if let now = one.now { merged.now = Swift.max(merged.now ?? now, now) }
+        }
+        return .settled(merged)
     }
 }

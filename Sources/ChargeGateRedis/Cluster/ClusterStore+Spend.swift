@@ -18,7 +18,7 @@ extension ClusterStore {
     /// - With `replicaWait`, once every step is allowed, `WAIT` on each primary written on.
     public func charge(_ request: SpendRequest) throws(StoreError) -> SpendResult {
         let plan = ClusterSpendPlan(request)
-        if let hold = request.hold, let voided = try claim(hold, slots: plan.steps.map(\.slot)) {
+        if let hold = request.hold, let voided = try claim(hold, claim: Self.claimText(request, plan)) {
             return voided
         }
         var nodes: [RedisURL.HostPort] = []
@@ -77,28 +77,37 @@ extension ClusterStore {
     /// Asks the home slot whether `request`'s idempotency key answers a repeat (op `probe`:
     /// nothing written unless it does, a repeat then counted as the spend would count it); nil
     /// when the key is to be decided afresh, else the answer (`repeated` or `keyReused`).
-    private func probe(_ request: SpendRequest, home: Int) throws(StoreError) -> SpendResult? {
+    private func probe(_ request: SpendRequest, home: Int, nodes: inout [RedisURL.HostPort]) throws(StoreError) -> SpendResult? {
         var part = SpendRequest(items: [], idempotency: request.idempotency, context: request.context)
         if let choice = request.plan {
             part.plan = PlanChoice(
                 recordKey: choice.recordKey, ids: choice.ids, limits: choice.limits.map { _ in [] }, fallback: choice.fallback,
                 defaultPlan: choice.defaultPlan)
         }
-        let (reply, _) = try spend(part, slot: home, probe: true)
+        let (reply, node) = try spend(part, slot: home, probe: true)
         if let parts = reply.elements, parts.count > SpendLayout.Head.tag.index,
             parts[SpendLayout.Head.tag.index].text == SpendLayout.Tag.fresh.rawValue
         {
             return nil
         }
+        nodes.append(node)  // a repeat was counted there: WAIT covers it
         return try RedisStore.spendResult(reply, for: part)
     }
 
-    /// Claims hold id `hold.id` for a spend whose holds go in `slots`; nil when the spend may
-    /// go on (claimed now, or by the same request before), else the `holdVoided` answer.
-    private func claim(_ hold: HoldRequest, slots: [Int]) throws(StoreError) -> SpendResult? {
+    /// What a claim holds: each item's slot in route order, then `/` and the home slot
+    /// (`S,S,.../H`): where the holds are, and how to put the pools of their settlements back
+    /// in route order.
+    static func claimText(_ request: SpendRequest, _ plan: ClusterSpendPlan) -> String {
+        var slots = [Int](repeating: plan.home.slot, count: request.items.count)
+        for step in plan.steps { for place in step.items where slots.indices.contains(place) { slots[place] = step.slot } }
+        return slots.map(String.init).joined(separator: ",") + "/" + String(plan.home.slot)
+    }
+
+    /// Claims hold id `hold.id` with `claim` (`claimText`); nil when the spend may go on
+    /// (claimed now, or by the same request before), else the `holdVoided` answer.
+    private func claim(_ hold: HoldRequest, claim text: String) throws(StoreError) -> SpendResult? {
         let key = KeySpace.holdClaim(hold.key, id: hold.id)
-        let list = slots.map(String.init).joined(separator: ",")
-        let reply = try connection.command(["SET", key, list, "NX", "PX", String(Swift.max(1, hold.keyTtlMs)), "GET"], keys: [key])
+        let reply = try connection.command(["SET", key, text, "NX", "PX", String(Swift.max(1, hold.keyTtlMs)), "GET"], keys: [key])
         if case .error(let message) = reply.value { throw .protocolError(message) }
         guard reply.value.text == Self.voidClaim else { return nil }
         return SpendResult(.holdVoided, now: try time(on: reply.node))
@@ -115,7 +124,7 @@ extension ClusterStore {
         // resolves it; the home step resolves it again from the same record, in its script.
         // A repeat is answered before any slot spends (the memory store checks the key first too);
         // a key decided afresh is decided again, atomically, by the home step.
-        if request.idempotency != nil, let answer = try probe(request, home: plan.home.slot) {
+        if request.idempotency != nil, let answer = try probe(request, home: plan.home.slot, nodes: &nodes) {
             return answer
         }
         var planned = request.items
@@ -221,11 +230,6 @@ extension ClusterStore {
 
     /// Redis's clock on `node` (`TIME`) in epoch ms.
     func time(on node: RedisURL.HostPort) throws(StoreError) -> Int64 {
-        let reply = try connection.command(["TIME"], on: node)
-        if case .error(let message) = reply { throw .protocolError(message) }
-        guard let parts = reply.elements, parts.count == 2,
-            let seconds = parts[0].integer(in: 0..<(Limits.exactInteger / 1000)), let micros = parts[1].integer(in: 0..<1_000_000)
-        else { throw .protocolError("unexpected TIME reply") }
-        return seconds * 1000 + micros / 1000
+        try RedisStore.clock(try connection.command(["TIME"], on: node))
     }
 }

@@ -23,10 +23,10 @@ import Testing
         }
     }
 
-    @Test(arguments: ["charge:", "", "app#1:", "x"])
-    func everyKindOfKeyIsDistinct(prefix: String) {
+    @Test(arguments: ["charge:", "", "app#1:", "x"], [false, true])
+    func everyKindOfKeyIsDistinct(prefix: String, cluster: Bool) {
         var rng = SplitMix(state: 20_261_130)
-        let keys = KeySpace(prefix: prefix)
+        let keys = KeySpace(prefix: prefix, cluster: cluster)
         let pools = Set(Self.namedPools + (0..<60).map { _ in Self.poolID(&rng) })
         let subjects = Set(
             (0..<200).map { _ in SafeToken.key(for: Self.rawSubject(&rng)) } + ["_anonymous", "h:x"].map(SafeToken.key(for:)))
@@ -49,12 +49,66 @@ import Testing
         if let legacy = keys.legacyEvents(poolIds: Array(pools)) { add(legacy, "legacy events") }
         for subject in subjects {
             add(keys.idempotencyQuota(subject: subject), "quota \(subject)")
+            add(keys.plan(subject: subject), "plan \(subject)")
             for client in clientKeys { add(keys.idempotency(subject: subject, clientKey: client), "idem \(subject) \(client)") }
         }
         #expect(clashes.isEmpty, "\(clashes.prefix(5))")
         for key in [keys.events, keys.idempotencyQuota(subject: "s"), keys.idempotency(subject: "s", clientKey: "k")] {
             #expect(key.hasPrefix(prefix + KeySpace.internalMark))
         }
+    }
+
+    /// The hash tag Redis Cluster hashes: what is between the first `{` and the first `}`
+    /// after it, when not empty; nil otherwise (the whole key is hashed).
+    static func hashTag(_ key: String) -> Substring? {
+        guard let open = key.firstIndex(of: "{"), let close = key[key.index(after: open)...].firstIndex(of: "}"),
+            key.index(after: open) < close
+        else { return nil }
+        return key[key.index(after: open)..<close]
+    }
+
+    @Test(
+        "cluster layout: every key of a subject is tagged with it, every global bucket with its pool; outside cluster mode no key has a tag"
+    )
+    func clusterKeysCarryTheirTags() {
+        var rng = SplitMix(state: 20_261_207)
+        let subjects = (0..<200).map { _ in SafeToken.key(for: Self.rawSubject(&rng)) } + ["", "-"]
+        let pools = Self.namedPools + (0..<40).map { _ in Self.poolID(&rng) }
+        for prefix in ["charge:", "", "app#1:"] {
+            let cluster = KeySpace(prefix: prefix, cluster: true)
+            let plain = KeySpace(prefix: prefix)
+            for subject in subjects {
+                let tag = subject.isEmpty ? "#" : subject
+                let keys =
+                    [
+                        cluster.idempotency(subject: subject, clientKey: "k"), cluster.idempotencyQuota(subject: subject),
+                        cluster.plan(subject: subject),
+                    ] + pools.map { cluster.bucket(pool: $0, subject: subject) }
+                for key in keys { #expect(Self.hashTag(key) == Substring(tag), "\(key)") }
+                for pool in pools.prefix(5) {
+                    #expect(cluster.subject(ofBucket: cluster.bucket(pool: pool, subject: subject), pool: pool) == subject)
+                    #expect(plain.subject(ofBucket: plain.bucket(pool: pool, subject: subject), pool: pool) == subject)
+                }
+            }
+            for pool in pools {
+                #expect(Self.hashTag(cluster.bucket(pool: pool)) == Substring(pool))
+                #expect(Self.hashTag(plain.bucket(pool: pool)) == nil)
+                #expect(plain.bucket(pool: pool) == prefix + pool, "next-charge's key outside cluster mode")
+            }
+            #expect(cluster.legacyEvents(poolIds: ["a"]) == nil, "no legacy stream on a cluster")
+        }
+    }
+
+    @Test("cluster placement: a stream and a hold in a slot's tag, the claim in the id's own")
+    func clusterPlacement() {
+        let keys = KeySpace(prefix: "charge:", cluster: true)
+        #expect(KeySpace.events(keys.events, tag: "1a") == "charge:#events:{1a}")
+        #expect(KeySpace.hold(keys.hold(id: "r1"), id: "r1", tag: "1a") == "charge:#hold:{1a}:r1")
+        #expect(KeySpace.hold(keys.hold(id: "r1"), id: "r1", tag: "1a").hasPrefix(keys.holdPrefix))
+        #expect(KeySpace.holdClaim(keys.hold(id: "r1"), id: "r1") == "charge:#holdref:{r1}")
+        #expect(!KeySpace.holdClaim(keys.hold(id: "r1"), id: "r1").hasPrefix(keys.holdPrefix))
+        #expect(keys.stepHold(id: "s9", tag: "1a") == "charge:#step:{1a}:s9")
+        #expect(!keys.stepHold(id: "s9", tag: "1a").hasPrefix(keys.holdPrefix), "status lists no step hold")
     }
 
     @Test func theLegacyStreamIsNotReadWhenAGlobalPoolOwnsItsKey() {
