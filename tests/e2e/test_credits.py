@@ -7,22 +7,26 @@ metering stack of metering_support.py. Top-offs are in test_topoff.py.
 from __future__ import annotations
 
 
-from harness import assert_out_of_charge
+from harness import assert_out_of_charge, cluster_bug
 from metering_support import as_, assert_402, hits_now, limited, parse_key, usage
+
+# On a cluster /api/mixed spends bulk (its own slot) first and the subject's credits last.
+B1 = ("a route whose pools live in different slots is answered by the first slot that says no: bulk's 429 "
+      "(its wait) before credits' slot is asked, where one node answers the 402 that wins over any 429")
 
 
 def test_cost_on_a_credits_pool_is_402_and_spends_nothing(mstack):
     s = mstack
     for _ in range(6):
         assert s.get("/api/credits/x", headers=as_("eve")).status == 200   # 10 -> 4
-    raw_before = s.redis.client.get("charge:credits:eve") if s.redis else None
+    raw_before = s.key("credits:eve") if s.redis else None
     assert_402(s.get("/api/credits5/x", headers=as_("eve")), "credits", 4, 5)
     assert usage(s, "eve")["credits"] == limited("credits", 4, 10, None, subject="eve")
     if s.redis:
-        assert s.redis.client.get("charge:credits:eve") == raw_before
+        assert s.key("credits:eve") == raw_before
         assert parse_key(raw_before)[0] == 4
         # a pool that never refills keeps its key (no TTL)
-        assert s.redis.client.command("PTTL", "charge:credits:eve") == -1
+        assert s.redis.client.command("PTTL", s.keys.named("credits:eve")) == -1
     assert len(s.app_hits_settled(6)) == 6
 
 
@@ -36,14 +40,14 @@ def test_402_wins_over_429(mstack):
         assert s.get("/api/credits/x", headers=as_("kim")).status == 200      # credits: 2
     hits = hits_now(s)
     before = usage(s, "kim")
-    raw = (s.redis.client.get("charge:calls:kim"), s.redis.client.get("charge:credits:kim")) if s.redis else None
+    raw = (s.key("calls:kim"), s.key("credits:kim")) if s.redis else None
     for method in ("GET", "POST"):
         r = s.request(method, "/api/paid/now", headers=as_("kim"))
         assert_402(r, "credits", 2, 4)
         assert r.header("Content-Type") == "application/json"
     assert usage(s, "kim") == before
     if s.redis:
-        assert (s.redis.client.get("charge:calls:kim"), s.redis.client.get("charge:credits:kim")) == raw
+        assert (s.key("calls:kim"), s.key("credits:kim")) == raw
     assert hits_now(s) == hits
     # with enough credits, the empty recharging pool answers 429 (with Retry-After)
     r = s.get("/api/paid/now", headers=as_("lee"))
@@ -54,6 +58,7 @@ def test_402_wins_over_429(mstack):
     assert usage(s, "lee")["credits"]["current"] == 6
 
 
+@cluster_bug(B1)
 def test_402_wins_over_a_remembered_429(mstack):
     """The same precedence when the 429 was answered a moment ago: /api/mixed (bulk cost 2,
     credits cost 3) is 429 while only bulk is empty; once the caller's credits are short too,
