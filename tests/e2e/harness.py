@@ -514,7 +514,8 @@ class KeySpace:
 
     @staticmethod
     def tag(subject: str) -> str:
-        return "{" + (subject or "-") + "}"
+        """A subject's hash tag: `{SUBJECT}`, `{#}` for none (no key form holds `#`)."""
+        return "{" + (subject or "#") + "}"
 
     def bucket(self, pool: str, subject: str | None = None) -> str:
         """A global pool's bucket, or with `subject` a per-subject pool's."""
