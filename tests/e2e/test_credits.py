@@ -7,12 +7,8 @@ metering stack of metering_support.py. Top-offs are in test_topoff.py.
 from __future__ import annotations
 
 
-from harness import assert_out_of_charge, cluster_bug
+from harness import assert_out_of_charge
 from metering_support import as_, assert_402, hits_now, limited, parse_key, usage
-
-# On a cluster /api/mixed spends bulk (its own slot) first and the subject's credits last.
-B1 = ("a route whose pools live in different slots is answered by the first slot that says no: bulk's 429 "
-      "(its wait) before credits' slot is asked, where one node answers the 402 that wins over any 429")
 
 
 def test_cost_on_a_credits_pool_is_402_and_spends_nothing(mstack):
@@ -58,7 +54,6 @@ def test_402_wins_over_429(mstack):
     assert usage(s, "lee")["credits"]["current"] == 6
 
 
-@cluster_bug(B1)
 def test_402_wins_over_a_remembered_429(mstack):
     """The same precedence when the 429 was answered a moment ago: /api/mixed (bulk cost 2,
     credits cost 3) is 429 while only bulk is empty; once the caller's credits are short too,

@@ -14,7 +14,6 @@ from harness import (
     assert_json,
     assert_out_of_charge,
     assert_unavailable,
-    cluster_bug,
     http_request,
 )
 
@@ -98,9 +97,6 @@ def test_multi_pool_route_spends_all_or_nothing(stack):
     assert stack.app_hits_settled(3) == ["GET /api/combo 200", "GET /api/combo-a-only 200", "GET /api/combo-a-only 200"]
 
 
-@cluster_bug("a route whose pools live in different slots is denied by the first slot that says no "
-             "(ClusterSpendPlan: the route's first pool's slot last), which names its own pool and wait, "
-             "not the pool with the longest wait")
 def test_the_denial_names_the_longest_wait_whichever_the_order(stack):
     """combo-a (3 / 1 h) and combo-b (1 / 2 h), each drained alone: /api/combo-rev and
     /api/combo name combo-b, the wait until both hold a charge (docs/redis.md, the bucket, 4)."""

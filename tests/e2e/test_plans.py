@@ -20,8 +20,7 @@ from calendar import monthrange
 from datetime import date, datetime, timedelta, timezone
 from urllib.parse import quote
 
-from harness import (allowed_within, assert_allowed, assert_json, assert_out_of_charge, cluster_bug, edge_profile_only,
-                     key_slot)
+from harness import allowed_within, assert_allowed, assert_json, assert_out_of_charge, edge_profile_only, key_slot
 
 TOKEN = "plan-Adm1n.token"
 ADMIN = {"Authorization": "Bearer " + TOKEN}
@@ -942,8 +941,6 @@ def test_plan_admin_api_is_off_without_admin_token(make_stack):
 # 7. events carry the plan
 
 
-@cluster_bug("the event of a pool spent in another slot than the subject's (a global pool on a route with "
-             "per-subject pools) has plan \"\", not the plan the spend was decided under")
 def test_usage_events_carry_the_plan(make_stack):
     s = plans_stack(make_stack)
     put_plan(s, "ev", {"plan": "pro"})
