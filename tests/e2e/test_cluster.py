@@ -37,7 +37,6 @@ from harness import (
     allowed_within,
     assert_allowed,
     assert_out_of_charge,
-    cluster_bug,
     fetch_events,
     key_slot,
     scrape,
@@ -371,8 +370,6 @@ def test_plan_and_status_on_the_cluster(make_stack):
     assert r.stdout.splitlines()[0] == "plan: free (default)", r.stdout
 
 
-@cluster_bug("charge-gate status lists a request whose settled route holds in several slots once per slot "
-             "(open holds: 3, each row with one slot's pools) instead of once with every pool it holds")
 def test_status_lists_an_open_hold_across_slots_once(make_stack):
     """One request on a settled route whose pools live in three slots holds in each slot (a
     hold per slot, found through its claim); `charge-gate status` lists the request's hold once,
