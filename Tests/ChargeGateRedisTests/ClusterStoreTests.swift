@@ -231,6 +231,51 @@ extension ClusterTests.ClusterStoreTests {
         #expect(try f.current("shared") == 8)
     }
 
+    @Test("a denial across slots is the route's, as one node decides it: the longest wait, and a pool that never refills wins")
+    func denialAcrossSlots() throws {
+        let f = try ClusterGateFixture(
+            """
+            pools:
+              - id: fast
+                maxCharges: 1
+                rechargeIntervalHours: 1
+              - id: slow
+                maxCharges: 1
+                rechargeIntervalHours: 5
+                per: subject
+              - id: credits
+                maxCharges: 1
+                recharge: none
+                per: subject
+            routes:
+              - prefix: /api/wait
+                pools: [fast, slow]
+              - prefix: /api/credits
+                pools: [fast, credits]
+            """)
+        #expect(try f.store.charge(try f.request("/api/wait", subject: "alice")).outcome.isAllowed)
+        // The global slot (run first) says no with about an hour; the subject's slot, never run,
+        // would wait about five: the denial names the subject's pool and its wait.
+        let wait = try f.store.charge(try f.request("/api/wait", subject: "alice")).outcome
+        guard case .outOfCharge(let item, let retryAfterMs) = wait else {
+            Issue.record("expected out of charge, got \(wait)")
+            return
+        }
+        #expect(item == 1, "the longest wait is the per-subject pool's")
+        #expect(retryAfterMs > 4 * 3_600_000)
+        #expect(try f.current("fast") == 0, "nothing given back that was not spent")
+        // fast is out (a wait, in the slot run first); bob's credits, which never refill, are
+        // taken to 0 by hand: the 402 wins over the wait, as on one node.
+        let creditsPool = try #require(f.gate.pools.firstIndex { $0.config.id == "credits" })
+        _ = try f.store.topOff(f.gate.item(pool: creditsPool, cost: 1, subject: "bob"), amount: -1)
+        let credits = try f.store.charge(try f.request("/api/credits", subject: "bob")).outcome
+        guard case .insufficientCredits(let creditItem, _, _) = credits else {
+            Issue.record("expected insufficient credits, got \(credits)")
+            return
+        }
+        #expect(creditItem == 1, "the pool that never refills wins over the global pool's wait")
+    }
+
     @Test("two global pools in different slots: all or nothing")
     func twoGlobalSlots() throws {
         let f = try ClusterGateFixture(
@@ -316,7 +361,8 @@ extension ClusterTests.ClusterStoreTests {
         let f = try ClusterGateFixture(Self.settled)
         #expect(try f.store.charge(try f.request("/api/x", subject: "alice", hold: "r2")).outcome.isAllowed)
         let (_, open) = try f.store.openHolds(prefix: f.gate.keys.holdPrefix, limit: 10)
-        #expect(open.count == 2, "a hold in each slot, listed across primaries")
+        #expect(open.count == 1, "a hold in each slot, listed as the request's one")
+        #expect(open.first?.items.map(\.poolId).sorted() == ["mine", "shared"], "both slots' holds found, across primaries")
         let line = SettleRequest(
             key: f.gate.keys.hold(id: "r2"), id: "r2",
             report: .nginx(ResponseFacts(status: 499, upstreamReached: false, upstreamAnswered: false)),

@@ -15,6 +15,13 @@ CHARGE_GATE_E2E_KEEP=1: keep the temp dirs (logs) of failed tests.
 CHARGE_GATE_E2E_PROFILE: the auth profile every stack is rendered with, unless a test names its
   own: edge or keepalive (README, "Auth profiles"); default deploy/render-nginx-conf's
   (`--default-profile`). deploy/local-stack is started with it too.
+CHARGE_GATE_E2E_STORE: what every Redis stack runs on: `redis` (default: a redis-server of its own
+  per stack, as above) or `cluster`: one Redis Cluster for the whole session (scripts/redis-cluster:
+  3 primaries, 3 replicas, under the session's base dir, stopped at exit), each stack on
+  `redis-cluster://SEEDS` with a keyPrefix of its own (`cN:`) and keys in KeySpace's cluster
+  layout (`Stack.keys`). The memory-store variants of `any_store` tests are skipped there (they
+  run in the other steps), and so are tests about a single redis-server itself
+  (`single_redis_only`: restarts, eviction, its socket or its commands).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ SNIPPETS = ROOT / "nginx"
 TEMPLATE = ROOT / "deploy" / "nginx-stack.conf.in"
 LOCAL_STACK = ROOT / "deploy" / "local-stack"
 REDIS_PRIVATE = ROOT / "scripts" / "redis-private"
+REDIS_CLUSTER = ROOT / "scripts" / "redis-cluster"
 RENDER_NGINX_CONF = ROOT / "deploy" / "render-nginx-conf"
 TEST_TIMEOUT = int(os.environ.get("CHARGE_GATE_E2E_TEST_TIMEOUT", "120"))
 
@@ -81,6 +89,42 @@ def edge_profile_only():
 
     return pytest.mark.skipif(PROFILE != "edge", reason=f"about nginx's edge deny cache, which the {PROFILE} "
                               "profile does not have (CHARGE_GATE_E2E_PROFILE)")
+
+
+STORES = ("redis", "cluster")
+
+
+def _store() -> str:
+    raw = os.environ.get("CHARGE_GATE_E2E_STORE", "") or "redis"
+    if raw not in STORES:
+        raise SystemExit(f"CHARGE_GATE_E2E_STORE must be one of {', '.join(STORES)}, got {raw!r}")
+    return raw
+
+
+# What every Redis stack of this run uses: its own redis-server, or the session's cluster.
+STORE = _store()
+CLUSTER = STORE == "cluster"
+
+
+def single_redis_only(reason: str):
+    """pytest mark for a test about one redis-server itself (killed and restarted, reconfigured,
+    evicting, its unix socket) or about the single-node key layout alone: skipped when the run's
+    stacks share a Redis Cluster (CHARGE_GATE_E2E_STORE=cluster). `reason` says what it needs."""
+    import pytest
+
+    return pytest.mark.skipif(CLUSTER, reason=f"single redis-server only: {reason} (this run's store is a "
+                              "Redis Cluster: CHARGE_GATE_E2E_STORE=cluster)")
+
+
+def cluster_bug(bug: str):
+    """pytest mark for a test that the responder fails on a Redis Cluster (CHARGE_GATE_E2E_STORE=
+    cluster) for a known reason, `bug`: an expected failure there, strict (the day it passes, the
+    mark must go), and an ordinary test on a single redis-server."""
+    import pytest
+
+    return pytest.mark.xfail(CLUSTER, reason=f"responder bug on a Redis Cluster: {bug}", strict=True)
+
+
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -108,6 +152,10 @@ def cleanup_all() -> None:
             s.stop()
         except Exception:  # noqa: BLE001 - best effort, everything must be tried
             pass
+    try:
+        SESSION_CLUSTER.stop()
+    except Exception:  # noqa: BLE001 - best effort
+        pass
     if not os.environ.get("CHARGE_GATE_E2E_KEEP"):
         shutil.rmtree(_BASE, ignore_errors=True)
 
@@ -288,17 +336,19 @@ def local_stack(*args, timeout=60, env: dict | None = None) -> subprocess.Comple
 
 
 class RedisClient:
-    """A minimal RESP client over the unix socket (no redis-cli needed)."""
+    """A minimal RESP client (no redis-cli needed): over the unix socket `path`, or over TCP when
+    `path` is a (host, port) pair (a cluster node)."""
 
-    def __init__(self, path: Path, timeout: float = 5.0):
+    def __init__(self, path: Path | tuple[str, int], timeout: float = 5.0):
         self.path = path
         self.timeout = timeout
 
     def command(self, *args):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        tcp = isinstance(self.path, tuple)
+        s = socket.socket(socket.AF_INET if tcp else socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(self.timeout)
         try:
-            s.connect(str(self.path))
+            s.connect(self.path if tcp else str(self.path))
             out = [f"*{len(args)}\r\n".encode()]
             for a in args:
                 b = a if isinstance(a, bytes) else str(a).encode()
@@ -348,6 +398,11 @@ class RedisServer:
         self.proc: subprocess.Popen | None = None
         self.client = RedisClient(self.sock)
 
+    @property
+    def url(self) -> str:
+        """The config's `redis:` for this server."""
+        return f"unix://{self.sock}"
+
     # How long a start may take (a persistent subclass reads its data first).
     start_timeout = 10
 
@@ -388,6 +443,315 @@ class RedisServer:
             return "\n".join((self.dir / "redis.log").read_text(errors="replace").splitlines()[-n:])
         except OSError:
             return ""
+
+
+# --------------------------------------------------------------------------------------------
+# Redis Cluster (CHARGE_GATE_E2E_STORE=cluster)
+
+
+def _crc16_table() -> list[int]:
+    table = []
+    for i in range(256):
+        crc = i << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+        table.append(crc & 0xFFFF)
+    return table
+
+
+_CRC16 = _crc16_table()
+
+
+def crc16(data: bytes) -> int:
+    """CRC16-CCITT (XMODEM), Redis Cluster's key hash."""
+    crc = 0
+    for b in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC16[((crc >> 8) ^ b) & 0xFF]
+    return crc
+
+
+def key_slot(key: str | bytes) -> int:
+    """The cluster slot of `key` (its hash tag when it has a non-empty one), as CLUSTER KEYSLOT."""
+    b = key if isinstance(key, bytes) else key.encode()
+    start = b.find(b"{")
+    if start >= 0:
+        end = b.find(b"}", start + 1)
+        if end > start + 1:
+            b = b[start + 1:end]
+    return crc16(b) % 16384
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
+
+
+def slot_tag(slot: int) -> str:
+    """The tag the cluster store gives `slot` (ClusterSlot.tag(forSlot:)): the first base-36
+    text, counting up from 0, whose CRC16 lands in it."""
+    n = 0
+    while True:
+        text = _base36(n)
+        if crc16(text.encode()) % 16384 == slot:
+            return text
+        n += 1
+
+
+class KeySpace:
+    """Where the responder keeps what (Sources/ChargeGateCore/Store/KeySpace.swift, docs/redis.md):
+    the single-node layout (next-charge's keys), or the cluster layout (hash tags: a subject's keys
+    share `{SUBJECT}`, a global pool's bucket is `PREFIX{POOL}`, streams and holds one per slot).
+    Subjects in key form (`metering_support.h` for one that is hashed)."""
+
+    def __init__(self, prefix: str = "charge:", cluster: bool = False):
+        self.prefix = prefix
+        self.cluster = cluster
+
+    @staticmethod
+    def tag(subject: str) -> str:
+        """A subject's hash tag: `{SUBJECT}`, `{#}` for none (no key form holds `#`)."""
+        return "{" + (subject or "#") + "}"
+
+    def bucket(self, pool: str, subject: str | None = None) -> str:
+        """A global pool's bucket, or with `subject` a per-subject pool's."""
+        if subject is None:
+            return self.prefix + ("{" + pool + "}" if self.cluster else pool)
+        return self.prefix + pool + ":" + (self.tag(subject) if self.cluster else subject)
+
+    def named(self, name: str) -> str:
+        """The bucket named as the single-node key's tail: `POOL` or `POOL:SUBJECT`."""
+        pool, sep, subject = name.partition(":")
+        return self.bucket(pool, subject if sep else None)
+
+    def plan(self, subject: str) -> str:
+        return self.prefix + "#plan:" + (self.tag(subject) if self.cluster else subject)
+
+    def idempotency(self, subject: str, client_key: str) -> str:
+        import hashlib
+
+        digest = hashlib.sha256(f"{subject}\n{client_key}".encode()).hexdigest()[:32]
+        return self.prefix + "#idem:" + (self.tag(subject) + ":" if self.cluster else "") + digest
+
+    def idempotency_quota(self, subject: str) -> str:
+        return self.prefix + "#idemq:" + (self.tag(subject) if self.cluster else subject)
+
+    @property
+    def events(self) -> str:
+        """The event stream (on a cluster the base of one stream per slot: `events_in`)."""
+        return self.prefix + "#events"
+
+    def events_in(self, slot: int) -> str:
+        """The cluster's event stream of `slot`: `PREFIX#events:{TAG}`."""
+        return self.events + ":{" + slot_tag(slot) + "}"
+
+    def hold(self, id: str, slot: int | None = None) -> str:
+        """A settled request's hold; on a cluster the one in `slot`: `PREFIX#hold:{TAG}:ID`."""
+        if slot is None:
+            return self.prefix + "#hold:" + id
+        return self.prefix + "#hold:{" + slot_tag(slot) + "}:" + id
+
+    def hold_claim(self, id: str) -> str:
+        """Where a cluster spend claims hold id `id`: `PREFIX#holdref:{ID}`."""
+        return self.prefix + "#holdref:{" + id + "}"
+
+
+# Commands without keys, sent to one primary (KEYS, DBSIZE and FLUSHALL go to every primary).
+_KEYLESS = {"TIME", "PING", "INFO", "CONFIG", "DEBUG", "CLUSTER", "SCAN", "SCRIPT", "CLIENT", "ROLE", "WAIT",
+            "ECHO", "LASTSAVE", "MEMORY", "COMMAND"}
+# Commands whose every argument is a key (split by slot when they span several).
+_ALL_KEYS = {"DEL", "EXISTS", "UNLINK", "TOUCH"}
+
+
+class ClusterClient:
+    """A cluster-aware RedisClient: each command goes to the primary that owns its keys' slot
+    (the slot map from CLUSTER SLOTS, read again on MOVED). `KEYS`, `DBSIZE` and `FLUSHALL` are
+    asked of every primary (KEYS: the keys of all, sorted); DEL/EXISTS/... over several slots are
+    split; any other command whose keys span slots fails with CROSSSLOT, as on a cluster."""
+
+    def __init__(self, seeds: list[tuple[str, int]], timeout: float = 5.0):
+        self.seeds = seeds
+        self.timeout = timeout
+        self._slots: list[tuple[int, int, tuple[str, int]]] = []
+
+    def refresh(self):
+        last = None
+        for seed in self.seeds:
+            try:
+                reply = RedisClient(seed, self.timeout).command("CLUSTER", "SLOTS")
+            except (OSError, RuntimeError, ConnectionError) as e:
+                last = e
+                continue
+            self._slots = sorted((int(r[0]), int(r[1]), (r[2][0] or seed[0], int(r[2][1]))) for r in reply)
+            if self._slots:
+                return
+        raise AssertionError(f"no seed of the cluster answered CLUSTER SLOTS: {last!r}")
+
+    def primaries(self) -> list[tuple[str, int]]:
+        if not self._slots:
+            self.refresh()
+        seen = []
+        for _, _, node in self._slots:
+            if node not in seen:
+                seen.append(node)
+        return seen
+
+    def node_of(self, slot: int) -> tuple[str, int]:
+        """The primary that serves `slot`."""
+        if not self._slots:
+            self.refresh()
+        for lo, hi, node in self._slots:
+            if lo <= slot <= hi:
+                return node
+        raise AssertionError(f"slot {slot} is not served")
+
+    def on(self, node: tuple[str, int]) -> RedisClient:
+        return RedisClient(node, self.timeout)
+
+    @staticmethod
+    def keys_of(args) -> list[str]:
+        name = str(args[0]).upper()
+        if name in ("EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL"):
+            return [str(a) for a in args[3:3 + int(args[2])]]
+        if name in _ALL_KEYS:
+            return [str(a) for a in args[1:]]
+        if name in _KEYLESS or len(args) < 2:
+            return []
+        return [str(args[1])]
+
+    def command(self, *args):
+        name = str(args[0]).upper()
+        if name in ("CONFIG", "SHUTDOWN", "ACL") and str(args[1]).upper() not in ("GET", "LIST", "WHOAMI"):
+            raise AssertionError(f"{name} {args[1]} would change the session's cluster for every later test: "
+                                 "mark the test single_redis_only")
+        if name == "KEYS":
+            return sorted(k for node in self.primaries() for k in self.on(node).command(*args))
+        if name == "DBSIZE":
+            return sum(self.on(node).command(*args) for node in self.primaries())
+        if name in ("FLUSHALL", "FLUSHDB"):
+            for node in self.primaries():
+                self.on(node).command(*args)
+            return "OK"
+        keys = self.keys_of(args)
+        slots = {key_slot(k) for k in keys}
+        if len(slots) > 1:
+            if name in _ALL_KEYS:
+                return sum(self.command(args[0], k) for k in keys)
+            raise RuntimeError("redis error: CROSSSLOT Keys in request don't hash to the same slot")
+        for attempt in range(3):
+            node = self.node_of(next(iter(slots))) if slots else self.primaries()[0]
+            try:
+                return self.on(node).command(*args)
+            except RuntimeError as e:
+                if attempt < 2 and str(e).startswith(("redis error: MOVED", "redis error: TRYAGAIN")):
+                    time.sleep(0.05)
+                    self.refresh()
+                    continue
+                raise
+
+    def get(self, key: str):
+        return self.command("GET", key)
+
+    def now_ms(self) -> int:
+        sec, usec = self.command("TIME")
+        return int(sec) * 1000 + int(usec) // 1000
+
+
+class SessionCluster:
+    """The one Redis Cluster of a CHARGE_GATE_E2E_STORE=cluster session (scripts/redis-cluster
+    start: 3 primaries with a replica each, in the session's base dir), started by the first stack
+    that needs it and stopped at exit (cleanup_all; tests/e2e/run stops what a killed run left)."""
+
+    def __init__(self, dir: Path):
+        self.dir = dir
+        self.seeds: list[tuple[str, int]] = []
+        self._client: ClusterClient | None = None
+
+    def start(self):
+        if self.seeds:
+            return self
+        r = subprocess.run([str(REDIS_CLUSTER), "start", str(self.dir), "--wait", "60"], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "REDIS_SERVER": REDIS_SERVER})
+        if r.returncode != 0:
+            raise AssertionError(f"scripts/redis-cluster start failed: {r.stderr.strip()}")
+        self.seeds = [(h, int(p)) for h, p in (a.rsplit(":", 1) for a in r.stdout.strip().split(","))]
+        self._client = ClusterClient(self.seeds)
+        return self
+
+    @property
+    def client(self) -> ClusterClient:
+        self.start()
+        return self._client
+
+    @property
+    def url(self) -> str:
+        """`redis-cluster://` with every node as a seed, primaries first."""
+        self.start()
+        return "redis-cluster://" + ",".join(f"{h}:{p}" for h, p in self.seeds)
+
+    def stop(self):
+        if self.seeds or any(self.dir.glob("node-*")):
+            subprocess.run([str(REDIS_CLUSTER), "stop", str(self.dir)], stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=60)
+        self.seeds = []
+
+    def log_tail(self, n=5) -> str:
+        out = []
+        for log in sorted(self.dir.glob("node-*/redis.log")):
+            lines = log.read_text(errors="replace").splitlines()[-n:]
+            out.append(f"[{log.parent.name}]\n" + "\n".join(lines))
+        return "\n".join(out)
+
+
+SESSION_CLUSTER = SessionCluster(_BASE / "cluster")
+
+_prefix_counter = 0
+
+
+def _next_prefix() -> str:
+    """A keyPrefix no other stack of this session has: `cN:` (no brace: the cluster's tags)."""
+    global _prefix_counter
+    _prefix_counter += 1
+    return f"c{_prefix_counter}:"
+
+
+class ClusterRedis:
+    """What a stack sees of the session's cluster, in place of its own RedisServer: the client,
+    the URL, and its key prefix. It cannot be killed or restarted: a test that does so is about a
+    single redis-server (`single_redis_only`)."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.cluster = SESSION_CLUSTER
+
+    @property
+    def client(self) -> ClusterClient:
+        return self.cluster.client
+
+    @property
+    def url(self) -> str:
+        return self.cluster.url
+
+    @property
+    def sock(self):
+        raise AssertionError("a Redis Cluster has no unix socket: mark the test single_redis_only")
+
+    def start(self):
+        self.cluster.start()
+
+    def stop(self):
+        pass  # the session's cluster outlives the stack; its keys are under the stack's prefix
+
+    def kill(self):
+        raise AssertionError("the session's Redis Cluster is not killed by a test: mark it single_redis_only")
+
+    def log_tail(self, n=20) -> str:
+        return self.cluster.log_tail(max(1, n // 6))
 
 
 # --------------------------------------------------------------------------------------------
@@ -619,14 +983,20 @@ class Responder:
 
 class Stack:
     """redis-server + charge-gate + nginx in one temp dir; nginx on the auth `profile` (edge or
-    keepalive; default this run's, PROFILE)."""
+    keepalive; default this run's, PROFILE). With CHARGE_GATE_E2E_STORE=cluster the Redis is the
+    session's cluster (ClusterRedis) under a keyPrefix of the stack's own; `keys` is where the
+    responder keeps what, in either layout."""
 
     def __init__(self, config_body: str = DEFAULT_POOLS, *, redis: bool = True, settings: str = "",
                  extra: str = TEST_EXTRA, start_responder: bool = True, http_extra: str = "",
                  profile: str | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix="s", dir=_BASE))
         self.port = free_port()
-        self.redis = RedisServer(self.dir) if redis else None
+        if redis and CLUSTER:
+            self.redis = ClusterRedis(_next_prefix())
+        else:
+            self.redis = RedisServer(self.dir) if redis else None
+        self.keys = KeySpace(self.redis.prefix, True) if isinstance(self.redis, ClusterRedis) else KeySpace()
         self.config = self.dir / "charge-gate.yaml"
         self.config_body = config_body
         self.settings = settings
@@ -641,7 +1011,9 @@ class Stack:
     def config_text(self, body: str | None = None, settings: str | None = None, listen: str | None = None) -> str:
         head = f"listen: {listen or self.dir / 'charge.sock'}\n"
         if self.redis is not None:
-            head += f"redis: unix://{self.redis.sock}\n"
+            head += f"redis: {self.redis.url}\n"
+        if self.cluster:
+            head += f"keyPrefix: \"{self.keys.prefix}\"\n"
         head += "redisTimeoutMs: 500\n"
         s = self.settings if settings is None else settings
         if s:
@@ -714,12 +1086,48 @@ class Stack:
             return []
         return [json.loads(line) for line in lines if line.strip()]
 
-    def key(self, pool: str, prefix: str = "charge:"):
-        return self.redis.client.get(prefix + pool)
+    @property
+    def cluster(self) -> bool:
+        """Whether this stack's Redis is the session's cluster."""
+        return isinstance(self.redis, ClusterRedis)
 
-    def state(self, pool: str, prefix: str = "charge:"):
-        raw = self.key(pool, prefix)
+    def key(self, pool: str):
+        """The raw bucket of `pool` (`POOL`, or `POOL:SUBJECT` for a per-subject pool)."""
+        return self.redis.client.get(self.keys.named(pool))
+
+    def state(self, pool: str):
+        raw = self.key(pool)
         return None if raw is None else json.loads(raw)
+
+    def redis_keys(self, pattern: str = "*") -> list[str]:
+        """The keys under this stack's prefix matching `pattern` (after the prefix), sorted: every
+        key (`KEYS PREFIX*`) on a single redis-server or on every primary of the cluster."""
+        return sorted(self.redis.client.command("KEYS", self.keys.prefix + pattern))
+
+    def redis_nodes(self) -> list[RedisClient]:
+        """A client of each node that holds data: the redis-server, or every primary of the cluster
+        (for per-node commands such as INFO)."""
+        if not self.cluster:
+            return [self.redis.client]
+        c = self.redis.client
+        return [c.on(node) for node in c.primaries()]
+
+    def redis_node_of(self, key: str) -> RedisClient:
+        """A client of the node that holds `key`: the redis-server, or its slot's primary."""
+        if not self.cluster:
+            return self.redis.client
+        c = self.redis.client
+        return c.on(c.node_of(key_slot(key)))
+
+    def event_streams(self) -> list[str]:
+        """The event streams: `PREFIX#events`, or on a cluster every slot's that exists."""
+        if not self.cluster:
+            return [self.keys.events]
+        return self.redis_keys("#events:{*}")
+
+    def events_len(self) -> int:
+        """XLEN of the event stream (on a cluster, the sum over every slot's)."""
+        return sum(self.redis.client.command("XLEN", k) for k in self.event_streams())
 
     def usage(self) -> dict:
         r = self.get("/api/usage")
@@ -733,11 +1141,13 @@ class Stack:
             return ""
 
     def diagnostics(self) -> str:
-        parts = [f"--- stack dir {self.dir} port {self.port} profile {self.profile}"]
+        parts = [f"--- stack dir {self.dir} port {self.port} profile {self.profile}"
+                 + (f" cluster {self.redis.url} keyPrefix {self.keys.prefix}" if self.cluster else "")]
         parts.append("--- charge-gate.log (tail)\n" + self.responder.log_tail(40))
         parts.append("--- nginx error.log (tail)\n" + "\n".join(self.error_log().splitlines()[-20:]))
         if self.redis is not None:
-            parts.append("--- redis.log (tail)\n" + self.redis.log_tail(10))
+            parts.append(("--- the cluster's redis.logs (tails)\n" if self.cluster else "--- redis.log (tail)\n")
+                         + self.redis.log_tail(10))
         return "\n".join(parts)
 
 
@@ -841,7 +1251,12 @@ def fetch_events(stack: Stack, token: str, limit: int | None = None, **query) ->
             keys = [k for k, _ in pairs]
             assert keys == EVENT_KEYS + [k for k in EVENT_OPTIONAL_KEYS if k in keys], pairs
         if limit is not None:
-            assert len(page) <= limit, r
+            if stack.cluster and len(page) > limit:
+                # On a cluster the log merges one stream per slot, whose ids may be equal: a page
+                # keeps every event of its last id (so that `after` loses none), past `limit`.
+                assert {e["id"] for e in page[limit - 1:]} == {page[-1]["id"]}, r
+            else:
+                assert len(page) <= limit, r
         events += page
         after = doc[1][1]
         if after is None:

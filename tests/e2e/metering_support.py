@@ -16,7 +16,7 @@ import json
 import re
 import time
 
-from harness import assert_json, fetch_events
+from harness import assert_json, fetch_events, key_slot
 
 TOKEN = "s3cret-admin.Token_42"
 ADMIN = {"Authorization": "Bearer " + TOKEN}
@@ -125,9 +125,9 @@ def h(text: str | bytes) -> str:
     return "h:" + hashlib.sha256(b).hexdigest()[:32]
 
 
-def idem_record(subject: str, key: str) -> str:
-    """The record of one client key of one subject (KeySpace.idempotency)."""
-    return "charge:#idem:" + hashlib.sha256(f"{subject}\n{key}".encode()).hexdigest()[:32]
+def idem_record(stack, subject: str, key: str) -> str:
+    """The record of one client key of one subject on `stack` (KeySpace.idempotency)."""
+    return stack.keys.idempotency(subject, key)
 
 
 def fingerprint(route: str, methods: str, method: str, uri: str) -> str:
@@ -156,13 +156,22 @@ def parse_key(raw: str | None):
 
 
 def atomic(stack, *keys):
-    """Redis TIME (ms), then GET and PTTL of each key, read atomically in one script."""
+    """Redis TIME (ms), then GET and PTTL of each key, read atomically in one script. On a
+    cluster, one script per slot the keys live in (atomic within each; TIME of the first)."""
     script = ("local t = redis.call('TIME') local out = {t[1], t[2]} "
               "for i = 1, #KEYS do out[#out + 1] = redis.call('GET', KEYS[i]) or '' "
               "out[#out + 1] = redis.call('PTTL', KEYS[i]) end return out")
-    r = stack.redis.client.command("EVAL", script, len(keys), *keys)
-    now = int(r[0]) * 1000 + int(r[1]) // 1000
-    pairs = [(r[2 + 2 * i] or None, r[3 + 2 * i]) for i in range(len(keys))]
+    groups: dict[int, list[int]] = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(key_slot(k) if stack.cluster else 0, []).append(i)
+    now = None
+    pairs: list = [None] * len(keys)
+    for places in groups.values():
+        r = stack.redis.client.command("EVAL", script, len(places), *(keys[i] for i in places))
+        if now is None:
+            now = int(r[0]) * 1000 + int(r[1]) // 1000
+        for j, i in enumerate(places):
+            pairs[i] = (r[2 + 2 * j] or None, r[3 + 2 * j])
     return now, pairs
 
 
@@ -245,12 +254,36 @@ def ev_tuple(e):
     return (e["pool"], e["subject"], e["amount"], e["route"], e["method"], e["uri"], e["idempotencyKey"])
 
 
-def check_event_ids(evs):
-    """Ids strictly increasing (ms-seq), each id's ms at or after the event's time."""
+def given_back(evs) -> tuple[list, list]:
+    """A cluster's events split into those that stand and the pairs a give-back cancelled: on a
+    route whose pools live in different slots, an earlier slot's spend carries a step hold
+    (`hold`), and when a later slot says no (or answers a repeat) a `settle` of that hold without
+    a status gives it back (SPEC §12). Returns (standing events, [(spend, settle), ...]); every
+    such settle must cancel exactly one spend of its hold. On a single node nothing is cancelled."""
+    spends = {}
+    for e in evs:
+        if e["kind"] == "spend" and "hold" in e:
+            spends[(e["hold"], e["pool"])] = e
+    cancelled = []
+    dropped = set()
+    for e in evs:
+        if e["kind"] == "settle" and "status" not in e and (e.get("hold"), e["pool"]) in spends:
+            spend = spends[(e["hold"], e["pool"])]
+            if spend["amount"] + e["amount"] == 0:
+                assert id(spend) not in dropped, ("a spend given back twice", spend, e)
+                cancelled.append((spend, e))
+                dropped.add(id(spend))
+                dropped.add(id(e))
+    return [e for e in evs if id(e) not in dropped], cancelled
+
+
+def check_event_ids(evs, cluster: bool = False):
+    """Ids strictly increasing (ms-seq), each id's ms at or after the event's time. On a cluster
+    (`cluster`) the log merges one stream per slot, whose ids may be equal: non-decreasing."""
     prev = (-1, -1)
     for e in evs:
         ms, seq = (int(x) for x in e["id"].split("-"))
-        assert (ms, seq) > prev, evs
+        assert (ms, seq) >= prev if cluster else (ms, seq) > prev, evs
         assert ms >= e["time"], e
         prev = (ms, seq)
 

@@ -15,14 +15,14 @@ def test_cost_on_a_credits_pool_is_402_and_spends_nothing(mstack):
     s = mstack
     for _ in range(6):
         assert s.get("/api/credits/x", headers=as_("eve")).status == 200   # 10 -> 4
-    raw_before = s.redis.client.get("charge:credits:eve") if s.redis else None
+    raw_before = s.key("credits:eve") if s.redis else None
     assert_402(s.get("/api/credits5/x", headers=as_("eve")), "credits", 4, 5)
     assert usage(s, "eve")["credits"] == limited("credits", 4, 10, None, subject="eve")
     if s.redis:
-        assert s.redis.client.get("charge:credits:eve") == raw_before
+        assert s.key("credits:eve") == raw_before
         assert parse_key(raw_before)[0] == 4
         # a pool that never refills keeps its key (no TTL)
-        assert s.redis.client.command("PTTL", "charge:credits:eve") == -1
+        assert s.redis.client.command("PTTL", s.keys.named("credits:eve")) == -1
     assert len(s.app_hits_settled(6)) == 6
 
 
@@ -36,14 +36,14 @@ def test_402_wins_over_429(mstack):
         assert s.get("/api/credits/x", headers=as_("kim")).status == 200      # credits: 2
     hits = hits_now(s)
     before = usage(s, "kim")
-    raw = (s.redis.client.get("charge:calls:kim"), s.redis.client.get("charge:credits:kim")) if s.redis else None
+    raw = (s.key("calls:kim"), s.key("credits:kim")) if s.redis else None
     for method in ("GET", "POST"):
         r = s.request(method, "/api/paid/now", headers=as_("kim"))
         assert_402(r, "credits", 2, 4)
         assert r.header("Content-Type") == "application/json"
     assert usage(s, "kim") == before
     if s.redis:
-        assert (s.redis.client.get("charge:calls:kim"), s.redis.client.get("charge:credits:kim")) == raw
+        assert (s.key("calls:kim"), s.key("credits:kim")) == raw
     assert hits_now(s) == hits
     # with enough credits, the empty recharging pool answers 429 (with Retry-After)
     r = s.get("/api/paid/now", headers=as_("lee"))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from harness import assert_allowed, assert_out_of_charge, fetch_events
+from harness import assert_allowed, assert_out_of_charge, fetch_events, single_redis_only
 from metering_support import REVIEW_CONFIG, REVIEW_EXTRA, REVIEW_SETTINGS, TOKEN, as_, usage_of
 
 
@@ -46,18 +46,22 @@ def test_pools_named_events_and_idem_never_meet_internal_keys(rst):
         assert_allowed(s.post(f"/api/ev/{i}", headers=as_("e")), "POST", f"/api/ev/{i}")
         assert_allowed(s.post(f"/api/idem/{i}", headers=as_("e", f"key-{i}")), "POST", f"/api/idem/{i}") if i < 2 else None
     c = s.redis.client
-    assert c.command("TYPE", "charge:events") == "string"
-    assert json.loads(c.command("GET", "charge:events"))["current"] == 47
-    assert c.command("TYPE", "charge:#events") == "stream"
-    assert c.command("XLEN", "charge:#events") == 3 + 2 * 2
-    assert sorted(c.command("KEYS", "charge:#idem:*")) == sorted(
-        "charge:#idem:" + hashlib.sha256(f"e\nkey-{i}".encode()).hexdigest()[:32] for i in range(2))
-    assert c.command("TYPE", "charge:idem:e") == "string"  # the pool's own bucket
+    k = s.keys
+    assert c.command("TYPE", k.bucket("events")) == "string"
+    assert json.loads(c.command("GET", k.bucket("events")))["current"] == 47
+    assert [c.command("TYPE", stream) for stream in s.event_streams()] == ["stream"] * len(s.event_streams())
+    assert s.events_len() == 3 + 2 * 2
+    assert s.redis_keys("#idem:*") == sorted(k.idempotency("e", f"key-{i}") for i in range(2))
+    if not s.cluster:
+        assert k.idempotency("e", "key-0") == "charge:#idem:" + hashlib.sha256(b"e\nkey-0").hexdigest()[:32]
+    assert c.command("TYPE", k.bucket("idem", "e")) == "string"  # the pool's own bucket
     # Every spend keeps working, and the export has every event.
     assert_allowed(s.post("/api/ev/4", headers=as_("e")), "POST", "/api/ev/4")
     assert len(fetch_events(s, TOKEN)) == 3 + 4 + 1
 
 
+@single_redis_only("the event stream of versions before 0.3 (`charge:events`), which a cluster never reads "
+                   "(KeySpace.legacyEvents)")
 def test_events_written_before_the_upgrade_stay_exportable(make_stack):
     cfg = REVIEW_CONFIG.replace("  - id: events\n", "  - id: evpool\n").replace("pools: [events]", "pools: [evpool]")
     s = make_stack(cfg, settings=REVIEW_SETTINGS, extra=REVIEW_EXTRA)

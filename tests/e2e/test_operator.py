@@ -6,7 +6,7 @@ import re
 import signal
 import time
 
-from harness import assert_out_of_charge, scrape
+from harness import assert_out_of_charge, scrape, single_redis_only
 
 
 def test_metrics_count_decisions_redis_and_reloads(make_stack):
@@ -40,6 +40,7 @@ def test_metrics_count_decisions_redis_and_reloads(make_stack):
     assert m['charge_gate_config_reloads_total{result="ok"}'] == 1
 
 
+@single_redis_only("killed, then started again")
 def test_metrics_count_service_unavailable_and_reconnects(make_stack):
     stack = make_stack(settings="workers: 1\n")
     assert stack.post("/api/generate").status == 200

@@ -7,7 +7,7 @@ import json
 import subprocess
 from datetime import datetime, timezone
 
-from harness import BIN, Stack
+from harness import BIN, Stack, single_redis_only
 
 PLAN_POOLS = """\
 pools:
@@ -75,8 +75,8 @@ def redis_only(make_stack, body: str = PLAN_POOLS) -> Stack:
     return stack
 
 
-def plan_key(subject: str) -> str:
-    return "charge:#plan:" + subject
+def plan_key(stack: Stack, subject: str) -> str:
+    return stack.keys.plan(subject)
 
 
 def test_set_get_clear_round_trip_with_the_exact_redis_value(make_stack):
@@ -84,21 +84,21 @@ def test_set_get_clear_round_trip_with_the_exact_redis_value(make_stack):
     r = stack.redis.client
 
     assert answer(cli(stack, "get", "alice")) == {"subject": "alice", "plan": "free", "source": "default", "periodAnchor": None}
-    assert r.get(plan_key("alice")) is None
+    assert r.get(plan_key(stack, "alice")) is None
 
     assert answer(cli(stack, "set", "alice", "pro")) == {"subject": "alice", "plan": "pro", "source": "stored", "periodAnchor": None}
-    assert r.get(plan_key("alice")) == '{"plan":"pro"}'
-    assert r.command("TTL", plan_key("alice")) == -1  # no expiry
+    assert r.get(plan_key(stack, "alice")) == '{"plan":"pro"}'
+    assert r.command("TTL", plan_key(stack, "alice")) == -1  # no expiry
     assert answer(cli(stack, "get", "alice")) == {"subject": "alice", "plan": "pro", "source": "stored", "periodAnchor": None}
     # Another subject is untouched.
     assert answer(cli(stack, "get", "bob"))["source"] == "default"
 
     # Setting the default plan explicitly stores it too (source stored, not default).
     assert answer(cli(stack, "set", "alice", "free"))["source"] == "stored"
-    assert r.get(plan_key("alice")) == '{"plan":"free"}'
+    assert r.get(plan_key(stack, "alice")) == '{"plan":"free"}'
 
     assert answer(cli(stack, "clear", "alice")) == {"subject": "alice", "plan": "free", "source": "default", "periodAnchor": None}
-    assert r.get(plan_key("alice")) is None
+    assert r.get(plan_key(stack, "alice")) is None
     # Clearing what is not there is fine, and says the same.
     assert answer(cli(stack, "clear", "alice")) == {"subject": "alice", "plan": "free", "source": "default", "periodAnchor": None}
 
@@ -109,7 +109,7 @@ def test_subjects_in_key_form_and_hashed(make_stack):
     got = answer(cli(stack, "set", long_subject, "pro"))
     hashed = got["subject"]
     assert hashed.startswith("h:") and len(hashed) == 34, got
-    assert stack.redis.client.get(plan_key(hashed)) == '{"plan":"pro"}'
+    assert stack.redis.client.get(plan_key(stack, hashed)) == '{"plan":"pro"}'
     # The hashed form as usage JSON and events show it names the same subject, as a key form.
     assert answer(cli(stack, "get", "--key-form", hashed))["plan"] == "pro"
     # Named as a subject, the same text is another subject (one nginx may pass as it is): its
@@ -118,9 +118,9 @@ def test_subjects_in_key_form_and_hashed(make_stack):
     assert literal["subject"] != hashed and literal["source"] == "default", literal
     assert answer(cli(stack, "set", hashed, "free"))["subject"] == literal["subject"]
     assert answer(cli(stack, "clear", hashed))["subject"] == literal["subject"]
-    assert stack.redis.client.get(plan_key(hashed)) == '{"plan":"pro"}'
+    assert stack.redis.client.get(plan_key(stack, hashed)) == '{"plan":"pro"}'
     assert answer(cli(stack, "clear", "--key-form", hashed))["source"] == "default"
-    assert stack.redis.client.get(plan_key(hashed)) is None
+    assert stack.redis.client.get(plan_key(stack, hashed)) is None
     r = cli(stack, "get", "--key-form", "h:NOT-HEX")
     assert r.returncode != 0 and "<subject> with --key-form: not a subject's key form" in r.stderr, r.stderr
 
@@ -133,20 +133,20 @@ def test_anchor_as_epoch_ms_and_iso_8601(make_stack):
     r = stack.redis.client
     got = answer(cli(stack, "set", "alice", "pro", "--anchor", "1764547200000"))
     assert got == {"subject": "alice", "plan": "pro", "source": "stored", "periodAnchor": 1764547200000}
-    assert r.get(plan_key("alice")) == '{"plan":"pro","periodAnchor":1764547200000}'
+    assert r.get(plan_key(stack, "alice")) == '{"plan":"pro","periodAnchor":1764547200000}'
     assert answer(cli(stack, "get", "alice"))["periodAnchor"] == 1764547200000
 
     iso = "2026-01-31T12:30:00Z"
     ms = int(datetime(2026, 1, 31, 12, 30, tzinfo=timezone.utc).timestamp() * 1000)
     assert answer(cli(stack, "set", "bob", "free", "--anchor", iso))["periodAnchor"] == ms
-    assert r.get(plan_key("bob")) == '{"plan":"free","periodAnchor":%d}' % ms
+    assert r.get(plan_key(stack, "bob")) == '{"plan":"free","periodAnchor":%d}' % ms
     # Fractional seconds and an offset.
     got = answer(cli(stack, "set", "carol", "pro", "--anchor", "2026-01-31T13:30:00.250+01:00"))
     assert got["periodAnchor"] == ms + 250
     # The edges of the range.
     assert answer(cli(stack, "set", "dave", "pro", "--anchor", "0"))["periodAnchor"] == 0
     assert answer(cli(stack, "set", "dave", "pro", "--anchor", str(2**53 - 1)))["periodAnchor"] == 2**53 - 1
-    assert r.get(plan_key("dave")) == '{"plan":"pro","periodAnchor":%d}' % (2**53 - 1)
+    assert r.get(plan_key(stack, "dave")) == '{"plan":"pro","periodAnchor":%d}' % (2**53 - 1)
 
     # Out of range or unreadable: refused, nothing written (dave keeps his record).
     for bad in [str(2**53), "-1", "1969-12-31T23:59:59Z", "yesterday", "2026-13-01T00:00:00Z", ""]:
@@ -154,8 +154,8 @@ def test_anchor_as_epoch_ms_and_iso_8601(make_stack):
         assert res.returncode == 64, (bad, res.returncode, res.stderr)
         assert "--anchor: expected epoch ms from 0 to 2^53 - 1, or ISO 8601" in res.stderr, (bad, res.stderr)
         assert res.stdout == "", res.stdout
-    assert r.get(plan_key("dave")) == '{"plan":"pro","periodAnchor":%d}' % (2**53 - 1)
-    assert r.get(plan_key("eve")) is None
+    assert r.get(plan_key(stack, "dave")) == '{"plan":"pro","periodAnchor":%d}' % (2**53 - 1)
+    assert r.get(plan_key(stack, "eve")) is None
 
 
 def test_unknown_plan_is_refused_and_nothing_written(make_stack):
@@ -164,20 +164,20 @@ def test_unknown_plan_is_refused_and_nothing_written(make_stack):
     assert res.returncode == 1
     assert res.stderr == "plan: unknown plan 'enterprise' (plans: free, pro)\n"
     assert res.stdout == ""
-    assert stack.redis.client.command("KEYS", "*") == []
+    assert stack.redis_keys() == []
     # A stored plan survives a refused change.
     answer(cli(stack, "set", "alice", "pro"))
     res = cli(stack, "set", "alice", "Pro")  # ids are case-sensitive
     assert res.returncode == 1 and res.stderr == "plan: unknown plan 'Pro' (plans: free, pro)\n"
-    assert stack.redis.client.get(plan_key("alice")) == '{"plan":"pro"}'
+    assert stack.redis.client.get(plan_key(stack, "alice")) == '{"plan":"pro"}'
 
 
 def test_a_stored_plan_the_config_no_longer_has_reads_as_the_default(make_stack):
     stack = redis_only(make_stack)
-    stack.redis.client.command("SET", plan_key("alice"), '{"plan":"gold","periodAnchor":5}')
+    stack.redis.client.command("SET", plan_key(stack, "alice"), '{"plan":"gold","periodAnchor":5}')
     assert answer(cli(stack, "get", "alice")) == {"subject": "alice", "plan": "free", "source": "default", "periodAnchor": 5}
     assert answer(cli(stack, "clear", "alice"))["periodAnchor"] is None
-    assert stack.redis.client.get(plan_key("alice")) is None
+    assert stack.redis.client.get(plan_key(stack, "alice")) is None
 
 
 def test_without_plans_configured(make_stack):
@@ -186,14 +186,14 @@ def test_without_plans_configured(make_stack):
     assert res.returncode == 1
     assert res.stderr == f"plan: no plans are configured in {stack.config} (add plans and defaultPlan first)\n"
     assert res.stdout == ""
-    assert stack.redis.client.command("KEYS", "*") == []
+    assert stack.redis_keys() == []
     null = {"subject": "alice", "plan": None, "source": "default", "periodAnchor": None}
     assert answer(cli(stack, "get", "alice")) == null
     # A record left from when plans were configured: still null, and clear removes it.
-    stack.redis.client.command("SET", plan_key("alice"), '{"plan":"pro"}')
+    stack.redis.client.command("SET", plan_key(stack, "alice"), '{"plan":"pro"}')
     assert answer(cli(stack, "get", "alice")) == null
     assert answer(cli(stack, "clear", "alice")) == null
-    assert stack.redis.client.get(plan_key("alice")) is None
+    assert stack.redis.client.get(plan_key(stack, "alice")) is None
 
 
 def test_memory_store_config_points_at_the_admin_api(make_stack):
@@ -211,6 +211,7 @@ def test_memory_store_config_points_at_the_admin_api(make_stack):
                                        "API instead (PUT http://127.0.0.1/api/usage/plan?subject=S with the adminToken)"]
 
 
+@single_redis_only("killed, then named by its unix socket")
 def test_redis_down_is_one_line_and_exit_1(make_stack):
     stack = redis_only(make_stack)
     stack.redis.kill()

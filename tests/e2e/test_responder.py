@@ -86,7 +86,9 @@ def test_sigterm_finishes_requests_in_flight(stack):
     """A request waiting on a slow Redis (DEBUG SLEEP 0.4 s < redisTimeoutMs 500) when SIGTERM
     arrives is still answered, then the process exits 0."""
     results = {}
-    sleeper = threading.Thread(target=lambda: stack.redis.client.command("DEBUG", "SLEEP", "0.4"))
+    # the node that holds the pool (on a cluster, the primary of its slot)
+    node = stack.redis_node_of(stack.keys.bucket("generate-image"))
+    sleeper = threading.Thread(target=lambda: node.command("DEBUG", "SLEEP", "0.4"))
     client = threading.Thread(target=lambda: results.setdefault("r", stack.post("/api/generate")))
     sleeper.start()
     time.sleep(0.05)

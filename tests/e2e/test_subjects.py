@@ -51,8 +51,8 @@ def test_subjects_have_their_own_buckets(mstack):
     assert usage(s, "bob")["calls"]["current"] == 0
     assert usage(s, "carol")["calls"] == limited("calls", 3, 3, 24, subject="carol")
     if s.redis:
-        keys = sorted(s.redis.client.command("KEYS", "charge:calls*"))
-        assert keys == ["charge:calls:alice", "charge:calls:bob"]
+        keys = sorted(s.redis_keys("calls*"))
+        assert keys == [s.keys.bucket("calls", "alice"), s.keys.bucket("calls", "bob")]
         assert parse_key(s.key("calls:alice"))[0] == 0
         assert parse_key(s.key("calls:bob"))[0] == 0
     assert s.app_hits_settled(6) == ["GET /api/calls/x 200"] * 3 + ["GET /api/calls/y 200"] * 3
@@ -71,7 +71,7 @@ def test_empty_subject_is_anonymous_never_a_free_pass(mstack):
     # a named subject still has a full bucket
     assert usage(s, "dave")["calls"]["current"] == 3
     if s.redis:
-        assert s.redis.client.command("KEYS", "charge:calls*") == ["charge:calls:_anonymous"]
+        assert s.redis_keys("calls*") == [s.keys.bucket("calls", "_anonymous")]
     assert len(s.app_hits_settled(3)) == 3
 
 
@@ -103,19 +103,20 @@ def test_hostile_subjects_become_hashed_keys(mstack):
         assert by_id["calls"]["current"] == 2, r
         assert subject.encode() not in r.body
         if s.redis:
-            raw = s.redis.client.get("charge:calls:" + key)
+            raw = s.key("calls:" + key)
             assert parse_key(raw)[0] == 2, (subject[:40], raw)
     # the edge of the allowed form: 64 allowed characters (and e-mail-like ids) stay as they are
     for n, subject in enumerate(["b" * 64, "user@example.com", "org:42.team_A-1"]):
         assert_allowed(s.get(f"/api/calls/ok{n}", headers=as_(subject)), "GET", f"/api/calls/ok{n}")
         assert usage(s, subject)["calls"] == {**usage(s, subject)["calls"], "current": 2, "subject": subject}
     if s.redis:
-        keys = set(s.redis.client.command("KEYS", "charge:calls:*"))
-        expected = {"charge:calls:" + h(x) for x in HOSTILE} | {
-            "charge:calls:" + x for x in ["b" * 64, "user@example.com", "org:42.team_A-1"]}
+        keys = set(s.redis_keys("calls:*"))
+        expected = {s.keys.bucket("calls", h(x)) for x in HOSTILE} | {
+            s.keys.bucket("calls", x) for x in ["b" * 64, "user@example.com", "org:42.team_A-1"]}
         assert keys == expected
+        form = r"(h:[0-9a-f]{32}|[A-Za-z0-9._:@-]{1,64})"
         for k in keys:
-            assert re.fullmatch(r"charge:calls:(h:[0-9a-f]{32}|[A-Za-z0-9._:@-]{1,64})", k), k
+            assert re.fullmatch(re.escape(s.keys.prefix + "calls:") + (r"\{" + form + r"\}" if s.cluster else form), k), k
     # the events carry the key form, never the raw subject
     evs = events(s)
     assert [e["subject"] for e in evs] == [h(x) for x in HOSTILE] + ["b" * 64, "user@example.com", "org:42.team_A-1"]
@@ -131,7 +132,7 @@ def test_per_subject_key_lives_until_the_pool_is_full(mstack):
     full_at = u["fullAt"]
     assert full_at is not None and u["current"] < 3
     if s.redis:
-        now, [(raw, pttl)] = atomic(s, "charge:quick:ttl")
+        now, [(raw, pttl)] = atomic(s, s.keys.named("quick:ttl"))
         current, last = parse_key(raw)
         expected_full = last + (3 - current) * QUICK_MS
         assert expected_full == full_at
@@ -139,13 +140,13 @@ def test_per_subject_key_lives_until_the_pool_is_full(mstack):
         assert 0 < pttl <= 3 * QUICK_MS
         # another subject's key has its own TTL: one spend from full = one interval
         assert_allowed(s.get("/api/quick/t", headers=as_("ttl2")), "GET", "/api/quick/t")
-        now, [(raw2, pttl2)] = atomic(s, "charge:quick:ttl2")
+        now, [(raw2, pttl2)] = atomic(s, s.keys.named("quick:ttl2"))
         c2, last2 = parse_key(raw2)
         assert c2 == 2
         assert abs(pttl2 - (last2 + QUICK_MS - now)) <= 50, (pttl2, raw2)
 
         def gone():
-            return s.redis.client.command("EXISTS", "charge:quick:ttl") == 0
+            return s.redis.client.command("EXISTS", s.keys.named("quick:ttl")) == 0
 
         wait_until(gone, 5, interval=0.005, what="the per-subject key to expire")
         vanished = s.redis.client.now_ms()

@@ -44,7 +44,7 @@ def test_topoff_adds_capped_and_fills(mstack):
     assert states(r) == {"credits": limited("credits", 10, 10, None, subject="quin")}
     assert usage(s, "quin")["credits"] == limited("credits", 10, 10, None, subject="quin")
     if s.redis:
-        assert parse_key(s.redis.client.get("charge:credits:quin"))[0] == 10
+        assert parse_key(s.key("credits:quin"))[0] == 10
     # a hostile subject in the body is topped off in its key form
     for _ in range(2):
         assert s.get("/api/credits/x", headers={"X-Api-Key": "a b"}).status == 200
@@ -59,7 +59,7 @@ def test_topoff_adds_capped_and_fills(mstack):
     assert st["current"] == 1 and st["subject"] == "quin", st
     assert st == limited("calls", 1, 3, 24, last=st["nextRechargeAt"] - 24 * HOUR_MS, interval=24 * HOUR_MS, subject="quin")
     if s.redis:
-        now, [(raw, pttl)] = atomic(s, "charge:calls:quin")
+        now, [(raw, pttl)] = atomic(s, s.keys.named("calls:quin"))
         c, last = parse_key(raw)
         assert c == 1
         assert abs(pttl - (last + 2 * 24 * HOUR_MS - now)) <= 50, (pttl, raw)
@@ -68,7 +68,7 @@ def test_topoff_adds_capped_and_fills(mstack):
     r = topoff(s, {"poolId": "calls", "subject": "quin"})
     assert states(r) == {"calls": limited("calls", 3, 3, 24, subject="quin")}
     if s.redis:
-        assert s.redis.client.command("EXISTS", "charge:calls:quin") == 0
+        assert s.redis.client.command("EXISTS", s.keys.named("calls:quin")) == 0
     # a global pool
     for _ in range(4):
         assert s.get("/api/bulk/x").status == 200
@@ -122,4 +122,4 @@ def test_topoff_errors(mstack):
     assert usage(s, "x")["credits"]["current"] == 10
     assert usage(s, None)["bulk"]["current"] == 10
     if s.redis:
-        assert s.redis.client.command("KEYS", "charge:*") == []
+        assert s.redis_keys("*") == []

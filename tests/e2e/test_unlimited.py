@@ -46,7 +46,7 @@ def test_unlimited_pool_never_denies_and_counts_exactly(mstack):
     assert admin_view(s, "max")["meter"] == unlimited("meter", 60, "max")
     assert usage(s, "nobody")["meter"] == unlimited("meter", 0, "nobody")
     if s.redis:
-        now, [(raw, pttl)] = atomic(s, "charge:meter:max")
+        now, [(raw, pttl)] = atomic(s, s.keys.named("meter:max"))
         assert parse_key(raw)[0] == 60
         assert pttl == -1
     evs = events(s, limit=13)

@@ -126,10 +126,10 @@ def test_balances_in_usage(mstack):
     last_calls = u["calls"]["nextRechargeAt"] - 24 * HOUR_MS
     last_bulk = u["bulk"]["nextRechargeAt"] - 24 * HOUR_MS
     if s.redis:
-        assert parse_key(s.redis.client.get("charge:calls:nia")) == (2, last_calls)
+        assert parse_key(s.key("calls:nia")) == (2, last_calls)
         assert parse_key(s.key("bulk")) == (8, last_bulk)
-        assert parse_key(s.redis.client.get("charge:credits:nia"))[0] == 7
-        assert parse_key(s.redis.client.get("charge:meter:nia"))[0] == 3
+        assert parse_key(s.key("credits:nia"))[0] == 7
+        assert parse_key(s.key("meter:nia"))[0] == 3
     assert u == {
         "calls": limited("calls", 2, 3, 24, last=last_calls, interval=24 * HOUR_MS, subject="nia"),
         "quick": limited("quick", 3, 3, 0.0002, subject="nia"),

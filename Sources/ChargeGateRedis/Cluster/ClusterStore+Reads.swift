@@ -50,21 +50,26 @@ extension ClusterStore {
     }
 
     /// Up to `limit` open holds under `prefix` (`SCAN` on every primary, each hold read with
-    /// `GET` on its slot), oldest first, and the clock of one primary.
+    /// `GET` on its slot), oldest first, and the clock of one primary. A request whose route
+    /// spans slots has a hold in each: they are listed as one, its items together.
     public func openHolds(prefix: String, limit: Int) throws(StoreError) -> (now: Int64, holds: [HoldRecord]) {
         let now = try time(on: try anyPrimary())
         guard limit > 0 else { return (now, []) }
         var found: [HoldRecord] = []
+        var byID: [String: Int] = [:]
         for key in try scan(pattern: RedisStore.globEscaped(prefix) + "*", type: "string") {
             let value = try command(["GET", key], key: key)
             guard !value.isNull, value.text != SpendLayout.holdVoid else { continue }
             guard let text = value.text, let record = HoldRecord(stored: text) else {
                 throw .protocolError("corrupt hold record at key \(key)")
             }
-            if record.status == .open && record.expiresAt > now { found.append(record) }
-            if found.count > 2 * limit {
-                found.sort { $0.createdAt < $1.createdAt }
-                found.removeLast(found.count - limit)
+            guard record.status == .open && record.expiresAt > now else { continue }
+            if let index = byID[record.id] {
+                found[index].items += record.items
+                found[index].createdAt = Swift.min(found[index].createdAt, record.createdAt)
+            } else {
+                byID[record.id] = found.count
+                found.append(record)
             }
         }
         found.sort { $0.createdAt < $1.createdAt }

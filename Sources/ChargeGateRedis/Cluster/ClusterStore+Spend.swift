@@ -128,8 +128,11 @@ extension ClusterStore {
             return answer
         }
         var planned = request.items
+        var resolved: PlanUse?
         if let choice = request.plan, plan.steps.count > 1 {
-            planned = choice.apply(choice.resolve(try self.plan(at: choice.recordKey)), to: request.items)
+            let use = choice.resolve(try self.plan(at: choice.recordKey))
+            resolved = use
+            planned = choice.apply(use, to: request.items)
         }
         var results = [ItemResult?](repeating: nil, count: request.items.count)
         var spent: [(hold: SettleRequest, slot: Int)] = []
@@ -151,6 +154,13 @@ extension ClusterStore {
                         },
                         fallback: choice.fallback, defaultPlan: choice.defaultPlan)
                 }
+            } else if let choice = request.plan, let use = resolved, choice.ids.indices.contains(use.index) {
+                // Outside the subject's slot the plan resolved above goes as a table of one plan
+                // whose record never exists, so that the step's events and hold name it (its
+                // limits are the items' own, already that plan's).
+                part.plan = PlanChoice(
+                    recordKey: keys.prefix + "#noplan:{" + tag + "}", ids: [choice.ids[use.index]],
+                    limits: [part.items.map { PlanChoice.Limit(max: $0.max, intervalMs: $0.intervalMs) }], fallback: 0, defaultPlan: 0)
             }
             if let hold = request.hold {
                 part.hold = HoldRequest(
@@ -190,18 +200,53 @@ extension ClusterStore {
             case .outOfCharge(let item, let retryAfterMs):
                 giveBack(spent)
                 let place = step.items.indices.contains(item) ? step.items[item] : 0
-                return SpendResult(.outOfCharge(item: place, retryAfterMs: retryAfterMs), now: outcome.now, plan: outcome.plan)
+                let denial = SpendResult(.outOfCharge(item: place, retryAfterMs: retryAfterMs), now: outcome.now, plan: outcome.plan)
+                return routeDenial(denial, later: plan.steps[(index + 1)...], planned: planned)
             case .insufficientCredits(let item, let available, let required):
                 giveBack(spent)
                 let place = step.items.indices.contains(item) ? step.items[item] : 0
-                return SpendResult(
+                let denial = SpendResult(
                     .insufficientCredits(item: place, available: available, required: required), now: outcome.now, plan: outcome.plan)
+                return routeDenial(denial, later: plan.steps[(index + 1)...], planned: planned)
             case .repeated, .keyReused, .holdVoided:
                 giveBack(spent)
                 return outcome
             }
         }
         throw .protocolError("a cluster spend without a home step")
+    }
+
+    /// The route's denial as one node decides it (`Bucket.plan`): a pool that never refills
+    /// (402) wins, else the longest wait, the first in route order among equals. The slot that
+    /// said no (`denial`, its item a place in the route) could not see the slots after it
+    /// (`later`, not run): their buckets are read (a peek per slot, nothing written) and decided
+    /// at the denying slot's clock. A read that fails keeps `denial`.
+    private func routeDenial(_ denial: SpendResult, later: ArraySlice<ClusterSpendPlan.Step>, planned: [SpendItem]) -> SpendResult {
+        let places = later.flatMap(\.items).sorted()
+        guard !places.isEmpty, places.allSatisfy(planned.indices.contains) else { return denial }
+        let states: [BucketState?]
+        do throws(StoreError) {
+            states = try peek(places.map { planned[$0].key }).states
+        } catch {
+            return denial
+        }
+        guard states.count == places.count else { return denial }
+        let decided = Bucket.plan(places.map { planned[$0] }, states: states, now: denial.now).outcome
+        switch (denial.outcome, decided) {
+        case (.insufficientCredits(let item, _, _), .insufficientCredits(let other, let available, let required)) where places[other] < item:
+            return SpendResult(
+                .insufficientCredits(item: places[other], available: available, required: required), now: denial.now, plan: denial.plan)
+        case (.insufficientCredits, _):
+            return denial
+        case (_, .insufficientCredits(let other, let available, let required)):
+            return SpendResult(
+                .insufficientCredits(item: places[other], available: available, required: required), now: denial.now, plan: denial.plan)
+        case (.outOfCharge(let item, let wait), .outOfCharge(let other, let otherWait))
+        where otherWait > wait || (otherWait == wait && places[other] < item):
+            return SpendResult(.outOfCharge(item: places[other], retryAfterMs: otherWait), now: denial.now, plan: denial.plan)
+        default:
+            return denial
+        }
     }
 
     /// Gives back each earlier slot's charges: its hold settled as the app's refund (one
