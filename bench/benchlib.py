@@ -9,6 +9,7 @@ processes and passes their ids in a JSON spec).
     benchlib.py measure SPEC.json OUT.json
     benchlib.py keepalive-conf KA.conf --edge EDGE.conf --dir KA_DIR --shared-dir DIR --snippets SNIPPETS
     benchlib.py report main META.json RUNS.json [HIGH_RUNS.json]
+    benchlib.py callgrind-compare BASE_NAME BASE.out BASE_REQUESTS CASE_NAME CASE.out CASE_REQUESTS
     benchlib.py report scale META.json RUNS.json [RUNS.json...]
 
 A spec's "stacks" name what a case runs against (its "stack", default "edge"): the URL, the
@@ -100,16 +101,28 @@ def redis_info(sock_path, section):
 
 
 def redis_sample(sock_path):
+    """One Redis node's CPU (used_cpu_sys + used_cpu_user, seconds), and per command its calls
+    and the µs spent inside it (INFO commandstats calls= and usec=)."""
     cpu = redis_info(sock_path, "cpu")
     stats = redis_info(sock_path, "commandstats")
-    calls = {}
+    calls, usec = {}, {}
     for key, value in stats.items():
         if not key.startswith("cmdstat_"):
             continue
+        name = key[len("cmdstat_"):]
         m = re.search(r"(?:^|,)calls=(\d+)", value)
         if m:
-            calls[key[len("cmdstat_"):]] = int(m.group(1))
-    return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]), calls
+            calls[name] = int(m.group(1))
+        m = re.search(r"(?:^|,)usec=(\d+)", value)
+        if m:
+            usec[name] = int(m.group(1))
+    return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]), calls, usec
+
+
+def redis_nodes_of(stack):
+    """The Redis nodes whose counters a stack's runs read: its "redis_nodes" (a cluster's
+    primaries, each {"name", "socket"}), else its one Redis, named "redis"."""
+    return stack.get("redis_nodes") or [{"name": "redis", "socket": stack["redis_socket"]}]
 
 
 def stack_of(spec, case):
@@ -178,7 +191,15 @@ def sample(stack):
     else:  # the peer: no responder
         s["responder_user"] = s["responder_sys"] = s["responder"] = s["responder_cs"] = float("nan")
     s["nginx"] = proc_cpu_seconds(stack["pids"]["nginx_worker"])
-    s["redis"], s["calls"] = redis_sample(stack["redis_socket"])
+    # Every node of the stack's Redis (one, or a cluster's primaries): summed for the redis
+    # columns, kept apart for the per-node table (Redis CPU per spend).
+    s["redis"], s["calls"], s["nodes"] = 0.0, {}, {}
+    for node in redis_nodes_of(stack):
+        cpu, calls, usec = redis_sample(node["socket"])
+        s["nodes"][node["name"]] = {"cpu": cpu, "calls": calls, "usec": usec}
+        s["redis"] += cpu
+        for k, v in calls.items():
+            s["calls"][k] = s["calls"].get(k, 0) + v
     s["error_log"] = log_size(stack.get("error_log"))
     s["fastcgi_connections"] = fastcgi_connections(stack.get("metrics_url"))
     return s
@@ -425,6 +446,21 @@ def measure(argv):
             n = max(r["requests"], 1)
             calls = {k: after["calls"].get(k, 0) - before["calls"].get(k, 0) for k in after["calls"]}
             calls = {k: v for k, v in calls.items() if v and k != "info"}  # our own INFO calls
+            # Per Redis node (a cluster's primaries apart): its CPU, its EVALSHAs (each one spend
+            # on the allowed path: one script per spend in one slot) and the µs inside them.
+            nodes = []
+            for name, b in before["nodes"].items():
+                a = after["nodes"][name]
+                nodes.append({
+                    "name": name,
+                    "cpu_s": a["cpu"] - b["cpu"],
+                    "evalsha": a["calls"].get("evalsha", 0) - b["calls"].get("evalsha", 0),
+                    "evalsha_usec": a["usec"].get("evalsha", 0) - b["usec"].get("evalsha", 0),
+                    "cmds": sum(a["calls"].get(k, 0) - b["calls"].get(k, 0) for k in a["calls"] if k != "info"),
+                    # Per command: calls and µs inside it (the script's own commands included).
+                    "by_command": {k: [a["calls"][k] - b["calls"].get(k, 0), a["usec"].get(k, 0) - b["usec"].get(k, 0)]
+                                   for k in a["calls"] if k != "info" and a["calls"][k] != b["calls"].get(k, 0)},
+                })
             dcpu = after["responder"] - before["responder"]
             r.update({
                 "round": rnd + 1,
@@ -447,6 +483,7 @@ def measure(argv):
                     "wrk": wrk_cpu * 1e6 / n,
                 },
                 "redis_cmds": sum(calls.values()) / n,
+                "redis_nodes": nodes,
                 "evalsha": calls.get("evalsha", 0) / n,
                 "eval": calls.get("eval", 0) / n,
                 "calls_by_command": {k: v / n for k, v in sorted(calls.items())},
@@ -587,8 +624,10 @@ def machine_lines(meta):
         f"- wrk: {m['wrk']}",
         f"- load average before / after: {m['load_before']} / {m.get('load_after', '?')}",
         f"- charge-gate: {m['binary']} (source tree {m['git']})",
-        "",
     ]
+    if m.get("cluster"):
+        lines.append(f"- Redis Cluster (allow-cluster): {m['cluster']}")
+    lines.append("")
     return lines
 
 
@@ -631,6 +670,10 @@ MAIN_DESCRIPTIONS = {
     "floor-keepalive": "floor through the keepalive profile (kept FastCGI connections, no nginx deny cache)",
     "allow-keepalive": "allow through the keepalive profile",
     "per-subject-keepalive": "per-subject through the keepalive profile",
+    "allow-cluster": "per-subject's pool and subjects on a Redis Cluster (its own nginx, edge profile, and responder): "
+                     "each spend one EVALSHA on the primary of its subject's slot",
+    "allow-cluster-global": "allow's global pool on the Redis Cluster: every spend in the pool's one slot, on one primary "
+                            "(run only when ONLY names it)",
     "deny-keepalive": "the flood through the keepalive profile: the responder's memory answers every denial",
     "deny-many-uris-keepalive": "the flood over 100,000 URIs through the keepalive profile",
     "peer-static": "the peer's nginx (Lua module loaded): the same tiny file, no gate",
@@ -805,6 +848,10 @@ def report_main(meta, run_path, high_path=None):
         ("p99(allow) / p99(floor)", "allow", "floor", "p99_ms", "p99"),
         ("p99(deny) / p99(floor)", "deny", "floor", "p99_ms", "p99"),
         ("p99(per-subject) / p99(floor)", "per-subject", "floor", "p99_ms", "p99"),
+        ("allow-cluster / per-subject (req/s): a cluster against one node", "allow-cluster", "per-subject", "rps", "rps"),
+        ("allow-cluster / allow (req/s)", "allow-cluster", "allow", "rps", "rps"),
+        ("allow-cluster-global / allow (req/s)", "allow-cluster-global", "allow", "rps", "rps"),
+        ("p99(allow-cluster) / p99(per-subject)", "allow-cluster", "per-subject", "p99_ms", "p99"),
         ("floor-keepalive / floor (req/s)", "floor-keepalive", "floor", "rps", "rps"),
         ("allow-keepalive / floor-keepalive (req/s)", "allow-keepalive", "floor-keepalive", "rps", "rps"),
         ("per-subject-keepalive / floor-keepalive (req/s)", "per-subject-keepalive", "floor-keepalive", "rps", "rps"),
@@ -848,6 +895,7 @@ def report_main(meta, run_path, high_path=None):
     lines += ["## Targets (issues 5 and 16; informational)", "", "| target | measured | |", "|---|---|---|"] + t + [""]
 
     lines += ceiling_lines(summary, int(meta["machine"].get("nproc", "0") or 0))
+    lines += spend_cpu_lines(runs, summary)
 
     lines += ["## Redis commands per request, by command (medians)", "",
               "| case | commands (inside the script included) |", "|---|---|"]
@@ -912,6 +960,80 @@ def ceiling_lines(summary, cores):
               f"Responder CPU against nginx's per allowed request, a share comparable across machines: "
               f"{a['responder']:.1f} / {a['nginx']:.1f} µs = {a['responder'] / a['nginx']:.2f} "
               "(the FIELD-NOTES prototype: ~24 / ~30 µs = 0.80).", ""]
+    return lines
+
+
+def spend_cpu_lines(runs, summary, projections=(1, 3, 6)):
+    """Redis CPU per spend, node by node: for each case that spends (an EVALSHA per request, at
+    least half of the time), each Redis node's share of the EVALSHAs, its CPU per EVALSHA
+    (used_cpu_sys + used_cpu_user, before and after the run) and the µs inside the script
+    (commandstats usec / calls); then the ceiling those figures give: a node, single-threaded,
+    serves at most 1 s / (its CPU per spend) spends a second, so a cluster whose node i takes
+    share_i of the spends serves at most min_i 1 s / (µs_i × share_i); with N primaries, one
+    core each, an even spread and the measured CPU per spend: N × 1 s / µs."""
+    # The allowed paths, one EVALSHA per request: denials (none, or the peer's check) and
+    # settled (its settlement scripts, batched: ~1.09 per request) are left out.
+    spending = [name for name, s in summary.items() if s["expect"] != "non2xx" and 0.95 <= s["evalsha"] <= 1.05]
+    if not spending:
+        return []
+    lines = ["## Redis CPU per spend, node by node (medians over rounds)", "",
+             "Each allowed request is one spend: one EVALSHA on the node that owns its keys' slot. Per node: its share "
+             "of the run's EVALSHAs, its CPU (INFO cpu: used_cpu_sys + used_cpu_user, before and after the run) "
+             "per EVALSHA it ran, the part of that inside the script (INFO commandstats: EVALSHA's usec / calls; the "
+             "rest is reading, parsing, replying, the event loop and the kernel), and how much of one core it used. "
+             "A node runs on one core at most, so it can serve 1 s / (its CPU per spend) spends a second.", "",
+             "| case | node | share of spends | EVALSHA per request | spends/s on it | Redis CPU µs per spend | inside EVALSHA µs | core used | one core's ceiling, spends/s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    ceilings = []
+    for name in spending:
+        rs = [r for r in runs if r["case"] == name and r.get("redis_nodes")]
+        if not rs:
+            continue
+        names = [n["name"] for n in rs[0]["redis_nodes"]]
+        per_node = {}
+        for node in names:
+            share, us, inside, core, per_req, rate = [], [], [], [], [], []
+            for r in rs:
+                total = sum(n["evalsha"] for n in r["redis_nodes"])
+                n = next((x for x in r["redis_nodes"] if x["name"] == node), None)
+                if n is None or not total:
+                    continue
+                share.append(n["evalsha"] / total)
+                per_req.append(n["evalsha"] / max(r["requests"], 1))
+                core.append(n["cpu_s"] / r["wall_seconds"] if r.get("wall_seconds") else float("nan"))
+                rate.append(n["evalsha"] / r["wall_seconds"] if r.get("wall_seconds") else float("nan"))
+                if n["evalsha"]:
+                    us.append(n["cpu_s"] * 1e6 / n["evalsha"])
+                    inside.append(n["evalsha_usec"] / n["evalsha"])
+            per_node[node] = {"share": med(share), "us": med(us), "inside": med(inside), "core": med(core), "per_req": med(per_req),
+                              "rate": med(rate)}
+        for node in names:
+            v = per_node[node]
+            ceiling = 1e6 / v["us"] if v["us"] == v["us"] and v["us"] > 0 else float("nan")
+            lines.append(f"| {name} | {node} | {pct(v['share'])} | {fmt(v['per_req'], 3)} | {fmt(v['rate'], 0)} | {fmt(v['us'])} | {fmt(v['inside'])} "
+                         f"| {pct(v['core'])} | {fmt(ceiling, 0)} |")
+        # The whole: every node's CPU over every node's EVALSHAs, per round, then the median.
+        whole = med([sum(n["cpu_s"] for n in r["redis_nodes"]) * 1e6 / sum(n["evalsha"] for n in r["redis_nodes"])
+                     for r in rs if sum(n["evalsha"] for n in r["redis_nodes"])])
+        measured = min((1e6 / (v["us"] * v["share"]) for v in per_node.values()
+                        if v["us"] == v["us"] and v["share"] == v["share"] and v["us"] > 0 and v["share"] > 0),
+                       default=float("nan"))
+        ceilings.append((name, len(names), whole, measured))
+    lines += ["", "### What those figures allow (on paper)", "",
+              "The ceiling Redis alone puts on spends, from the CPU per spend measured above: with the spread measured, "
+              "min over nodes of 1 s / (µs per spend × share); with N primaries, each on a core of its own and "
+              "the slots (so the spends) spread evenly, N × 1 s / µs per spend (all nodes together). On this "
+              "machine every process shares the same cores, so none of these is reached here; the figures "
+              "say how the store scales, not what this box does. A node's CPU per spend grows as its spend rate "
+              "falls (fewer spends per wake-up, colder caches on shared cores: see spends/s above and "
+              "BENCHMARKS.md), so a figure from a lightly loaded node gives a low ceiling.", "",
+              "| case | Redis nodes | Redis CPU µs per spend (all nodes) | ceiling with the measured spread, spends/s | "
+              + " | ".join(f"N = {n}: N × 1e6 / µs" for n in projections) + " |",
+              "|---|---:|---:|---:|" + "---:|" * len(projections)]
+    for name, count, whole, measured in ceilings:
+        lines.append(f"| {name} | {count} | {fmt(whole)} | {fmt(measured, 0)} | "
+                     + " | ".join(fmt(n * 1e6 / whole, 0) if whole == whole and whole > 0 else "n/a" for n in projections) + " |")
+    lines += [""]
     return lines
 
 
@@ -1012,6 +1134,91 @@ def report_scale(meta, run_paths):
     print("\n".join(lines))
 
 
+# The store's call tree on the allowed path, single node against cluster: rows of (what, the
+# function on one Redis, the function on a cluster), names as `swift demangle --simplified`
+# prints them ("specialized " dropped); None: the store has no such step.
+CLUSTER_ROWS = [
+    ("the store's spend, all of it (`charge`)", "RedisStore.charge(_:)", "ClusterStore.charge(_:)"),
+    ("  the slot of each key, the steps by slot (`ClusterSpendPlan.init`)", None, "ClusterSpendPlan.init(_:slot:)"),
+    ("  the event stream and hold placed in the slot (`ClusterStore.placed`: the slot's tag in the key)", None,
+     "ClusterStore.placed(_:slot:)"),
+    ("  the script's command built, sent and its reply read (`runScript` / `run`)", "RedisStore.runScript(_:_:)",
+     "ClusterStore.run(sha:source:slot:_:)"),
+    ("    the round trip (`RedisConnection.command` / `ClusterConnection.route`: the routing state machine, "
+     "the node's connection looked up, `attempt`)", "RedisConnection.command(_:)", "ClusterConnection.route(_:slot:startMs:)"),
+    ("      of which the node's connection looked up (`ClusterConnection.connection(to:)`)", None,
+     "ClusterConnection.connection(to:)"),
+    ("  the rest of `charge` (the reply read into a result, the request's copies)", "=rest", "=rest"),
+    ("the route's items and their keys (`Gate.items`: a subject's keys carry its hash tag on a cluster)",
+     "Gate.items(_:subject:plan:)", "Gate.items(_:subject:plan:)"),
+]
+
+
+def callgrind_functions(path, inclusive):
+    """Instructions per function (demangled, simplified) of a callgrind output file, from
+    callgrind_annotate; inclusive or self."""
+    text = subprocess.run(["callgrind_annotate", "--threshold=100", f"--inclusive={'yes' if inclusive else 'no'}", path],
+                          capture_output=True, text=True, check=True).stdout
+    raw = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)$", line)
+        if not m or "PROGRAM TOTALS" in line:
+            continue
+        mm = re.match(r"(.*?):(.*) \[(.*)\]$", m.group(2))
+        name = mm.group(2) if mm else m.group(2)
+        raw[name] = raw.get(name, 0) + int(m.group(1).replace(",", ""))
+    names = list(raw)
+    try:
+        shown = subprocess.run(["swift", "demangle", "--simplified"], input="\n".join(names), capture_output=True,
+                               text=True, check=True).stdout.split("\n")[:len(names)]
+    except (OSError, subprocess.CalledProcessError):
+        shown = names
+    out = {}
+    for name, text in zip(names, shown):
+        text = text.removeprefix("specialized ")
+        out[text] = out.get(text, 0) + raw[name]
+    return out
+
+
+def callgrind_compare(argv):
+    """Where a cluster case's instructions differ from its single-node twin's: the store's call
+    tree (CLUSTER_ROWS, inclusive, per request) and the functions whose own instructions per
+    request moved most. argv: BASE_NAME BASE_FILE BASE_REQUESTS CASE_NAME CASE_FILE CASE_REQUESTS."""
+    base_name, base_file, base_n, case_name, case_file, case_n = argv
+    base_n, case_n = int(base_n), int(case_n)
+    bi, ci = callgrind_functions(base_file, True), callgrind_functions(case_file, True)
+    lines = [f"| per request | {base_name} (one Redis) | {case_name} (cluster) | difference |", "|---|---:|---:|---:|"]
+
+    def per(table, name, n):
+        return table.get(name, 0) / n if name else 0.0
+
+    rest = {}
+    for which, table, n, col in (("base", bi, base_n, 1), ("case", ci, case_n, 2)):
+        whole = per(table, CLUSTER_ROWS[0][col], n)
+        parts = [r[col] for r in CLUSTER_ROWS[1:] if r[col] and not r[col].startswith("=") and not r[0].startswith("    ")
+                 and r[0].startswith("  ")]
+        rest[which] = whole - sum(per(table, p, n) for p in parts)
+    for label, b, c in CLUSTER_ROWS:
+        vb = rest["base"] if b == "=rest" else per(bi, b, base_n)
+        vc = rest["case"] if c == "=rest" else per(ci, c, case_n)
+        cell_b = f"{vb:,.0f}" if b else "–"
+        lines.append(f"| {label} | {cell_b} | {vc:,.0f} | {vc - vb:+,.0f} |")
+    bs, cs = callgrind_functions(base_file, False), callgrind_functions(case_file, False)
+    # Left out: the worker thread's own frames, which callgrind_annotate charges with the whole
+    # collected count (the loop is what --toggle-collect names).
+    whole_base = max(bs.values(), default=0) / base_n
+    whole_case = max(cs.values(), default=0) / case_n
+    moved = sorted(((cs.get(k, 0) / case_n - bs.get(k, 0) / base_n, k) for k in set(bs) | set(cs)
+                    if bs.get(k, 0) / base_n < 0.5 * whole_base and cs.get(k, 0) / case_n < 0.5 * whole_case),
+                   key=lambda x: -abs(x[0]))
+    lines += ["", f"The functions whose own instructions per request moved most ({case_name} against {base_name}):", "",
+              "| function | " + base_name + " | " + case_name + " | difference |", "|---|---:|---:|---:|"]
+    for delta, k in moved[:12]:
+        shown = k if len(k) <= 90 else k[:87] + "..."
+        lines.append(f"| `{shown}` | {bs.get(k, 0) / base_n:,.0f} | {cs.get(k, 0) / case_n:,.0f} | {delta:+,.0f} |")
+    print("\n".join(lines))
+
+
 def on_term(signum, frame):
     raise KeyboardInterrupt
 
@@ -1032,11 +1239,13 @@ def main():
             keepalive_conf(argv)
         elif cmd == "measure":
             measure(argv)
+        elif cmd == "callgrind-compare":
+            callgrind_compare(argv)
         elif cmd == "report":
             report(argv)
         else:
             die(f"unknown command {cmd}")
-    except (RuntimeError, OSError, ValueError, KeyError) as e:
+    except (RuntimeError, OSError, ValueError, KeyError, subprocess.CalledProcessError) as e:
         die(f"{cmd}: {e}")
     except KeyboardInterrupt:
         sys.exit(130)
