@@ -100,4 +100,16 @@ import Testing
         #expect(ClusterSlot.slot(forKeys: [[UInt8]]()) == nil)
         #expect(ClusterSlot.slot(forKeys: [Array("{user1000}.following".utf8), Array("{user1000}.followers".utf8)]) == 3443)
     }
+
+    @Test("a string's slot read in place is the slot of its bytes, braces anywhere")
+    func stringsReadInPlace() {
+        var rng = SplitMix(state: 20_261_207)
+        let pieces = ["{", "}", "a", "user", "{}", "}{", "é", ":", "#", "{x}", ""]
+        for _ in 0..<2000 {
+            let key = (0..<Int.random(in: 0...6, using: &rng)).map { _ in pieces.randomElement(using: &rng) ?? "" }.joined()
+            #expect(ClusterSlot.slot(forKey: key) == ClusterSlot.slot(forKey: Array(key.utf8)), "\(key)")
+        }
+        // A bridged or substring-made string without contiguous UTF-8 takes the generic path.
+        #expect(ClusterSlot.slot(forKey: String("x{user1000}y".dropFirst())) == ClusterSlot.slot(forKey: "user1000"))
+    }
 }

@@ -30,6 +30,32 @@ import Testing
         for step in plan.steps { for place in step.items { #expect(ClusterSlot.slot(forKey: keys[place]) == step.slot) } }
     }
 
+    @Test("singleSlot: the one slot of a spend whose keys share it, nil when they span slots, as the steps say")
+    func singleSlot() {
+        let idem = IdempotencyCheck(
+            key: "c:#idem:{alice}:ab", fingerprint: "f", ttlMs: 1000, maxRepeats: 1, quotaKey: "c:#idemq:{alice}", maxRecords: 10)
+        let cases: [(SpendRequest, Int?)] = [
+            (
+                SpendRequest(
+                    items: [Self.item("c:a:{alice}", subject: true), Self.item("c:b:{alice}", subject: true)], context: Self.context),
+                ClusterSlot.slot(forKey: "alice")
+            ),
+            (
+                SpendRequest(items: [Self.item("c:a:{alice}", subject: true)], idempotency: idem, context: Self.context),
+                ClusterSlot.slot(forKey: "alice")
+            ),
+            (SpendRequest(items: [Self.item("c:{shared}")], context: Self.context), ClusterSlot.slot(forKey: "shared")),
+            (SpendRequest(items: [Self.item("c:{shared}")], idempotency: idem, context: Self.context), nil),
+            (SpendRequest(items: [Self.item("c:{shared}"), Self.item("c:a:{alice}", subject: true)], context: Self.context), nil),
+        ]
+        for (request, expected) in cases {
+            #expect(ClusterSpendPlan.singleSlot(of: request) == expected)
+            let plan = ClusterSpendPlan(request)
+            #expect(plan.isSingle == (expected != nil))
+            if let expected { #expect(plan.home.slot == expected) }
+        }
+    }
+
     @Test("the idempotency record makes the subject's slot home even with global pools alone: an empty home step runs last")
     func idempotencyIsHome() {
         let request = SpendRequest(

@@ -56,6 +56,28 @@ public struct ClusterSpendPlan: Sendable, Equatable {
         self.steps = steps
     }
 
+    /// The slot every key of `request` lives in (its buckets, and the subject's records when it
+    /// has them), or nil when they span slots: the common case, decided without building the
+    /// steps (each key's slot computed once).
+    public static func singleSlot(of request: SpendRequest, slot: (String) -> Int = { ClusterSlot.slot(forKey: $0) }) -> Int? {
+        var common: Int?
+        for item in request.items {
+            let itemSlot = slot(item.key)
+            if let common, common != itemSlot { return nil }
+            common = itemSlot
+        }
+        let home: Int
+        if let idempotency = request.idempotency {
+            home = slot(idempotency.key)
+        } else if let plan = request.plan {
+            home = slot(plan.recordKey)
+        } else {
+            return common ?? 0
+        }
+        guard common == nil || common == home else { return nil }
+        return home
+    }
+
     /// The home step (the last).
     public var home: Step { steps[steps.count - 1] }
 

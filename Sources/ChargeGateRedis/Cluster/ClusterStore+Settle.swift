@@ -31,7 +31,7 @@ extension ClusterStore {
             let tag = ClusterSlot.tag(forSlot: slot)
             var placed = request
             placed.key = KeySpace.hold(request.key, id: request.id, tag: tag)
-            placed.eventsKey = request.eventsKey.map { KeySpace.events($0, tag: tag) }
+            placed.eventsKey = request.eventsKey.map { events($0, slot: slot) }
             outcomes[slot] = try settleOne(placed, slot: slot)
         }
         return Self.merged(outcomes, claim: claim)

@@ -17,6 +17,15 @@ extension ClusterStore {
     ///   with a hold and no settlement).
     /// - With `replicaWait`, once every step is allowed, `WAIT` on each primary written on.
     public func charge(_ request: SpendRequest) throws(StoreError) -> SpendResult {
+        if request.hold == nil, let slot = ClusterSpendPlan.singleSlot(of: request) {
+            // The common case: every key in one slot, no hold to claim: one script.
+            var part = request
+            if let base = request.eventsKey { part.eventsKey = events(base, slot: slot) }
+            let (reply, node) = try spend(part, slot: slot)
+            let result = try RedisStore.spendResult(reply, for: part)
+            guard replicaWait != nil else { return result }
+            return try waited(result, on: [node])
+        }
         let plan = ClusterSpendPlan(request)
         if let hold = request.hold, let voided = try claim(hold, claim: Self.claimText(request, plan)) {
             return voided
@@ -33,6 +42,13 @@ extension ClusterStore {
             counts.multiSlotSpends += 1
             result = try spendInSteps(request, plan, nodes: &nodes)
         }
+        return try waited(result, on: nodes)
+    }
+
+    /// `result` once every node of `nodes` (the primaries it was written on) has had it
+    /// acknowledged by `replicaWait`'s replicas (`WAIT`); fewer in time is `.unavailable`. A
+    /// result that wrote nothing is returned as it is.
+    private func waited(_ result: SpendResult, on nodes: [RedisURL.HostPort]) throws(StoreError) -> SpendResult {
         guard let replicaWait else { return result }
         switch result.outcome {
         case .allowed, .repeated:
@@ -52,11 +68,25 @@ extension ClusterStore {
         }
     }
 
+    /// The event stream `base` placed in `slot` (`KeySpace.events(_:tag:)`), from
+    /// `placedEvents` once made.
+    func events(_ base: String, slot: Int) -> String {
+        if base != eventsBase || placedEvents.isEmpty {
+            eventsBase = base
+            placedEvents = Array(repeating: nil, count: ClusterSlot.count)
+        }
+        let slot = slot & (ClusterSlot.count - 1)
+        if let made = placedEvents[slot] { return made }
+        let made = KeySpace.events(base, tag: ClusterSlot.tag(forSlot: slot))
+        placedEvents[slot] = made
+        return made
+    }
+
     /// `request` with its event stream and hold placed in `slot`.
     func placed(_ request: SpendRequest, slot: Int) -> SpendRequest {
         let tag = ClusterSlot.tag(forSlot: slot)
         var placed = request
-        placed.eventsKey = request.eventsKey.map { KeySpace.events($0, tag: tag) }
+        placed.eventsKey = request.eventsKey.map { events($0, slot: slot) }
         if let hold = request.hold {
             placed.hold = HoldRequest(
                 key: KeySpace.hold(hold.key, id: hold.id, tag: tag), id: hold.id, policy: hold.policy, metered: hold.metered,
@@ -142,7 +172,7 @@ extension ClusterStore {
             let tag = ClusterSlot.tag(forSlot: step.slot)
             var part = SpendRequest(
                 items: step.items.map { isHome ? request.items[$0] : planned[$0] },
-                eventsKey: request.eventsKey.map { KeySpace.events($0, tag: tag) }, eventsMaxLen: request.eventsMaxLen,
+                eventsKey: request.eventsKey.map { events($0, slot: step.slot) }, eventsMaxLen: request.eventsMaxLen,
                 context: request.context)
             if isHome {
                 part.idempotency = request.idempotency
