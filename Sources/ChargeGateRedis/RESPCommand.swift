@@ -48,6 +48,38 @@ public struct RESPCommand: Sendable {
         text.withUTF8 { appendArgument(UnsafeRawBufferPointer($0)) }
     }
 
+    /// Appends one argument: `head + ":{" + tag + "}"` (`KeySpace.events(_:tag:)`, a stream
+    /// placed in a cluster slot), written in place without making that string.
+    public mutating func append(_ head: String, tagged tag: String) {
+        var head = head
+        var tag = tag
+        head.withUTF8 { head in
+            tag.withUTF8 { tag in
+                let length = head.count + tag.count + 3
+                reserve(Self.maxHeader + length + 2)
+                buffer.withUnsafeMutableBufferPointer { out in
+                    var at = Self.writeHeader(length, into: out, at: end)
+                    for byte in head {
+                        out[at] = byte
+                        at += 1
+                    }
+                    out[at] = UInt8(ascii: ":")
+                    out[at + 1] = UInt8(ascii: "{")
+                    at += 2
+                    for byte in tag {
+                        out[at] = byte
+                        at += 1
+                    }
+                    out[at] = UInt8(ascii: "}")
+                    out[at + 1] = UInt8(ascii: "\r")
+                    out[at + 2] = UInt8(ascii: "\n")
+                    end = at + 3
+                }
+            }
+        }
+        count += 1
+    }
+
     /// Appends one argument: `bytes` as they are (binary-safe).
     public mutating func append(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { appendArgument($0) }

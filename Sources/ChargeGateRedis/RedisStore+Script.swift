@@ -88,7 +88,11 @@ extension RedisStore {
 
     /// Appends the spend's keys (their count first), then its arguments, items and hold in
     /// `SpendLayout`'s order.
-    static func appendSpend(_ request: SpendRequest, to command: inout RESPCommand, probe: Bool = false) throws(StoreError) {
+    /// `streamTag`: a cluster slot's tag: the stream is the request's placed in that slot
+    /// (`KeySpace.events(_:tag:)`), written without making its key.
+    static func appendSpend(
+        _ request: SpendRequest, to command: inout RESPCommand, probe: Bool = false, streamTag: String? = nil
+    ) throws(StoreError) {
         let idem = request.idempotency
         let plan = request.plan
         let stream = request.eventsMaxLen > 0 ? request.eventsKey : nil
@@ -101,7 +105,9 @@ extension RedisStore {
             command.append(idem.quotaKey)
         }
         if let plan { command.append(plan.recordKey) }
-        if let stream { command.append(stream) }
+        if let stream {
+            if let streamTag { command.append(stream, tagged: streamTag) } else { command.append(stream) }
+        }
         if let hold { command.append(hold.key) }
         if let plan, !plan.limits.allSatisfy({ $0.count == request.items.count }) {
             throw .protocolError("plan limits do not match the items")

@@ -1,3 +1,4 @@
+import ChargeGateCore
 import ChargeGateRedis
 import Testing
 
@@ -60,5 +61,21 @@ import Testing
         var command = RESPCommand([Array("GET".utf8), [0xFF, 0x00]])
         let bytes = command.withEncoded { Array($0) }
         #expect(bytes == Array("*2\r\n$3\r\nGET\r\n$2\r\n".utf8) + [0xFF, 0x00] + Array("\r\n".utf8))
+    }
+
+    @Test(
+        "a stream placed in a slot is written as KeySpace.events makes its key", arguments: ["charge:#events", "", "é#events"],
+        ["0", "1a", "zzz"])
+    func taggedStream(head: String, tag: String) {
+        var tagged = RESPCommand(capacity: 2)  // grows on the way
+        tagged.append("XADD")
+        tagged.append(head, tagged: tag)
+        tagged.append(1)
+        var plain = RESPCommand()
+        plain.append("XADD")
+        plain.append(KeySpace.events(head, tag: tag))
+        plain.append(1)
+        #expect(tagged.count == 3)
+        #expect(Self.encoded(&tagged) == Self.encoded(&plain))
     }
 }

@@ -54,7 +54,15 @@ public struct KeySpace: Sendable, Equatable {
     /// The bucket of a per-subject pool for `subject` (in key form); in cluster mode the
     /// subject in its tag, `prefix + poolId + ":{" + subject + "}"`.
     public func bucket(pool id: String, subject: String) -> String {
-        cluster ? prefix + id + ":" + Self.tag(subject: subject) : prefix + id + ":" + subject
+        guard cluster else { return prefix + id + ":" + subject }
+        // One string grown once: this key is made for every per-subject pool of every request.
+        var key = prefix
+        key.reserveCapacity(prefix.utf8.count + id.utf8.count + subject.utf8.count + 3)
+        key += id
+        key += ":{"
+        key += subject.isEmpty ? "#" : subject
+        key += "}"
+        return key
     }
 
     /// The subject (key form) of a per-subject bucket `key` of pool `id`; `""` when `key` is

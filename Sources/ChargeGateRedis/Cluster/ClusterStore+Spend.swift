@@ -18,11 +18,14 @@ extension ClusterStore {
     /// - With `replicaWait`, once every step is allowed, `WAIT` on each primary written on.
     public func charge(_ request: SpendRequest) throws(StoreError) -> SpendResult {
         if request.hold == nil, let slot = ClusterSpendPlan.singleSlot(of: request) {
-            // The common case: every key in one slot, no hold to claim: one script.
-            var part = request
-            if let base = request.eventsKey { part.eventsKey = events(base, slot: slot) }
-            let (reply, node) = try spend(part, slot: slot)
-            let result = try RedisStore.spendResult(reply, for: part)
+            // The common case: every key in one slot, no hold to claim: one script, the event
+            // stream placed in the slot as the command is written.
+            let tag = ClusterSlot.tag(forSlot: slot)
+            let reply = try runCharge(slot: slot) { (command: inout RESPCommand) throws(StoreError) in
+                try RedisStore.appendSpend(request, to: &command, streamTag: tag)
+            }
+            let node = reply.node
+            let result = try RedisStore.spendResult(reply.value, for: request)
             guard replicaWait != nil else { return result }
             return try waited(result, on: [node])
         }
@@ -68,18 +71,9 @@ extension ClusterStore {
         }
     }
 
-    /// The event stream `base` placed in `slot` (`KeySpace.events(_:tag:)`), from
-    /// `placedEvents` once made.
+    /// The event stream `base` placed in `slot` (`KeySpace.events(_:tag:)`).
     func events(_ base: String, slot: Int) -> String {
-        if base != eventsBase || placedEvents.isEmpty {
-            eventsBase = base
-            placedEvents = Array(repeating: nil, count: ClusterSlot.count)
-        }
-        let slot = slot & (ClusterSlot.count - 1)
-        if let made = placedEvents[slot] { return made }
-        let made = KeySpace.events(base, tag: ClusterSlot.tag(forSlot: slot))
-        placedEvents[slot] = made
-        return made
+        KeySpace.events(base, tag: ClusterSlot.tag(forSlot: slot))
     }
 
     /// `request` with its event stream and hold placed in `slot`.

@@ -40,11 +40,6 @@ public final class ClusterStore: ChargeStore {
 
     /// What this store did so far.
     public internal(set) var counts = Counts()
-    /// The event stream base the placed streams below were made from.
-    var eventsBase = ""
-    /// Per slot, the event stream placed there (`KeySpace.events(_:tag:)`), made once: built for
-    /// each spend it was a tenth of the spend's own instructions. Empty until the first.
-    var placedEvents: [String?] = []
     /// Told about give-backs (a failed one leaves a charge spent): nil when nobody counts.
     let observer: (any RedisObserver)?
 
