@@ -144,13 +144,13 @@ extension ClusterStore {
     private func spendInSteps(
         _ request: SpendRequest, _ plan: ClusterSpendPlan, nodes: inout [RedisURL.HostPort]
     ) throws(StoreError) -> SpendResult {
-        // The plan applies to every slot's items: read once here, resolved as the script
-        // resolves it; the home step resolves it again from the same record, in its script.
         // A repeat is answered before any slot spends (the memory store checks the key first too);
         // a key decided afresh is decided again, atomically, by the home step.
         if request.idempotency != nil, let answer = try probe(request, home: plan.home.slot, nodes: &nodes) {
             return answer
         }
+        // The plan applies to every slot's items: read once here, resolved as the script
+        // resolves it; the home step resolves it again from the same record, in its script.
         var planned = request.items
         var resolved: PlanUse?
         if let choice = request.plan, plan.steps.count > 1 {
@@ -288,7 +288,7 @@ extension ClusterStore {
         }
     }
 
-    /// A fresh id for the step holds of one spend: 24 hex digits.
+    /// A fresh id for the step holds of one spend: `s` and up to 24 hex digits (96 random bits).
     static func newStepID() -> String {
         var generator = SystemRandomNumberGenerator()
         let high = generator.next() as UInt64
