@@ -1,0 +1,324 @@
+"""(g) Redis Cluster under load (SPEC §12, issue 23): three primaries with their replicas
+(tests/reliability/rcluster.py, scripts/redis-cluster), three responders on
+`redis-cluster://SEEDS` behind two nginx, a steady load, and these faults in turn, each on its
+own pools and on subjects picked for their slots (`{SUBJECT}`: CRC16 -> slot):
+
+- **reshard**: `redis-cli --cluster reshard` moves a primary's lowest RESHARD_SLOTS slots (the
+  hot subjects live there) to another primary while the load runs;
+- **migrate**: one slot holding hot subjects moved by hand, slowly (IMPORTING / MIGRATING,
+  one `MIGRATE` per key with a pause, then `SETSLOT NODE`): the split slot answers `ASK` and
+  `TRYAGAIN` for about a second;
+- **failover**: `CLUSTER FAILOVER` on a replica of the primary holding the hot subjects;
+- **kill**: kill -9 of that primary (cluster-node-timeout NODE_TIMEOUT_MS), started again once
+  its replica took over (it rejoins as a replica);
+- **lagging**: the same kill 0.3 s after the primary's replication links were cut (clients
+  still served): what it acknowledged meanwhile never reached a replica.
+
+The routes: per-subject `hot` (never runs out), per-subject `tight` (TIGHT charges: exact 429s
+through the fault) and `combo`, a per-subject pool and a global pool in another slot (spent
+slot by slot: the global step first, the subject's home step last, a failed home step gives the
+global charge back). Three quarters of the requests are for hot subjects (on the faulted
+slots), the rest for cold ones (another primary).
+
+Checked in every phase: every answer is the app's 200, the exact 429 or the exact 503; the app
+saw exactly the 200s, each once; no request has two spend events in a pool; a 429 left nothing
+charged; every bucket equals its maximum minus what its events charged (spends and give-backs);
+the responders keep their pids and spend again on every hot subject after the fault without
+anything being restarted. "Lost" counts the 200s whose spend event the surviving nodes lack
+(spends acknowledged by the killed primary and not replicated): asserted 0 except for the kills
+with `redisMinReplicas: 0`, where it is measured.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from reliability import (
+    SteadyLoad,
+    append_figure,
+    check_app,
+    figure,
+    kinds,
+    only_kinds,
+    scale,
+)
+from harness import wait_until
+from rcluster import ClusterStack, keyslot, subjects_in
+
+RATE = scale(300, 400)
+THREADS = 8
+BEFORE = scale(1.5, 4.0)        # load before the fault
+AFTER = scale(1.5, 4.0)         # load after the fault is over
+ROUNDS = scale(1, 2)            # each fault this many times (--long)
+NODE_TIMEOUT_MS = 1000          # cluster-node-timeout
+TIMEOUT_MS = 100                # redisTimeoutMs (also the bound on TRYAGAIN waits)
+RESHARD_SLOTS = 64
+MIGRATE_PAUSE = 0.1             # migrate by hand: before each key and before SETSLOT NODE
+LAG_S = 0.3
+MAX = 10_000_000
+TIGHT = 20
+HOT = 6                         # hot subjects per phase (on the faulted slots)
+COLD = 3                        # cold subjects per phase (on a primary the fault leaves alone)
+
+
+def config(phases: list[str]) -> tuple[str, str]:
+    pools, routes = [], []
+    for p in phases:
+        pools += [
+            f"- {{id: {p}-hot, maxCharges: {MAX}, rechargeIntervalHours: 10, per: subject}}",
+            f"- {{id: {p}-tight, maxCharges: {TIGHT}, rechargeIntervalHours: 10, per: subject}}",
+            f"- {{id: {p}-cs, maxCharges: {MAX}, rechargeIntervalHours: 10, per: subject}}",
+            f"- {{id: {p}-gb, maxCharges: {MAX}, rechargeIntervalHours: 10}}",
+        ]
+        routes += [
+            f"- {{prefix: /api/rel/{p}-hot, pools: [{p}-hot]}}",
+            f"- {{prefix: /api/rel/{p}-tight, pools: [{p}-tight]}}",
+            f"- {{prefix: /api/rel/{p}-combo, pools: [{p}-gb, {p}-cs]}}",
+        ]
+    return "\n".join(pools), "\n".join(routes)
+
+
+def settings(min_replicas: int) -> str:
+    return (f"workers: 4\nredisTimeoutMs: {TIMEOUT_MS}\nredisMinReplicas: {min_replicas}\nredisReplicaWaitMs: 50\n"
+            "edgeDenySeconds: 0")
+
+
+def picker(p: str, hot: list[str], cold: list[str]):
+    def pick(k: int, i: int):
+        j = k * 7919 + i
+        subject = cold[(j // 4) % len(cold)] if j % 4 == 3 else hot[(j // 4) % len(hot)]
+        route = f"{p}-tight" if j % 10 == 0 else f"{p}-combo" if j % 10 == 5 else f"{p}-hot"
+        return route, {"X-Subject": subject}
+    return pick
+
+
+def subject_of(r) -> str:
+    return r.headers["X-Subject"]
+
+
+# --------------------------------------------------------------------------------------------
+# one phase
+
+
+def choose(c: ClusterStack, mode: str, p: str) -> dict:
+    """Where the fault lands and which subjects are hot (on the faulted slots) and cold."""
+    rc = c.redis_cluster
+    gb_owner = rc.owner(keyslot("{" + p + "-gb}"))
+    primaries = sorted(rc.primaries(), key=lambda n: n.port)
+    # the faulted primary never holds the global pool: its step (given back when the home step
+    # fails) runs on a healthy primary
+    src = next(n for n in primaries if n is not gb_owner)
+    dst = next(n for n in primaries if n is not src and n is not gb_owner) if mode in ("reshard", "migrate") else None
+    calm = next(n for n in primaries if n is not src and n is not dst)
+    if mode == "reshard":
+        slots = set(rc.slots_of(src)[:RESHARD_SLOTS])
+    elif mode == "migrate":
+        mine = rc.slots_of(src)
+        slots = {mine[len(mine) // 2]}
+    else:
+        slots = set(rc.slots_of(src))
+    hot = subjects_in(slots, HOT, f"{p}h")
+    cold = subjects_in(set(rc.slots_of(calm)), COLD, f"{p}c")
+    return {"src": src, "dst": dst, "calm": calm, "slots": slots, "hot": hot, "cold": cold}
+
+
+def phase(c: ClusterStack, mode: str, p: str, min_replicas: int) -> dict:
+    rc = c.redis_cluster
+    where = choose(c, mode, p)
+    src, dst, hot, cold = where["src"], where["dst"], where["hot"], where["cold"]
+    pids = [r.proc.pid for r in c.responders]
+    for n in rc.primaries():
+        n.client.command("CONFIG", "RESETSTAT")
+    extra: dict = {}
+    load = SteadyLoad([n.port for n in c.nginxes], RATE, THREADS, picker(p, hot, cold)).start()
+    try:
+        time.sleep(BEFORE)
+        t_fault = time.monotonic()
+        if mode == "reshard":
+            rc.reshard(src, dst, RESHARD_SLOTS)
+            assert all(rc.owner(s) is dst for s in where["slots"]), "the hot slots did not move"
+        elif mode == "migrate":
+            slot = next(iter(where["slots"]))
+            stream = [k for k in src.client.command("CLUSTER", "GETKEYSINSLOT", slot, 10_000) if "#events" in k]
+            done = rc.migrate_slot_by_hand(slot, src, dst, MIGRATE_PAUSE,
+                                           key_order=lambda keys: sorted(keys, key=lambda k: ("#events" in k, k)))
+            assert rc.owner(slot) is dst, "the slot did not move"
+            extra["keys_migrated"] = len(done["keys"])
+            extra["asking_on_target"] = dst.command_calls("asking")
+            assert stream, "no event stream in the migrated slot"
+        elif mode == "failover":
+            replica = rc.replicas_of(src)[0]
+            assert replica.client.command("CLUSTER", "FAILOVER") == "OK"
+            wait_until_role(replica, "master", 15)
+            wait_until_role(src, "slave", 15)
+        elif mode in ("kill", "lagging"):
+            if mode == "lagging":
+                rc.cut_replicas(src)
+                time.sleep(LAG_S)
+            src.kill()
+            some = next(iter(where["slots"]))
+            survivors = [n for n in rc.live()]
+
+            def moved():
+                try:
+                    return all(n.client.command("CLUSTER", "INFO").split("cluster_state:", 1)[1][:2] == "ok"
+                               for n in survivors) and rc.owner(some) is not src
+                except (OSError, RuntimeError, IndexError):
+                    return False
+
+            wait_until(moved, 20, interval=0.02, what="a replica to take over the killed primary's slots")
+        else:
+            raise AssertionError(mode)
+        t_done = time.monotonic()
+        # spending resumes by itself: a 200 for every hot subject sent after the fault is over
+        wait_until(lambda: {subject_of(r) for r in list(load.records) if r.kind == "ok" and r.t0 > t_done} >= set(hot),
+                   15, what="a 200 for every hot subject after the fault")
+        time.sleep(AFTER)
+    finally:
+        recs = load.stop()
+    redirects = {}
+    for n in rc.primaries():
+        for k, v in n.info("errorstats").items():
+            name = k.removeprefix("errorstat_")
+            if name in ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"):
+                redirects[name] = redirects.get(name, 0) + int(v.split("=", 1)[1])
+    if mode in ("kill", "lagging"):
+        # the killed node comes back (empty) and rejoins as a replica of the new primary
+        src.start()
+    figs = check_phase(c, recs, p, hot, cold, min_replicas, mode)
+    assert [r.proc.pid for r in c.responders] == pids and all(r.alive() for r in c.responders), "a responder restarted"
+    t503 = [r for r in recs if r.kind == "503"]
+    hot_recs = [r for r in recs if subject_of(r) in hot]
+    last_503 = max((r.t1 for r in t503), default=None)
+    first_ok = min((r.t1 for r in hot_recs if r.kind == "ok" and r.t0 >= t_fault
+                    and (last_503 is None or r.t1 > last_503)), default=None)
+    return {
+        "fault_ms": round((t_done - t_fault) * 1000),
+        **figs,
+        "503s": len(t503),
+        "503s_on_cold_subjects": sum(1 for r in t503 if subject_of(r) in cold),
+        "503_window_ms": 0 if not t503 else round((last_503 - min(r.t0 for r in t503)) * 1000),
+        "fault_to_first_200_after_the_last_503_ms": None if first_ok is None else round((first_ok - t_fault) * 1000),
+        "redirects_answered": redirects,
+        **extra,
+    }
+
+
+def wait_until_role(node, role: str, timeout: float):
+    wait_until(lambda: node.info("replication").get("role") == role, timeout, interval=0.02, what=f"{node} to be {role}")
+
+
+def check_phase(c: ClusterStack, recs, p: str, hot: list[str], cold: list[str], min_replicas: int, mode: str) -> dict:
+    """The agreement checks of one phase (asserting what must hold); returns its counts."""
+    only_kinds(recs, {"ok", "429", "503"}, f"{mode}: answers")
+    for route in (f"{p}-hot", f"{p}-tight", f"{p}-combo"):
+        check_app(c, recs, route)  # the app saw exactly the 200s, each once
+    assert not any(r.kind == "429" for r in recs if r.route != f"{p}-tight"), "a 429 on a pool that cannot run out"
+
+    mine = {r.rid: r for r in recs}
+    events = [e for e in c.events() if e.get("pool", "").startswith(p + "-")]
+    spends: dict[tuple[str, int], int] = {}   # (pool, rid) -> spend events
+    net: dict[tuple[str, int], int] = {}      # (pool, rid) -> charged net of give-backs
+    by_bucket: dict[str, int] = {}            # bucket -> charged net, from the events
+    for e in events:
+        rid = int(e["uri"].rsplit("/", 1)[1])
+        pool, amount = e["pool"], int(e["amount"])
+        if "kind" not in e:
+            spends[(pool, rid)] = spends.get((pool, rid), 0) + 1
+        else:
+            assert e["kind"] == "settle" and amount <= 0, e
+        net[(pool, rid)] = net.get((pool, rid), 0) + amount
+        bucket = f"{{{pool}}}" if pool.endswith("-gb") else f"{pool}:{{{e['subject']}}}"
+        by_bucket[bucket] = by_bucket.get(bucket, 0) + amount
+
+    # never two spends of one request in one pool
+    twice = {k: n for k, n in spends.items() if n > 1 and k[1] in mine}
+    assert not twice, f"{mode}: requests charged twice (pool, rid): {list(twice.items())[:5]}"
+    assert all(v in (0, 1) for k, v in net.items() if k[1] in mine), \
+        f"{mode}: net charges other than 0 or 1: {[(k, v) for k, v in net.items() if v not in (0, 1)][:5]}"
+
+    pools_of = {f"{p}-hot": [f"{p}-hot"], f"{p}-tight": [f"{p}-tight"], f"{p}-combo": [f"{p}-gb", f"{p}-cs"]}
+    lost, spent_503, charged_429 = [], [], []
+    for r in recs:
+        charged = [net.get((pool, r.rid), 0) for pool in pools_of[r.route]]
+        if r.kind == "ok":
+            if not all(charged):
+                lost.append(r)
+        elif any(charged):
+            (charged_429 if r.kind == "429" else spent_503).append(r)
+    assert not charged_429, f"{mode}: answered 429 but charged: {charged_429[:5]}"
+
+    # every bucket is its maximum minus what its events charged (nothing recharges here)
+    for bucket, used in by_bucket.items():
+        state = c.state(bucket)
+        top = TIGHT if bucket.startswith(f"{p}-tight:") else MAX
+        assert state is not None and top - state["current"] == used, f"{mode}: bucket {bucket}: {state} vs {used} charged"
+
+    # the tight pool: no subject got more than it holds (lost charges aside)
+    for s in hot + cold:
+        got = sum(1 for r in recs if r.route == f"{p}-tight" and r.kind == "ok" and subject_of(r) == s)
+        lost_s = sum(1 for r in lost if r.route == f"{p}-tight" and subject_of(r) == s)
+        assert got <= TIGHT + lost_s, f"{mode}: {s} got {got} from a pool of {TIGHT}"
+
+    if min_replicas >= 1 or mode not in ("kill", "lagging"):
+        assert not lost, f"{mode}: {len(lost)} allowed requests have no charge (free passes): {lost[:5]}"
+    return {
+        "requests": len(recs),
+        "answers": kinds(recs),
+        "lost_charges": len(lost),
+        "spent_but_503": len(spent_503),
+        "given_back": sum(1 for e in events if e.get("kind") == "settle"),
+    }
+
+
+def run(c: ClusterStack, modes: list[str], min_replicas: int, name: str):
+    n = 0
+    for _ in range(ROUNDS):
+        for mode in modes:
+            c.redis_cluster.wait_ready(30)
+            figs = phase(c, mode, f"p{n}", min_replicas)
+            append_figure(name, mode, figs)
+            n += 1
+    c.redis_cluster.wait_ready(30)
+
+
+@pytest.fixture
+def make_cluster_stack(request):
+    from reliability import harness
+
+    made: list[ClusterStack] = []
+
+    def factory(phases: list[str], min_replicas: int, replicas: int) -> ClusterStack:
+        pools, routes = config(phases)
+        c = ClusterStack(pools, routes, settings(min_replicas), replicas=replicas, node_timeout_ms=NODE_TIMEOUT_MS)
+        made.append(c)
+        return c.start()
+
+    yield factory
+    harness.tear_down(request, made)
+
+
+def load_figure(min_replicas: int, replicas: int) -> str:
+    return (f"{RATE} req/s from {THREADS} threads over 2 nginx, 3 responders x 4 workers, redisTimeoutMs {TIMEOUT_MS}, "
+            f"redisMinReplicas {min_replicas}, 3 primaries x {replicas} replicas, cluster-node-timeout {NODE_TIMEOUT_MS} ms")
+
+
+def test_reshard_failover_and_kill_without_replica_acks(make_cluster_stack):
+    """redisMinReplicas 0 (one replica per primary): resharding, a slot migrated by hand, a
+    manual failover, and two kills; lost charges measured for the kills."""
+    modes = ["reshard", "migrate", "failover", "kill", "lagging"]
+    c = make_cluster_stack([f"p{n}" for n in range(len(modes) * ROUNDS)], 0, 1)
+    run(c, modes, 0, "g_cluster_min_replicas_0")
+    figure("g_cluster_min_replicas_0", "load", load_figure(0, 1))
+
+
+def test_kill_with_replica_acks_loses_nothing(make_cluster_stack):
+    """redisMinReplicas 1 (two replicas per primary: one is promoted, the other still
+    acknowledges): the kills lose no allowed request's charge."""
+    modes = ["kill", "lagging"]
+    c = make_cluster_stack([f"p{n}" for n in range(len(modes) * ROUNDS)], 1, 2)
+    run(c, modes, 1, "g_cluster_min_replicas_1")
+    figure("g_cluster_min_replicas_1", "load", load_figure(1, 2))
+
