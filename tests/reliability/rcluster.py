@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -346,6 +347,54 @@ class RedisCluster:
         for n in self.nodes:
             parts.append(f"--- {n.dir.name} {'alive' if n.alive() else 'down'} log (tail)\n" + n.log_tail(10))
         return "\n".join(parts)
+
+
+class StateWatch:
+    """Polls the `cluster_state` of `nodes` every `interval` s from a thread: when the cluster
+    was down as any of them saw it (the nodes of a cluster that lost a slot's primary answer
+    `CLUSTERDOWN` for every slot until a replica takes over: cluster-require-full-coverage is
+    Redis's default)."""
+
+    def __init__(self, nodes: list[ClusterNode], interval: float = 0.01):
+        self.nodes = nodes
+        self.interval = interval
+        self.changes: list[tuple[float, bool]] = []   # (monotonic time, all ok) at each change
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _run(self):
+        clients = [RedisClient(n.sock, timeout=1.0) for n in self.nodes]
+        last = None
+        while not self._stop.is_set():
+            ok = True
+            for client in clients:
+                try:
+                    ok &= client.command("CLUSTER", "INFO").split("cluster_state:", 1)[1].split()[0] == "ok"
+                except (OSError, RuntimeError, IndexError):
+                    ok = False
+            if ok != last:
+                self.changes.append((time.monotonic(), ok))
+                last = ok
+            self._stop.wait(self.interval)
+
+    def stop(self) -> list[tuple[float, float]]:
+        """Stops; returns the (start, end) of each time some node's state was not ok."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        out, down = [], None
+        for t, ok in self.changes:
+            if not ok and down is None:
+                down = t
+            elif ok and down is not None:
+                out.append((down, t))
+                down = None
+        if down is not None:
+            out.append((down, time.monotonic()))
+        return out
 
 
 # --------------------------------------------------------------------------------------------
