@@ -261,6 +261,31 @@ class RedisCluster:
         except AssertionError as e:
             raise AssertionError(f"{e}: {why[0]}") from None
 
+    def add_node(self, replica_of: ClusterNode | None = None) -> ClusterNode:
+        """A new empty node joined to the cluster (`redis-cli --cluster add-node`): a primary
+        without slots, or a replica of `replica_of`; returns once every node knows it."""
+        import socket
+
+        for _ in range(50):
+            port = free_port()
+            if port + 10000 > 65535:
+                continue
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port + 10000)) != 0:
+                    break
+        node = ClusterNode(self.dir / f"node-{port}", self.node_timeout_ms)
+        node.dir.mkdir()
+        node.start()
+        args = ["redis-cli", "--cluster", "add-node", node.address, self.live()[0].address]
+        if replica_of is not None:
+            args += ["--cluster-slave", "--cluster-master-id", replica_of.id]
+        r = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"add-node failed: {r.stdout[-1500:]} {r.stderr[-500:]}"
+        self.nodes.append(node)
+        wait_until(lambda: all(node.id in {e["id"] for e in self.view(n)} for n in self.live()), 15,
+                   what=f"every node to know {node}")
+        return node
+
     # faults ------------------------------------------------------------------------------
 
     def reshard(self, src: ClusterNode, dst: ClusterNode, slots: int) -> subprocess.CompletedProcess:

@@ -3,14 +3,15 @@
 `redis-cluster://SEEDS` behind two nginx, a steady load, and these faults in turn, each on its
 own pools and on subjects picked for their slots (`{SUBJECT}`: CRC16 -> slot):
 
-- **reshard**: `redis-cli --cluster reshard` moves a primary's lowest RESHARD_SLOTS slots (the
-  hot subjects live there) to another primary while the load runs;
+- **reshard**: a new primary (and its replica) joins (`redis-cli --cluster add-node`: a node
+  the responders were never told about), then `redis-cli --cluster reshard` moves a primary's
+  lowest RESHARD_SLOTS slots (the hot subjects live there) to it while the load runs;
 - **migrate**: one slot holding hot subjects moved by hand, slowly (IMPORTING / MIGRATING,
   one `MIGRATE` per key with a pause, then `SETSLOT NODE`): the split slot answers `ASK` and
   `TRYAGAIN` for about a second;
 - **failover**: `CLUSTER FAILOVER` on a replica of the primary holding the hot subjects;
-- **kill**: kill -9 of that primary (cluster-node-timeout NODE_TIMEOUT_MS), started again once
-  its replica took over (it rejoins as a replica);
+- **kill**: kill -9 of that primary (cluster-node-timeout NODE_TIMEOUT_MS), started again under
+  the load once its replica took over (empty, it rejoins as a replica of the new primary);
 - **lagging**: the same kill 0.3 s after the primary's replication links were cut (clients
   still served): what it acknowledged meanwhile never reached a replica.
 
@@ -24,7 +25,9 @@ Checked in every phase: every answer is the app's 200, the exact 429 or the exac
 saw exactly the 200s, each once; no request has two spend events in a pool; a 429 left nothing
 charged; every bucket equals its maximum minus what its events charged (spends and give-backs);
 the responders keep their pids and spend again on every hot subject after the fault without
-anything being restarted. "Lost" counts the 200s whose spend event the surviving nodes lack
+anything being restarted; nothing hung (no auth subrequest reached nginx's
+fastcgi_read_timeout); a subject on a primary the fault leaves alone got a 503 only while the
+cluster answered CLUSTERDOWN (kills); after CLUSTER FAILOVER no script ran on the old primary. "Lost" counts the 200s whose spend event the surviving nodes lack
 (spends acknowledged by the killed primary and not replicated): asserted 0 except for the kills
 with `redisMinReplicas: 0`, where it is measured.
 """
@@ -105,14 +108,23 @@ def subject_of(r) -> str:
 
 
 def choose(c: ClusterStack, mode: str, p: str) -> dict:
-    """Where the fault lands and which subjects are hot (on the faulted slots) and cold."""
+    """Where the fault lands and which subjects are hot (on the faulted slots) and cold. For
+    "reshard", a new primary (and its replica) joins the cluster first: the slots move to a node
+    the responders were never told about."""
     rc = c.redis_cluster
     gb_owner = rc.owner(keyslot("{" + p + "-gb}"))
     primaries = sorted(rc.primaries(), key=lambda n: n.port)
     # the faulted primary never holds the global pool: its step (given back when the home step
     # fails) runs on a healthy primary
     src = next(n for n in primaries if n is not gb_owner)
-    dst = next(n for n in primaries if n is not src and n is not gb_owner) if mode in ("reshard", "migrate") else None
+    dst = None
+    if mode == "reshard":
+        dst = rc.add_node()
+        rc.add_node(replica_of=dst)
+        rc.primaries_wanted += 1
+        rc.wait_ready(30)
+    elif mode == "migrate":
+        dst = next(n for n in primaries if n is not src and n is not gb_owner)
     calm = next(n for n in primaries if n is not src and n is not dst)
     if mode == "reshard":
         slots = set(rc.slots_of(src)[:RESHARD_SLOTS])
@@ -182,6 +194,10 @@ def phase(c: ClusterStack, mode: str, p: str, min_replicas: int) -> dict:
         else:
             raise AssertionError(mode)
         t_done = time.monotonic()
+        if mode in ("kill", "lagging"):
+            # the killed node comes back under the load (empty: no persistence) and rejoins as a
+            # replica of the new primary
+            src.start()
         # spending resumes by itself: a 200 for every hot subject sent after the fault is over
         wait_until(lambda: {subject_of(r) for r in list(load.records) if r.kind == "ok" and r.t0 > t_done} >= set(hot),
                    15, what="a 200 for every hot subject after the fault")
@@ -193,9 +209,6 @@ def phase(c: ClusterStack, mode: str, p: str, min_replicas: int) -> dict:
     if mode == "failover":
         extra["script_calls_on_the_old_primary"] = src.command_calls("evalsha") + src.command_calls("eval")
         assert extra["script_calls_on_the_old_primary"] == 0, "a spend ran on the old primary after the failover"
-    if mode in ("kill", "lagging"):
-        # the killed node comes back (empty) and rejoins as a replica of the new primary
-        src.start()
     figs = check_phase(c, recs, p, hot, cold, min_replicas, mode)
     # no hang: no auth subrequest waited for nginx's fastcgi_read_timeout (3 s)
     timed_out = sum(n.error_log()[mark:].count("upstream timed out") for n, mark in zip(c.nginxes, nginx_marks))
@@ -355,7 +368,8 @@ def make_cluster_stack(request):
 
 def load_figure(min_replicas: int, replicas: int) -> str:
     return (f"{RATE} req/s from {THREADS} threads over 2 nginx, 3 responders x 4 workers, redisTimeoutMs {TIMEOUT_MS}, "
-            f"redisMinReplicas {min_replicas}, 3 primaries x {replicas} replicas, cluster-node-timeout {NODE_TIMEOUT_MS} ms")
+            f"redisMinReplicas {min_replicas}, 3 primaries x {replicas} replica(s) (each reshard adds a primary with "
+            f"1 replica), cluster-node-timeout {NODE_TIMEOUT_MS} ms")
 
 
 def test_reshard_failover_and_kill_without_replica_acks(make_cluster_stack):
