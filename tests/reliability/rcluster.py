@@ -298,22 +298,31 @@ class RedisCluster:
         assert r.returncode == 0, f"reshard failed: {r.stdout[-1500:]} {r.stderr[-500:]}"
         return r
 
-    def migrate_slot_by_hand(self, slot: int, src: ClusterNode, dst: ClusterNode, pause: float,
+    def migrate_slot_by_hand(self, slot: int, src: ClusterNode, dst: ClusterNode, steps: int, pause: float,
                              key_order=None) -> dict:
         """Moves `slot` from `src` to `dst` as redis-cli does, but slowly: IMPORTING on `dst`,
-        MIGRATING on `src`, then each key alone (`MIGRATE`), `pause` seconds before each key and
-        before the final `SETSLOT NODE` (on `dst`, `src`, then every other primary). While the
-        slot is split, a command whose keys are all still on `src` runs there, one whose keys
-        are all gone gets `ASK` (served by `dst` after `ASKING`), one whose keys are on both
-        sides `TRYAGAIN`. Returns what it did."""
+        MIGRATING on `src`, then its keys in `steps` groups (one `MIGRATE ... KEYS` each), `pause`
+        seconds before each group and before the final `SETSLOT NODE` (on `dst`, `src`, then
+        every other primary). While the slot is split, a command whose keys are all still on
+        `src` runs there; one with a key `src` lacks gets `ASK`, and `dst` (after `ASKING`) runs
+        it when it has every key, else answers `TRYAGAIN` (so does a spend that would create a
+        key, until the end). Returns what it did."""
         dst.client.command("CLUSTER", "SETSLOT", slot, "IMPORTING", src.id)
         src.client.command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst.id)
-        keys = src.client.command("CLUSTER", "GETKEYSINSLOT", slot, 10_000)
+        keys = src.client.command("CLUSTER", "GETKEYSINSLOT", slot, 100_000)
         if key_order:
             keys = key_order(keys)
-        for key in keys:
+        groups = [keys[i * len(keys) // steps:(i + 1) * len(keys) // steps] for i in range(steps)]
+        moved = 0
+        for group in groups:
             time.sleep(pause)
-            src.client.command("MIGRATE", "127.0.0.1", dst.port, key, 0, 5000)
+            if group:
+                src.client.command("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", *group)
+                moved += len(group)
+        # keys made on `src` meanwhile (a spend that found all its keys there)
+        while rest := src.client.command("CLUSTER", "GETKEYSINSLOT", slot, 100_000):
+            src.client.command("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", *rest)
+            moved += len(rest)
         time.sleep(pause)
         dst.client.command("CLUSTER", "SETSLOT", slot, "NODE", dst.id)
         src.client.command("CLUSTER", "SETSLOT", slot, "NODE", dst.id)
@@ -323,7 +332,7 @@ class RedisCluster:
                     n.client.command("CLUSTER", "SETSLOT", slot, "NODE", dst.id)
                 except RuntimeError:
                     pass  # it learnt already
-        return {"keys": keys}
+        return {"keys": moved}
 
     def cut_replicas(self, primary: ClusterNode):
         """The primary's replicas cut off (their links killed; PSYNC, SYNC and REPLCONF refused

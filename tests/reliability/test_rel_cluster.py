@@ -6,9 +6,9 @@ own pools and on subjects picked for their slots (`{SUBJECT}`: CRC16 -> slot):
 - **reshard**: a new primary (and its replica) joins (`redis-cli --cluster add-node`: a node
   the responders were never told about), then `redis-cli --cluster reshard` moves a primary's
   lowest RESHARD_SLOTS slots (the hot subjects live there) to it while the load runs;
-- **migrate**: one slot holding hot subjects moved by hand, slowly (IMPORTING / MIGRATING,
-  one `MIGRATE` per key with a pause, then `SETSLOT NODE`): the split slot answers `ASK` and
-  `TRYAGAIN` for about a second;
+- **migrate**: one slot holding hot subjects moved by hand, slowly (IMPORTING / MIGRATING, its
+  keys in MIGRATE_STEPS groups with a pause before each, then `SETSLOT NODE`): the split slot
+  answers `ASK` and `TRYAGAIN` for about a second;
 - **failover**: `CLUSTER FAILOVER` on a replica of the primary holding the hot subjects;
 - **kill**: kill -9 of that primary (cluster-node-timeout NODE_TIMEOUT_MS), started again under
   the load once its replica took over (empty, it rejoins as a replica of the new primary);
@@ -16,14 +16,15 @@ own pools and on subjects picked for their slots (`{SUBJECT}`: CRC16 -> slot):
   still served): what it acknowledged meanwhile never reached a replica.
 
 The routes: per-subject `hot` (never runs out), per-subject `tight` (TIGHT charges: exact 429s
-through the fault) and `combo`, a per-subject pool and a global pool in another slot (spent
-slot by slot: the global step first, the subject's home step last, a failed home step gives the
-global charge back). Three quarters of the requests are for hot subjects (on the faulted
-slots), the rest for cold ones (another primary).
+through the fault), `combo`, a per-subject pool and a global pool in another slot (spent slot
+by slot: the global step first, the subject's home step last, a failed home step gives the
+global charge back), and `idem`, idempotent, whose requests (each its own key) a retrying
+client sends again after every 503 until it gets an answer. Three quarters of the requests are
+for hot subjects (on the faulted slots), the rest for cold ones (another primary).
 
 Checked in every phase: every answer is the app's 200, the exact 429 or the exact 503; the app
-saw exactly the 200s, each once; no request has two spend events in a pool; a 429 left nothing
-charged; every bucket equals its maximum minus what its events charged (spends and give-backs);
+saw exactly the 200s, each once; no request (no idempotency key, however often it was sent) has
+two spend events in a pool; a 429 left nothing charged; every bucket equals its maximum minus what its events charged (spends and give-backs);
 the responders keep their pids and spend again on every hot subject after the fault without
 anything being restarted; nothing hung (no auth subrequest reached nginx's
 fastcgi_read_timeout); a subject on a primary the fault leaves alone got a 503 only while the
@@ -35,6 +36,7 @@ with `redisMinReplicas: 0`, where it is measured.
 from __future__ import annotations
 
 import re
+import threading
 import time
 
 import pytest
@@ -42,12 +44,14 @@ import pytest
 from harness import wait_until
 from rcluster import ClusterStack, StateWatch, keyslot, subjects_in
 from reliability import (
+    Client,
     SteadyLoad,
     append_figure,
     check_accounting,
     check_app,
     figure,
     kinds,
+    next_rid,
     only_kinds,
     scale,
 )
@@ -60,10 +64,12 @@ ROUNDS = scale(1, 2)            # each fault this many times (--long)
 NODE_TIMEOUT_MS = 1000          # cluster-node-timeout
 TIMEOUT_MS = 100                # redisTimeoutMs (also the bound on TRYAGAIN waits)
 RESHARD_SLOTS = 1024
-MIGRATE_PAUSE = 0.1             # migrate by hand: before each key and before SETSLOT NODE
+MIGRATE_STEPS = 10              # migrate by hand: the slot's keys in this many groups,
+MIGRATE_PAUSE = 0.1             # this long before each group and before SETSLOT NODE
 LAG_S = 0.3
 MAX = 10_000_000
 TIGHT = 20
+RETRIES = 100                   # an idempotent request is sent again after a 503, up to this often
 HOT = 6                         # hot subjects per phase (on the faulted slots)
 COLD = 3                        # cold subjects per phase (on a primary the fault leaves alone)
 
@@ -76,18 +82,20 @@ def config(phases: list[str]) -> tuple[str, str]:
             f"- {{id: {p}-tight, maxCharges: {TIGHT}, rechargeIntervalHours: 10, per: subject}}",
             f"- {{id: {p}-cs, maxCharges: {MAX}, rechargeIntervalHours: 10, per: subject}}",
             f"- {{id: {p}-gb, maxCharges: {MAX}, rechargeIntervalHours: 10}}",
+            f"- {{id: {p}-ih, maxCharges: {MAX}, rechargeIntervalHours: 10, per: subject}}",
         ]
         routes += [
             f"- {{prefix: /api/rel/{p}-hot, pools: [{p}-hot]}}",
             f"- {{prefix: /api/rel/{p}-tight, pools: [{p}-tight]}}",
             f"- {{prefix: /api/rel/{p}-combo, pools: [{p}-gb, {p}-cs]}}",
+            f"- {{prefix: /api/rel/{p}-idem, pools: [{p}-ih], idempotent: true}}",
         ]
     return "\n".join(pools), "\n".join(routes)
 
 
 def settings(min_replicas: int) -> str:
     return (f"workers: 4\nredisTimeoutMs: {TIMEOUT_MS}\nredisMinReplicas: {min_replicas}\nredisReplicaWaitMs: 50\n"
-            "edgeDenySeconds: 0")
+            f"edgeDenySeconds: 0\nidempotencyMaxRepeats: {RETRIES}")
 
 
 def picker(p: str, hot: list[str], cold: list[str]):
@@ -97,6 +105,52 @@ def picker(p: str, hot: list[str], cold: list[str]):
         route = f"{p}-tight" if j % 10 == 0 else f"{p}-combo" if j % 10 == 5 else f"{p}-hot"
         return route, {"X-Subject": subject}
     return pick
+
+
+class Retrier:
+    """Idempotent requests (`Idempotency-Key`, one path per key) from `threads` threads, one new
+    key every `gap` s, each sent again after a 503 (every 50 ms, at most RETRIES times) as a
+    client that must not pay twice would: the answer ends 200 once, charged once."""
+
+    def __init__(self, ports: list[int], route: str, hot: list[str], cold: list[str], threads: int = 2,
+                 gap: float = 0.025):
+        self.ports, self.route, self.hot, self.cold, self.gap = ports, route, hot, cold, gap
+        self.records: list = []
+        self.keys: dict[int, str] = {}   # prid -> key
+        self._stop = threading.Event()
+        self._ts = [threading.Thread(target=self._run, args=(k,), daemon=True) for k in range(threads)]
+
+    def start(self):
+        for t in self._ts:
+            t.start()
+        return self
+
+    def _run(self, k: int):
+        client = Client(self.ports)
+        n = 0
+        try:
+            while not self._stop.is_set():
+                subject = self.cold[n % len(self.cold)] if n % 4 == 3 else self.hot[n % len(self.hot)]
+                prid, key = next_rid(), f"{self.route}-{k}-{n}"
+                self.keys[prid] = key
+                for _ in range(RETRIES):
+                    r = client.send(n % len(self.ports), self.route, next_rid(),
+                                    headers={"Idempotency-Key": key, "X-Subject": subject}, prid=prid)
+                    self.records.append(r)
+                    if r.kind != "503":
+                        break
+                    time.sleep(0.05)
+                n += 1
+                self._stop.wait(self.gap)
+        finally:
+            client.close()
+
+    def stop(self) -> list:
+        self._stop.set()
+        for t in self._ts:
+            t.join(timeout=30)
+            assert not t.is_alive(), "a retrying thread hung"
+        return self.records
 
 
 def subject_of(r) -> str:
@@ -152,6 +206,7 @@ def phase(c: ClusterStack, mode: str, p: str, min_replicas: int) -> dict:
     log_marks = [len(r.log_text()) for r in c.responders]
     nginx_marks = [len(n.error_log()) for n in c.nginxes]
     load = SteadyLoad([n.port for n in c.nginxes], RATE, THREADS, picker(p, hot, cold)).start()
+    retrier = Retrier([n.port for n in c.nginxes], f"{p}-idem", hot, cold).start()
     try:
         time.sleep(BEFORE)
         t_fault = time.monotonic()
@@ -160,11 +215,11 @@ def phase(c: ClusterStack, mode: str, p: str, min_replicas: int) -> dict:
             assert all(rc.owner(s) is dst for s in where["slots"]), "the hot slots did not move"
         elif mode == "migrate":
             slot = next(iter(where["slots"]))
-            stream = [k for k in src.client.command("CLUSTER", "GETKEYSINSLOT", slot, 10_000) if "#events" in k]
-            done = rc.migrate_slot_by_hand(slot, src, dst, MIGRATE_PAUSE,
+            stream = [k for k in src.client.command("CLUSTER", "GETKEYSINSLOT", slot, 100_000) if "#events" in k]
+            done = rc.migrate_slot_by_hand(slot, src, dst, MIGRATE_STEPS, MIGRATE_PAUSE,
                                            key_order=lambda keys: sorted(keys, key=lambda k: ("#events" in k, k)))
             assert rc.owner(slot) is dst, "the slot did not move"
-            extra["keys_migrated"] = len(done["keys"])
+            extra["keys_migrated"] = done["keys"]
             extra["asking_on_target"] = dst.command_calls("asking")
             assert stream, "no event stream in the migrated slot"
         elif mode == "failover":
@@ -204,12 +259,14 @@ def phase(c: ClusterStack, mode: str, p: str, min_replicas: int) -> dict:
         time.sleep(AFTER)
     finally:
         recs = load.stop()
+        retried = retrier.stop()
         down = watch.stop()
     add_redirects(redirects, rc.live())
     if mode == "failover":
         extra["script_calls_on_the_old_primary"] = src.command_calls("evalsha") + src.command_calls("eval")
         assert extra["script_calls_on_the_old_primary"] == 0, "a spend ran on the old primary after the failover"
-    figs = check_phase(c, recs, p, hot, cold, min_replicas, mode)
+    figs = check_phase(c, recs, p, hot, cold, min_replicas, mode, retried)
+    recs = recs + retried
     # no hang: no auth subrequest waited for nginx's fastcgi_read_timeout (3 s)
     timed_out = sum(n.error_log()[mark:].count("upstream timed out") for n, mark in zip(c.nginxes, nginx_marks))
     slowest = max(r.t1 - r.t0 for r in recs)
@@ -273,44 +330,52 @@ def wait_until_role(node, role: str, timeout: float):
     wait_until(lambda: node.info("replication").get("role") == role, timeout, interval=0.02, what=f"{node} to be {role}")
 
 
-def check_phase(c: ClusterStack, recs, p: str, hot: list[str], cold: list[str], min_replicas: int, mode: str) -> dict:
-    """The agreement checks of one phase (asserting what must hold); returns its counts."""
-    only_kinds(recs, {"ok", "429", "503"}, f"{mode}: answers")
-    for route in (f"{p}-hot", f"{p}-tight", f"{p}-combo"):
-        check_app(c, recs, route)  # the app saw exactly the 200s, each once
-    assert not any(r.kind == "429" for r in recs if r.route != f"{p}-tight"), "a 429 on a pool that cannot run out"
+def check_phase(c: ClusterStack, recs, p: str, hot: list[str], cold: list[str], min_replicas: int, mode: str,
+                retried) -> dict:
+    """The agreement checks of one phase (asserting what must hold); returns its counts. `recs`:
+    the steady load's requests (each its own path); `retried`: the idempotent requests (every
+    attempt of one key shares its path)."""
+    everything = recs + retried
+    only_kinds(everything, {"ok", "429", "503"}, f"{mode}: answers")
+    for route in (f"{p}-hot", f"{p}-tight", f"{p}-combo", f"{p}-idem"):
+        check_app(c, everything, route)  # the app saw exactly the 200s, each as often as allowed
+    assert not any(r.kind == "429" for r in everything if r.route != f"{p}-tight"), "a 429 on a pool that cannot run out"
 
-    mine = {r.rid: r for r in recs}
+    # path id -> its requests (one, or every attempt of one idempotency key)
+    paths: dict[int, list] = {}
+    for r in everything:
+        paths.setdefault(r.prid, []).append(r)
     events = [e for e in c.events() if e.get("pool", "").startswith(p + "-")]
-    spends: dict[tuple[str, int], int] = {}   # (pool, rid) -> spend events
-    net: dict[tuple[str, int], int] = {}      # (pool, rid) -> charged net of give-backs
+    spends: dict[tuple[str, int], int] = {}   # (pool, path) -> spend events
+    net: dict[tuple[str, int], int] = {}      # (pool, path) -> charged net of give-backs
     by_bucket: dict[str, int] = {}            # bucket -> charged net, from the events
     for e in events:
-        rid = int(e["uri"].rsplit("/", 1)[1])
+        path = int(e["uri"].rsplit("/", 1)[1])
         pool, amount = e["pool"], int(e["amount"])
         if "kind" not in e:
-            spends[(pool, rid)] = spends.get((pool, rid), 0) + 1
+            spends[(pool, path)] = spends.get((pool, path), 0) + 1
         else:
             assert e["kind"] == "settle" and amount <= 0, e
-        net[(pool, rid)] = net.get((pool, rid), 0) + amount
+        net[(pool, path)] = net.get((pool, path), 0) + amount
         bucket = f"{{{pool}}}" if pool.endswith("-gb") else f"{pool}:{{{e['subject']}}}"
         by_bucket[bucket] = by_bucket.get(bucket, 0) + amount
 
-    # never two spends of one request in one pool
-    twice = {k: n for k, n in spends.items() if n > 1 and k[1] in mine}
-    assert not twice, f"{mode}: requests charged twice (pool, rid): {list(twice.items())[:5]}"
-    assert all(v in (0, 1) for k, v in net.items() if k[1] in mine), \
-        f"{mode}: net charges other than 0 or 1: {[(k, v) for k, v in net.items() if v not in (0, 1)][:5]}"
+    # never two spends of one request (or of one idempotency key) in one pool
+    twice = {k: n for k, n in spends.items() if n > 1 and k[1] in paths}
+    assert not twice, f"{mode}: requests charged twice (pool, path): {[(k, n, paths[k[1]]) for k, n in twice.items()][:5]}"
+    odd = {k: v for k, v in net.items() if v not in (0, 1) and k[1] in paths}
+    assert not odd, f"{mode}: net charges other than 0 or 1: {list(odd.items())[:5]}"
 
-    pools_of = {f"{p}-hot": [f"{p}-hot"], f"{p}-tight": [f"{p}-tight"], f"{p}-combo": [f"{p}-gb", f"{p}-cs"]}
+    pools_of = {f"{p}-hot": [f"{p}-hot"], f"{p}-tight": [f"{p}-tight"], f"{p}-combo": [f"{p}-gb", f"{p}-cs"],
+                f"{p}-idem": [f"{p}-ih"]}
     lost, spent_503, charged_429 = [], [], []
-    for r in recs:
-        charged = [net.get((pool, r.rid), 0) for pool in pools_of[r.route]]
-        if r.kind == "ok":
+    for path, tries in paths.items():
+        charged = [net.get((pool, path), 0) for pool in pools_of[tries[0].route]]
+        if any(r.kind == "ok" for r in tries):
             if not all(charged):
-                lost.append(r)
+                lost.append(tries[-1])
         elif any(charged):
-            (charged_429 if r.kind == "429" else spent_503).append(r)
+            (charged_429 if tries[-1].kind == "429" else spent_503).append(tries[-1])
     assert not charged_429, f"{mode}: answered 429 but charged: {charged_429[:5]}"
 
     # every bucket is its maximum minus what its events charged (nothing recharges here)
@@ -330,12 +395,21 @@ def check_phase(c: ClusterStack, recs, p: str, hot: list[str], cold: list[str], 
         # and the single-pool routes once more through the other tests' own check
         for route in (f"{p}-hot", f"{p}-tight"):
             check_accounting(c, recs, route)
+    keys = {r.prid for r in retried}
+    unanswered = [paths[k][-1] for k in keys if paths[k][-1].kind != "ok"]
+    assert not unanswered, f"{mode}: idempotent requests still 503 after {RETRIES} tries: {unanswered[:5]}"
     return {
-        "requests": len(recs),
-        "answers": kinds(recs),
+        "requests": len(everything),
+        "answers": kinds(everything),
         "lost_charges": len(lost),
         "spent_but_503": len(spent_503),
         "given_back": sum(1 for e in events if e.get("kind") == "settle"),
+        "idempotent": {
+            "keys": len(keys),
+            "sent_again_after_a_503": len(retried) - len(keys),
+            "ended_200": sum(1 for k in keys if paths[k][-1].kind == "ok"),
+            "spends": sum(n for (pool, _), n in spends.items() if pool == f"{p}-ih"),
+        },
     }
 
 
