@@ -117,7 +117,8 @@ class ClusterNode:
         r = subprocess.run(
             [str(REDIS_PRIVATE), "start", str(self.dir), "--port", str(self.port), "--debug-command", "--",
              "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file", str(self.dir / "nodes.conf"),
-             "--cluster-node-timeout", str(self.node_timeout_ms), "--repl-diskless-sync-delay", "0"],
+             "--cluster-node-timeout", str(self.node_timeout_ms), "--repl-diskless-sync-delay", "0",
+             "--repl-ping-replica-period", "1"],
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, f"restart of {self} failed: {r.stderr.strip()}"
 
