@@ -3,7 +3,7 @@
 the stack's throwaway dir, on a loopback port and a unix socket), and the faults the cluster
 tests apply to it: resharding (`redis-cli --cluster reshard`, or one slot migrated by hand,
 slowly), `CLUSTER FAILOVER` on a replica, kill -9 of a primary (optionally after cutting its
-replicas off), a killed node started again.
+replicas off), a killed node started again, a new node joined (`redis-cli --cluster add-node`).
 
 `ClusterStack` is reliability.Cluster with that cluster in place of the single Redis: the same
 responders (each on `redis: redis-cluster://SEEDS`), the same nginx, the same request
