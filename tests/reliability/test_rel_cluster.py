@@ -41,8 +41,6 @@ import time
 
 import pytest
 
-from harness import wait_until
-from rcluster import ClusterStack, StateWatch, keyslot, subjects_in
 from reliability import (
     Client,
     SteadyLoad,
@@ -55,6 +53,8 @@ from reliability import (
     only_kinds,
     scale,
 )
+from harness import wait_until  # noqa: E402  (tests/e2e, put on the path by reliability)
+from rcluster import ClusterStack, StateWatch, keyslot, subjects_in
 
 RATE = scale(300, 400)
 THREADS = 8
@@ -270,7 +270,10 @@ def phase(c: ClusterStack, mode: str, p: str, min_replicas: int) -> dict:
     # no hang: no auth subrequest waited for nginx's fastcgi_read_timeout (3 s)
     timed_out = sum(n.error_log()[mark:].count("upstream timed out") for n, mark in zip(c.nginxes, nginx_marks))
     slowest = max(r.t1 - r.t0 for r in recs)
-    assert timed_out == 0 and slowest < 2.5, f"{mode}: the responder hung: {timed_out} timeouts, slowest {slowest:.2f} s"
+    slow = sorted(recs, key=lambda r: r.t0 - r.t1)[:3]
+    assert timed_out == 0 and slowest < 2.5, (
+        f"{mode}: the responder hung: {timed_out} timeouts, slowest {slowest:.2f} s: "
+        + "; ".join(f"{r} sent {r.t0 - t_fault:+.3f} s from the fault ({t_done - t_fault:.3f} s long)" for r in slow))
     assert [r.proc.pid for r in c.responders] == pids and all(r.alive() for r in c.responders), "a responder restarted"
     t503 = [r for r in recs if r.kind == "503"]
     hot_recs = [r for r in recs if subject_of(r) in hot]
@@ -280,14 +283,18 @@ def phase(c: ClusterStack, mode: str, p: str, min_replicas: int) -> dict:
     # A subject on a primary the fault leaves alone gets a 503 only while the cluster is down
     # (every node answers CLUSTERDOWN from the moment the dead primary is marked failed until
     # its replica is elected), give or take a request in flight at either edge, or when a
-    # healthy node did not answer within redisTimeoutMs (this box's load: the responders log
-    # "store timed out"); never for want of a primary it can reach.
+    # healthy node did not answer within redisTimeoutMs, or its replicas did not acknowledge
+    # within redisReplicaWaitMs (this box's load: the responders log "store timed out", "spend
+    # not acknowledged by 1 replica of <a healthy primary>"); never for want of a primary.
     cold_503 = [r for r in t503 if subject_of(r) in cold]
     slack = 0.3
     stray = [r for r in cold_503 if not any(r.t1 >= a - slack and r.t0 <= b + slack for a, b in down)]
-    why = reasons_503(c, log_marks)
-    timeouts = sum(n for reason, n in why.items() if reason.startswith("store timed out"))
-    assert len(stray) <= timeouts, (
+    logged = lines_503(c, log_marks)
+    why = reasons_503(logged)
+    # a timeout, or a healthy primary's replicas slower than redisReplicaWaitMs to acknowledge
+    excused = [line for line in logged if " store timed out" in line or (
+        "spend not acknowledged by" in line and f" of {src.address} " not in line)]
+    assert len(stray) <= len(excused), (
         f"{mode}: 503s on a healthy primary's subjects outside CLUSTERDOWN {down}: {stray[:5]}; reasons {why}")
     return {
         "fault_ms": round((t_done - t_fault) * 1000),
@@ -314,19 +321,21 @@ def add_redirects(into: dict[str, int], nodes) -> None:
                 into[name] = into.get(name, 0) + int(v.split("=", 1)[1])
 
 
-def reasons_503(c: ClusterStack, marks: list[int]) -> dict[str, int]:
-    """The responders' own reasons for the 503s they answered since `marks` (their log sizes):
-    each "... answered 503" line with its numbers, addresses and request fields taken out."""
+def lines_503(c: ClusterStack, marks: list[int]) -> list[str]:
+    """The responders' "... answered 503" log lines since `marks` (their log sizes)."""
+    return [line for r, mark in zip(c.responders, marks) for line in r.log_text()[mark:].splitlines()
+            if "answered 503" in line]
+
+
+def reasons_503(lines: list[str]) -> dict[str, int]:
+    """The reasons of `lines_503`, with their numbers, addresses and request fields taken out."""
     out: dict[str, int] = {}
-    for r, mark in zip(c.responders, marks):
-        for line in r.log_text()[mark:].splitlines():
-            if "answered 503" not in line:
-                continue
-            text = line.split(" error ", 1)[-1].split(": answered 503", 1)[0]
-            text = re.sub(r"redis://127\.0\.0\.1:\d+/0", "redis://NODE", text)
-            text = re.sub(r"127\.0\.0\.1:\d+", "NODE", text)
-            text = re.sub(r"\b\d+\b", "N", text)
-            out[text] = out.get(text, 0) + 1
+    for line in lines:
+        text = line.split(" error ", 1)[-1].split(": answered 503", 1)[0]
+        text = re.sub(r"redis://127\.0\.0\.1:\d+/0", "redis://NODE", text)
+        text = re.sub(r"127\.0\.0\.1:\d+", "NODE", text)
+        text = re.sub(r"\b\d+\b", "N", text)
+        out[text] = out.get(text, 0) + 1
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
