@@ -301,7 +301,13 @@ def test_graceful_stop_answers_what_was_queued(make_cluster):
     and exit 0". Requests nginx had already handed over (queued in the listening socket's
     backlog) must be answered, not reset; started again, service resumes. Requests that arrive
     while no process listens get the 503 JSON (unavoidable without socket activation)."""
-    c = make_cluster("", responders=1, nginxes=1, start=False)
+    # On the edge profile, for the reason the inherited-socket test below gives: on keepalive a
+    # request nginx sends on an idle kept connection just as the stopping responder closes it is
+    # reset (the 503 JSON; docs/protocol.md, "the responder restarted"), which this test's
+    # "nothing queued is reset" does not allow; it failed so once in four runs of the layer. The
+    # keepalive profile's restarts are held to 200-or-503 with exact charges by the rolling
+    # restart test.
+    c = make_cluster("", responders=1, nginxes=1, start=False, profile="edge")
     c.config.write_text(config(c.redis.sock, ["c-term"]))
     c.start()
     r = c.responders[0]
