@@ -10,8 +10,10 @@ extension ClusterStore {
     ///   line, which voids a hold its spend has not written yet (settle.lua) and refunds one it
     ///   has.
     /// - Any other report reads the claim (`unknown` without one) and settles each slot's hold.
-    /// The outcomes of several slots are one: settled when any settled (differences and pools
-    /// slot after slot, in the spend's order), else the first slot's.
+    /// The outcomes of several slots are one: settled when any settled (the settled slots'
+    /// differences and pools in route order), else the first slot's. A failure in a later slot
+    /// is thrown after the earlier ones settled: the retry finds those `duplicate` and settles
+    /// the rest.
     public func settle(_ request: SettleRequest) throws(StoreError) -> SettleOutcome {
         let claimKey = KeySpace.holdClaim(request.key, id: request.id)
         let claimed: RedisValue
