@@ -99,6 +99,10 @@ import Testing
         }
         #expect(one.differences == [-1, -2, -3], "route order, whatever order the slots answered in")
         #expect(ClusterStore.merged([s: .duplicate, a: .duplicate, x: .duplicate], claim: claim) == .duplicate)
+        // nginx's void line midway through a spend: the first slot's hold refunded, the home slot
+        // voided (its spend will be refused): the request is voided, not a refund of a hold that
+        // was never opened whole.
+        #expect(ClusterStore.merged([s: settled([-1]), a: .voided, x: .voided], claim: claim) == .voided)
     }
 
     @Test(arguments: ["", "1,2", "1/x", "16384/1", "-1/2", "1,,2/3", "1/2/3"])

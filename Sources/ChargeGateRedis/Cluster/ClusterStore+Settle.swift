@@ -10,8 +10,9 @@ extension ClusterStore {
     ///   line, which voids a hold its spend has not written yet (settle.lua) and refunds one it
     ///   has.
     /// - Any other report reads the claim (`unknown` without one) and settles each slot's hold.
-    /// The outcomes of several slots are one: settled when any settled (the settled slots'
-    /// differences and pools in route order), else the first slot's. A failure in a later slot
+    /// The outcomes of several slots are one: `voided` when a slot was voided (the spend,
+    /// midway, is then refused), else settled when any settled (the settled slots' differences
+    /// and pools in route order), else the first slot's. A failure in a later slot
     /// is thrown after the earlier ones settled: the retry finds those `duplicate` and settles
     /// the rest.
     public func settle(_ request: SettleRequest) throws(StoreError) -> SettleOutcome {
@@ -81,6 +82,10 @@ extension ClusterStore {
     /// Each slot's outcome as one (see `settle(_:)`): the settled slots' differences and pools
     /// put back in route order (each slot's hold lists its items in route order).
     static func merged(_ outcomes: [Int: SettleOutcome], claim: Claim) -> SettleOutcome {
+        // A slot voided: the spend had not reached it, and now never will (it is refused there
+        // and gives the earlier slots back, which this settlement may already have refunded):
+        // nothing is charged for the request, as when the line comes before the spend.
+        if outcomes.values.contains(.voided) { return .voided }
         var settled: [Int: SettleOutcome.Settled] = [:]
         for (slot, outcome) in outcomes { if case .settled(let one) = outcome { settled[slot] = one } }
         guard let first = claim.slots.lazy.compactMap({ settled[$0] }).first else {
