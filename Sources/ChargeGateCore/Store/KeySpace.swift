@@ -146,4 +146,11 @@ public struct KeySpace: Sendable, Equatable {
     public func stepHold(id: String, tag: String) -> String {
         prefix + "#step:{" + tag + "}:" + id
     }
+
+    /// A plan record no one writes, in the slot whose tag is `tag`: a cluster spend's slot
+    /// outside the subject's reads it (always missing) with a table of the one plan resolved at
+    /// home, so that its events and hold name that plan: `prefix#noplan:{TAG}`.
+    public func absentPlan(tag: String) -> String {
+        prefix + "#noplan:{" + tag + "}"
+    }
 }

@@ -36,12 +36,6 @@ extension ClusterConnection {
         return reply
     }
 
-    /// Runs `command` (whose keys all live in `slot`: the caller checked them) on the slot's
-    /// primary, as `command(_:keys:)` does.
-    public func command(_ command: inout RESPCommand, slot: Int) throws(StoreError) -> Reply {
-        try route(&command, slot: slot, startMs: MonotonicClock.milliseconds())
-    }
-
     /// Sends `arguments` to `node` alone, not routed (`SCAN`, `TIME`: commands about one node);
     /// an error reply is a `.error` value.
     public func command(_ arguments: [String], on node: RedisURL.HostPort) throws(StoreError) -> RedisValue {

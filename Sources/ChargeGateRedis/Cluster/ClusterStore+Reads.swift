@@ -51,12 +51,14 @@ extension ClusterStore {
 
     /// Up to `limit` open holds under `prefix` (`SCAN` on every primary, each hold read with
     /// `GET` on its slot), oldest first, and the clock of one primary. A request whose route
-    /// spans slots has a hold in each: they are listed as one, its items together.
+    /// spans slots has a hold in each: they are listed as one, its items in route order (read
+    /// from its claim, which names each item's slot).
     public func openHolds(prefix: String, limit: Int) throws(StoreError) -> (now: Int64, holds: [HoldRecord]) {
         let now = try time(on: try anyPrimary())
         guard limit > 0 else { return (now, []) }
         var found: [HoldRecord] = []
         var byID: [String: Int] = [:]
+        var parts: [String: [(slot: Int, items: [HoldRecord.Item])]] = [:]
         for key in try scan(pattern: RedisStore.globEscaped(prefix) + "*", type: "string") {
             let value = try command(["GET", key], key: key)
             guard !value.isNull, value.text != SpendLayout.holdVoid else { continue }
@@ -64,16 +66,40 @@ extension ClusterStore {
                 throw .protocolError("corrupt hold record at key \(key)")
             }
             guard record.status == .open && record.expiresAt > now else { continue }
+            parts[record.id, default: []].append((ClusterSlot.slot(forKey: key), record.items))
             if let index = byID[record.id] {
-                found[index].items += record.items
                 found[index].createdAt = Swift.min(found[index].createdAt, record.createdAt)
             } else {
                 byID[record.id] = found.count
                 found.append(record)
             }
         }
+        for (id, slots) in parts where slots.count > 1 {
+            guard let index = byID[id] else { continue }
+            found[index].items = try routeOrder(slots, holdKey: prefix + id, id: id)
+        }
         found.sort { $0.createdAt < $1.createdAt }
         return (now, Array(found.prefix(limit)))
+    }
+
+    /// The items of one request's holds in several slots (`slots`: each slot's items, in route
+    /// order within it) in route order, as its claim names each item's slot; in slot order when
+    /// the claim is gone or unreadable.
+    private func routeOrder(
+        _ slots: [(slot: Int, items: [HoldRecord.Item])], holdKey: String, id: String
+    ) throws(StoreError) -> [HoldRecord.Item] {
+        let claimKey = KeySpace.holdClaim(holdKey, id: id)
+        guard let text = try command(["GET", claimKey], key: claimKey).text,
+            let claim = try? Self.claim(text, key: claimKey)
+        else { return slots.flatMap(\.items) }
+        var left = Dictionary(slots.map { ($0.slot, $0.items[...]) }, uniquingKeysWith: { $0 + $1 })
+        var items: [HoldRecord.Item] = []
+        for slot in claim.items {
+            guard let next = left[slot]?.popFirst() else { continue }
+            items.append(next)
+        }
+        for (_, rest) in left { items += rest }  // none, unless the claim and the holds disagree
+        return items
     }
 
     /// Every key of `type` matching `pattern` on every primary (`SCAN`, at most

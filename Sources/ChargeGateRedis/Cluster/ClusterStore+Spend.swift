@@ -183,7 +183,7 @@ extension ClusterStore {
                 // whose record never exists, so that the step's events and hold name it (its
                 // limits are the items' own, already that plan's).
                 part.plan = PlanChoice(
-                    recordKey: keys.prefix + "#noplan:{" + tag + "}", ids: [choice.ids[use.index]],
+                    recordKey: keys.absentPlan(tag: tag), ids: [choice.ids[use.index]],
                     limits: [part.items.map { PlanChoice.Limit(max: $0.max, intervalMs: $0.intervalMs) }], fallback: 0, defaultPlan: 0)
             }
             if let hold = request.hold {

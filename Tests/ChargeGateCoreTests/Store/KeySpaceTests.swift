@@ -109,6 +109,8 @@ import Testing
         #expect(!KeySpace.holdClaim(keys.hold(id: "r1"), id: "r1").hasPrefix(keys.holdPrefix))
         #expect(keys.stepHold(id: "s9", tag: "1a") == "charge:#step:{1a}:s9")
         #expect(!keys.stepHold(id: "s9", tag: "1a").hasPrefix(keys.holdPrefix), "status lists no step hold")
+        #expect(keys.absentPlan(tag: "1a") == "charge:#noplan:{1a}")
+        #expect(keys.absentPlan(tag: "alice") != keys.plan(subject: "alice"), "no subject's plan record")
     }
 
     @Test func theLegacyStreamIsNotReadWhenAGlobalPoolOwnsItsKey() {
