@@ -408,19 +408,9 @@ routes:
     settle: {amount: header}
 """
 
-SETTLE_HTTP_EXTRA = """
-    server {
-        listen unix:@DIR@/settle-app.sock;
-        access_log off;
-        location ~ ^/api/chat/amount/(?<amount>[0-9]+)$ {
-            add_header X-Charge-Amount $amount;
-            return 200 'chat';
-        }
-        location /api/chat/fail {
-            return 500 'failed';
-        }
-    }
-"""
+# The stand-in app of the settlement tests (an amount from the path, a failure).
+from test_settle import HTTP_EXTRA as SETTLE_HTTP_EXTRA  # noqa: E402
+
 
 SETTLE_EXTRA = EXTRA + """
         include @DIR@/settle.conf;
