@@ -277,6 +277,8 @@ public final class FastCGIEventLoop: Sendable {
         epoll_ctl(epoll, EPOLL_CTL_DEL, listenFD, nil)
     }
 
+    /// `CLOCK_MONOTONIC` in milliseconds, for the stop deadline (this module imports no other of
+    /// the package's, so not ChargeGateRedis's `MonotonicClock`).
     private static func monotonicMs() -> Int64 {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)

@@ -7,8 +7,9 @@ import ChargeGateCore
 #endif
 
 /// `CLOCK_MONOTONIC`: time that never steps, for durations only (back-off, round trips, time
-/// without a master); its zero is arbitrary. The process's one reader of the monotonic clock;
-/// the wall clock is the server's `SystemClock`.
+/// without a master); its zero is arbitrary. The Redis layer's one reader of the monotonic
+/// clock (ChargeGateFastCGI, which imports neither the core nor this module, reads it for its
+/// stop grace alone); the wall clock is the server's `SystemClock`.
 public struct MonotonicClock: GateClock {
     /// Creates the clock.
     public init() {}

@@ -170,20 +170,26 @@ extension RedisStore {
 
     /// Adds `amount` (nil: fills) to one bucket in one script run; returns the new state.
     public func topOff(_ item: SpendItem, amount: Int64?) throws(StoreError) -> (now: Int64, state: BucketState) {
+        let reply = try runScript { (command: inout RESPCommand) throws(StoreError) in
+            try Self.appendTopOff(item, amount: amount, to: &command)
+        }
+        return try Self.topOffResult(reply)
+    }
+
+    /// A top-off's keys and arguments (numkeys first), for `ChargeScript` on one node or on the
+    /// item's slot.
+    static func appendTopOff(_ item: SpendItem, amount: Int64?, to command: inout RESPCommand) throws(StoreError) {
         var amountText = ""
         if let amount {
             // Any amount past the cap fills, so clamping to what Lua holds exactly changes nothing.
-            guard amount > -Self.exactLimit else { throw .protocolError("amount out of range") }
-            amountText = String(Swift.min(amount, Self.exactLimit - 1))
+            guard amount > -exactLimit else { throw .protocolError("amount out of range") }
+            amountText = String(Swift.min(amount, exactLimit - 1))
         }
-        let reply = try runScript { (command: inout RESPCommand) throws(StoreError) in
-            command.append(1)
-            command.append(item.key)
-            command.append(Self.topOffOp)  // ARGV[1], then from `SpendLayout.topOffItemBase`
-            try Self.appendItem(item, to: &command)
-            command.append(amountText)  // `SpendLayout.topOffAmount`
-        }
-        return try Self.topOffResult(reply)
+        command.append(1)
+        command.append(item.key)
+        command.append(topOffOp)  // ARGV[1], then from `SpendLayout.topOffItemBase`
+        try appendItem(item, to: &command)
+        command.append(amountText)  // `SpendLayout.topOffAmount`
     }
 
     // MARK: Replies
@@ -348,24 +354,36 @@ extension RedisStore {
 
     /// The plan record at `key` (`GET`); nil when none.
     public func plan(at key: String) throws(StoreError) -> PlanRecord? {
-        let reply = try connection.command(["GET", key])
+        try Self.planRecord(try connection.command(["GET", key]))
+    }
+
+    /// Stores `record` at `key` (`SET`, no expiry).
+    public func setPlan(_ record: PlanRecord, at key: String) throws(StoreError) {
+        try Self.planStored(try connection.command(["SET", key, record.text]))
+    }
+
+    /// Removes the plan record at `key` (`DEL`); whether there was one.
+    @discardableResult
+    public func clearPlan(at key: String) throws(StoreError) -> Bool {
+        try Self.planRemoved(try connection.command(["DEL", key]))
+    }
+
+    /// A plan record's `GET` reply: the record, nil when none.
+    static func planRecord(_ reply: RedisValue) throws(StoreError) -> PlanRecord? {
         if case .error(let message) = reply { throw .protocolError(message) }
         if reply.isNull { return nil }
         guard let text = reply.text else { throw .protocolError("unexpected GET reply") }
         return PlanRecord(text: text)
     }
 
-    /// Stores `record` at `key` (`SET`, no expiry).
-    public func setPlan(_ record: PlanRecord, at key: String) throws(StoreError) {
-        let reply = try connection.command(["SET", key, record.text])
+    /// A plan record's `SET` reply: `OK`, or the error it is.
+    static func planStored(_ reply: RedisValue) throws(StoreError) {
         if case .error(let message) = reply { throw .protocolError(message) }
         guard reply.text == "OK" else { throw .protocolError("unexpected SET reply") }
     }
 
-    /// Removes the plan record at `key` (`DEL`); whether there was one.
-    @discardableResult
-    public func clearPlan(at key: String) throws(StoreError) -> Bool {
-        let reply = try connection.command(["DEL", key])
+    /// A plan record's `DEL` reply: whether there was one.
+    static func planRemoved(_ reply: RedisValue) throws(StoreError) -> Bool {
         if case .error(let message) = reply { throw .protocolError(message) }
         guard let count = reply.integer else { throw .protocolError("unexpected DEL reply") }
         return count > 0

@@ -225,7 +225,7 @@ extension ClusterTests.ClusterStoreTests {
         #expect(!denied.isAllowed && denied != .repeated)
         #expect(try f.current("shared") == 9)
         // Once alice has a charge again, the same key spends (it was never recorded).
-        let mine = try f.gate.item(pool: try #require(f.gate.pools.firstIndex { $0.config.id == "mine" }), cost: 1, subject: "alice")
+        let mine = f.gate.item(pool: try #require(f.gate.pools.firstIndex { $0.config.id == "mine" }), cost: 1, subject: "alice")
         _ = try f.store.topOff(mine, amount: nil)
         #expect(try f.store.charge(try f.request("/api/x", subject: "alice", key: "order-2")).outcome.isAllowed)
         #expect(try f.current("shared") == 8)

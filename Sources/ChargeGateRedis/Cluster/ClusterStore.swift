@@ -107,38 +107,25 @@ public final class ClusterStore: ChargeStore {
 
     /// Adds `amount` (nil: fills) to one bucket in one script run on its slot.
     public func topOff(_ item: SpendItem, amount: Int64?) throws(StoreError) -> (now: Int64, state: BucketState) {
-        var amountText = ""
-        if let amount {
-            guard amount > -RedisStore.exactLimit else { throw .protocolError("amount out of range") }
-            amountText = String(Swift.min(amount, RedisStore.exactLimit - 1))
-        }
         let reply = try runCharge(slot: ClusterSlot.slot(forKey: item.key)) { (command: inout RESPCommand) throws(StoreError) in
-            command.append(1)
-            command.append(item.key)
-            command.append(RedisStore.topOffOp)
-            try RedisStore.appendItem(item, to: &command)
-            command.append(amountText)
+            try RedisStore.appendTopOff(item, amount: amount, to: &command)
         }
         return try RedisStore.topOffResult(reply.value)
     }
 
     /// The plan record at `key` (`GET` on its slot); nil when none.
     public func plan(at key: String) throws(StoreError) -> PlanRecord? {
-        let reply = try command(["GET", key], key: key)
-        if reply.isNull { return nil }
-        guard let text = reply.text else { throw .protocolError("unexpected GET reply") }
-        return PlanRecord(text: text)
+        try RedisStore.planRecord(try command(["GET", key], key: key))
     }
 
     /// Stores `record` at `key` (`SET`, no expiry).
     public func setPlan(_ record: PlanRecord, at key: String) throws(StoreError) {
-        guard try command(["SET", key, record.text], key: key).text == "OK" else { throw .protocolError("unexpected SET reply") }
+        try RedisStore.planStored(try command(["SET", key, record.text], key: key))
     }
 
     /// Removes the plan record at `key` (`DEL`); whether there was one.
     @discardableResult
     public func clearPlan(at key: String) throws(StoreError) -> Bool {
-        guard let count = try command(["DEL", key], key: key).integer else { throw .protocolError("unexpected DEL reply") }
-        return count > 0
+        try RedisStore.planRemoved(try command(["DEL", key], key: key))
     }
 }

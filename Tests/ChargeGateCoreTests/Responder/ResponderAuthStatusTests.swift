@@ -2,26 +2,6 @@ import ChargeGateTestSupport
 import Testing
 @testable import ChargeGateCore
 
-/// A store that answers every spend with one fixed outcome, or fails with one fixed error.
-private final class AnsweringStore: ChargeStore {
-    let answer: Result<SpendOutcome, StoreError>
-    init(_ answer: Result<SpendOutcome, StoreError>) { self.answer = answer }
-    func charge(_ request: SpendRequest) throws(StoreError) -> SpendResult {
-        switch answer {
-        case .success(let outcome): return SpendResult(outcome, now: ResponderAuthStatusTests.now)
-        case .failure(let error): throw error
-        }
-    }
-    func peek(_ keys: [String]) throws(StoreError) -> (now: Int64, states: [BucketState?]) { throw .timeout }
-    func topOff(_ item: SpendItem, amount: Int64?) throws(StoreError) -> (now: Int64, state: BucketState) { throw .timeout }
-    func events(stream: String, _ query: EventQuery) throws(StoreError) -> EventPage { throw .timeout }
-    func plan(at key: String) throws(StoreError) -> PlanRecord? { nil }
-    func setPlan(_ record: PlanRecord, at key: String) throws(StoreError) {}
-    func clearPlan(at key: String) throws(StoreError) -> Bool { false }
-    func settle(_ request: SettleRequest) throws(StoreError) -> SettleOutcome { .unknown }
-    func openHolds(prefix: String, limit: Int) throws(StoreError) -> (now: Int64, holds: [HoldRecord]) { (0, []) }
-}
-
 /// The auth role answers nginx 204 or 403, with its `Status:` line and without a body, whatever
 /// happens: every outcome a store can give and every error it can fail with, on a plain, an
 /// idempotent, a shadow and a settled route, with and without plans, answered from the deny
@@ -144,7 +124,7 @@ private final class AnsweringStore: ChargeStore {
             let gate = Gate(config: config)
             let answers = Self.outcomes.map { Result<SpendOutcome, StoreError>.success($0) } + Self.errors.map { .failure($0) }
             for answer in answers {
-                let responder = Responder(store: AnsweringStore(answer), clock: ManualClock(Self.now), denials: DenyCache())
+                let responder = Responder(store: AnsweringStore(answer, now: Self.now), clock: ManualClock(Self.now), denials: DenyCache())
                 for request in Self.requests {
                     for plan in config.plans.isEmpty ? [nil] : [nil, "pro", "gone"] as [String?] {
                         var asked = request
@@ -173,7 +153,8 @@ private final class AnsweringStore: ChargeStore {
         var seen = Set<String>()
         for config in [Self.config(), Self.config(devBypass: true)] {
             let gate = Gate(config: config)
-            let responder = Responder(store: AnsweringStore(.failure(.timeout)), clock: ManualClock(Self.now), denials: DenyCache())
+            let store = AnsweringStore(.failure(.timeout), now: Self.now)
+            let responder = Responder(store: store, clock: ManualClock(Self.now), denials: DenyCache())
             for request in Self.refusedOrUnrouted + Self.requests {
                 seen.insert(Self.check(responder.respond(to: request, gate: gate), Self.describe(request)))
             }

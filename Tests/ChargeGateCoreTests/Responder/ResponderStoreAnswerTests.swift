@@ -2,25 +2,6 @@ import ChargeGateTestSupport
 import Testing
 @testable import ChargeGateCore
 
-/// A store that answers every spend with one fixed outcome, whatever it is asked.
-private final class FixedStore: ChargeStore {
-    let outcome: SpendOutcome
-    let now: Int64
-    init(_ outcome: SpendOutcome, now: Int64) {
-        self.outcome = outcome
-        self.now = now
-    }
-    func charge(_ request: SpendRequest) throws(StoreError) -> SpendResult { SpendResult(outcome, now: now) }
-    func peek(_ keys: [String]) throws(StoreError) -> (now: Int64, states: [BucketState?]) { throw .timeout }
-    func topOff(_ item: SpendItem, amount: Int64?) throws(StoreError) -> (now: Int64, state: BucketState) { throw .timeout }
-    func events(stream: String, _ query: EventQuery) throws(StoreError) -> EventPage { throw .timeout }
-    func plan(at key: String) throws(StoreError) -> PlanRecord? { nil }
-    func setPlan(_ record: PlanRecord, at key: String) throws(StoreError) {}
-    func clearPlan(at key: String) throws(StoreError) -> Bool { false }
-    func settle(_ request: SettleRequest) throws(StoreError) -> SettleOutcome { .unknown }
-    func openHolds(prefix: String, limit: Int) throws(StoreError) -> (now: Int64, holds: [HoldRecord]) { (0, []) }
-}
-
 /// The responder's arithmetic on what a store answers is overflow-safe on its own (the Redis
 /// store also refuses such replies): a wait near `Int64.max` or below 0, charges and times at
 /// the ends of `Int64`, give an answer, never a trap.
@@ -38,7 +19,7 @@ private final class FixedStore: ChargeStore {
     }
 
     static func ask(_ outcome: SpendOutcome, storeNow: Int64 = now, clock: Int64 = now) -> Response {
-        let responder = Responder(store: FixedStore(outcome, now: storeNow), clock: ManualClock(clock), denials: DenyCache())
+        let responder = Responder(store: AnsweringStore(.success(outcome), now: storeNow), clock: ManualClock(clock), denials: DenyCache())
         return responder.respond(to: FakeRequest.auth("/api/x"), gate: gate())
     }
 

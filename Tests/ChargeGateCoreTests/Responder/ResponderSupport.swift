@@ -26,6 +26,31 @@ final class DownStore: ChargeStore {
     func openHolds(prefix: String, limit: Int) throws(StoreError) -> (now: Int64, holds: [HoldRecord]) { throw .timeout }
 }
 
+/// A store that answers every spend with one fixed outcome at its clock's `now`, or fails with
+/// one fixed error, whatever it is asked; it holds no plan or hold, and its reads fail.
+final class AnsweringStore: ChargeStore {
+    let answer: Result<SpendOutcome, StoreError>
+    let now: Int64
+    init(_ answer: Result<SpendOutcome, StoreError>, now: Int64) {
+        self.answer = answer
+        self.now = now
+    }
+    func charge(_ request: SpendRequest) throws(StoreError) -> SpendResult {
+        switch answer {
+        case .success(let outcome): return SpendResult(outcome, now: now)
+        case .failure(let error): throw error
+        }
+    }
+    func peek(_ keys: [String]) throws(StoreError) -> (now: Int64, states: [BucketState?]) { throw .timeout }
+    func topOff(_ item: SpendItem, amount: Int64?) throws(StoreError) -> (now: Int64, state: BucketState) { throw .timeout }
+    func events(stream: String, _ query: EventQuery) throws(StoreError) -> EventPage { throw .timeout }
+    func plan(at key: String) throws(StoreError) -> PlanRecord? { nil }
+    func setPlan(_ record: PlanRecord, at key: String) throws(StoreError) {}
+    func clearPlan(at key: String) throws(StoreError) -> Bool { false }
+    func settle(_ request: SettleRequest) throws(StoreError) -> SettleOutcome { .unknown }
+    func openHolds(prefix: String, limit: Int) throws(StoreError) -> (now: Int64, holds: [HoldRecord]) { (0, []) }
+}
+
 /// What every responder suite starts from: the test config, a gate over it, a memory store on a
 /// manual clock, and a responder with its own deny cache.
 protocol ResponderSuite {
