@@ -335,7 +335,54 @@ def local_stack(*args, timeout=60, env: dict | None = None) -> subprocess.Comple
 # Redis
 
 
-class RedisClient:
+class RedisCommands:
+    """What RedisClient and ClusterClient share on top of their `command`."""
+
+    def command(self, *args):
+        raise NotImplementedError
+
+    def get(self, key: str):
+        return self.command("GET", key)
+
+    def now_ms(self) -> int:
+        sec, usec = self.command("TIME")
+        return int(sec) * 1000 + int(usec) // 1000
+
+    def info(self, section: str) -> dict[str, str]:
+        """`INFO section` as a dict of its `field:value` lines."""
+        out = {}
+        for line in self.command("INFO", section).splitlines():
+            if ":" in line and not line.startswith("#"):
+                k, v = line.split(":", 1)
+                out[k] = v.strip()
+        return out
+
+    def command_stats(self, name: str) -> dict[str, int]:
+        """The integer fields of `cmdstat_NAME` (`calls`, `rejected_calls`, ...) since the last
+        CONFIG RESETSTAT; {} when the command has not run."""
+        stat = self.info("commandstats").get(f"cmdstat_{name}", "")
+        fields = dict(kv.split("=", 1) for kv in stat.split(",") if "=" in kv)
+        return {k: int(v) for k, v in fields.items() if v.isdigit()}
+
+    def script_calls(self, rejected: bool = False) -> int:
+        """EVALSHA + EVAL calls since the last CONFIG RESETSTAT (`rejected`: those Redis refused
+        before running them too)."""
+        total = 0
+        for name in ("evalsha", "eval"):
+            stats = self.command_stats(name)
+            total += stats.get("calls", 0) + (stats.get("rejected_calls", 0) if rejected else 0)
+        return total
+
+
+def file_tail(path: Path, n: int) -> str:
+    """The last `n` lines of the log at `path` ("" when it cannot be read)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+class RedisClient(RedisCommands):
     """A minimal RESP client (no redis-cli needed): over the unix socket `path`, or over TCP when
     `path` is a (host, port) pair (a cluster node)."""
 
@@ -382,13 +429,6 @@ class RedisClient:
                 return None
             return [self._read(f) for _ in range(n)]
         raise RuntimeError(f"unexpected RESP {line!r}")
-
-    def get(self, key: str):
-        return self.command("GET", key)
-
-    def now_ms(self) -> int:
-        sec, usec = self.command("TIME")
-        return int(sec) * 1000 + int(usec) // 1000
 
 
 class RedisServer:
@@ -439,10 +479,7 @@ class RedisServer:
         stop_popen(self.proc, signal.SIGTERM)
 
     def log_tail(self, n=20) -> str:
-        try:
-            return "\n".join((self.dir / "redis.log").read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
+        return file_tail(self.dir / "redis.log", n)
 
 
 # --------------------------------------------------------------------------------------------
@@ -567,7 +604,7 @@ _KEYLESS = {"TIME", "PING", "INFO", "CONFIG", "DEBUG", "CLUSTER", "SCAN", "SCRIP
 _ALL_KEYS = {"DEL", "EXISTS", "UNLINK", "TOUCH"}
 
 
-class ClusterClient:
+class ClusterClient(RedisCommands):
     """A cluster-aware RedisClient: each command goes to the primary that owns its keys' slot
     (the slot map from CLUSTER SLOTS, read again on MOVED). `KEYS`, `DBSIZE` and `FLUSHALL` are
     asked of every primary (KEYS: the keys of all, sorted); DEL/EXISTS/... over several slots are
@@ -652,13 +689,6 @@ class ClusterClient:
                     self.refresh()
                     continue
                 raise
-
-    def get(self, key: str):
-        return self.command("GET", key)
-
-    def now_ms(self) -> int:
-        sec, usec = self.command("TIME")
-        return int(sec) * 1000 + int(usec) // 1000
 
 
 class SessionCluster:
@@ -1225,6 +1255,15 @@ EVENT_KEYS = ["id", "time", "pool", "subject", "amount", "route", "method", "uri
 EVENT_OPTIONAL_KEYS = ["hold", "status"]
 # The columns of `charge-gate events --format csv`: every one on every line.
 EVENT_CSV_KEYS = EVENT_KEYS + EVENT_OPTIONAL_KEYS
+
+
+def in_stream_order(stack: Stack, rows: list, stream) -> list:
+    """`rows` (the log's events, or what a test expects of them) in the order the log keeps:
+    as they are off a cluster; on a cluster grouped by `stream(row)`, the slot its event is
+    written in (a subject's for its pools, a global pool's own), each group in its own order (a
+    stable sort): the log merges one stream per slot, and events that two slots wrote in one
+    millisecond have no order between them (docs/http.md)."""
+    return sorted(rows, key=stream) if stack.cluster else rows
 
 
 def fetch_events(stack: Stack, token: str, limit: int | None = None, **query) -> list[dict]:

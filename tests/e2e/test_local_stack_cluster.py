@@ -82,10 +82,10 @@ def test_local_stack_with_cluster_is_ready_and_gates(tmp_dir):
         # ... and every replica has synced (its link up, no sync under way, the primary's offset
         # reached, read first).
         for replica, primary in replica_of.items():
-            mine = fields(node(d, primary).command("INFO", "replication"))
+            mine = node(d, primary).info("replication")
             assert (mine["role"], mine["connected_slaves"]) == ("master", "1"), (primary, mine)
             offset = int(mine["master_repl_offset"])
-            theirs = fields(node(d, replica).command("INFO", "replication"))
+            theirs = node(d, replica).info("replication")
             assert (theirs["role"], theirs["master_port"], theirs["master_link_status"], theirs["master_sync_in_progress"]) \
                 == ("slave", str(primary), "up", "0"), (replica, theirs)
             assert int(theirs["slave_repl_offset"]) >= offset, (replica, theirs, offset)
@@ -108,7 +108,7 @@ def test_local_stack_with_cluster_is_ready_and_gates(tmp_dir):
         # (429, or 503 while the slot moves; never a 200), other routes keep spending.
         replica = next(rep for rep, primary in replica_of.items() if primary == owner)
         assert node(d, replica).command("CLUSTER", "FAILOVER") == "OK"
-        wait_until(lambda: fields(node(d, replica).command("INFO", "replication"))["role"] == "master", 10,
+        wait_until(lambda: node(d, replica).info("replication")["role"] == "master", 10,
                    what=f"127.0.0.1:{replica} promoted")
         answers = []
         deadline = time.monotonic() + 10

@@ -19,10 +19,6 @@ PORTS = [6391, 6392, 26391, 26392, 26393]
 NODES = ["redis-primary", "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"]
 
 
-def info(client: RedisClient, section: str = "replication") -> dict[str, str]:
-    return dict(line.split(":", 1) for line in client.command("INFO", section).splitlines() if ":" in line and not line.startswith("#"))
-
-
 def pairs(flat: list) -> dict:
     return dict(zip(flat[::2], flat[1::2]))
 
@@ -46,8 +42,8 @@ def test_local_stack_with_sentinel_fails_over_by_hand(tmp_dir):
         # primary's offset reached) ...
         primary = RedisClient(d / "redis-primary" / "redis.sock")
         replica = RedisClient(d / "redis-replica" / "redis.sock")
-        offset = int(info(primary)["master_repl_offset"])
-        mine = info(replica)
+        offset = int(primary.info("replication")["master_repl_offset"])
+        mine = replica.info("replication")
         assert (mine["role"], mine["master_link_status"], mine["master_sync_in_progress"]) == ("slave", "up", "0"), mine
         assert int(mine["slave_repl_offset"]) >= offset, (mine, offset)
         # ... and every sentinel knows the replica and the two other sentinels.

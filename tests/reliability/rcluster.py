@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from reliability import ROOT, Cluster, MultiNginx, config_yaml, harness
-from harness import RedisClient, Responder, free_port, pid_alive, wait_until
+from harness import RedisClient, Responder, file_tail, free_port, pid_alive, wait_until
 
 REDIS_CLUSTER = ROOT / "scripts" / "redis-cluster"
 REDIS_PRIVATE = ROOT / "scripts" / "redis-private"
@@ -123,23 +123,14 @@ class ClusterNode:
         assert r.returncode == 0, f"restart of {self} failed: {r.stderr.strip()}"
 
     def info(self, section: str) -> dict[str, str]:
-        out = {}
-        for line in self.client.command("INFO", section).splitlines():
-            if ":" in line and not line.startswith("#"):
-                k, v = line.split(":", 1)
-                out[k] = v.strip()
-        return out
+        return self.client.info(section)
 
     def command_calls(self, name: str) -> int:
         """`cmdstat_NAME` calls since the last CONFIG RESETSTAT."""
-        fields = dict(kv.split("=", 1) for kv in self.info("commandstats").get(f"cmdstat_{name}", "").split(",") if "=" in kv)
-        return int(fields.get("calls", 0))
+        return self.client.command_stats(name).get("calls", 0)
 
     def log_tail(self, n=12) -> str:
-        try:
-            return "\n".join((self.dir / "redis.log").read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
+        return file_tail(self.dir / "redis.log", n)
 
 
 class RedisCluster:

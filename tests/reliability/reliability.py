@@ -57,6 +57,7 @@ from harness import (  # noqa: E402
     RedisClient,
     RedisServer,
     Responder,
+    file_tail,
     free_port,
     pid_alive,
     render_nginx_conf,
@@ -694,7 +695,4 @@ class Launcher:
         stop_popen(self.proc, signal.SIGTERM, 10)
 
     def log_tail(self, n=20) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
+        return file_tail(self.log, n)

@@ -24,6 +24,7 @@ from harness import (  # noqa: E402
     REDIS_SERVER,
     RedisClient,
     Responder,
+    file_tail,
     free_port,
     stop_popen,
     wait_until,
@@ -94,27 +95,14 @@ class RedisNode:
         return self.client.command("ROLE")[0]
 
     def info(self, section: str) -> dict[str, str]:
-        out = {}
-        for line in self.client.command("INFO", section).splitlines():
-            if ":" in line and not line.startswith("#"):
-                k, v = line.split(":", 1)
-                out[k] = v.strip()
-        return out
+        return self.client.info(section)
 
     def script_calls(self) -> int:
         """EVALSHA + EVAL calls since the last CONFIG RESETSTAT (rejected ones included)."""
-        stats = self.info("commandstats")
-        total = 0
-        for name in ("cmdstat_evalsha", "cmdstat_eval"):
-            fields = dict(kv.split("=", 1) for kv in stats.get(name, "").split(",") if "=" in kv)
-            total += int(fields.get("calls", 0)) + int(fields.get("rejected_calls", 0))
-        return total
+        return self.client.script_calls(rejected=True)
 
     def log_tail(self, n=20) -> str:
-        try:
-            return "\n".join((self.dir / "redis.log").read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
+        return file_tail(self.dir / "redis.log", n)
 
 
 class SentinelCluster(Cluster):

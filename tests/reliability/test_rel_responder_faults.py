@@ -192,6 +192,19 @@ def test_one_of_three_responders_killed_mid_request_never_double_charges(make_cl
         "spent_but_503": acc["spent_but_503"]})
 
 
+def restart_one_by_one(c, rounds: int):
+    """Restarts the three responders one after the other, `rounds` times round: SIGTERM (each
+    exits 0), then the same command again (a new process), a pause between restarts."""
+    for n in range(3 * rounds):
+        victim = c.responders[n % 3]
+        old = victim.proc.pid
+        victim.stop()
+        assert victim.proc.returncode == 0, victim.proc.returncode
+        c.start_responder(victim)
+        assert victim.proc.pid != old
+        time.sleep(scale(1.5, 4.0))
+
+
 def test_rolling_restart_of_three_responders_never_double_charges(make_cluster):
     """3 responders behind one nginx (own sockets, `max_fails=3 fail_timeout=1s` as README
     "Deploying" recommends), restarted one after the other (SIGTERM: queued requests and those
@@ -209,14 +222,7 @@ def test_rolling_restart_of_three_responders_never_double_charges(make_cluster):
     load = SteadyLoad([c.nginxes[0].port], RATE, THREADS, lambda k, i: ("c-rolling", None)).start()
     try:
         time.sleep(1.0)
-        for n in range(3 * rounds):
-            victim = c.responders[n % 3]
-            old = victim.proc.pid
-            victim.stop()
-            assert victim.proc.returncode == 0, victim.proc.returncode
-            c.start_responder(victim)
-            assert victim.proc.pid != old
-            time.sleep(scale(1.5, 4.0))
+        restart_one_by_one(c, rounds)
     finally:
         recs = load.stop()
     acc = check_accounting(c, recs, "c-rolling")
@@ -256,14 +262,7 @@ def test_rolling_restart_on_the_keepalive_profile_never_double_charges(make_clus
     try:
         time.sleep(1.0)
         kept_before = (c.fastcgi_connections(), len(load.records))
-        for n in range(3 * rounds):
-            victim = c.responders[n % 3]
-            old = victim.proc.pid
-            victim.stop()
-            assert victim.proc.returncode == 0, victim.proc.returncode
-            c.start_responder(victim)
-            assert victim.proc.pid != old
-            time.sleep(scale(1.5, 4.0))
+        restart_one_by_one(c, rounds)
         # every responder restarted: what their new processes accepted, for what was sent since
         since = len(load.records)
         time.sleep(1.0)
