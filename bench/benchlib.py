@@ -936,7 +936,7 @@ def ceiling_lines(summary, cores):
         return min(limits)
 
     lines = ["## What the machine allows (same run)", "",
-             f"nginx (one worker) and Redis each run on one core at most; together with the responder",
+             "nginx (one worker) and Redis each run on one core at most; together with the responder",
              f"and wrk they share {cores}. So req/s is at most the lowest of 1 s / nginx's CPU per request,",
              f"1 s / Redis's, and {cores} s / the CPU all processes spend per request. The prediction from",
              "this run's CPU columns is checked against the measured ratio; then the same model with a",

@@ -43,7 +43,7 @@ from harness import (
     slot_tag,
     wait_until,
 )
-from metering_support import ADMIN, TOKEN, given_back, topoff
+from metering_support import TOKEN, given_back, topoff
 
 pytestmark = pytest.mark.skipif(not CLUSTER, reason="a Redis Cluster's own cases: run with CHARGE_GATE_E2E_STORE=cluster")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from harness import assert_out_of_charge, raw_request
+from harness import assert_out_of_charge
 
 POOLS = """\
 pools:

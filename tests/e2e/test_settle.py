@@ -10,13 +10,12 @@ change nothing and are counted; the events sum to what the pool was charged.
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import time
 
 from harness import SNIPPETS, fetch_events, scrape, wait_until
-from metering_support import ADMIN, TOKEN, topoff
+from metering_support import TOKEN, topoff
 
 CONFIG = """\
 pools:

@@ -21,8 +21,8 @@ import threading
 import time
 from pathlib import Path
 
-from reliability import ROOT, Cluster, MultiNginx, config_yaml, harness
-from harness import RedisClient, Responder, file_tail, free_port, pid_alive, wait_until
+from reliability import ROOT, Cluster, config_yaml, harness
+from harness import RedisClient, file_tail, free_port, pid_alive, wait_until
 
 REDIS_CLUSTER = ROOT / "scripts" / "redis-cluster"
 REDIS_PRIVATE = ROOT / "scripts" / "redis-private"
@@ -438,38 +438,14 @@ class ClusterStack(Cluster):
         self.config = self.dir / "charge-gate.yaml"
         text = config_yaml(self.dir / "unused", pools, routes, settings)
         self.config_rest = "\n".join(line for line in text.splitlines() if not line.startswith("redis: ")) + "\n"
-        self.responders = []
-        for i in range(responders):
-            d = self.dir / f"g{i}"
-            d.mkdir()
-            self.responders.append(Responder(d, self.config))
-        self.sockets = [r.sock for r in self.responders]
-        self.profile = harness.PROFILE
-        self.nginxes = []
-        for i in range(nginxes):
-            d = self.dir / f"n{i}"
-            d.mkdir()
-            self.nginxes.append(MultiNginx(d, free_port(), self.sockets))
-        self.start_responders = True
-        self.extra_pids = []
-        harness._ALL_STACKS.append(self)
+        self.add_processes(responders, nginxes)
 
-    def start(self):
+    def start_store(self):
         self.redis_cluster.start()
         self.config.write_text(f"redis: redis-cluster://{self.redis_cluster.seeds}\n" + self.config_rest)
-        for r in self.responders:
-            self.start_responder(r)
-        for n in self.nginxes:
-            n.start()
-        return self
 
-    def stop(self):
-        steps = [n.stop for n in self.nginxes] + [r.stop for r in self.responders] + [self.redis_cluster.stop]
-        for step in steps:
-            try:
-                step()
-            except Exception:  # noqa: BLE001 - everything must be tried
-                pass
+    def store_stops(self) -> list:
+        return [self.redis_cluster.stop]
 
     @property
     def rc(self) -> RedisClient:
@@ -484,11 +460,8 @@ class ClusterStack(Cluster):
         raw = self.redis_cluster.get(prefix + key)
         return None if raw is None else json.loads(raw)
 
-    def diagnostics(self) -> str:
-        parts = [f"--- cluster stack dir {self.dir} profile {self.profile} seeds {self.redis_cluster.seeds}"]
-        for i, r in enumerate(self.responders):
-            parts.append(f"--- responder {i} log (tail)\n" + r.log_tail(25))
-        for i, n in enumerate(self.nginxes):
-            parts.append(f"--- nginx {i} error.log (tail)\n" + "\n".join(n.error_log().splitlines()[-10:]))
-        parts.append(self.redis_cluster.diagnostics())
-        return "\n".join(parts)
+    def store_name(self) -> str:
+        return f", redis-cluster://{self.redis_cluster.seeds}"
+
+    def store_diagnostics(self) -> str:
+        return self.redis_cluster.diagnostics()

@@ -256,6 +256,13 @@ class Cluster:
         self.redis = PersistentRedis(self.dir) if persistent else RedisServer(self.dir)
         self.config = self.dir / "charge-gate.yaml"
         self.config.write_text(config)
+        self.add_processes(responders, nginxes, profile, start_responders)
+
+    def add_processes(self, responders: int, nginxes: int, profile: str | None = None, start_responders: bool = True):
+        """The `responders` charge-gate processes on `self.config` (each on its own unix socket)
+        and `nginxes` nginx instances (each listing every responder) in `self.dir`; the stack
+        is registered for harness.cleanup_all(), which stops it whatever happens. Every kind
+        of stack (one Redis, Sentinel, a Redis Cluster) builds its processes here."""
         self.responders: list[Responder] = []
         for i in range(responders):
             d = self.dir / f"g{i}"
@@ -265,25 +272,29 @@ class Cluster:
         self.profile = profile or PROFILE
         self.nginxes: list[MultiNginx] = []
         for i in range(nginxes):
-            d = self.dir / f"n{i}"
+            d = self.dir / f"nginx{i}"
             d.mkdir()
             self.nginxes.append(MultiNginx(d, free_port(), self.sockets, profile=self.profile))
         self.start_responders = start_responders
         self.extra_pids: list[int] = []   # launchers and the like, stopped at the end
-        harness._ALL_STACKS.append(self)  # harness.cleanup_all() stops it whatever happens
+        harness._ALL_STACKS.append(self)
 
     @property
     def rc(self) -> RedisClient:
         return self.redis.client
 
     def start(self):
-        self.redis.start()
+        self.start_store()
         if self.start_responders:
             for r in self.responders:
                 self.start_responder(r)
         for n in self.nginxes:
             n.start()
         return self
+
+    def start_store(self):
+        """Starts Redis (a subclass: its own store) and returns once it answers."""
+        self.redis.start()
 
     def start_responder(self, r: Responder):
         r.start(["--listen", str(r.sock)])
@@ -292,14 +303,18 @@ class Cluster:
         steps = [n.stop for n in self.nginxes]
         steps += [(lambda p=p: stop_pid(p, signal.SIGTERM, 5)) for p in self.extra_pids]
         steps += [r.stop for r in self.responders]
-        steps.append(lambda: (self.redis.proc and self.redis.proc.poll() is None
-                              and os.kill(self.redis.proc.pid, signal.SIGCONT)))
-        steps.append(self.redis.stop)
+        steps += self.store_stops()
         for step in steps:
             try:
                 step()
             except Exception:  # noqa: BLE001 - everything must be tried
                 pass
+
+    def store_stops(self) -> list:
+        """The steps that stop the store, after nginx and the responders (a stopped Redis is
+        continued first, so that SIGTERM ends it)."""
+        return [lambda: (self.redis.proc and self.redis.proc.poll() is None and os.kill(self.redis.proc.pid, signal.SIGCONT)),
+                self.redis.stop]
 
     # observations -----------------------------------------------------------------------
 
@@ -398,13 +413,20 @@ class Cluster:
         return sum(1 for line in text.splitlines() if line.strip() and "cmd=client|list" not in line)
 
     def diagnostics(self) -> str:
-        parts = [f"--- cluster dir {self.dir} profile {self.profile}"]
+        parts = [f"--- stack dir {self.dir} profile {self.profile}{self.store_name()}"]
         for i, r in enumerate(self.responders):
             parts.append(f"--- responder {i} log (tail)\n" + r.log_tail(25))
         for i, n in enumerate(self.nginxes):
             parts.append(f"--- nginx {i} error.log (tail)\n" + "\n".join(n.error_log().splitlines()[-15:]))
-        parts.append("--- redis.log (tail)\n" + self.redis.log_tail(10))
+        parts.append(self.store_diagnostics())
         return "\n".join(parts)
+
+    def store_name(self) -> str:
+        """What diagnostics' first line says of the store after the profile."""
+        return ", one redis-server"
+
+    def store_diagnostics(self) -> str:
+        return "--- redis.log (tail)\n" + self.redis.log_tail(10)
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,15 +15,13 @@ import signal
 import subprocess
 import tempfile
 import threading
-import time
 from pathlib import Path
 
-from reliability import Cluster, MultiNginx, config_yaml, harness  # noqa: F401
+from reliability import Cluster, config_yaml, harness
 from harness import (  # noqa: E402
     REDIS_PRIVATE,
     REDIS_SERVER,
     RedisClient,
-    Responder,
     file_tail,
     free_port,
     stop_popen,
@@ -124,39 +122,17 @@ class SentinelCluster(Cluster):
         text = config_yaml(self.dir / "unused", pools, routes, settings)
         text = "\n".join(line for line in text.splitlines() if not line.startswith("redis: ")) + "\n"
         self.config.write_text(f"redis: {self.url}\n" + text)
-        self.responders = []
-        for i in range(responders):
-            d = self.dir / f"g{i}"
-            d.mkdir()
-            self.responders.append(Responder(d, self.config))
-        self.sockets = [r.sock for r in self.responders]
-        n = self.dir / "nginx"
-        n.mkdir()
-        self.nginxes = [MultiNginx(n, free_port(), self.sockets)]
-        self.start_responders = True
-        self.extra_pids = []
-        harness._ALL_STACKS.append(self)
+        self.add_processes(responders, 1)
 
     # lifecycle ---------------------------------------------------------------------------
 
-    def start(self):
+    def start_store(self):
         for node in self.nodes + self.sentinels:
             node.start()
         self.wait_healthy(timeout=20)
-        for r in self.responders:
-            self.start_responder(r)
-        for n in self.nginxes:
-            n.start()
-        return self
 
-    def stop(self):
-        steps = [n.stop for n in self.nginxes] + [r.stop for r in self.responders]
-        steps += [s.stop for s in self.sentinels] + [n.stop for n in self.nodes]
-        for step in steps:
-            try:
-                step()
-            except Exception:  # noqa: BLE001 - everything must be tried
-                pass
+    def store_stops(self) -> list:
+        return [s.stop for s in self.sentinels] + [n.stop for n in self.nodes]
 
     # who is who --------------------------------------------------------------------------
 
@@ -251,11 +227,8 @@ class SentinelCluster(Cluster):
         """Per responder, its "redis failover seen" log lines."""
         return [[line for line in r.log_text().splitlines() if "redis failover seen" in line] for r in self.responders]
 
-    def diagnostics(self) -> str:
-        parts = [f"--- sentinel cluster dir {self.dir}"]
-        for i, r in enumerate(self.responders):
-            parts.append(f"--- responder {i} log (tail)\n" + r.log_tail(25))
-        for n in self.nodes + self.sentinels:
-            parts.append(f"--- {n.dir.name} {n.address} log (tail)\n" + n.log_tail(12))
-        parts.append("--- nginx error.log (tail)\n" + "\n".join(self.nginxes[0].error_log().splitlines()[-10:]))
-        return "\n".join(parts)
+    def store_name(self) -> str:
+        return f", {self.url}"
+
+    def store_diagnostics(self) -> str:
+        return "\n".join(f"--- {n.dir.name} {n.address} log (tail)\n" + n.log_tail(12) for n in self.nodes + self.sentinels)
