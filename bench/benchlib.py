@@ -667,6 +667,8 @@ MAIN_DESCRIPTIONS = {
     "per-subject": "per-subject pool, new X-Subject per request",
     "allow-proxied": "allow's pool, the answer from a stand-in app behind proxy_pass (kept connections)",
     "settled": "the same on a settled route (`settle: {amount: header}`): a hold, then nginx's settlement line",
+    "settled-cluster": "settled on the Redis Cluster: the hold's claim in the request id's slot and the spend in the "
+                       "pool's, then the line settled through the claim (two round trips each, one line at a time)",
     "floor-keepalive": "floor through the keepalive profile (kept FastCGI connections, no nginx deny cache)",
     "allow-keepalive": "allow through the keepalive profile",
     "per-subject-keepalive": "per-subject through the keepalive profile",
@@ -843,6 +845,7 @@ def report_main(meta, run_path, high_path=None):
         ("deny-many-uris / floor (req/s)", "deny-many-uris", "floor", "rps", "rps"),
         ("per-subject / floor (req/s)", "per-subject", "floor", "rps", "rps"),
         ("settled / allow-proxied (req/s)", "settled", "allow-proxied", "rps", "rps"),
+        ("settled-cluster / settled (req/s)", "settled-cluster", "settled", "rps", "rps"),
         ("floor / static (req/s)", "floor", "static", "rps", "rps"),
         ("limit_req / static (req/s)", "limit_req", "static", "rps", "rps"),
         ("p99(allow) / p99(floor)", "allow", "floor", "p99_ms", "p99"),
