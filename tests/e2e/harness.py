@@ -174,6 +174,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def all_at_once(n: int, request, start: float, timeout: float = 30) -> list:
+    """`request()` from `n` threads released together by a barrier (which fails a thread whose
+    peers have not all arrived within `start` s); their results in thread order (None where a
+    thread did not finish within `timeout`)."""
+    import threading
+
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+
+    def one(i):
+        barrier.wait(start)
+        results[i] = request()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return results
+
+
 def wait_until(predicate, timeout: float, interval: float = 0.02, what: str = "condition"):
     """Polls `predicate` until it returns a truthy value or `timeout` seconds pass."""
     deadline = time.monotonic() + timeout
@@ -220,6 +241,16 @@ def pid_alive(pid: int) -> bool:
             return f.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return False
+
+
+def live_pid(pidfile: Path) -> int | None:
+    """The pid in `pidfile` when that process is alive; None when there is no readable pid or
+    it is dead."""
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
 
 
 def stop_pid(pid: int, sig=signal.SIGTERM, timeout: float = 5.0) -> None:
@@ -939,11 +970,7 @@ class Nginx:
         wait_until(lambda: self.pid() is not None, 5, what="nginx pid file")
 
     def pid(self) -> int | None:
-        try:
-            pid = int((self.dir / "nginx.pid").read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if pid_alive(pid) else None
+        return live_pid(self.dir / "nginx.pid")
 
     def stop(self):
         pid = self.pid()

@@ -22,7 +22,6 @@ import json
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections import Counter
 
@@ -34,6 +33,7 @@ from harness import (
     PROFILE,
     SNIPPETS,
     Responder,
+    all_at_once,
     allowed_within,
     assert_allowed,
     assert_out_of_charge,
@@ -225,18 +225,7 @@ def test_an_idempotent_retry_across_slots_is_charged_once(make_stack):
 
     # Eight retries racing with a new key: every one allowed, charged once; a racer that spent
     # shared's slot before carol's said "repeat" got it back.
-    results = [None] * 8
-    barrier = threading.Barrier(8)
-
-    def one(i):
-        barrier.wait(10)
-        results[i] = s.post("/api/idem/p", headers=as_("carol", "order-2"))
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    results = all_at_once(8, lambda: s.post("/api/idem/p", headers=as_("carol", "order-2")), start=10)
     for r in results:
         assert_allowed(r, "POST", "/api/idem/p")
     assert usage(s, "carol") == {"shared": 98, "per": 0, "ga": 3, "gb": 5}

@@ -16,9 +16,8 @@ test_edge_deny_cache.py (a request with the header always asks the responder), t
 
 from __future__ import annotations
 
-import threading
 
-from harness import assert_allowed, assert_out_of_charge, fetch_events, in_stream_order
+from harness import all_at_once, assert_allowed, assert_out_of_charge, fetch_events, in_stream_order
 from metering_support import (
     IDEM_TTL_S,
     TOKEN,
@@ -88,18 +87,8 @@ def test_idempotent_retry_is_charged_once(mstack):
 def test_concurrent_retries_with_one_key_spend_once(mstack):
     s = mstack
     n = 20
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def one(i):
-        barrier.wait(5)
-        results[i] = s.post("/api/bulk/pay", headers={"Idempotency-Key": "pay-7f3a", "X-Api-Key": "ivy"})
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    pay = {"Idempotency-Key": "pay-7f3a", "X-Api-Key": "ivy"}
+    results = all_at_once(n, lambda: s.post("/api/bulk/pay", headers=pay), start=5)
     for r in results:
         assert_allowed(r, "POST", "/api/bulk/pay")
     assert usage(s, None)["bulk"]["current"] == 9

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from reliability import ROOT, Cluster, config_yaml, harness
-from harness import RedisClient, file_tail, free_port, pid_alive, wait_until
+from harness import RedisClient, file_tail, free_port, live_pid, pid_alive, wait_until
 
 REDIS_CLUSTER = ROOT / "scripts" / "redis-cluster"
 REDIS_PRIVATE = ROOT / "scripts" / "redis-private"
@@ -95,11 +95,7 @@ class ClusterNode:
         return self._id
 
     def pid(self) -> int | None:
-        try:
-            pid = int((self.dir / "redis.pid").read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if pid_alive(pid) else None
+        return live_pid(self.dir / "redis.pid")
 
     def alive(self) -> bool:
         return self.pid() is not None

@@ -59,7 +59,8 @@ from harness import (  # noqa: E402
     Responder,
     file_tail,
     free_port,
-    pid_alive,
+    live_pid,
+    pid_alive,  # for the tests that import it from here
     render_nginx_conf,
     stop_pid,
     stop_popen,
@@ -701,11 +702,7 @@ class Launcher:
         wait_until(lambda: self.child_pid() is not None and unix_connectable(self.sock), 15, what="launcher + child")
 
     def child_pid(self) -> int | None:
-        try:
-            pid = int(self.pidfile.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if pid_alive(pid) else None
+        return live_pid(self.pidfile)
 
     def restarts(self) -> int:
         try:
