@@ -44,31 +44,8 @@ public enum ClusterSlot {
     /// string's bytes are read in place (every spend computes its keys' slots: a walk over
     /// `String.UTF8View`'s indices cost about four times as much).
     public static func slot(forKey key: String) -> Int {
-        if let slot = key.utf8.withContiguousStorageIfAvailable(slot(forBytes:)) { return slot }
+        if let slot = key.utf8.withContiguousStorageIfAvailable({ slot(forKey: $0) }) { return slot }
         return slot(forKey: key.utf8)
-    }
-
-    /// The slot of the bytes in `key`: `slot(forKey:)` over a buffer.
-    static func slot(forBytes key: UnsafeBufferPointer<UInt8>) -> Int {
-        var start = 0
-        var end = key.count
-        var index = 0
-        while index < key.count, key[index] != UInt8(ascii: "{") { index += 1 }
-        if index < key.count {
-            var close = index + 1
-            while close < key.count, key[close] != UInt8(ascii: "}") { close += 1 }
-            if close < key.count, close != index + 1 {
-                start = index + 1
-                end = close
-            }
-        }
-        return table.withUnsafeBufferPointer { table in
-            var crc: UInt16 = 0
-            for position in start..<end {
-                crc = (crc << 8) ^ table[Int((crc >> 8) ^ UInt16(key[position]))]
-            }
-            return Int(crc & 0x3FFF)
-        }
     }
 
     /// The one slot every key of `keys` lives in, or nil when they are in different slots (Redis
